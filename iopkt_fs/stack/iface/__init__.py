@@ -1,0 +1,1 @@
+"""Interfaces, addresses and (later) neighbour caches, routes and the protocol switch."""

@@ -1,0 +1,139 @@
+"""One network interface as the stack sees it: name, flags, MTU, addresses, counters.
+
+Flag bits and interface types are NetBSD's (sys/net/if.h, if_types.h) plus QNX's three
+high bits (reference/qnx.md §4.1), so ``flags=8049<UP,LOOPBACK,RUNNING,MULTICAST>`` prints
+exactly as on QNX.
+"""
+
+import collections
+import ipaddress
+
+import attrs
+
+IFF_UP = 0x1
+IFF_BROADCAST = 0x2
+IFF_DEBUG = 0x4
+IFF_LOOPBACK = 0x8
+IFF_POINTOPOINT = 0x10
+IFF_NOTRAILERS = 0x20
+IFF_RUNNING = 0x40
+IFF_NOARP = 0x80
+IFF_PROMISC = 0x100
+IFF_ALLMULTI = 0x200
+IFF_OACTIVE = 0x400
+IFF_SIMPLEX = 0x800
+IFF_LINK0 = 0x1000
+IFF_LINK1 = 0x2000
+IFF_LINK2 = 0x4000
+IFF_MULTICAST = 0x8000
+IFF_IP6FORWARDING = 0x20000000  # QNX
+IFF_ACCEPTRTADV = 0x40000000    # QNX
+IFF_SHIM = 0x80000000           # QNX: an io-net driver loaded through devnp-shim
+
+FLAG_NAMES = (
+    (IFF_UP, "UP"), (IFF_BROADCAST, "BROADCAST"), (IFF_DEBUG, "DEBUG"),
+    (IFF_LOOPBACK, "LOOPBACK"), (IFF_POINTOPOINT, "POINTOPOINT"),
+    (IFF_NOTRAILERS, "NOTRAILERS"), (IFF_RUNNING, "RUNNING"), (IFF_NOARP, "NOARP"),
+    (IFF_PROMISC, "PROMISC"), (IFF_ALLMULTI, "ALLMULTI"), (IFF_OACTIVE, "OACTIVE"),
+    (IFF_SIMPLEX, "SIMPLEX"), (IFF_LINK0, "LINK0"), (IFF_LINK1, "LINK1"),
+    (IFF_LINK2, "LINK2"), (IFF_MULTICAST, "MULTICAST"),
+    (IFF_IP6FORWARDING, "IP6FORWARDING"), (IFF_ACCEPTRTADV, "ACCEPTRTADV"),
+    (IFF_SHIM, "SHIM"),
+)
+
+# Flags a user may change with ifconfig; the rest belong to the stack and driver.
+USER_FLAGS = IFF_UP | IFF_DEBUG | IFF_NOARP | IFF_PROMISC | IFF_LINK0 | IFF_LINK1 | IFF_LINK2
+
+IFT_OTHER = 0x1
+IFT_ETHER = 0x6
+IFT_LOOP = 0x18
+IFT_TUNNEL = 0x83
+
+AF_INET = 2
+AF_INET6 = 24   # QNX's number, which is also what the /dev/socket/24 node is called
+
+# Interface names are at most 15 characters (sys/device.h dv_xname[16]).
+IFNAMSIZ = 16
+
+# lo0's MTU on io-pkt: 32768 + MHLEN + MLEN (SRC net/if_loop.c).
+LOMTU = 33192
+
+
+def flag_names(flags: int) -> str:
+    return ",".join(name for bit, name in FLAG_NAMES if flags & bit)
+
+
+@attrs.define(eq=False)
+class IfAddr:
+    """One address on an interface (NetBSD's struct ifaddr, reduced)."""
+
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    prefixlen: int
+    broadcast: ipaddress.IPv4Address | None = None
+    dest: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # point-to-point peer
+
+    @property
+    def family(self) -> int:
+        return AF_INET if self.address.version == 4 else AF_INET6
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_interface(f"{self.address}/{self.prefixlen}").network
+
+    @property
+    def netmask_int(self) -> int:
+        bits = 32 if self.address.version == 4 else 128
+        return ((1 << bits) - 1) ^ ((1 << (bits - self.prefixlen)) - 1)
+
+
+@attrs.define
+class IfStats:
+    """Per-interface counters (struct if_data), what ``netstat -i`` and nicinfo read."""
+
+    ipackets: int = 0
+    ierrors: int = 0
+    iqdrops: int = 0
+    ibytes: int = 0
+    imcasts: int = 0
+    opackets: int = 0
+    oerrors: int = 0
+    obytes: int = 0
+    omcasts: int = 0
+    collisions: int = 0
+    noproto: int = 0
+
+
+@attrs.define(eq=False)
+class Interface:
+    name: str
+    index: int
+    kind: int = IFT_ETHER
+    flags: int = 0
+    mtu: int = 1500
+    mac: bytes | None = None
+    metric: int = 0
+    addrs: list[IfAddr] = attrs.Factory(list)
+    stats: IfStats = attrs.Factory(IfStats)
+    link_up: bool = True              # carrier, as the driver reports it
+    media: str = ""                   # e.g. "Ethernet autoselect (1000baseT full-duplex)"
+    description: str = ""             # nicinfo's second line
+    driver: object | None = None      # opaque to the core; the runtime hands it frames
+    cloner: str | None = None         # set for interfaces made by "ifconfig X create"
+    txq: collections.deque = attrs.Factory(collections.deque)
+
+    @property
+    def is_up(self) -> bool:
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def is_loopback(self) -> bool:
+        return self.kind == IFT_LOOP
+
+    def inet_addrs(self) -> list[IfAddr]:
+        return [a for a in self.addrs if a.address.version == 4]
+
+    def inet6_addrs(self) -> list[IfAddr]:
+        return [a for a in self.addrs if a.address.version == 6]
+
+    def mac_text(self) -> str:
+        return ":".join(f"{b:02x}" for b in self.mac) if self.mac else ""

@@ -1,0 +1,413 @@
+"""The stack: interfaces, tunables and the protocol layers, driven by (frames, calls, now).
+
+Theory of operation
+-------------------
+The runtime owns the only clock and the only event loop. It calls, and nothing else does:
+
+* ``input(iface, frames, now)`` with a batch a driver read;
+* ``poll(now)`` to run due timers and deliver loopback traffic;
+* ``poll_at()`` for the next deadline (``None``: nothing scheduled);
+* ``take_tx()`` for the frames each interface has queued, which it hands to drivers.
+
+User requests (``add_address``, ``create``, a socket call ...) are plain synchronous methods:
+under trio's cooperative scheduling each call is atomic, so there are no locks. A refused
+request raises ``StackError``; a bad frame is counted and dropped, never raised.
+
+Protocol layers (IPv4, IPv6, TCP ...) plug in as objects in ``self.layers`` and are told
+about configuration changes through the hooks named in ``Layer``.
+"""
+
+import errno
+import ipaddress
+import random
+import re
+from typing import Callable, Iterable, Protocol
+
+from . import slog
+from .config import StackConfig
+from .errors import StackError
+from .iface.interface import (
+    AF_INET, IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_RUNNING, IFF_UP, IFNAMSIZ,
+    IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface,
+)
+from .sysctl import SysctlTree
+from .time import Instant
+
+LogFn = Callable[..., None]
+_EN_NAME = re.compile(r"en(\d+)\Z")
+_IF_NAME = re.compile(r"([A-Za-z_][A-Za-z_0-9]*?)(\d+)\Z")
+
+
+class Layer(Protocol):
+    """What a protocol layer may implement; every hook is optional."""
+
+    def address_added(self, iface: Interface, ifa: IfAddr) -> None: ...
+    def address_removed(self, iface: Interface, ifa: IfAddr) -> None: ...
+    def interface_changed(self, iface: Interface) -> None: ...
+    def interface_detached(self, iface: Interface) -> None: ...
+    def poll(self, now: Instant) -> None: ...
+    def poll_at(self) -> Instant | None: ...
+
+
+class Stack:
+    def __init__(self, config: StackConfig | None = None, *, rng: random.Random | None = None,
+                 log: LogFn = slog.discard, hostname: str = "localhost"):
+        self.config = config or StackConfig()
+        self.variant = self.config.variant
+        self.rng = rng or random.Random(self.config.seed)
+        self.log = log
+        self.interfaces: dict[int, Interface] = {}
+        self._by_name: dict[str, Interface] = {}
+        self._next_index = 1
+        self.layers: list[object] = []
+        # Interface factories for "ifconfig NAME create", keyed by name prefix.
+        self.cloners: dict[str, Callable[[str, int], Interface]] = {"lo": self._clone_loopback}
+        self._tx_pending: dict[int, Interface] = {}
+        self._loop_pending: list[tuple[Interface, bytes]] = []
+        # Set by a protocol layer; receives (iface, frame, now) for frames the core accepts.
+        self.frame_input: Callable[[Interface, memoryview, Instant], None] | None = None
+        self.loop_input: Callable[[Interface, memoryview, Instant], None] | None = None
+        self.sysctl = SysctlTree()
+        self._init_sysctl(hostname)
+        self.lo0 = self.create_loopback("lo", 0)
+
+    # -- tunables -------------------------------------------------------------------------
+
+    def _init_sysctl(self, hostname: str) -> None:
+        c = self.config
+        t = self.sysctl
+        t.add("kern.hostname", hostname, "Host name")
+        t.add("kern.ostype", "QNX", "Operating system type", writable=False)
+        t.add("kern.somaxconn", c.somaxconn, "Maximum listen queue length", minimum=0)
+        t.add("kern.mbuf.mclbytes", c.mclbytes, "mbuf cluster size", writable=False)
+        t.add("net.inet.ip.forwarding", int(c.forward), "Enable forwarding of INET datagrams",
+              minimum=0, maximum=1)
+        t.add("net.inet.ip.fastforwarding", int(c.forward and c.fastforward),
+              "Use the flow cache on the forwarding path", minimum=0, maximum=1)
+        t.add("net.inet.ip.ttl", 64, "Default TTL for an INET datagram", minimum=1, maximum=255)
+        t.add("net.inet.ip.redirect", 1, "Enable sending of ICMP redirect messages",
+              minimum=0, maximum=1)
+        t.add("net.inet.ip.maxfragpackets", 200, "Maximum number of fragments to retain",
+              minimum=0)
+        t.add("net.inet.icmp.maskrepl", 0, "Respond to ICMP netmask requests", minimum=0, maximum=1)
+        t.add("net.inet.tcp.sendspace", 32768, "Default TCP send buffer size", minimum=512)
+        t.add("net.inet.tcp.recvspace", 32768, "Default TCP receive buffer size", minimum=512)
+        t.add("net.inet.tcp.mssdflt", 536, "Default maximum segment size", minimum=64)
+        t.add("net.inet.tcp.keepidle", 14400, "Keepalive idle time (s)", minimum=1)
+        t.add("net.inet.tcp.keepintvl", 150, "Keepalive probe interval (s)", minimum=1)
+        t.add("net.inet.tcp.keepcnt", 8, "Keepalive probe count", minimum=1)
+        t.add("net.inet.tcp.msl", 30, "Maximum segment lifetime (s)", minimum=0)
+        t.add("net.inet.tcp.sack.enable", 1, "Enable RFC 2018 SACK", minimum=0, maximum=1)
+        t.add("net.inet.tcp.win_scale", 1, "Use RFC 7323 window scaling", minimum=0, maximum=1)
+        t.add("net.inet.tcp.timestamps", 1, "Use RFC 7323 timestamps", minimum=0, maximum=1)
+        t.add("net.inet.tcp.congctl.selected", "newreno", "Congestion control algorithm")
+        t.add("net.inet.tcp.syncookies", 1, "Use SYN cookies when the listen queue is full",
+              minimum=0, maximum=1)
+        t.add("net.inet.udp.sendspace", 9216, "Default UDP send buffer size", minimum=512)
+        t.add("net.inet.udp.recvspace", 41600, "Default UDP receive buffer size", minimum=512)
+        t.add("net.inet.udp.checksum", 1, "Compute UDP checksums", minimum=0, maximum=1)
+        t.add("qnx.kern.enmap", int(c.enmap), "Map enX names onto Ethernet interfaces",
+              minimum=0, maximum=1)
+        t.add("qnx.net.inet.tcp.qnx_delack", 1, "Delayed ACK", minimum=0, maximum=1)
+        t.add("qnx.net.inet.tcp.rto", 1000, "Initial retransmission timeout (ms)", minimum=1)
+        t.add("qnx.net.inet.tcp.drop_synfin", 1, "Drop segments with both SYN and FIN",
+              minimum=0, maximum=1)
+        if self.variant.inet6:
+            t.add("net.inet6.ip6.forwarding", int(c.forward6), "Enable forwarding of INET6 datagrams",
+                  minimum=0, maximum=1)
+            t.add("net.inet6.ip6.hlim", 64, "Default hop limit", minimum=1, maximum=255)
+
+    # -- interfaces -----------------------------------------------------------------------
+
+    def interface(self, name: str) -> Interface:
+        """Look an interface up by name, mapping ``enN`` as io-pkt's enmap does."""
+        iface = self._by_name.get(name)
+        if iface is None and self.sysctl.get("qnx.kern.enmap"):
+            iface = self._enmap().get(name)
+        if iface is None:
+            # What SIOCGIFFLAGS answers for an unknown name: ENXIO.
+            raise StackError(errno.ENXIO, f"no interface {name}")
+        return iface
+
+    def _enmap(self) -> dict[str, Interface]:
+        """en<N> -> the N-th Ethernet interface not itself named enX (reference §3.5)."""
+        taken = {int(m.group(1)) for n in self._by_name if (m := _EN_NAME.match(n))}
+        mapping: dict[str, Interface] = {}
+        unit = 0
+        for iface in self.interfaces.values():
+            if iface.kind != IFT_ETHER or _EN_NAME.match(iface.name):
+                continue
+            while unit in taken:
+                unit += 1
+            mapping[f"en{unit}"] = iface
+            unit += 1
+        return mapping
+
+    def mapped_name(self, iface: Interface) -> str | None:
+        for alias, other in self._enmap().items():
+            if other is iface:
+                return alias
+        return None
+
+    def interface_names(self) -> list[str]:
+        return [i.name for i in self.interfaces.values()]
+
+    def allocate_name(self, prefix: str, unit: int | None = None) -> str:
+        """Name a new interface as io-pkt does (SRC device_qnx.c).
+
+        No unit: the lowest unused one for the prefix. An explicit unit that is taken fails
+        with EALREADY; a name that would not fit in 15 characters with ENAMETOOLONG.
+        """
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", prefix) or prefix[-1].isdigit():
+            raise StackError(errno.EINVAL, f"bad interface name prefix {prefix!r}")
+        if unit is None or unit < 0:
+            unit = 0
+            while f"{prefix}{unit}" in self._by_name:
+                unit += 1
+        name = f"{prefix}{unit}"
+        if len(name) >= IFNAMSIZ:
+            raise StackError(errno.ENAMETOOLONG, f"interface name {name} is too long")
+        if name in self._by_name:
+            raise StackError(errno.EALREADY, f"interface {name} already exists")
+        return name
+
+    def attach(self, iface: Interface) -> Interface:
+        if iface.name in self._by_name:
+            raise StackError(errno.EALREADY, f"interface {iface.name} already exists")
+        iface.index = self._next_index
+        self._next_index += 1
+        self.interfaces[iface.index] = iface
+        self._by_name[iface.name] = iface
+        self._notify("interface_changed", iface)
+        return iface
+
+    def new_interface(self, prefix: str, unit: int | None = None, **fields) -> Interface:
+        """Name, build and attach an interface in one step (what drivers call)."""
+        name = self.allocate_name(prefix, unit)
+        return self.attach(Interface(name=name, index=0, **fields))
+
+    def detach(self, iface: Interface) -> None:
+        for ifa in list(iface.addrs):
+            self._remove_address(iface, ifa)
+        self.interfaces.pop(iface.index, None)
+        self._by_name.pop(iface.name, None)
+        self._tx_pending.pop(iface.index, None)
+        iface.txq.clear()
+        self._notify("interface_detached", iface)
+
+    def create_loopback(self, prefix: str = "lo", unit: int | None = None) -> Interface:
+        iface = self.new_interface(
+            prefix, unit, kind=IFT_LOOP, mtu=LOMTU,
+            flags=IFF_LOOPBACK | IFF_RUNNING | IFF_MULTICAST, description="Software Loopback")
+        if iface.name == "lo0":
+            # loopconfig(): lo0 comes up with 127.0.0.1/8 (and ::1 on v6) at start.
+            iface.flags |= IFF_UP
+            self.add_address(iface, ipaddress.ip_address("127.0.0.1"), 8)
+            if self.variant.inet6:
+                self.add_address(iface, ipaddress.ip_address("::1"), 128)
+                self.add_address(iface, ipaddress.ip_address("fe80::1"), 64)
+        return iface
+
+    def _clone_loopback(self, prefix: str, unit: int) -> Interface:
+        return self.create_loopback(prefix, unit)
+
+    def create(self, name: str) -> Interface:
+        """``ifconfig NAME create``: make a clone interface (NetBSD if_clone_create)."""
+        m = _IF_NAME.match(name)
+        if m is None or m.group(1) not in self.cloners:
+            raise StackError(errno.EINVAL, f"no interface cloner for {name!r}")
+        if name in self._by_name:
+            raise StackError(errno.EEXIST, f"interface {name} already exists")
+        iface = self.cloners[m.group(1)](m.group(1), int(m.group(2)))
+        iface.cloner = m.group(1)
+        return iface
+
+    def destroy(self, name: str) -> None:
+        """``ifconfig NAME destroy``: cloned interfaces, and drivers that allow it."""
+        iface = self._by_name.get(name)
+        if iface is None:
+            raise StackError(errno.ENXIO, f"no interface {name}")
+        if iface is self.lo0:
+            raise StackError(errno.EPERM, "lo0 cannot be destroyed")
+        detach = getattr(iface.driver, "destroy_interface", None)
+        if iface.cloner is None and detach is None:
+            raise StackError(errno.EOPNOTSUPP, f"{name} was not created by a cloner and its driver cannot detach it")
+        self.detach(iface)
+        if detach is not None:
+            detach(iface)
+
+    # -- configuration --------------------------------------------------------------------
+
+    def set_flags(self, iface: Interface, set_bits: int = 0, clear_bits: int = 0) -> None:
+        for bits in (set_bits, clear_bits):
+            if bits & ~USER_FLAGS:
+                raise StackError(errno.EINVAL, f"flags {bits:#x} are not settable")
+        old = iface.flags
+        flags = (old | set_bits) & ~clear_bits
+        if not iface.is_loopback:
+            # if_up()/if_down(): the driver's init sets RUNNING, its stop clears it.
+            flags = flags | IFF_RUNNING if flags & IFF_UP else flags & ~IFF_RUNNING
+        iface.flags = flags
+        if flags != old:
+            self._notify("interface_changed", iface)
+
+    def up(self, iface: Interface) -> None:
+        self.set_flags(iface, set_bits=IFF_UP)
+
+    def down(self, iface: Interface) -> None:
+        self.set_flags(iface, clear_bits=IFF_UP)
+
+    def set_mtu(self, iface: Interface, mtu: int) -> None:
+        limit = getattr(iface.driver, "max_mtu", None) or (LOMTU if iface.is_loopback else 9000)
+        if not 68 <= mtu <= limit:
+            raise StackError(errno.EINVAL, f"mtu {mtu} out of range 68..{limit} for {iface.name}")
+        iface.mtu = mtu
+        self._notify("interface_changed", iface)
+
+    def add_address(self, iface: Interface, address, prefixlen: int | None = None, *,
+                    broadcast=None, dest=None, replace_primary: bool = False) -> IfAddr:
+        """SIOCAIFADDR: add (or, for an address already there, update) one address.
+
+        ``replace_primary`` is ``ifconfig IF ADDR`` without ``alias``: the interface's first
+        address of that family is replaced instead of a new one added (NetBSD ifconfig).
+        """
+        address = ipaddress.ip_address(address)
+        bits = address.max_prefixlen
+        if address.version == 6 and not self.variant.inet6:
+            raise StackError(errno.EAFNOSUPPORT, f"{self.variant.name} has no IPv6")
+        if prefixlen is None:
+            prefixlen = _classful_prefix(address) if address.version == 4 else 64
+        if not 0 <= prefixlen <= bits:
+            raise StackError(errno.EINVAL, f"prefix length {prefixlen} out of range 0..{bits}")
+        if address.is_multicast or (address.version == 4 and address == ipaddress.IPv4Address(0xFFFFFFFF)):
+            raise StackError(errno.EINVAL, f"{address} is not a unicast address")
+        if broadcast is not None:
+            broadcast = ipaddress.ip_address(broadcast)
+        if dest is not None:
+            dest = ipaddress.ip_address(dest)
+        if address.version == 4 and broadcast is None and iface.flags & IFF_BROADCAST and prefixlen < 31:
+            broadcast = ipaddress.ip_interface(f"{address}/{prefixlen}").network.broadcast_address
+        for ifa in iface.addrs:
+            if ifa.address == address:
+                self._remove_address(iface, ifa)
+                break
+        else:
+            if replace_primary:
+                same = [a for a in iface.addrs if a.address.version == address.version]
+                if same:
+                    self._remove_address(iface, same[0])
+        ifa = IfAddr(address, prefixlen, broadcast, dest)
+        # The primary address stays first: ifconfig without alias replaces it.
+        if replace_primary:
+            iface.addrs.insert(0, ifa)
+        else:
+            iface.addrs.append(ifa)
+        self._notify("address_added", iface, ifa)
+        return ifa
+
+    def delete_address(self, iface: Interface, address) -> None:
+        address = ipaddress.ip_address(address)
+        for ifa in iface.addrs:
+            if ifa.address == address:
+                self._remove_address(iface, ifa)
+                return
+        raise StackError(errno.EADDRNOTAVAIL, f"{address} is not configured on {iface.name}")
+
+    def _remove_address(self, iface: Interface, ifa: IfAddr) -> None:
+        iface.addrs.remove(ifa)
+        self._notify("address_removed", iface, ifa)
+
+    def set_link(self, iface: Interface, up: bool, media: str | None = None) -> None:
+        """Drivers report carrier changes here (``status: active`` / ``no carrier``)."""
+        changed = iface.link_up != up or (media is not None and media != iface.media)
+        iface.link_up = up
+        if media is not None:
+            iface.media = media
+        if changed:
+            self._notify("interface_changed", iface)
+
+    def local_address(self, address) -> tuple[Interface, IfAddr] | None:
+        address = ipaddress.ip_address(address)
+        for iface in self.interfaces.values():
+            for ifa in iface.addrs:
+                if ifa.address == address:
+                    return iface, ifa
+        return None
+
+    def _notify(self, hook: str, *args) -> None:
+        for layer in self.layers:
+            fn = getattr(layer, hook, None)
+            if fn is not None:
+                fn(*args)
+
+    # -- packets --------------------------------------------------------------------------
+
+    def input(self, iface: Interface, frames: Iterable[bytes | memoryview], now: Instant) -> None:
+        """Frames a driver read from ``iface``; counted, then handed to the protocol layer."""
+        stats = iface.stats
+        handler = self.frame_input
+        for frame in frames:
+            stats.ipackets += 1
+            stats.ibytes += len(frame)
+            if not iface.flags & IFF_UP:
+                stats.iqdrops += 1
+                continue
+            if handler is None:
+                stats.noproto += 1
+                continue
+            handler(iface, memoryview(frame), now)
+
+    def transmit(self, iface: Interface, frame: bytes) -> None:
+        """Queue one frame on ``iface``; loopback frames come back in at the next poll."""
+        stats = iface.stats
+        if not iface.flags & IFF_UP:
+            stats.oerrors += 1
+            return
+        stats.opackets += 1
+        stats.obytes += len(frame)
+        if iface.kind == IFT_LOOP:
+            self._loop_pending.append((iface, frame))
+            return
+        iface.txq.append(frame)
+        self._tx_pending[iface.index] = iface
+
+    def take_tx(self) -> list[Interface]:
+        """Interfaces with queued frames; the caller drains each ``iface.txq``."""
+        if not self._tx_pending:
+            return []
+        pending = list(self._tx_pending.values())
+        self._tx_pending.clear()
+        return pending
+
+    def poll(self, now: Instant) -> None:
+        # Loopback delivery is deferred to here so a reply never recurses into its request.
+        while self._loop_pending:
+            batch, self._loop_pending = self._loop_pending, []
+            for iface, frame in batch:
+                iface.stats.ipackets += 1
+                iface.stats.ibytes += len(frame)
+                if self.loop_input is None:
+                    iface.stats.noproto += 1
+                else:
+                    self.loop_input(iface, memoryview(frame), now)
+        for layer in self.layers:
+            fn = getattr(layer, "poll", None)
+            if fn is not None:
+                fn(now)
+
+    def poll_at(self) -> Instant | None:
+        if self._loop_pending:
+            return 0
+        deadlines = [d for layer in self.layers
+                     if (fn := getattr(layer, "poll_at", None)) is not None and (d := fn()) is not None]
+        return min(deadlines, default=None)
+
+
+def _classful_prefix(address: ipaddress.IPv4Address) -> int:
+    """The netmask ifconfig assumes when none is given (class A/B/C, as in_ifinit did)."""
+    first = int(address) >> 24
+    if first < 128:
+        return 8
+    if first < 192:
+        return 16
+    return 24
