@@ -114,17 +114,19 @@ class Runtime:
 
     # -- drivers --------------------------------------------------------------------------
 
-    def load_driver(self, spec: str, options: str | None) -> Driver:
+    async def load_driver(self, spec: str, options: str | None) -> Driver:
         """Load and attach one driver (``-d`` or ``mount``); StackError on failure.
 
         Logged as io-pkt does: the attempt as ``<module> <options>``, a failure as
-        ``Unable to load ...`` or ``Unable to init ...``.
+        ``Unable to load ...`` or ``Unable to init ...``. Finding and importing the module
+        runs in a worker thread (io-pkt's dlopen does not stop the stack either); the
+        attach itself runs on the loop, where stack state is safe to touch.
         """
         if self._nursery is None:
             raise StackError(errno.EAGAIN, "the runtime is not running")
         self.log(slog.INFO, f"{spec} {options if options is not None else '(null)'}")
         try:
-            found = registry.resolve(spec)
+            found = await trio.to_thread.run_sync(registry.resolve, spec)
         except StackError as exc:
             self.log(slog.ERROR, f"Unable to load {spec}: {exc.message}")
             raise

@@ -1,0 +1,150 @@
+"""The pyfuse3 ``Operations`` adapter: every request is served under the request limiter,
+every refusal is a FUSEError carrying an errno, and every StackError is also logged.
+"""
+
+import errno
+import os
+
+import pyfuse3
+
+from ..stack import slog
+from ..stack.errors import StackError
+from .nodes import Dir, File, Handle, Namespace
+
+
+class Operations(pyfuse3.Operations):
+    def __init__(self, ns: Namespace, limiter, log=slog.discard):
+        super().__init__()
+        self.ns = ns
+        self.limiter = limiter
+        self.log = log
+        self._handles: dict[int, Handle] = {}
+        self._dirs: dict[int, Dir] = {}
+        self._next_fh = 1
+        self._lookups: dict[int, int] = {}
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    def _refuse(self, exc: StackError, where: str):
+        self.log(slog.WARNING, f"{where}: {exc.message}")
+        return pyfuse3.FUSEError(exc.errno)
+
+    # -- lookups --------------------------------------------------------------------------
+
+    async def lookup(self, parent_inode, name, ctx=None):
+        async with self.limiter.serve():
+            parent = self.ns.get(parent_inode)
+            if not parent.is_dir:
+                raise pyfuse3.FUSEError(errno.ENOTDIR)
+            text = os.fsdecode(name)
+            if text == ".":
+                node = parent
+            else:
+                node = parent.child(text)
+            if node is None or not node.alive():
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            self._lookups[node.ino] = self._lookups.get(node.ino, 0) + 1
+            return node.attributes()
+
+    async def forget(self, inode_list):
+        for ino, nlookup in inode_list:
+            left = self._lookups.get(ino, 0) - nlookup
+            if left > 0:
+                self._lookups[ino] = left
+            else:
+                self._lookups.pop(ino, None)
+                self.ns.forget(ino)
+
+    async def getattr(self, inode, ctx=None):
+        async with self.limiter.serve():
+            return self.ns.get(inode).attributes()
+
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        # truncate(1)/O_TRUNC on a ctl file is accepted and means nothing (fs.md B6).
+        async with self.limiter.serve():
+            node = self.ns.get(inode)
+            if fields.update_mode or fields.update_uid or fields.update_gid:
+                raise pyfuse3.FUSEError(errno.EPERM)
+            return node.attributes()
+
+    async def statfs(self, ctx):
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_namemax = 255
+        return s
+
+    # -- directories ----------------------------------------------------------------------
+
+    async def opendir(self, inode, ctx):
+        async with self.limiter.serve():
+            node = self.ns.get(inode)
+            if not node.is_dir:
+                raise pyfuse3.FUSEError(errno.ENOTDIR)
+            fh = self._fh()
+            self._dirs[fh] = node
+            return fh
+
+    async def readdir(self, fh, start_id, token):
+        async with self.limiter.serve():
+            node = self._dirs.get(fh)
+            if node is None:
+                raise pyfuse3.FUSEError(errno.EBADF)
+            entries = list(node.entries())
+            for i, (name, child) in enumerate(entries[start_id:], start_id):
+                if not pyfuse3.readdir_reply(token, os.fsencode(name), child.attributes(), i + 1):
+                    break
+                self._lookups[child.ino] = self._lookups.get(child.ino, 0) + 1
+
+    async def releasedir(self, fh):
+        self._dirs.pop(fh, None)
+
+    # -- files ----------------------------------------------------------------------------
+
+    async def open(self, inode, flags, ctx):
+        async with self.limiter.serve():
+            node = self.ns.get(inode)
+            if node.is_dir:
+                raise pyfuse3.FUSEError(errno.EISDIR)
+            assert isinstance(node, File)
+            try:
+                handle = node.open(flags, ctx)
+            except StackError as exc:
+                raise self._refuse(exc, node.label) from None
+            fh = self._fh()
+            self._handles[fh] = handle
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+
+    async def read(self, fh, off, size):
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        async with self.limiter.serve():
+            try:
+                data = await handle.read(off, size)
+            except StackError as exc:
+                raise self._refuse(exc, handle.node.label) from None
+            # More bytes than asked is EIO for the reader (fs.md B5).
+            return bytes(data[:size])
+
+    async def write(self, fh, off, buf):
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        async with self.limiter.serve():
+            try:
+                return await handle.write(off, buf)
+            except StackError as exc:
+                raise self._refuse(exc, handle.node.label) from None
+
+    async def flush(self, fh):
+        pass
+
+    async def release(self, fh):
+        handle = self._handles.pop(fh, None)
+        if handle is not None:
+            handle.release()

@@ -1,0 +1,86 @@
+"""Stack state as text, in the formats QNX's tools print (reference/qnx.md §4).
+
+The files serve these texts; the tools print them (adding only what their options ask
+for), so ``cat P/dev/socket/if/lo0/status`` and ``iopkt ifconfig lo0`` agree.
+"""
+
+import os
+
+import attrs
+
+from ..stack.iface.interface import IFF_POINTOPOINT, IFT_ETHER, Interface, flag_names
+
+
+def ifconfig_block(iface: Interface) -> str:
+    """One interface as NetBSD 4's ifconfig ``status()`` prints it, TAB-indented."""
+    names = flag_names(iface.flags)
+    head = f"{iface.name}: flags={iface.flags:x}" + (f"<{names}>" if names else "")
+    if iface.metric:
+        head += f" metric {iface.metric}"
+    lines = [head + f" mtu {iface.mtu}"]
+    if iface.mac is not None:
+        lines.append(f"\taddress: {iface.mac_text()}")
+    if iface.media or iface.kind == IFT_ETHER:
+        lines.append(f"\tmedia: {iface.media or 'Ethernet autoselect'}")
+        lines.append(f"\tstatus: {'active' if iface.link_up else 'no carrier'}")
+    for ifa in iface.inet_addrs():
+        if iface.flags & IFF_POINTOPOINT and ifa.dest is not None:
+            line = f"\tinet {ifa.address} -> {ifa.dest} netmask 0x{ifa.netmask_int:08x}"
+        else:
+            line = f"\tinet {ifa.address} netmask 0x{ifa.netmask_int:08x}"
+            if ifa.broadcast is not None:
+                line += f" broadcast {ifa.broadcast}"
+        lines.append(line)
+    for ifa in iface.inet6_addrs():
+        if ifa.address.is_link_local:
+            line = f"\tinet6 {ifa.address}%{iface.name} prefixlen {ifa.prefixlen} scopeid 0x{iface.index:x}"
+        else:
+            line = f"\tinet6 {ifa.address} prefixlen {ifa.prefixlen}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def interface_stats(iface: Interface) -> str:
+    """Counters and identity, one ``Name: value`` per line (nicinfo and netstat -i read it)."""
+    rows = [
+        ("name", iface.name),
+        ("index", iface.index),
+        ("description", iface.description or "-"),
+        ("type", f"0x{iface.kind:x}"),
+        ("flags", f"0x{iface.flags:x}"),
+        ("mtu", iface.mtu),
+        ("address", iface.mac_text() or "-"),
+        ("link", "up" if iface.link_up else "down"),
+        ("media", iface.media or "-"),
+    ]
+    rows += list(attrs.asdict(iface.stats).items())
+    return "".join(f"{k}: {v}\n" for k, v in rows)
+
+
+def stack_status(instance) -> str:
+    """``P/dev/socket/status``: what is running and with which options."""
+    cfg = instance.stack.config
+    rows = [
+        ("variant", cfg.variant.name),
+        ("instance", cfg.instance),
+        ("name", instance.name),
+        ("pid", os.getpid()),
+        ("prefix", instance.prefix),
+        ("tcpip", instance.tcpip_text or "(none)"),
+        ("inet6", "yes" if cfg.variant.inet6 else "no"),
+        ("forward", int(cfg.forward)),
+        ("fastforward", int(cfg.fastforward)),
+        ("random", "os" if cfg.random else "pseudo"),
+        ("threads_min", cfg.threads_min),
+        ("threads_max", cfg.threads_max),
+        ("threads_serving", instance.limiter.serving),
+        ("threads_peak", instance.limiter.peak),
+        ("somaxconn", cfg.somaxconn),
+        ("mclbytes", cfg.mclbytes),
+        ("pagesize", cfg.pagesize),
+        ("interfaces", " ".join(instance.stack.interface_names())),
+    ]
+    for driver, _ in instance.runtime.drivers:
+        opts = driver.options.text
+        rows.append(("driver", f"{driver.name} {opts if opts is not None else '(null)'}"))
+    return "".join(f"{k}: {v}\n" for k, v in rows)

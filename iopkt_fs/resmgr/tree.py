@@ -1,0 +1,150 @@
+"""io-pkt's namespace under the prefix, built from a running instance.
+
+::
+
+    dev/socket/1 2 17 [24] [29]     address-family nodes (24 on v6-hc; 29 with ipsec)
+    dev/socket/ctl status log       stack-wide verbs, what runs, the slog ring
+    dev/socket/if/<name>/ctl status stats
+    dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
+    dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
+"""
+
+import errno
+
+from ..stack.errors import StackError
+from ..stack.iface.interface import IFF_SHIM, Interface
+from . import render, verbs
+from .nodes import DynamicDir, Namespace, StaticDir, TextFile
+
+# AF numbers and names as in QNX's <sys/socket.h> (reference/qnx.md §3.4).
+FAMILIES = ((1, "local"), (2, "inet"), (17, "route"))
+AF_INET6 = (24, "inet6")
+AF_KEY = (29, "key")
+
+
+def build(ns: Namespace, inst) -> StaticDir:
+    root = StaticDir(ns, "", root=True)
+    dev = root.add(StaticDir(ns, "dev"))
+    sock = dev.add(StaticDir(ns, "socket"))
+    cfg = inst.stack.config
+    families = list(FAMILIES)
+    if cfg.variant.inet6:
+        families.append(AF_INET6)
+    if cfg.variant.crypto and cfg.ipsec:
+        families.append(AF_KEY)
+    for number, label in sorted(families):
+        sock.add(TextFile(ns, str(number), render=(lambda label=label: label + "\n"), timeout=60.0))
+    sock.add(TextFile(ns, "ctl", render=lambda: verbs.STACK_HELP,
+                      write_fn=lambda text, h: inst.stack_ctl(text, h)))
+    sock.add(TextFile(ns, "status", render=lambda: render.stack_status(inst)))
+    sock.add(TextFile(ns, "log", render=inst.slog.render, write_fn=lambda text, h: _log_ctl(inst, text, h)))
+    sock.add(_interfaces_dir(ns, inst))
+    sock.add(_sysctl_dir(ns, inst, "", "sysctl"))
+    dev.add(_ionet_dir(ns, inst))
+    return root
+
+
+def _log_ctl(inst, text: str, handle) -> None:
+    for fields in verbs.lines(text):
+        if fields == ["clear"]:
+            inst.slog.clear()
+        else:
+            raise StackError(errno.EINVAL, f"unknown log request {' '.join(fields)!r}")
+
+
+def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
+    stack = inst.stack
+    index = iface.index
+
+    def alive() -> bool:
+        return stack.interfaces.get(index) is iface
+
+    def make():
+        files = {}
+
+        def ctl(text, handle):
+            verbs.interface_ctl(stack, iface, text)
+            inst.runtime.kick()
+
+        for name, fn, writer in (
+            ("ctl", lambda: verbs.IF_HELP, ctl),
+            ("status", lambda: render.ifconfig_block(iface), None),
+            ("stats", lambda: render.interface_stats(iface), None),
+        ):
+            files[name] = TextFile(ns, name, ("if", index, name), render=fn, write_fn=writer,
+                                   alive_fn=alive, label=f"if/{iface.name}/{name}")
+        return DynamicDir(ns, iface.name, ("if", index), lambda: files.items(),
+                          lambda n: files.get(n), alive)
+
+    return ns.cached(("if", index), make)
+
+
+def _interfaces_dir(ns: Namespace, inst) -> DynamicDir:
+    stack = inst.stack
+
+    def listing():
+        return [(i.name, _interface_dir(ns, inst, i)) for i in list(stack.interfaces.values())]
+
+    def lookup(name):
+        try:
+            iface = stack.interface(name)   # enX names map as on io-pkt (enmap)
+        except StackError:
+            return None
+        return _interface_dir(ns, inst, iface)
+
+    return DynamicDir(ns, "if", ("if",), listing, lookup)
+
+
+def _sysctl_dir(ns: Namespace, inst, prefix: str, name: str) -> DynamicDir:
+    tree = inst.stack.sysctl
+
+    def node_for(component: str, is_leaf: bool):
+        full = f"{prefix}.{component}" if prefix else component
+        if is_leaf:
+            def make_leaf():
+                node = tree.node(full)
+
+                def write(text, handle, full=full):
+                    tree.set(full, text)
+                    inst.runtime.kick()
+
+                return TextFile(ns, component, ("sysctl", full), label=f"sysctl {full}",
+                                render=lambda: f"{tree.node(full).render()}\n",
+                                write_fn=write if node.writable else None)
+            return ns.cached(("sysctl", full), make_leaf)
+        return ns.cached(("sysctl-dir", full), lambda: _sysctl_dir(ns, inst, full, component))
+
+    def listing():
+        return [(c, node_for(c, leaf)) for c, leaf in tree.children(prefix)]
+
+    def lookup(component):
+        for c, leaf in tree.children(prefix):
+            if c == component:
+                return node_for(c, leaf)
+        return None
+
+    return DynamicDir(ns, name, ("sysctl-dir", prefix), listing, lookup, timeout=0.0)
+
+
+def _ionet_dir(ns: Namespace, inst) -> DynamicDir:
+    stack = inst.stack
+
+    def shims():
+        return [i for i in stack.interfaces.values() if i.flags & IFF_SHIM]
+
+    def node(iface):
+        index = iface.index
+        return ns.cached(("io-net", index), lambda: TextFile(
+            ns, iface.name, ("io-net", index), render=lambda: render.ifconfig_block(iface),
+            alive_fn=lambda: stack.interfaces.get(index) is iface))
+
+    def listing():
+        return [(i.name, node(i)) for i in shims()]
+
+    def lookup(name):
+        for i in shims():
+            if i.name == name:
+                return node(i)
+        return None
+
+    return DynamicDir(ns, "io-net", ("io-net",), listing, lookup)

@@ -1,0 +1,154 @@
+"""ctl verbs: one line is one command, whitespace-separated fields (Plan 9's parsecmd).
+
+Interface ctl (``if/<name>/ctl``)::
+
+    up | down
+    add ADDR[/LEN] [netmask M] [broadcast B] [dest D]     an alias (SIOCAIFADDR)
+    set ADDR[/LEN] [netmask M] [broadcast B] [dest D]     replace the primary address
+    del ADDR                                              (SIOCDIFADDR)
+    mtu N | metric N
+    debug | -debug | promisc | -promisc | arp | -arp | link0..2 | -link0..2
+    destroy
+
+Stack ctl (``ctl``)::
+
+    mount SPEC [OPTIONS]     load a driver (what ``mount -T io-pkt`` sends; root only)
+    unmount NAME             unload a legacy io-net driver by its /dev/io-net name
+    create IF | destroy IF   clone interfaces (``ifconfig IF create``)
+
+A refused line raises StackError; the resmgr answers its errno and logs the message.
+"""
+
+import errno
+import ipaddress
+
+from ..stack.errors import StackError
+from ..stack.iface.interface import (
+    IFF_DEBUG, IFF_LINK0, IFF_LINK1, IFF_LINK2, IFF_NOARP, IFF_PROMISC, Interface,
+)
+from ..stack.stack import Stack
+
+IF_HELP = """\
+up | down
+add ADDR[/LEN] [netmask M] [broadcast B] [dest D]
+set ADDR[/LEN] [netmask M] [broadcast B] [dest D]
+del ADDR
+mtu N
+metric N
+debug | -debug | promisc | -promisc | arp | -arp | link0 | -link0 | link1 | -link1 | link2 | -link2
+destroy
+"""
+
+STACK_HELP = """\
+mount SPEC [OPTIONS]
+unmount NAME
+create IF
+destroy IF
+"""
+
+# flag word -> (bits, set when the word has no '-'?)
+_FLAG_WORDS = {
+    "debug": (IFF_DEBUG, True), "promisc": (IFF_PROMISC, True),
+    "arp": (IFF_NOARP, False),   # "arp" clears NOARP, "-arp" sets it
+    "link0": (IFF_LINK0, True), "link1": (IFF_LINK1, True), "link2": (IFF_LINK2, True),
+}
+
+
+def lines(text: str) -> list[list[str]]:
+    cmds = [line.split() for line in text.splitlines()]
+    cmds = [c for c in cmds if c]
+    if not cmds:
+        raise StackError(errno.EINVAL, "short control request")
+    return cmds
+
+
+def _int(word: str, what: str) -> int:
+    try:
+        return int(word, 0)
+    except ValueError:
+        raise StackError(errno.EINVAL, f"{what} {word!r} is not a number") from None
+
+
+def parse_address(fields: list[str]):
+    """ADDR[/LEN] [netmask M] [broadcast B] [dest D] -> (address, prefixlen|None, bcast, dest)."""
+    if not fields:
+        raise StackError(errno.EINVAL, "missing address")
+    text, _, plen = fields[0].partition("/")
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise StackError(errno.EINVAL, f"bad address {text!r}") from None
+    prefixlen = _int(plen, "prefix length") if plen else None
+    broadcast = dest = None
+    rest = fields[1:]
+    while rest:
+        key = rest.pop(0)
+        if not rest:
+            raise StackError(errno.EINVAL, f"'{key}' requires argument")
+        value = rest.pop(0)
+        if key == "netmask":
+            prefixlen = netmask_to_prefix(value, address.version)
+        elif key == "prefixlen":
+            prefixlen = _int(value, "prefix length")
+        elif key in ("broadcast", "dest"):
+            try:
+                parsed = ipaddress.ip_address(value)
+            except ValueError:
+                raise StackError(errno.EINVAL, f"bad {key} address {value!r}") from None
+            if key == "broadcast":
+                broadcast = parsed
+            else:
+                dest = parsed
+        else:
+            raise StackError(errno.EINVAL, f"unknown address parameter {key!r}")
+    return address, prefixlen, broadcast, dest
+
+
+def netmask_to_prefix(text: str, version: int = 4) -> int:
+    """A netmask as dotted quad or 0x hex (both ifconfig forms) -> prefix length."""
+    try:
+        if text.lower().startswith("0x"):
+            value = int(text, 16)
+        else:
+            value = int(ipaddress.ip_address(text))
+    except ValueError:
+        raise StackError(errno.EINVAL, f"bad netmask {text!r}") from None
+    bits = 32 if version == 4 else 128
+    inverted = ~value & ((1 << bits) - 1)
+    if value >> bits or inverted & (inverted + 1):
+        raise StackError(errno.EINVAL, f"netmask {text} is not contiguous")
+    return bits - inverted.bit_length()
+
+
+def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
+    for fields in lines(text):
+        verb, args = fields[0], fields[1:]
+        if verb == "up" and not args:
+            stack.up(iface)
+        elif verb == "down" and not args:
+            stack.down(iface)
+        elif verb in ("add", "set"):
+            address, prefixlen, broadcast, dest = parse_address(args)
+            stack.add_address(iface, address, prefixlen, broadcast=broadcast, dest=dest,
+                              replace_primary=verb == "set")
+        elif verb in ("del", "delete") and len(args) == 1:
+            try:
+                address = ipaddress.ip_address(args[0].partition("/")[0])
+            except ValueError:
+                raise StackError(errno.EINVAL, f"bad address {args[0]!r}") from None
+            stack.delete_address(iface, address)
+        elif verb == "mtu" and len(args) == 1:
+            stack.set_mtu(iface, _int(args[0], "mtu"))
+        elif verb == "metric" and len(args) == 1:
+            iface.metric = max(0, _int(args[0], "metric"))
+        elif verb.lstrip("-") in _FLAG_WORDS and not args:
+            bits, positive = _FLAG_WORDS[verb.lstrip("-")]
+            on = not verb.startswith("-")
+            if on == positive:
+                stack.set_flags(iface, set_bits=bits)
+            else:
+                stack.set_flags(iface, clear_bits=bits)
+        elif verb == "destroy" and not args:
+            stack.destroy(iface.name)
+        else:
+            raise StackError(errno.EINVAL, f"unknown control request {' '.join(fields)!r}")
