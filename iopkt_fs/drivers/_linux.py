@@ -1,0 +1,236 @@
+"""Linux plumbing shared by the native drivers: MACs, network namespaces, ifreq ioctls,
+link-state watching and batched fd draining.
+
+Nothing here knows about the stack; the drivers combine these pieces.
+"""
+
+import ctypes
+import errno
+import fcntl
+import os
+import random
+import socket
+import struct
+import threading
+
+import trio
+
+from ..stack.errors import StackError
+
+# Frames handed to the stack per trio wakeup. A wakeup costs ~10 us; a batch bounded at
+# this size keeps one busy driver from starving the loop while amortising that cost.
+BATCH = 256
+
+# <linux/sockios.h>
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+SIOCGIFMTU = 0x8921
+SIOCSIFMTU = 0x8922
+SIOCGIFHWADDR = 0x8927
+# <linux/if.h>: ifr_flags bits we read.
+LINUX_IFF_UP = 0x1
+LINUX_IFF_RUNNING = 0x40
+IFNAMSIZ = 16
+# <sched.h>
+CLONE_NEWNET = 0x40000000
+NETNS_DIR = "/run/netns"      # where `ip netns add NAME` puts its bind mounts
+
+# <linux/rtnetlink.h>: the multicast group that reports link changes.
+RTMGRP_LINK = 0x1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+# -- MAC addresses ----------------------------------------------------------------------------
+
+def parse_mac(text: str) -> bytes:
+    """``aa:bb:cc:dd:ee:ff`` (also ``-`` separated, or 12 hex digits as QNX's mac= takes)."""
+    raw = text.replace(":", "").replace("-", "").replace(".", "")
+    try:
+        mac = bytes.fromhex(raw)
+    except ValueError:
+        mac = b""
+    if len(mac) != 6:
+        raise StackError(errno.EINVAL, f"option mac={text}: not a MAC address")
+    if mac[0] & 1:
+        raise StackError(errno.EINVAL, f"option mac={text}: a multicast address cannot be a station address")
+    return mac
+
+
+def random_mac(rng: random.Random | None = None) -> bytes:
+    """A locally administered unicast MAC (IEEE 802: bit 1 of the first octet set, bit 0 clear).
+
+    ``rng`` makes it reproducible (tests, the stack's seed); otherwise os.urandom.
+    """
+    raw = bytearray(rng.randbytes(6) if rng is not None else os.urandom(6))
+    raw[0] = (raw[0] & 0xFC) | 0x02
+    return bytes(raw)
+
+
+def mac_option(options, rng: random.Random | None = None, default: bytes | None = None) -> bytes:
+    text = options.get("mac")
+    if text is not None:
+        return parse_mac(text)
+    return default if default is not None else random_mac(rng)
+
+
+# -- network namespaces -----------------------------------------------------------------------
+
+def netns_path(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise StackError(errno.EINVAL, f"option netns={name}: not a namespace name")
+    path = os.path.join(NETNS_DIR, name)
+    if not os.path.exists(path):
+        raise StackError(errno.ENOENT, f"option netns={name}: no such network namespace")
+    return path
+
+
+def in_netns(name: str | None, fn, *args):
+    """Run ``fn(*args)`` with the calling context switched into network namespace ``name``.
+
+    setns(2) with CLONE_NEWNET changes only the calling *thread*, so a throwaway thread
+    enters the namespace, makes its sockets/devices and exits; the fds it created stay bound
+    to that namespace (a socket's netns is fixed at creation, a tun device's at TUNSETIFF).
+    """
+    if name is None:
+        return fn(*args)
+    path = netns_path(name)
+    result: list = []
+
+    def body():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise StackError(err, f"setns({name}): {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result.append((True, fn(*args)))
+        except BaseException as exc:  # handed back to the caller's thread
+            result.append((False, exc))
+
+    thread = threading.Thread(target=body, name=f"netns-{name}")
+    thread.start()
+    thread.join()
+    ok, value = result[0]
+    if not ok:
+        raise value
+    return value
+
+
+# -- ifreq ioctls on a control socket ---------------------------------------------------------
+
+def _ifreq(name: str, payload: bytes = b"") -> bytearray:
+    encoded = name.encode()
+    if not encoded or len(encoded) >= IFNAMSIZ:
+        raise StackError(errno.EINVAL, f"bad Linux interface name {name!r}")
+    return bytearray(struct.pack("16s24s", encoded, payload))   # struct ifreq is 40 bytes
+
+
+def control_socket() -> socket.socket:
+    """A datagram socket for SIOC* ioctls; its netns is the caller's at creation."""
+    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+
+
+def get_flags(ctl: socket.socket, name: str) -> int:
+    req = _ifreq(name)
+    fcntl.ioctl(ctl.fileno(), SIOCGIFFLAGS, req)
+    return struct.unpack_from("H", req, 16)[0]
+
+
+def get_mtu(ctl: socket.socket, name: str) -> int:
+    req = _ifreq(name)
+    fcntl.ioctl(ctl.fileno(), SIOCGIFMTU, req)
+    return struct.unpack_from("i", req, 16)[0]
+
+
+def set_mtu(ctl: socket.socket, name: str, mtu: int) -> None:
+    fcntl.ioctl(ctl.fileno(), SIOCSIFMTU, _ifreq(name, struct.pack("i", mtu)))
+
+
+def get_hwaddr(ctl: socket.socket, name: str) -> bytes:
+    req = _ifreq(name)
+    fcntl.ioctl(ctl.fileno(), SIOCGIFHWADDR, req)
+    return bytes(req[18:24])    # struct sockaddr: sa_family (2) then sa_data
+
+
+def exists(name: str) -> bool:
+    """Is there a Linux interface ``name`` in the caller's (thread's) namespace?"""
+    try:
+        socket.if_nametoindex(name)
+        return True
+    except OSError:
+        return False
+
+
+# -- link state -------------------------------------------------------------------------------
+
+class LinkWatcher:
+    """Follows a Linux interface's state: RTM_NEWLINK events wake it, SIOCGIFFLAGS decides.
+
+    Made inside the interface's namespace (see ``in_netns``). "Up" means the Linux side is
+    administratively up and running (IFF_UP and IFF_RUNNING, i.e. it has carrier). A slow
+    poll backs the netlink events in case a notification is lost (ENOBUFS on overrun).
+    """
+
+    POLL_SECONDS = 1.0
+
+    def __init__(self, name: str):
+        self.name = name
+        self.ctl = control_socket()
+        try:
+            self.nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                                    socket.NETLINK_ROUTE)
+            self.nl.bind((0, RTMGRP_LINK))
+        except OSError:
+            self.nl = None    # no rtnetlink (odd container): polling alone still works
+
+    def is_up(self) -> bool | None:
+        """None when the interface is gone (deleted, or moved to another namespace)."""
+        try:
+            flags = get_flags(self.ctl, self.name)
+        except OSError:
+            return None
+        return bool(flags & LINUX_IFF_UP) and bool(flags & LINUX_IFF_RUNNING)
+
+    async def watch(self, report) -> None:
+        """Call ``report(up)`` now and whenever the state changes; runs until cancelled."""
+        last = object()
+        while True:
+            state = self.is_up()
+            if state != last:
+                last = state
+                report(bool(state))
+            with trio.move_on_after(self.POLL_SECONDS):
+                if self.nl is None:
+                    await trio.sleep_forever()
+                await trio.lowlevel.wait_readable(self.nl)
+            if self.nl is not None:
+                # Drain the notifications: their content does not matter, the ioctl does.
+                for _ in range(64):
+                    try:
+                        self.nl.recv(65536)
+                    except BlockingIOError:
+                        break
+                    except OSError:   # ENOBUFS: we missed some, the ioctl catches up
+                        break
+
+    def close(self) -> None:
+        self.ctl.close()
+        if self.nl is not None:
+            self.nl.close()
+
+
+# -- reading in batches -----------------------------------------------------------------------
+
+def drain_fd(fd: int, bufsize: int, limit: int = BATCH) -> list[bytes]:
+    """Read frames from a non-blocking packet fd (tun) until EAGAIN or ``limit`` frames."""
+    frames = []
+    read = os.read
+    try:
+        while len(frames) < limit:
+            frames.append(read(fd, bufsize))
+    except BlockingIOError:
+        pass
+    return frames

@@ -1,0 +1,130 @@
+"""devnp-tap against the real Linux kernel in a namespace the test owns."""
+
+import errno
+
+import pytest
+import trio
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import ARP, Ether
+
+from iopkt_fs.stack.errors import StackError
+
+from drvtest_util import needs_root, sh, unique, wait_until
+
+pytestmark = [pytest.mark.system, needs_root]
+
+OUR_MAC = "02:00:5e:10:00:02"
+OUR_IP = "10.77.0.2"
+KERNEL_IP = "10.77.0.1"
+
+
+def link_exists(ns: str, dev: str) -> bool:
+    return sh("ip", "-n", ns, "link", "show", dev, check=False).returncode == 0
+
+
+def responder(h, iface_name: str):
+    """A tiny scapy host at OUR_IP: answers ARP and ICMP echo (the IPv4 core stands in)."""
+    counts = {"arp": 0, "echo": 0}
+
+    def on_frame(iface, data):
+        pkt = Ether(data)
+        if ARP in pkt and pkt[ARP].op == 1 and pkt[ARP].pdst == OUR_IP:
+            counts["arp"] += 1
+            reply = Ether(dst=pkt.src, src=OUR_MAC) / ARP(
+                op=2, hwsrc=OUR_MAC, psrc=OUR_IP, hwdst=pkt[ARP].hwsrc, pdst=pkt[ARP].psrc)
+            h.send(iface, bytes(reply))
+        elif IP in pkt and ICMP in pkt and pkt[IP].dst == OUR_IP and pkt[ICMP].type == 8:
+            counts["echo"] += 1
+            ip = pkt[IP]
+            reply = (Ether(dst=pkt.src, src=OUR_MAC) / IP(src=OUR_IP, dst=ip.src) /
+                     ICMP(type=0, id=pkt[ICMP].id, seq=pkt[ICMP].seq) / bytes(pkt[ICMP].payload))
+            h.send(iface, bytes(reply))
+
+    h.on_frame = on_frame
+    return counts
+
+
+async def test_tap_created_in_netns_kernel_arp_and_ping(harness, netns):
+    ns = netns()
+    dev = unique("dtt")
+    driver = await harness.load("devnp-tap", f"dev={dev},netns={ns},mac={OUR_MAC},mtu=1400")
+    iface = driver.interfaces[0]
+    assert iface.name == "tap0" and iface.mac.hex(":") == OUR_MAC and iface.mtu == 1400
+    assert link_exists(ns, dev) and driver.created
+    assert "mtu 1400" in sh("ip", "-n", ns, "link", "show", dev).stdout
+    # The Linux side starts down: no carrier for us.
+    assert iface.link_up is False
+    sh("ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", dev)
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    await wait_until(lambda: iface.link_up)
+
+    counts = responder(harness, iface.name)
+    result = await trio.run_process(
+        ["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", OUR_IP],
+        capture_stdout=True, check=False)
+    assert result.returncode == 0, result.stdout
+    assert counts["arp"] >= 1 and counts["echo"] == 3
+    # The kernel learnt our MAC from the ARP reply we transmitted.
+    neigh = sh("ip", "-n", ns, "neigh", "show", OUR_IP, "dev", dev).stdout
+    assert OUR_MAC in neigh
+    assert iface.stats.ipackets >= 4 and iface.stats.opackets >= 4 and iface.stats.oerrors == 0
+
+    # Carrier follows the Linux side.
+    sh("ip", "-n", ns, "link", "set", dev, "down")
+    await wait_until(lambda: not iface.link_up)
+    assert "none" in iface.media
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    await wait_until(lambda: iface.link_up)
+
+    harness.runtime.unload_driver(driver)
+    assert not link_exists(ns, dev)   # we made it, so it is gone
+
+
+async def test_tap_gratuitous_arp_reaches_neighbour_table(harness, netns):
+    ns = netns()
+    dev = unique("dtt")
+    driver = await harness.load("devnp-tap", f"dev={dev},netns={ns},mac={OUR_MAC}")
+    iface = driver.interfaces[0]
+    sh("ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", dev)
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    # Without arp_accept the kernel only updates entries it has; with it, a gratuitous
+    # ARP creates one (RFC 5227 announcement semantics).
+    sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.conf.{dev}.arp_accept=1")
+    await wait_until(lambda: iface.link_up)
+    garp = Ether(dst="ff:ff:ff:ff:ff:ff", src=OUR_MAC) / ARP(
+        op=1, hwsrc=OUR_MAC, psrc=OUR_IP, hwdst="00:00:00:00:00:00", pdst=OUR_IP)
+    harness.send(iface, bytes(garp))
+
+    def learnt():
+        return OUR_MAC in sh("ip", "-n", ns, "neigh", "show", OUR_IP, "dev", dev).stdout
+    await wait_until(learnt, timeout=3)
+
+
+async def test_tap_existing_device_is_kept(harness, netns):
+    ns = netns()
+    dev = unique("dtp")
+    sh("ip", "-n", ns, "tuntap", "add", "dev", dev, "mode", "tap")
+    driver = await harness.load("devnp-tap", f"dev={dev},netns={ns}")
+    iface = driver.interfaces[0]
+    assert not driver.created
+    assert iface.mac[0] & 0x02 and not iface.mac[0] & 0x01   # random, locally administered
+    harness.runtime.unload_driver(driver)
+    assert link_exists(ns, dev)   # a persistent tap someone else made stays
+
+
+async def test_tap_default_name_and_option_errors(harness, netns):
+    ns = netns()
+    driver = await harness.load("tap", f"netns={ns}")
+    assert driver.dev.startswith("tap") and link_exists(ns, driver.dev)
+    harness.runtime.unload_driver(driver)
+    assert not link_exists(ns, driver.dev)
+
+    for options, text in [("dev=x,speed=10", "unknown option"), ("netns=drvtest-none-such", "no such network namespace"),
+                          ("mac=01:00:00:00:00:01", "multicast"), ("mtu=20", "out of range")]:
+        with pytest.raises(StackError) as info:
+            await harness.runtime.load_driver("devnp-tap", options)
+        assert text in info.value.message
+    assert "Unable to init devnp-tap: unknown option 'speed'" in harness.log_text()
+    with pytest.raises(StackError) as info:
+        await harness.runtime.load_driver("devnp-tap", "dev=x,speed=10")
+    assert info.value.errno == errno.EINVAL
