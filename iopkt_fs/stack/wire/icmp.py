@@ -192,9 +192,9 @@ class IcmpRepr:
     def to_bytes(self) -> bytes:
         """The message with its checksum computed (RFC 792, RFC 1071)."""
         icmp_type, code, rest = self._type_code_rest()
-        message = _HDR.pack(icmp_type, code, 0, rest) + self._body()
-        checksum = internet_checksum(message)
-        return message[:2] + _U16.pack(checksum) + message[4:]
+        body = self._body()
+        checksum = internet_checksum(body, ones_sum(_HDR.pack(icmp_type, code, 0, rest)))
+        return _HDR.pack(icmp_type, code, checksum, rest) + body
 
     def emit(self, buf, offset: int = 0) -> None:
         """Write the message into writable ``buf`` at ``offset``."""
