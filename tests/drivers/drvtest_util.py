@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 import trio
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.l2 import ARP, Ether
 
 from iopkt_fs.runtime import Runtime
 from iopkt_fs.stack.config import StackConfig
@@ -122,3 +124,25 @@ async def wait_until(predicate, timeout: float = 5.0, step: float = 0.02):
             await trio.sleep(step)
         return True
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def responder(h, our_ip: str, our_mac: str):
+    """A tiny scapy host at our_ip: answers ARP and ICMP echo (standing in for the IPv4 core)."""
+    counts = {"arp": 0, "echo": 0}
+
+    def on_frame(iface, data):
+        pkt = Ether(data)
+        if ARP in pkt and pkt[ARP].op == 1 and pkt[ARP].pdst == our_ip:
+            counts["arp"] += 1
+            reply = Ether(dst=pkt.src, src=our_mac) / ARP(
+                op=2, hwsrc=our_mac, psrc=our_ip, hwdst=pkt[ARP].hwsrc, pdst=pkt[ARP].psrc)
+            h.send(iface, bytes(reply))
+        elif IP in pkt and ICMP in pkt and pkt[IP].dst == our_ip and pkt[ICMP].type == 8:
+            counts["echo"] += 1
+            ip = pkt[IP]
+            reply = (Ether(dst=pkt.src, src=our_mac) / IP(src=our_ip, dst=ip.src) /
+                     ICMP(type=0, id=pkt[ICMP].id, seq=pkt[ICMP].seq) / bytes(pkt[ICMP].payload))
+            h.send(iface, bytes(reply))
+
+    h.on_frame = on_frame
+    return counts

@@ -4,12 +4,11 @@ import errno
 
 import pytest
 import trio
-from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 
 from iopkt_fs.stack.errors import StackError
 
-from drvtest_util import needs_root, sh, unique, wait_until
+from drvtest_util import needs_root, responder, sh, unique, wait_until
 
 pytestmark = [pytest.mark.system, needs_root]
 
@@ -20,28 +19,6 @@ KERNEL_IP = "10.77.0.1"
 
 def link_exists(ns: str, dev: str) -> bool:
     return sh("ip", "-n", ns, "link", "show", dev, check=False).returncode == 0
-
-
-def responder(h, iface_name: str):
-    """A tiny scapy host at OUR_IP: answers ARP and ICMP echo (the IPv4 core stands in)."""
-    counts = {"arp": 0, "echo": 0}
-
-    def on_frame(iface, data):
-        pkt = Ether(data)
-        if ARP in pkt and pkt[ARP].op == 1 and pkt[ARP].pdst == OUR_IP:
-            counts["arp"] += 1
-            reply = Ether(dst=pkt.src, src=OUR_MAC) / ARP(
-                op=2, hwsrc=OUR_MAC, psrc=OUR_IP, hwdst=pkt[ARP].hwsrc, pdst=pkt[ARP].psrc)
-            h.send(iface, bytes(reply))
-        elif IP in pkt and ICMP in pkt and pkt[IP].dst == OUR_IP and pkt[ICMP].type == 8:
-            counts["echo"] += 1
-            ip = pkt[IP]
-            reply = (Ether(dst=pkt.src, src=OUR_MAC) / IP(src=OUR_IP, dst=ip.src) /
-                     ICMP(type=0, id=pkt[ICMP].id, seq=pkt[ICMP].seq) / bytes(pkt[ICMP].payload))
-            h.send(iface, bytes(reply))
-
-    h.on_frame = on_frame
-    return counts
 
 
 async def test_tap_created_in_netns_kernel_arp_and_ping(harness, netns):
@@ -58,7 +35,7 @@ async def test_tap_created_in_netns_kernel_arp_and_ping(harness, netns):
     sh("ip", "-n", ns, "link", "set", dev, "up")
     await wait_until(lambda: iface.link_up)
 
-    counts = responder(harness, iface.name)
+    counts = responder(harness, OUR_IP, OUR_MAC)
     result = await trio.run_process(
         ["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", OUR_IP],
         capture_stdout=True, check=False)

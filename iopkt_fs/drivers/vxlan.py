@@ -1,0 +1,306 @@
+"""devnp-vxlan: an Ethernet segment carried in UDP with VXLAN framing (RFC 7348). No root.
+
+Every frame travels as one UDP datagram: an 8-byte VXLAN header, then the whole inner
+Ethernet frame (no FCS). RFC 7348 §5:
+
+    0                   1                   2                   3
+    |R|R|R|R|I|R|R|R|            Reserved (24 bits)                 |
+    |        VXLAN Network Identifier (VNI)         |   Reserved    |
+
+The I flag must be 1; the other flag bits and the reserved fields are sent as zero and
+ignored on receipt. A datagram without the I flag, for another VNI, or too short to hold
+an Ethernet header is a counted drop (``drops``).
+
+Where frames go (the VTEP's job, RFC 7348 §4): a frame for a unicast MAC we have learnt
+goes to the endpoint it was learnt from; everything else (broadcast, multicast, unknown
+unicast) is flooded: head-end replication to every ``peer=`` plus one copy to ``group=``.
+Learning maps an inner source MAC to the outer source *address*; the destination port is
+that peer's configured port, else ``dstport`` - Linux sends from a hashed source port and
+listens on the well-known one, so the source port says nothing about where to reply.
+
+Options:
+
+``vni=N``            the segment, 0..16777215 (required).
+``bind=ADDR:PORT``   local UDP endpoint; default ``0.0.0.0:4789`` (IPv6 as ``[ADDR]:PORT``).
+``peer=ADDR:PORT``   a remote endpoint; repeatable. PORT defaults to ``dstport``.
+``group=ADDR``       a multicast group to join and flood to (port ``dstport``).
+``dstport=PORT``     destination port for learnt and group endpoints (default: bind's port).
+``ttl=N``            multicast TTL (default 1).
+``netns=NS``         make the UDP socket in that network namespace.
+``mac=MAC``, ``mtu=N``  our station address (default random, locally administered) and
+                     MTU (default 1450, Linux's vxlan default: 1500 minus 50 bytes of
+                     outer Ethernet/IP/UDP/VXLAN headers).
+``learn=0``          turn learning off (every frame is flooded).
+"""
+
+import errno
+import ipaddress
+import socket
+import struct
+import time
+
+import trio
+
+from ..stack.errors import StackError
+from ..stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER
+from . import _linux
+from .base import Driver
+
+VXLAN_PORT = 4789          # IANA-assigned (RFC 7348 §5)
+VXLAN_HLEN = 8
+FLAG_I = 0x08
+ETHER_HLEN = 14
+MAX_VNI = (1 << 24) - 1
+LEARN_MAX = 4096           # bounded table: a flood of random source MACs cannot grow us
+LEARN_AGE = 300.0          # seconds, Linux vxlan's default ageing
+
+
+def parse_endpoint(text: str, default_port: int | None, what: str) -> tuple[str, int]:
+    """``ADDR:PORT``, ``ADDR``, ``[V6]:PORT`` -> (address text, port)."""
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        addr = ipaddress.ip_address(host)
+        port_num = default_port if port in (None, "") else int(port, 10)
+    except ValueError:
+        raise StackError(errno.EINVAL, f"option {what}={text}: not ADDR:PORT") from None
+    if port_num is None or not 0 <= port_num <= 65535:
+        raise StackError(errno.EINVAL, f"option {what}={text}: bad port")
+    return str(addr), port_num
+
+
+class VxlanStats:
+    """Driver-level counters (the interface's own counters are the stack's)."""
+
+    def __init__(self):
+        self.drops_short = 0     # too short for VXLAN + Ethernet headers
+        self.drops_flags = 0     # I flag clear
+        self.drops_vni = 0       # another segment
+        self.drops_self = 0      # our own multicast looped back
+        self.flooded = 0         # datagrams sent by flooding (one per copy)
+        self.unicast = 0         # frames sent to one learnt endpoint
+
+    @property
+    def drops(self) -> int:
+        return self.drops_short + self.drops_flags + self.drops_vni + self.drops_self
+
+
+class VxlanDriver(Driver):
+    name = "devnp-vxlan"
+    description = "VXLAN (RFC 7348) virtual Ethernet"
+    KNOWN = frozenset({"vni", "bind", "peer", "group", "dstport", "ttl", "netns", "mac", "mtu", "learn"})
+    max_mtu = 65000
+
+    def __init__(self, ctx, options):
+        super().__init__(ctx, options)
+        self.sock: socket.socket | None = None
+        self.vni = 0
+        self.peers: list[tuple[str, int]] = []
+        self.group: tuple[str, int] | None = None
+        self.local: tuple[str, int] = ("0.0.0.0", VXLAN_PORT)
+        self.learn = True
+        self.fdb: dict[bytes, tuple[tuple[str, int], float]] = {}   # MAC -> (endpoint, seen)
+        self.stats = VxlanStats()
+        self.header = b""
+        self.mac = b""
+
+    # -- attach / detach --------------------------------------------------------------------
+
+    def attach(self):
+        opts = self.options
+        opts.check_known(self.KNOWN)
+        vni = opts.get_int("vni", None, minimum=0, maximum=MAX_VNI)
+        if vni is None:
+            raise StackError(errno.EINVAL, "option vni= is required")
+        self.vni = vni
+        self.header = struct.pack("!B3xI", FLAG_I, vni << 8)
+        bind_addr, bind_port = parse_endpoint(opts.get("bind") or f"0.0.0.0:{VXLAN_PORT}", VXLAN_PORT, "bind")
+        dstport = opts.get_int("dstport", bind_port or VXLAN_PORT, minimum=1, maximum=65535)
+        self.peers = [parse_endpoint(p, dstport, "peer") for p in opts.get_all("peer")]
+        group = opts.get("group")
+        family = ipaddress.ip_address(bind_addr).version
+        if group:
+            gaddr, _ = parse_endpoint(group, dstport, "group")
+            if not ipaddress.ip_address(gaddr).is_multicast:
+                raise StackError(errno.EINVAL, f"option group={group}: not a multicast address")
+            self.group = (gaddr, dstport)
+        for addr, _ in self.peers + ([self.group] if self.group else []):
+            if ipaddress.ip_address(addr).version != family:
+                raise StackError(errno.EINVAL, f"{addr}: not the same address family as bind={bind_addr}")
+        ttl = opts.get_int("ttl", 1, minimum=0, maximum=255)
+        self.learn = opts.get("learn") is None or opts.get_flag("learn")
+        mtu = opts.get_int("mtu", 1450, minimum=68, maximum=self.max_mtu)
+        mac = _linux.mac_option(opts, getattr(self.ctx.stack, "rng", None))
+        netns = opts.get("netns") or None
+
+        self.sock = _linux.in_netns(netns, self._open, family, bind_addr, bind_port, ttl)
+        self.local = self.sock.getsockname()[:2]
+        try:
+            iface = self.ctx.new_interface(
+                "vx", kind=IFT_ETHER, mtu=mtu, mac=mac,
+                flags=IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST,
+                media="Ethernet autoselect (vxlan)",
+                description=f"VXLAN vni {vni} on {self.local[0]}:{self.local[1]}")
+        except BaseException:
+            self.sock.close()
+            raise
+        iface.driver = self
+        self.mac = mac
+        self.interfaces = [iface]
+        return self.interfaces
+
+    def _open(self, family: int, addr: str, port: int, ttl: int) -> socket.socket:
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        sock = socket.socket(af, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            if self.group is not None:
+                # Several instances on one host may listen to one group: share the port.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                # A socket bound to a unicast address never sees multicast (Linux matches
+                # the destination); listen on the wildcard, send via the given interface.
+                bind_to = "0.0.0.0" if family == 4 else "::"
+            else:
+                bind_to = addr
+            # Room for bursts: a default 200 KB buffer holds only ~130 full frames.
+            for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+                except OSError:
+                    pass
+            sock.bind((bind_to, port))
+            if self.group is not None:
+                self._join(sock, family, addr, ttl)
+            return sock
+        except OSError as exc:
+            sock.close()
+            raise StackError(exc.errno or errno.EINVAL, f"bind {addr}:{port}: {exc.strerror}") from None
+
+    def _join(self, sock: socket.socket, family: int, local: str, ttl: int) -> None:
+        gaddr = self.group[0]
+        if family == 4:
+            local_n = socket.inet_aton(local)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, socket.inet_aton(gaddr) + local_n)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+            if local != "0.0.0.0":
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, local_n)
+        else:
+            mreq = socket.inet_pton(socket.AF_INET6, gaddr) + struct.pack("@I", 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+        # Loopback stays on so instances on one host hear each other; our own copies are
+        # recognised by their source endpoint and dropped.
+
+    def detach(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        self.interfaces = []
+
+    # -- receive --------------------------------------------------------------------------
+
+    async def run(self):
+        sock = self.sock
+        iface = self.interfaces[0]
+        recvfrom = sock.recvfrom
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            frames = []
+            now = time.monotonic()
+            for _ in range(_linux.BATCH):
+                try:
+                    data, src = recvfrom(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    # An ICMP error queued on the socket (e.g. a peer's port unreachable).
+                    iface.stats.ierrors += 1
+                    continue
+                frame = self._decap(data, src, now)
+                if frame is not None:
+                    frames.append(frame)
+            if frames:
+                self.ctx.input(iface, frames)
+
+    def _decap(self, data: bytes, src, now: float):
+        stats = self.stats
+        if len(data) < VXLAN_HLEN + ETHER_HLEN:
+            stats.drops_short += 1
+            return None
+        flags, vni_word = struct.unpack_from("!B3xI", data)
+        if not flags & FLAG_I:
+            stats.drops_flags += 1
+            return None
+        if vni_word >> 8 != self.vni:
+            stats.drops_vni += 1
+            return None
+        # Our own datagrams come back to us through multicast loopback (or a peer= naming
+        # ourselves); instances sharing a host and port are told apart by the inner source.
+        if (src[0], src[1]) == self.local or data[VXLAN_HLEN + 6:VXLAN_HLEN + 12] == self.mac:
+            stats.drops_self += 1
+            return None
+        frame = memoryview(data)[VXLAN_HLEN:]
+        if self.learn and not data[VXLAN_HLEN + 6] & 1:
+            self._learn(bytes(data[VXLAN_HLEN + 6:VXLAN_HLEN + 12]), src[0], now)
+        return frame
+
+    def _learn(self, mac: bytes, addr: str, now: float) -> None:
+        fdb = self.fdb
+        old = fdb.get(mac)
+        if old is not None and old[0][0] == addr:
+            if now - old[1] > 1.0:
+                fdb[mac] = (old[0], now)   # refresh the age at most once a second
+            return
+        port = next((p for a, p in self.peers if a == addr), None)
+        if port is None:
+            port = self.group[1] if self.group else (self.peers[0][1] if self.peers else self.local[1])
+        if old is None and len(fdb) >= LEARN_MAX:
+            self._expire(now)
+            if len(fdb) >= LEARN_MAX:
+                return
+        fdb[mac] = ((addr, port), now)
+
+    def _expire(self, now: float) -> None:
+        for mac in [m for m, (_, seen) in self.fdb.items() if now - seen > LEARN_AGE]:
+            del self.fdb[mac]
+
+    # -- transmit -------------------------------------------------------------------------
+
+    def transmit(self, iface, frames):
+        sock = self.sock
+        if sock is None:
+            iface.stats.oerrors += len(frames)
+            return
+        header = self.header
+        fdb = self.fdb
+        flood = self.peers + ([self.group] if self.group else [])
+        now = time.monotonic()
+        sendto = sock.sendto
+        for frame in frames:
+            datagram = header + bytes(frame)
+            targets = flood
+            if not frame[0] & 1:
+                hit = fdb.get(bytes(frame[:6]))
+                if hit is not None and now - hit[1] <= LEARN_AGE:
+                    targets = (hit[0],)
+            if targets is flood:
+                self.stats.flooded += len(flood)
+            else:
+                self.stats.unicast += 1
+            if not targets:
+                iface.stats.oerrors += 1   # nowhere to send it: no peer, no group, not learnt
+                continue
+            for target in targets:
+                try:
+                    sendto(datagram, target)
+                except (BlockingIOError, OSError):
+                    # A full socket buffer or an unreachable peer: that copy is lost, as a
+                    # full transmit ring would lose it.
+                    iface.stats.oerrors += 1
+
+
+iopkt_drvr_entry = VxlanDriver
