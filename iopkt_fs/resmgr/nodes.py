@@ -218,6 +218,13 @@ class TextFile(File):
     def alive(self):
         return self._alive is None or self._alive()
 
+    def open(self, flags, ctx):
+        handle = super().open(flags, ctx)
+        if handle.writable and self._write is None:
+            # Root passes the kernel's mode check; the node still takes no writes.
+            raise StackError(errno.EACCES, f"{self.label} is read-only")
+        return handle
+
     async def read(self, handle, off, size):
         if off == 0 or not handle.snapshot:
             handle.snapshot = self._render().encode()

@@ -79,6 +79,7 @@ def stack_status(instance) -> str:
         ("mclbytes", cfg.mclbytes),
         ("pagesize", cfg.pagesize),
         ("interfaces", " ".join(instance.stack.interface_names())),
+        ("cloners", " ".join(sorted(instance.stack.cloners))),
     ]
     for driver, _ in instance.runtime.drivers:
         opts = driver.options.text

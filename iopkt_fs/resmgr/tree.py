@@ -105,12 +105,12 @@ def _sysctl_dir(ns: Namespace, inst, prefix: str, name: str) -> DynamicDir:
                 node = tree.node(full)
 
                 def write(text, handle, full=full):
-                    tree.set(full, text)
+                    tree.set(full, text)   # EPERM for a read-only tunable, even for root
                     inst.runtime.kick()
 
-                return TextFile(ns, component, ("sysctl", full), label=f"sysctl {full}",
+                return TextFile(ns, component, ("sysctl", full), label="sysctl",
                                 render=lambda: f"{tree.node(full).render()}\n",
-                                write_fn=write if node.writable else None)
+                                write_fn=write, mode=0o644 if node.writable else 0o444)
             return ns.cached(("sysctl", full), make_leaf)
         return ns.cached(("sysctl-dir", full), lambda: _sysctl_dir(ns, inst, full, component))
 

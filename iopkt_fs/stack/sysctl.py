@@ -50,7 +50,7 @@ class SysctlTree:
         try:
             return self._nodes[name]
         except KeyError:
-            raise StackError(errno.ENOENT, f"sysctl: unknown name {name!r}") from None
+            raise StackError(errno.ENOENT, f"unknown name {name!r}") from None
 
     def get(self, name: str) -> int | str:
         return self.node(name).value
@@ -59,22 +59,22 @@ class SysctlTree:
         """Store ``value`` (text is parsed) in ``name``; ``force`` bypasses read-only."""
         node = self.node(name)
         if not node.writable and not force:
-            raise StackError(errno.EPERM, f"sysctl: {name} is read-only")
+            raise StackError(errno.EPERM, f"{name} is read-only")
         if isinstance(value, bytes):
             value = value.decode("utf-8", "replace")
         if node.is_int:
             try:
                 parsed: int | str = int(str(value).strip(), 0)
             except ValueError:
-                raise StackError(errno.EINVAL, f"sysctl: {name} takes an integer, not {value!r}") from None
+                raise StackError(errno.EINVAL, f"{name} takes an integer, not {value!r}") from None
             if node.minimum is not None and parsed < node.minimum:
-                raise StackError(errno.EINVAL, f"sysctl: {name} must be >= {node.minimum}")
+                raise StackError(errno.EINVAL, f"{name} must be >= {node.minimum}")
             if node.maximum is not None and parsed > node.maximum:
-                raise StackError(errno.EINVAL, f"sysctl: {name} must be <= {node.maximum}")
+                raise StackError(errno.EINVAL, f"{name} must be <= {node.maximum}")
         else:
             parsed = str(value).rstrip("\n")
             if "\n" in parsed or "\0" in parsed:
-                raise StackError(errno.EINVAL, f"sysctl: {name} takes one line of text")
+                raise StackError(errno.EINVAL, f"{name} takes one line of text")
         node.value = parsed
         if node.on_change is not None:
             node.on_change(parsed)

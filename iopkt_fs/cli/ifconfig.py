@@ -1,0 +1,207 @@
+"""ifconfig, in the NetBSD-4 form io-pkt ships (reference/qnx.md §4.1).
+
+    ifconfig [-a] [-l [-u|-d]] [-C] [-v]
+    ifconfig IF [inet|inet6] [ADDR[/LEN]] [netmask M] [broadcast B] [prefixlen N]
+                [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
+    ifconfig IF create | destroy
+
+Errors print as ifconfig does (``ifconfig: SIOCGIFFLAGS xx0: No such device or address``)
+and exit 1.
+"""
+
+import errno
+import os
+
+from .common import ToolError, parse_fields, read_text, require_stack, run, write_ctl
+
+USAGE = """\
+usage: ifconfig [-v] interface [address_family] [address [dest_address]] [parameters]
+       ifconfig interface create | destroy
+       ifconfig -a [-duv] [address_family]
+       ifconfig -l [-du]
+       ifconfig -C"""
+
+_FLAG_WORDS = {"up", "down", "debug", "-debug", "promisc", "-promisc", "arp", "-arp",
+               "link0", "-link0", "link1", "-link1", "link2", "-link2"}
+_WITH_ARG = {"netmask", "broadcast", "mtu", "metric", "prefixlen", "dest"}
+
+
+def _strerror(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _if_dir(sock: str, name: str) -> str:
+    return os.path.join(sock, "if", name)
+
+
+def _status(sock: str, name: str) -> str:
+    try:
+        return read_text(os.path.join(_if_dir(sock, name), "status"))
+    except OSError as exc:
+        code = errno.ENXIO if exc.errno in (errno.ENOENT, errno.ENXIO) else exc.errno
+        raise ToolError(f"ifconfig: SIOCGIFFLAGS {name}: {os.strerror(code)}") from None
+
+
+def _flags(block: str) -> int:
+    head = block.split("\n", 1)[0]
+    token = head.split("flags=", 1)[1].split("<", 1)[0].split(" ", 1)[0]
+    return int(token, 16)
+
+
+def _verbose_lines(sock: str, name: str) -> str:
+    s = parse_fields(read_text(os.path.join(_if_dir(sock, name), "stats")))
+    n = lambda k: int(s.get(k, 0))  # noqa: E731
+    line = f"\tinput: {n('ipackets')} packets, {n('ibytes')} bytes"
+    for key, label in (("imcasts", "multicasts"), ("ierrors", "errors"), ("iqdrops", "queue drops"),
+                       ("noproto", "unknown protocol")):
+        if n(key):
+            line += f", {n(key)} {label}"
+    line += f"\n\toutput: {n('opackets')} packets, {n('obytes')} bytes"
+    for key, label in (("omcasts", "multicasts"), ("oerrors", "errors"), ("collisions", "collisions")):
+        if n(key):
+            line += f", {n(key)} {label}"
+    return line + "\n"
+
+
+def _show(sock: str, name: str, verbose: bool, family: str | None = None) -> str:
+    block = _status(sock, name)
+    lines = block.splitlines()
+    head, rest = lines[0], lines[1:]
+    if family is not None:
+        rest = [l for l in rest if not l.lstrip().startswith(("inet ", "inet6 ")) or l.lstrip().startswith(family + " ")]
+    addr_at = next((i for i, l in enumerate(rest) if l.lstrip().startswith(("inet ", "inet6 "))), len(rest))
+    out = head + "\n" + "".join(l + "\n" for l in rest[:addr_at])
+    if verbose:
+        out += _verbose_lines(sock, name)
+    out += "".join(l + "\n" for l in rest[addr_at:])
+    return out
+
+
+def _names(sock: str) -> list[str]:
+    try:
+        entries = os.listdir(os.path.join(sock, "if"))
+    except OSError as exc:
+        raise ToolError(f"ifconfig: {_strerror(exc)}") from None
+    # Attach order: the status file's index, so lo0 comes first as on QNX.
+    def index(name):
+        try:
+            return int(parse_fields(read_text(os.path.join(sock, "if", name, "stats"))).get("index", 0))
+        except (OSError, ValueError):
+            return 1 << 30
+    return sorted(entries, key=index)
+
+
+def _ctl(sock: str, name: str, line: str, ioctl: str) -> None:
+    try:
+        write_ctl(os.path.join(_if_dir(sock, name), "ctl"), line)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise ToolError(f"ifconfig: SIOCGIFFLAGS {name}: {os.strerror(errno.ENXIO)}") from None
+        raise ToolError(f"ifconfig: {ioctl}: {_strerror(exc)}") from None
+
+
+def main(argv: list[str]) -> int:
+    sock = require_stack("ifconfig")
+    opts = set()
+    while argv and argv[0].startswith("-") and len(argv[0]) > 1 and argv[0] not in _FLAG_WORDS \
+            and argv[0] not in ("-alias",):
+        for c in argv.pop(0)[1:]:
+            if c not in "aludCvbsmhLz":
+                raise ToolError(f"ifconfig: unknown option -- {c}\n{USAGE}")
+            opts.add(c)
+    verbose = "v" in opts
+    if "C" in opts:
+        print(" ".join(_cloners(sock)))
+        return 0
+    if "l" in opts:
+        names = _names(sock)
+        if "u" in opts or "d" in opts:
+            up = {n: bool(_flags(_status(sock, n)) & 1) for n in names}
+            names = [n for n in names if ("u" in opts and up[n]) or ("d" in opts and not up[n])]
+        print(" ".join(names))
+        return 0
+    if not argv or "a" in opts:
+        family = argv[0] if argv and argv[0] in ("inet", "inet6") else None
+        out = []
+        for name in _names(sock):
+            try:
+                if "u" in opts or "d" in opts:
+                    is_up = bool(_flags(_status(sock, name)) & 1)
+                    if ("u" in opts and not is_up) or ("d" in opts and is_up):
+                        continue
+                out.append(_show(sock, name, verbose, family))
+            except ToolError:
+                continue  # destroyed while we listed
+        print("".join(out), end="")
+        return 0
+    name, args = argv[0], argv[1:]
+    if args in (["create"], ["destroy"]):
+        ioctl = "SIOCIFCREATE" if args[0] == "create" else "SIOCIFDESTROY"
+        try:
+            write_ctl(os.path.join(sock, "ctl"), f"{args[0]} {name}")
+        except OSError as exc:
+            raise ToolError(f"ifconfig: {ioctl}: {_strerror(exc)}") from None
+        return 0
+    _status(sock, name)   # SIOCGIFFLAGS first: unknown interfaces fail here
+    real = _status(sock, name).split(":", 1)[0]   # enX names resolve to the real one
+    if not args:
+        print(_show(sock, real, verbose), end="")
+        return 0
+    return _configure(sock, real, args, verbose)
+
+
+def _cloners(sock: str) -> list[str]:
+    status = parse_fields(read_text(os.path.join(sock, "status")))
+    return status.get("cloners", "lo").split()
+
+
+def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
+    family = None
+    if args and args[0] in ("inet", "inet6"):
+        family = args.pop(0)
+    address = None
+    params: dict[str, str] = {}
+    mode = None
+    flag_words = []
+    while args:
+        word = args.pop(0)
+        if word in _WITH_ARG:
+            if not args:
+                raise ToolError(f"ifconfig: '{word}' requires argument")
+            params[word] = args.pop(0)
+        elif word in ("alias", "-alias", "delete", "remove"):
+            if mode is not None:
+                raise ToolError("ifconfig: Only one use of alias, -alias or delete is valid.")
+            mode = "-alias" if word in ("delete", "remove") else word
+        elif word in _FLAG_WORDS:
+            flag_words.append(word)
+        elif address is None and not word.startswith("-"):
+            address = word
+        elif address is not None and "dest" not in params and not word.startswith("-"):
+            params["dest"] = word   # ifconfig IF ADDR DEST (point-to-point)
+        else:
+            raise ToolError(f"ifconfig: {word}: bad value\n{USAGE}")
+    if family == "inet6" and address is not None and "netmask" in params:
+        raise ToolError("ifconfig: use prefixlen with inet6")
+    if address is not None:
+        if mode == "-alias":
+            _ctl(sock, name, f"del {address}", "SIOCDIFADDR")
+        else:
+            line = f"{'add' if mode == 'alias' else 'set'} {address}"
+            for key in ("netmask", "prefixlen", "broadcast", "dest"):
+                if key in params:
+                    line += f" {key} {params[key]}"
+            _ctl(sock, name, line, "SIOCAIFADDR")
+    elif mode is not None or any(k in params for k in ("netmask", "broadcast", "prefixlen")):
+        raise ToolError(f"ifconfig: an address is required\n{USAGE}")
+    if "mtu" in params:
+        _ctl(sock, name, f"mtu {params['mtu']}", "SIOCSIFMTU")
+    if "metric" in params:
+        _ctl(sock, name, f"metric {params['metric']}", "SIOCSIFMETRIC")
+    for word in flag_words:
+        _ctl(sock, name, word, "SIOCSIFFLAGS")
+    return 0
+
+
+def entry() -> int:
+    return run(main)
