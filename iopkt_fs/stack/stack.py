@@ -302,6 +302,11 @@ class Stack:
             iface.addrs.insert(0, ifa)
         else:
             iface.addrs.append(ifa)
+        # SIOCINITIFADDR: giving an interface an address brings it up (NetBSD ether_ioctl,
+        # loioctl), so "ifconfig wm0 10.0.0.2" alone is enough. Up first, so the layers
+        # told about the address (a gratuitous ARP) can already send.
+        if not iface.flags & IFF_UP:
+            self.up(iface)
         self._notify("address_added", iface, ifa)
         return ifa
 
