@@ -190,14 +190,14 @@ class LinkWatcher:
         """None when the interface is gone (deleted, or moved to another namespace)."""
         try:
             flags = get_flags(self.ctl, self.name)
-        except OSError:
+        except (OSError, ValueError):   # ValueError: our control socket is already closed
             return None
         return bool(flags & LINUX_IFF_UP) and bool(flags & LINUX_IFF_RUNNING)
 
     async def watch(self, report) -> None:
         """Call ``report(up)`` now and whenever the state changes; runs until cancelled."""
         last = object()
-        while True:
+        while self.ctl.fileno() >= 0:
             state = self.is_up()
             if state != last:
                 last = state
@@ -205,7 +205,8 @@ class LinkWatcher:
             with trio.move_on_after(self.POLL_SECONDS):
                 if self.nl is None:
                     await trio.sleep_forever()
-                await trio.lowlevel.wait_readable(self.nl)
+                if not await wait_readable(self.nl):
+                    return
             if self.nl is not None:
                 # Drain the notifications: their content does not matter, the ioctl does.
                 for _ in range(64):
@@ -213,13 +214,38 @@ class LinkWatcher:
                         self.nl.recv(65536)
                     except BlockingIOError:
                         break
-                    except OSError:   # ENOBUFS: we missed some, the ioctl catches up
+                    except (OSError, ValueError):   # ENOBUFS: we missed some; the ioctl catches up
                         break
 
     def close(self) -> None:
         self.ctl.close()
         if self.nl is not None:
-            self.nl.close()
+            close_fd(self.nl)
+
+
+def close_fd(fd_or_sock) -> None:
+    """Close something a trio task may be waiting on: wake the waiter first.
+
+    trio requires notify_closing() before closing an fd another task waits on (it then gets
+    ClosedResourceError); outside a trio run there is no waiter to tell.
+    """
+    try:
+        trio.lowlevel.notify_closing(fd_or_sock)
+    except RuntimeError:
+        pass
+    if isinstance(fd_or_sock, int):
+        os.close(fd_or_sock)
+    else:
+        fd_or_sock.close()
+
+
+async def wait_readable(fd_or_sock) -> bool:
+    """Wait until readable; False once the fd has been closed under us (detach)."""
+    try:
+        await trio.lowlevel.wait_readable(fd_or_sock)
+    except (trio.ClosedResourceError, ValueError, OSError):
+        return False
+    return not (hasattr(fd_or_sock, "fileno") and fd_or_sock.fileno() < 0)
 
 
 # -- reading in batches -----------------------------------------------------------------------

@@ -119,7 +119,7 @@ class TapDriver(Driver):
             self.watcher.close()
             self.watcher = None
         if self.fd is not None:
-            os.close(self.fd)   # a tap we created goes away with its last fd
+            _linux.close_fd(self.fd)   # a tap we created goes away with its last fd
             self.fd = None
 
     def detach(self):
@@ -142,6 +142,8 @@ class TapDriver(Driver):
     # -- data path --------------------------------------------------------------------------
 
     async def run(self):
+        if self.fd is None:
+            return   # detached before the task first ran
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.watcher.watch, self._report_link)
             await self._receive()
@@ -150,8 +152,7 @@ class TapDriver(Driver):
         fd = self.fd
         iface = self.interfaces[0]
         bufsize = self.bufsize
-        while True:
-            await trio.lowlevel.wait_readable(fd)
+        while await _linux.wait_readable(fd) and self.fd == fd:
             try:
                 frames = _linux.drain_fd(fd, bufsize)
             except OSError as exc:

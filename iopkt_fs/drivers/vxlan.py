@@ -147,7 +147,7 @@ class VxlanDriver(Driver):
                 media="Ethernet autoselect (vxlan)",
                 description=f"VXLAN vni {vni} on {self.local[0]}:{self.local[1]}")
         except BaseException:
-            self.sock.close()
+            _linux.close_fd(self.sock)
             raise
         iface.driver = self
         self.mac = mac
@@ -197,7 +197,7 @@ class VxlanDriver(Driver):
 
     def detach(self):
         if self.sock is not None:
-            self.sock.close()
+            _linux.close_fd(self.sock)
             self.sock = None
         self.interfaces = []
 
@@ -205,10 +205,11 @@ class VxlanDriver(Driver):
 
     async def run(self):
         sock = self.sock
+        if sock is None:
+            return   # detached before the task first ran
         iface = self.interfaces[0]
         recvfrom = sock.recvfrom
-        while True:
-            await trio.lowlevel.wait_readable(sock)
+        while await _linux.wait_readable(sock) and self.sock is sock:
             frames = []
             now = time.monotonic()
             for _ in range(_linux.BATCH):

@@ -105,6 +105,9 @@ async def harness(nursery):
         yield h
     finally:
         h.runtime.shutdown()
+    # Detaching must end receive tasks quietly (no ClosedResourceError, no EBADF).
+    await trio.sleep(0)
+    assert "task failed" not in h.log_text() and "detach failed" not in h.log_text(), h.log_text()
 
 
 @pytest.fixture
@@ -115,6 +118,9 @@ async def harness2(nursery):
         yield h
     finally:
         h.runtime.shutdown()
+    # Detaching must end receive tasks quietly (no ClosedResourceError, no EBADF).
+    await trio.sleep(0)
+    assert "task failed" not in h.log_text() and "detach failed" not in h.log_text(), h.log_text()
 
 
 async def wait_until(predicate, timeout: float = 5.0, step: float = 0.02):
