@@ -53,6 +53,18 @@ class UdpPacket:
             raise Malformed(f"udp: length field {length} exceeds {n} bytes")
         return cls(mv[:length] if length < n else mv)
 
+    @classmethod
+    def new_quoted(cls, buf) -> UdpPacket:
+        """Wrap the start of a datagram quoted in an ICMP error (RFC 792: 8 bytes).
+
+        Only the header must be present: the length field describes the original
+        datagram, not the quote, so it is not checked and ``payload`` is what was quoted.
+        """
+        mv = memoryview(buf)
+        if len(mv) < HEADER_LEN:
+            raise Malformed(f"udp: quoted {len(mv)} bytes, header needs {HEADER_LEN}")
+        return cls(mv)
+
     @property
     def src_port(self) -> int:
         return _U16.unpack_from(self._buf, 0)[0]

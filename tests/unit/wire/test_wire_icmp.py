@@ -89,7 +89,7 @@ def test_port_unreachable_carries_the_original():
     # The core reads the quote back to find the socket (BSD ctlinput).
     inner = Ipv4Packet.new_quoted(parsed.original)
     assert inner.protocol == 17 and inner.dst == ip4("10.9.9.9")
-    ports = UdpPacket(inner.payload)
+    ports = UdpPacket.new_quoted(inner.payload)
     assert (ports.src_port, ports.dst_port) == (40000, 33434)
 
 

@@ -244,7 +244,7 @@ def test_we_parse_scapy_icmp_errors(type_code, sport, dport, data):
     assert message == expected
     inner = Ipv4Packet.new_quoted(message.original)
     assert (inner.src, inner.dst, inner.protocol) == (ip4("10.0.0.1"), ip4("10.9.9.9"), 17)
-    udp = UdpPacket(inner.payload)
+    udp = UdpPacket.new_quoted(inner.payload)
     assert (udp.src_port, udp.dst_port) == (sport, dport)
 
 

@@ -99,3 +99,13 @@ def test_memoryview_payload_and_emit():
     buf = bytearray(14)
     UdpRepr(1, 2, b"view").emit(buf, 2, SRC, DST)
     assert bytes(buf[2:]) == by_hand(1, 2, b"view")
+
+
+def test_quoted_header_ignores_the_length_field():
+    quote = DATAGRAM[:8]  # an ICMP error quotes only the first 8 bytes
+    with pytest.raises(Malformed):
+        UdpPacket.new_checked(quote)
+    pkt = UdpPacket.new_quoted(quote)
+    assert (pkt.src_port, pkt.dst_port, pkt.length) == (5353, 53, 20)
+    with pytest.raises(Malformed):
+        UdpPacket.new_quoted(quote[:7])
