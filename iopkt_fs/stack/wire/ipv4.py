@@ -19,7 +19,6 @@ interpreted here. Reassembly bounds (offset + length <= 65535) are the reassembl
 
 from __future__ import annotations
 
-import socket
 import struct
 from enum import IntEnum
 
@@ -341,9 +340,12 @@ def is_multicast(addr: bytes) -> bool:
 
 
 def ip4(text: str) -> bytes:
-    """Dotted quad to 4 bytes (for humans and tests, not the hot path)."""
-    return socket.inet_pton(socket.AF_INET, text)
+    """Dotted quad to 4 bytes (for humans and tests, not the hot path); ValueError if bad."""
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 for p in parts):
+        raise ValueError(f"not an IPv4 address: {text!r}")
+    return bytes(int(p) for p in parts)  # bytes() rejects a part above 255
 
 
 def ip4_str(addr: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET, bytes(addr))
+    return "%d.%d.%d.%d" % tuple(addr)

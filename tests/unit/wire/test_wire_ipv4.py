@@ -172,3 +172,9 @@ def test_address_helpers():
     assert ip4("10.1.2.3") == b"\x0a\x01\x02\x03" and ip4_str(b"\x0a\x01\x02\x03") == "10.1.2.3"
     assert is_multicast(ip4("224.0.0.1")) and is_multicast(ip4("239.255.255.250"))
     assert not is_multicast(ip4("240.0.0.1")) and not is_multicast(ip4("223.255.255.255"))
+
+
+@pytest.mark.parametrize("text", ["1.2.3", "1.2.3.4.5", "1.2.3.256", "a.b.c.d", "1.2.3.-4", "", "1..2.3"])
+def test_ip4_rejects_bad_text(text):
+    with pytest.raises(ValueError):
+        ip4(text)
