@@ -10,7 +10,7 @@ import math
 
 import trio
 
-from .drivers import registry
+from .drivers import fault, registry
 from .drivers.base import Driver, DriverContext, DriverOptions
 from .stack import slog
 from .stack.errors import StackError
@@ -132,6 +132,9 @@ class Runtime:
             raise
         opts = DriverOptions(options)
         try:
+            # Generic fault_* options (drivers/fault.py) are the runtime's, like name=/unit=:
+            # taken out before any driver (native or legacy) parses its own.
+            faults = fault.take_options(opts)
             if found.legacy:
                 from .drivers import shim  # noqa: PLC0415 - only legacy loads need it
                 driver, ctx = shim.wrap(self, found, opts)
@@ -139,6 +142,8 @@ class Runtime:
                 name, unit = opts.take_stack_options()
                 ctx = _Context(self, name, unit)
                 driver = found.entry(ctx, opts)
+            if faults is not None:
+                fault.install(driver, ctx, faults)
             interfaces = driver.attach()
         except StackError as exc:
             self.log(slog.ERROR, f"Unable to init {found.name}: {exc.message}")
