@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Protocol
 from . import slog
 from .config import StackConfig
 from .errors import StackError
+from .inet.ipv4 import Ipv4Layer
 from .iface.interface import (
     AF_INET, IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_RUNNING, IFF_UP, IFNAMSIZ,
     IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface,
@@ -70,6 +71,10 @@ class Stack:
         self.sysctl = SysctlTree()
         self._init_sysctl(hostname)
         self.lo0 = self.create_loopback("lo", 0)
+        # Sockets whose readiness changed since the last take_socket_events(), in order.
+        self._socket_events: dict[int, object] = {}
+        # IPv4: ARP, IP, ICMP, UDP, routes; sets frame_input/loop_input (stack/inet/).
+        self.inet = Ipv4Layer(self)
 
     # -- tunables -------------------------------------------------------------------------
 
@@ -383,6 +388,18 @@ class Stack:
         pending = list(self._tx_pending.values())
         self._tx_pending.clear()
         return pending
+
+    def notify_socket(self, sock: object) -> None:
+        """A socket became readable, writable or got an error (called by protocols)."""
+        self._socket_events[id(sock)] = sock
+
+    def take_socket_events(self) -> list:
+        """Sockets whose readiness changed since the last call (the file layer wakes them)."""
+        if not self._socket_events:
+            return []
+        events = list(self._socket_events.values())
+        self._socket_events.clear()
+        return events
 
     def poll(self, now: Instant) -> None:
         # Loopback delivery is deferred to here so a reply never recurses into its request.

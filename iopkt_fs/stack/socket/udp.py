@@ -1,0 +1,499 @@
+"""UDP (RFC 768, RFC 1122 4.1): the protocol-switch entry and its sockets.
+
+Theory of operation
+-------------------
+``UdpProtocol`` owns the binding table (``port -> [UdpSocket]``, in bind order) and is the
+``protosw[17]`` entry: ``input`` demultiplexes a datagram to sockets, ``ctlinput`` turns
+an ICMP error about a datagram we sent into a pending socket error.
+
+Demultiplexing follows NetBSD's udp_input()/udp4_realinput():
+
+* A datagram to a broadcast or multicast address goes to *every* socket whose local
+  port matches, whose local address is the wildcard or that address, and whose remote
+  end (if connected) matches the sender. The search stops after a socket that has
+  neither SO_REUSEADDR nor SO_REUSEPORT, as in BSD.
+* A unicast datagram goes to the one best match: connected sockets whose four-tuple
+  matches beat sockets bound to the address, which beat wildcard binds; among equals,
+  the most recent bind wins (BSD inserts at the head of its hash chain). With the
+  ``reuseport_unicast`` tcpip option (QNX io-pkt, reference/qnx.md §1.3) a unicast
+  datagram is delivered, like a broadcast, to every matching socket that set
+  SO_REUSEPORT.
+* No socket: ``udpstat.noport`` and ICMP port unreachable (RFC 1122 4.1.3.1), except
+  for broadcasts (``noportbcast``, no ICMP: RFC 1122 3.2.2).
+
+Binding follows in_pcbbind(): a second bind to the same port needs SO_REUSEPORT on both
+sockets when the local addresses overlap (equal, or either is the wildcard), or
+SO_REUSEADDR on the new socket when the addresses differ (a specific address next to
+the wildcard). Port 0 picks an ephemeral port from NetBSD's anonymous range 49152-65535,
+starting at a point drawn from ``stack.rng``.
+
+A socket's receive queue holds at most ``rcvbuf`` bytes of data (SO_RCVBUF, default
+``net.inet.udp.recvspace``); a datagram that does not fit is dropped and counted in
+``udpstat.fullsock`` (sbappendaddr failing).
+
+Readiness: every time a socket becomes readable, or gets an error, the socket calls
+``stack.notify_socket(self)``; the file layer collects the set with
+``stack.take_socket_events()`` after each turn and wakes the readers of those sockets.
+A socket is always writable (UDP has no send buffer to fill).
+"""
+
+import errno
+import ipaddress
+from collections import deque
+
+from ..errors import StackError
+from ..time import Instant
+from ..wire.errors import Malformed
+from ..wire.icmp import DstUnreachableCode
+from ..wire.ipv4 import ANY, BROADCAST
+from ..wire.udp import UdpPacket, UdpRepr
+from ..inet.stats import (
+    ICMP_TIMXCEED, ICMP_UNREACH, UNREACH_HOST, UNREACH_NEEDFRAG, UNREACH_NET, UNREACH_PORT,
+    UNREACH_PROTOCOL, UdpStat,
+)
+
+ANON_PORT_MIN = 49152          # NetBSD net.inet.ip.anonportmin
+ANON_PORT_MAX = 65535          # NetBSD net.inet.ip.anonportmax
+RESERVED_PORTS = 1024          # below this binding needs privilege (IPPORT_RESERVED)
+MAX_DATAGRAM = 65535 - 20 - 8  # what one IPv4 datagram can carry
+
+# NetBSD inetctlerrmap[]: what an ICMP error becomes on the socket.
+_CTL_ERRNO = {
+    (ICMP_UNREACH, UNREACH_NET): errno.EHOSTUNREACH,
+    (ICMP_UNREACH, UNREACH_HOST): errno.EHOSTUNREACH,
+    (ICMP_UNREACH, UNREACH_PROTOCOL): errno.ECONNREFUSED,
+    (ICMP_UNREACH, UNREACH_PORT): errno.ECONNREFUSED,
+    (ICMP_UNREACH, UNREACH_NEEDFRAG): errno.EMSGSIZE,
+    (ICMP_TIMXCEED, 0): errno.EHOSTUNREACH,
+}
+for _code in (DstUnreachableCode.NET_UNKNOWN, DstUnreachableCode.HOST_UNKNOWN,
+              DstUnreachableCode.SOURCE_HOST_ISOLATED, DstUnreachableCode.NET_PROHIBITED,
+              DstUnreachableCode.HOST_PROHIBITED, DstUnreachableCode.NET_UNREACHABLE_TOS,
+              DstUnreachableCode.HOST_UNREACHABLE_TOS, DstUnreachableCode.COMM_PROHIBITED):
+    _CTL_ERRNO[(ICMP_UNREACH, int(_code))] = errno.EHOSTUNREACH
+
+SOCKET_OPTIONS = ("SO_BROADCAST", "SO_REUSEADDR", "SO_REUSEPORT", "SO_RCVBUF", "SO_SNDBUF",
+                  "IP_TTL", "IP_TOS")
+
+
+def _addr(value, *, allow_none: bool = True) -> bytes:
+    if value is None or value == "" or value == "*":
+        if allow_none:
+            return ANY
+    try:
+        if isinstance(value, bytes) and len(value) == 4:
+            return value
+        return ipaddress.IPv4Address(value).packed
+    except (ValueError, ipaddress.AddressValueError):
+        raise StackError(errno.EINVAL, f"bad IPv4 address {value!r}") from None
+
+
+def _port(value) -> int:
+    if not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+        raise StackError(errno.EINVAL, f"bad port {value!r}")
+    return value
+
+
+def _text(addr: bytes) -> str:
+    return str(ipaddress.IPv4Address(addr))
+
+
+class UdpSocket:
+    """One UDP endpoint. Made by ``UdpProtocol.socket()``; methods raise ``StackError``."""
+
+    def __init__(self, proto: "UdpProtocol"):
+        self._proto = proto
+        self.laddr = ANY
+        self.lport = 0
+        self.faddr = ANY
+        self.fport = 0
+        self.broadcast = False
+        self.reuseaddr = False
+        self.reuseport = False
+        self.ttl: int | None = None
+        self.tos = 0
+        self.rcvbuf = proto.ip.stack.sysctl.get("net.inet.udp.recvspace")
+        self.sndbuf = proto.ip.stack.sysctl.get("net.inet.udp.sendspace")
+        self.rxq: deque = deque()        # (data, (addr, port))
+        self.rx_bytes = 0
+        self.error = 0                   # so_error: reported (and cleared) by the next call
+        self.closed = False
+        self.bound = False
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.fport != 0
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return _text(self.laddr), self.lport
+
+    @property
+    def remote(self) -> tuple[str, int] | None:
+        return (_text(self.faddr), self.fport) if self.connected else None
+
+    @property
+    def readable(self) -> bool:
+        return bool(self.rxq) or bool(self.error) or self.closed
+
+    @property
+    def writable(self) -> bool:
+        return not self.closed
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StackError(errno.EBADF, "socket is closed")
+
+    def _take_error(self) -> None:
+        if self.error:
+            err, self.error = self.error, 0
+            raise StackError(err)
+
+    # -- options -----------------------------------------------------------------------
+
+    def setsockopt(self, name: str, value: int) -> None:
+        self._check_open()
+        if name == "SO_BROADCAST":
+            self.broadcast = bool(value)
+        elif name == "SO_REUSEADDR":
+            self.reuseaddr = bool(value)
+        elif name == "SO_REUSEPORT":
+            self.reuseport = bool(value)
+        elif name in ("SO_RCVBUF", "SO_SNDBUF"):
+            if not isinstance(value, int) or not 1 <= value <= (1 << 24):
+                raise StackError(errno.EINVAL, f"{name} {value!r} out of range")
+            if name == "SO_RCVBUF":
+                self.rcvbuf = value
+            else:
+                self.sndbuf = value
+        elif name == "IP_TTL":
+            if not isinstance(value, int) or not 1 <= value <= 255:
+                raise StackError(errno.EINVAL, f"IP_TTL {value!r} out of range 1..255")
+            self.ttl = value
+        elif name == "IP_TOS":
+            if not isinstance(value, int) or not 0 <= value <= 255:
+                raise StackError(errno.EINVAL, f"IP_TOS {value!r} out of range")
+            self.tos = value
+        else:
+            raise StackError(errno.ENOPROTOOPT, f"unknown option {name}")
+
+    def getsockopt(self, name: str) -> int:
+        values = {
+            "SO_BROADCAST": int(self.broadcast), "SO_REUSEADDR": int(self.reuseaddr),
+            "SO_REUSEPORT": int(self.reuseport), "SO_RCVBUF": self.rcvbuf,
+            "SO_SNDBUF": self.sndbuf, "IP_TTL": self.ttl or self._proto.ip.stack.sysctl.get("net.inet.ip.ttl"),
+            "IP_TOS": self.tos,
+        }
+        if name == "SO_ERROR":
+            err, self.error = self.error, 0
+            return err
+        if name not in values:
+            raise StackError(errno.ENOPROTOOPT, f"unknown option {name}")
+        return values[name]
+
+    # -- calls --------------------------------------------------------------------------
+
+    def bind(self, addr=None, port: int = 0, *, privileged: bool = True) -> tuple[str, int]:
+        """bind(2). ``addr`` None/"0.0.0.0" is the wildcard; ``port`` 0 picks one.
+
+        Raises EINVAL (already bound), EADDRNOTAVAIL (not our address), EACCES (port
+        below 1024 without privilege), EADDRINUSE.
+        """
+        self._check_open()
+        if self.bound:
+            raise StackError(errno.EINVAL, "socket is already bound")
+        laddr = _addr(addr)
+        port = _port(port)
+        self._proto.bind(self, laddr, port, privileged)
+        return self.local
+
+    def connect(self, addr, port: int | None = None, *, now: Instant = 0) -> None:
+        """connect(2): fix the peer (and our address toward it). ``addr`` None disconnects.
+
+        Raises EADDRNOTAVAIL (port 0), EHOSTUNREACH/ENETUNREACH (no route), EADDRINUSE.
+        """
+        self._check_open()
+        proto = self._proto
+        if addr is None:                     # AF_UNSPEC: dissolve the association
+            self.faddr, self.fport = ANY, 0
+            if self.bound and proto.ip.is_local(self.laddr) and self._implicit_laddr:
+                self.laddr = ANY
+            return
+        faddr = _addr(addr, allow_none=False)
+        port = _port(port if port is not None else 0)
+        if port == 0:
+            raise StackError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
+        if faddr == ANY:
+            # in_pcbconnect(): INADDR_ANY means "this host".
+            faddr = proto.ip.local_addresses()[0] if proto.ip.local_addresses() else bytes((127, 0, 0, 1))
+        laddr = self.laddr
+        implicit = False
+        if laddr == ANY:
+            if faddr == BROADCAST or proto.ip.is_broadcast_or_multicast(faddr):
+                laddr = ANY
+            else:
+                laddr = proto.ip.source_for(faddr)
+                implicit = True
+        for other in proto.ports.get(self.lport, ()) if self.bound else ():
+            if other is not self and other.connected and other.faddr == faddr and other.fport == port \
+                    and other.laddr == laddr:
+                raise StackError(errno.EADDRINUSE, "that four-tuple is in use")
+        if not self.bound:
+            proto.bind(self, ANY, 0, True)
+        self.laddr = laddr
+        self._implicit_laddr = implicit
+        self.faddr, self.fport = faddr, port
+
+    _implicit_laddr = False
+
+    def send(self, data, now: Instant) -> int:
+        self._check_open()
+        if not self.connected:
+            raise StackError(errno.EDESTADDRREQ, "socket is not connected")
+        return self._output(data, self.faddr, self.fport, now)
+
+    def sendto(self, data, addr, port: int, now: Instant) -> int:
+        """sendto(2): EISCONN on a connected socket, as BSD answers."""
+        self._check_open()
+        if self.connected:
+            raise StackError(errno.EISCONN, "socket is connected")
+        faddr = _addr(addr, allow_none=False)
+        port = _port(port)
+        if port == 0:
+            raise StackError(errno.EADDRNOTAVAIL, "cannot send to port 0")
+        return self._output(data, faddr, port, now)
+
+    def _output(self, data, faddr: bytes, fport: int, now: Instant) -> int:
+        proto = self._proto
+        ip = proto.ip
+        self._take_error()
+        n = len(data)
+        if n > MAX_DATAGRAM or n > self.sndbuf:
+            raise StackError(errno.EMSGSIZE, f"datagram of {n} bytes is too long")
+        if ip.is_broadcast_or_multicast(faddr) and not 224 <= faddr[0] < 240 and not self.broadcast:
+            # BSD ip_output(): a broadcast needs SO_BROADCAST.
+            raise StackError(errno.EACCES, "broadcast needs SO_BROADCAST")
+        if not self.bound:
+            proto.bind(self, ANY, 0, True)
+        src = self.laddr
+        if src == ANY:
+            if faddr == BROADCAST:
+                # The checksum covers the source, so pick it here as ip_output will.
+                iface, _, _ = ip.route_to(faddr)
+                src = ip.interface_address(iface) or ANY
+            else:
+                src = ip.source_for(faddr)
+        datagram = UdpRepr(self.lport, fport, bytes(data)).to_bytes(
+            src, faddr, checksum=bool(proto.checksum_node.value))
+        proto.stats.opackets += 1
+        ip.output(datagram, src, faddr, proto.proto, now, ttl=self.ttl, tos=self.tos)
+        return n
+
+    def recvfrom(self) -> tuple[bytes, tuple[str, int]]:
+        """One datagram and its sender; EWOULDBLOCK when none is queued.
+
+        A pending error (ECONNREFUSED after a port unreachable ...) is reported once the
+        queue is empty, and then cleared (soreceive()).
+        """
+        if self.rxq:
+            data, sender = self.rxq.popleft()
+            self.rx_bytes -= len(data)
+            return data, sender
+        self._take_error()
+        self._check_open()
+        raise StackError(errno.EWOULDBLOCK, "no datagram queued")
+
+    def recv(self) -> bytes:
+        return self.recvfrom()[0]
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._proto.unbind(self)
+        self.rxq.clear()
+        self.rx_bytes = 0
+
+    # -- from the protocol -------------------------------------------------------------
+
+    def _enqueue(self, data: bytes, sender: tuple[bytes, int]) -> bool:
+        if self.rx_bytes + len(data) > self.rcvbuf:
+            return False
+        was_readable = bool(self.rxq)
+        self.rxq.append((data, (_text(sender[0]), sender[1])))
+        self.rx_bytes += len(data)
+        if not was_readable:
+            self._proto.ip.stack.notify_socket(self)
+        return True
+
+    def _set_error(self, err: int) -> None:
+        self.error = err
+        self._proto.ip.stack.notify_socket(self)
+
+    def __repr__(self) -> str:
+        peer = f" -> {_text(self.faddr)}:{self.fport}" if self.connected else ""
+        return f"<UdpSocket {_text(self.laddr)}:{self.lport}{peer}>"
+
+
+class UdpProtocol:
+    """The UDP entry of the protocol switch, and the table of bound sockets."""
+
+    proto = 17
+
+    def __init__(self, ip):
+        self.ip = ip
+        self.stats = UdpStat()
+        self.ports: dict[int, list[UdpSocket]] = {}
+        self.sockets: list[UdpSocket] = []
+        self.checksum_node = ip.stack.sysctl.node("net.inet.udp.checksum")
+
+    def socket(self) -> UdpSocket:
+        sock = UdpSocket(self)
+        self.sockets.append(sock)
+        return sock
+
+    # -- binding ------------------------------------------------------------------------
+
+    def _conflict(self, sock: UdpSocket, laddr: bytes, port: int) -> bool:
+        multicast = 224 <= laddr[0] < 240
+        for other in self.ports.get(port, ()):
+            if other is sock:
+                continue
+            same = other.laddr == laddr
+            overlap = same or other.laddr == ANY or laddr == ANY
+            if not overlap:
+                continue
+            if sock.reuseport and other.reuseport:
+                continue
+            if multicast and sock.reuseaddr and other.reuseaddr:
+                continue      # SO_REUSEADDR means SO_REUSEPORT for multicast (in_pcbbind)
+            if not same and sock.reuseaddr:
+                continue      # a specific address beside a wildcard, asked for
+            return True
+        return False
+
+    def bind(self, sock: UdpSocket, laddr: bytes, port: int, privileged: bool) -> None:
+        ip = self.ip
+        if laddr != ANY and not ip.is_local(laddr) and not 224 <= laddr[0] < 240 \
+                and not ip.is_broadcast_or_multicast(laddr):
+            raise StackError(errno.EADDRNOTAVAIL, f"{_text(laddr)} is not a local address")
+        if port == 0:
+            port = self._ephemeral(sock, laddr)
+        else:
+            if port < RESERVED_PORTS and not privileged:
+                raise StackError(errno.EACCES, f"port {port} needs privilege")
+            if self._conflict(sock, laddr, port):
+                raise StackError(errno.EADDRINUSE, f"{_text(laddr)}:{port} is in use")
+        sock.laddr, sock.lport, sock.bound = laddr, port, True
+        self.ports.setdefault(port, []).append(sock)
+
+    def _ephemeral(self, sock: UdpSocket, laddr: bytes) -> int:
+        span = ANON_PORT_MAX - ANON_PORT_MIN + 1
+        start = self.ip.stack.rng.randrange(span)
+        for i in range(span):
+            port = ANON_PORT_MIN + (start + i) % span
+            if port not in self.ports or not self._conflict(sock, laddr, port):
+                return port
+        raise StackError(errno.EADDRINUSE, "no ephemeral port left")
+
+    def unbind(self, sock: UdpSocket) -> None:
+        bound = self.ports.get(sock.lport)
+        if bound is not None and sock in bound:
+            bound.remove(sock)
+            if not bound:
+                del self.ports[sock.lport]
+        if sock in self.sockets:
+            self.sockets.remove(sock)
+        sock.bound = False
+
+    # -- input ---------------------------------------------------------------------------
+
+    def input(self, ctx, payload, now: Instant) -> None:
+        st = self.stats
+        st.ipackets += 1
+        try:
+            pkt = UdpPacket.new_checked(payload)
+        except Malformed:
+            if len(payload) < 8:
+                st.hdrops += 1
+            else:
+                st.badlen += 1
+            return
+        ip = ctx.ip
+        src, dst = ip.src, ip.dst
+        if len(pkt) != len(payload):
+            # RFC 1122 4.1.3.4 lets the IP length exceed the UDP one; the rest is ignored.
+            pass
+        if pkt.checksum and not pkt.verify_checksum(src, dst):
+            st.badsum += 1
+            return
+        sport = pkt.src_port
+        dport = pkt.dst_port
+        bound = self.ports.get(dport)
+        if ctx.broadcast:
+            delivered = False
+            if bound:
+                data = bytes(pkt.payload)
+                for sock in reversed(bound):
+                    if self._matches(sock, src, sport, dst):
+                        delivered = True
+                        if not sock._enqueue(data, (src, sport)):
+                            st.fullsock += 1
+                        if not (sock.reuseport or sock.reuseaddr):
+                            break
+            if not delivered:
+                st.noportbcast += 1
+                st.noport += 1
+            return
+        target = None
+        best = -1
+        if bound:
+            for sock in reversed(bound):      # most recent bind first (BSD hash order)
+                if not self._matches(sock, src, sport, dst):
+                    continue
+                score = (2 if sock.connected else 0) + (1 if sock.laddr != ANY else 0)
+                if score > best:
+                    best, target = score, sock
+        if target is None:
+            st.noport += 1
+            self.ip.icmp.error(ctx.datagram, ICMP_UNREACH, UNREACH_PORT, now,
+                               link_broadcast=ctx.link_broadcast, in_iface=ctx.iface)
+            return
+        data = bytes(pkt.payload)
+        if self.ip.stack.config.reuseport_unicast and target.reuseport:
+            # QNX reuseport_unicast: every SO_REUSEPORT socket on the port gets a copy.
+            for sock in reversed(bound):
+                if sock.reuseport and self._matches(sock, src, sport, dst):
+                    if not sock._enqueue(data, (src, sport)):
+                        st.fullsock += 1
+            return
+        if not target._enqueue(data, (src, sport)):
+            st.fullsock += 1
+
+    @staticmethod
+    def _matches(sock: UdpSocket, src: bytes, sport: int, dst: bytes) -> bool:
+        if sock.laddr != ANY and sock.laddr != dst:
+            return False
+        if sock.fport and (sock.faddr != src or sock.fport != sport):
+            return False
+        return True
+
+    def ctlinput(self, icmp_type: int, code: int, quoted, now: Instant) -> None:
+        """An ICMP error about a datagram we sent: tell the connected socket (in_pcbnotify).
+
+        Unconnected sockets are not told: they cannot know which of their peers failed
+        (BSD and Linux agree; RFC 1122 4.1.3.3 leaves it to the application).
+        """
+        err = _CTL_ERRNO.get((icmp_type, code))
+        if err is None:
+            return
+        head = quoted.payload
+        sport = (head[0] << 8) | head[1]
+        dport = (head[2] << 8) | head[3]
+        src, dst = quoted.src, quoted.dst
+        for sock in self.ports.get(sport, ()):
+            if sock.connected and sock.faddr == dst and sock.fport == dport \
+                    and (sock.laddr == ANY or sock.laddr == src):
+                sock._set_error(err)
