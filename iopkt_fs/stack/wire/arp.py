@@ -48,7 +48,7 @@ class ArpPacket:
 
     def __init__(self, buf):
         """Wrap ``buf`` unchecked: only for packets we built ourselves."""
-        self._buf = memoryview(buf)
+        self._buf = buf if type(buf) is memoryview else memoryview(buf)
 
     @classmethod
     def new_checked(cls, buf) -> ArpPacket:
@@ -57,7 +57,7 @@ class ArpPacket:
         Raises ``Malformed`` if truncated, ``Unsupported`` for a hardware/protocol pair
         other than Ethernet/IPv4. The view is cut to 28 bytes.
         """
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         n = len(mv)
         if n < _FIXED_LEN:
             raise Malformed(f"arp: {n} bytes, fixed part needs {_FIXED_LEN}")

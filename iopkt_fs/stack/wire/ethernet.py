@@ -71,13 +71,13 @@ class EthernetPacket:
 
     def __init__(self, buf, header_len: int = HEADER_LEN):
         """Wrap ``buf`` unchecked: only for frames we built ourselves."""
-        self._buf = memoryview(buf)
+        self._buf = buf if type(buf) is memoryview else memoryview(buf)
         self._header_len = header_len
 
     @classmethod
     def new_checked(cls, buf) -> EthernetPacket:
         """Wrap an untrusted frame; raises ``Malformed`` if it is too short for its header."""
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         n = len(mv)
         if n < HEADER_LEN:
             raise Malformed(f"ethernet: {n} bytes, header needs {HEADER_LEN}")

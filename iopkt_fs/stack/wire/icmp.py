@@ -101,12 +101,12 @@ class IcmpPacket:
 
     def __init__(self, buf):
         """Wrap ``buf`` unchecked: only for messages we built ourselves."""
-        self._buf = memoryview(buf)
+        self._buf = buf if type(buf) is memoryview else memoryview(buf)
 
     @classmethod
     def new_checked(cls, buf) -> IcmpPacket:
         """Wrap an untrusted message; raises ``Malformed`` if shorter than 8 bytes."""
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         if len(mv) < HEADER_LEN:
             raise Malformed(f"icmp: {len(mv)} bytes, header needs {HEADER_LEN}")
         return cls(mv)

@@ -69,6 +69,7 @@ class IpProtocol(IntEnum):
 # version/IHL, TOS, total length, ident, flags/offset, TTL, protocol, checksum, src, dst
 _HDR = struct.Struct("!BBHHHBBH4s4s")
 _U16 = struct.Struct("!H")
+_VER_LEN = struct.Struct("!BxH")  # version/IHL and total length, read together
 _ADDR = struct.Struct("4s")
 
 
@@ -95,7 +96,7 @@ class Ipv4Packet:
 
     def __init__(self, buf, header_len: int | None = None):
         """Wrap ``buf`` unchecked: only for datagrams we built ourselves."""
-        self._buf = memoryview(buf)
+        self._buf = buf if type(buf) is memoryview else memoryview(buf)
         self._header_len = (self._buf[0] & 0x0F) * 4 if header_len is None else header_len
 
     @classmethod
@@ -104,14 +105,19 @@ class Ipv4Packet:
 
         Bytes beyond the total length (Ethernet padding) are cut off the view.
         """
-        mv = memoryview(buf)
-        header_len = _check_header(mv)
-        total_len = _U16.unpack_from(mv, 2)[0]
+        mv = buf if type(buf) is memoryview else memoryview(buf)
+        n = len(mv)
+        if n < HEADER_LEN:
+            raise Malformed(f"ipv4: {n} bytes, header needs {HEADER_LEN}")
+        ver_ihl, total_len = _VER_LEN.unpack_from(mv, 0)
+        header_len = (ver_ihl & 0x0F) << 2
+        if ver_ihl >> 4 != 4 or header_len < HEADER_LEN or header_len > n:
+            _check_header(mv)  # raises with the precise reason
         if total_len < header_len:
             raise Malformed(f"ipv4: total length {total_len} below header length {header_len}")
-        if total_len > len(mv):
-            raise Malformed(f"ipv4: total length {total_len} exceeds {len(mv)} bytes")
-        if total_len < len(mv):
+        if total_len > n:
+            raise Malformed(f"ipv4: total length {total_len} exceeds {n} bytes")
+        if total_len < n:
             mv = mv[:total_len]
         return cls(mv, header_len)
 
@@ -122,7 +128,7 @@ class Ipv4Packet:
         Only the header must be complete; the payload is whatever follows it, up to the
         total length. Raises ``Malformed`` on a bad version or IHL or a cut header.
         """
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         header_len = _check_header(mv)
         total_len = _U16.unpack_from(mv, 2)[0]
         if header_len <= total_len < len(mv):

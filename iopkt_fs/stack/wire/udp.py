@@ -37,12 +37,12 @@ class UdpPacket:
 
     def __init__(self, buf):
         """Wrap ``buf`` unchecked: only for datagrams we built ourselves."""
-        self._buf = memoryview(buf)
+        self._buf = buf if type(buf) is memoryview else memoryview(buf)
 
     @classmethod
     def new_checked(cls, buf) -> UdpPacket:
         """Wrap an untrusted datagram; raises ``Malformed`` if the length field lies."""
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         n = len(mv)
         if n < HEADER_LEN:
             raise Malformed(f"udp: {n} bytes, header needs {HEADER_LEN}")
@@ -60,7 +60,7 @@ class UdpPacket:
         Only the header must be present: the length field describes the original
         datagram, not the quote, so it is not checked and ``payload`` is what was quoted.
         """
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         if len(mv) < HEADER_LEN:
             raise Malformed(f"udp: quoted {len(mv)} bytes, header needs {HEADER_LEN}")
         return cls(mv)
