@@ -79,7 +79,12 @@ def main() -> None:
     print("receive, Ethernet + IPv4 + UDP")
     bench("headers: views + accessors (64-byte frame)", lambda: parse_views(small), n, ck)
     bench("headers: views + accessors (1514-byte frame)", lambda: parse_views(full), n, ck)
-    bench("headers + IPv4 header checksum (1514-byte frame)", lambda: parse_headers_verified(full), n, ck)
+    bench(
+        "headers + IPv4 header checksum (1514-byte frame)",
+        lambda: parse_headers_verified(full),
+        n,
+        ck,
+    )
     bench("Reprs + IPv4 and UDP checksums (64-byte frame)", lambda: parse_reprs(small), n, ck)
     bench("Reprs + IPv4 and UDP checksums (1514-byte frame)", lambda: parse_reprs(full), n, ck)
     print("transmit, Ethernet + IPv4 + UDP")

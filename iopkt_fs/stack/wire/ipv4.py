@@ -306,7 +306,9 @@ class Ipv4Repr:
         if opt_len & 3 or opt_len > MAX_HEADER_LEN - HEADER_LEN:
             raise ValueError(f"ipv4: options must be a multiple of 4 up to 40 bytes, got {opt_len}")
         if self.frag_offset & 7 or self.frag_offset > (_OFFSET_MASK << 3):
-            raise ValueError(f"ipv4: fragment offset {self.frag_offset} not a multiple of 8 <= 65528")
+            raise ValueError(
+                f"ipv4: fragment offset {self.frag_offset} not a multiple of 8 <= 65528"
+            )
         header_len = HEADER_LEN + opt_len
         total_len = header_len + self.payload_len
         if total_len > MAX_TOTAL_LEN:

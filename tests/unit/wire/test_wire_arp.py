@@ -11,16 +11,14 @@ IP_A = bytes([10, 0, 0, 1])
 IP_B = bytes([10, 0, 0, 2])
 
 # A who-has 10.0.0.2 tell 10.0.0.1, byte by byte (RFC 826 "Packet format").
-REQUEST = (
-    b"\x00\x01" b"\x08\x00" b"\x06" b"\x04" b"\x00\x01"
-    + MAC_A + IP_A + bytes(6) + IP_B
-)
+REQUEST = b"\x00\x01" b"\x08\x00" b"\x06" b"\x04" b"\x00\x01" + MAC_A + IP_A + bytes(6) + IP_B
 
 
 def test_request_fields():
     pkt = ArpPacket.new_checked(REQUEST)
     assert pkt.operation == ArpOp.REQUEST
-    assert (pkt.sender_hw, pkt.sender_ip, pkt.target_hw, pkt.target_ip) == (MAC_A, IP_A, bytes(6), IP_B)
+    assert (pkt.sender_hw, pkt.sender_ip) == (MAC_A, IP_A)
+    assert (pkt.target_hw, pkt.target_ip) == (bytes(6), IP_B)
     repr_ = ArpRepr.parse(pkt)
     assert repr_ == ArpRepr.request(MAC_A, IP_A, IP_B)
     assert repr_.is_request and not repr_.is_reply

@@ -97,7 +97,9 @@ def test_pad_frame():
 
 def test_address_helpers():
     assert is_broadcast(BROADCAST) and is_multicast(BROADCAST)
-    assert is_multicast(bytes.fromhex("01005e000001")) and not is_broadcast(bytes.fromhex("01005e000001"))
+    assert is_multicast(bytes.fromhex("01005e000001")) and not is_broadcast(
+        bytes.fromhex("01005e000001")
+    )
     assert is_unicast(SRC) and not is_multicast(SRC)
     # RFC 1112 6.4: 224.128.1.2 and 224.0.1.2 share 01:00:5e:00:01:02
     assert ipv4_multicast_mac(bytes([224, 128, 1, 2])) == bytes.fromhex("01005e000102")

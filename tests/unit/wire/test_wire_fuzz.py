@@ -31,10 +31,9 @@ IP_A, IP_B = ip4("10.0.0.1"), ip4("10.0.0.2")
 _ETH_FIELDS = ("dst", "src", "ethertype", "vlan_tci", "vlan_id", "header_len", "payload")
 _ARP_FIELDS = ("operation", "sender_hw", "sender_ip", "target_hw", "target_ip")
 _IP_FIELDS = (
-    "version", "header_len", "tos", "total_len", "ident", "dont_frag", "more_frags",
-    "frag_offset", "is_fragment", "ttl", "protocol", "checksum", "src", "dst", "options",
-    "header", "payload", "datagram",
-)
+    "version header_len tos total_len ident dont_frag more_frags frag_offset is_fragment"
+    " ttl protocol checksum src dst options header payload datagram"
+).split()
 _ICMP_FIELDS = ("type", "code", "checksum", "rest", "ident", "seq", "next_hop_mtu", "payload")
 _UDP_FIELDS = ("src_port", "dst_port", "length", "checksum", "payload")
 
@@ -91,7 +90,9 @@ def _seed_frames() -> dict[str, tuple[bytes, int]]:
     """Valid frames, each with the length it needs (beyond that is Ethernet padding)."""
     offending = Ipv4Repr(IP_B, IP_A, 17, 12).to_bytes(udp(b"four"))
     frames = {
-        "arp": EthernetRepr(MAC_B, MAC_A, EtherType.ARP).to_bytes(ArpRepr.request(MAC_A, IP_A, IP_B).to_bytes()),
+        "arp": EthernetRepr(MAC_B, MAC_A, EtherType.ARP).to_bytes(
+            ArpRepr.request(MAC_A, IP_A, IP_B).to_bytes()
+        ),
         "udp": ip_frame(17, udp(b"hello, world, this is a datagram")),
         "udp-short-padded": ip_frame(17, udp(b"x")),
         "udp-no-checksum": ip_frame(17, udp(b"unchecked", checksum=False)),
@@ -142,7 +143,9 @@ def _mutate(rng: random.Random, frame: bytes) -> bytes:
         elif op == 1:  # random byte
             data[pos] = rng.randrange(256)
         elif op == 2:  # an interesting 16-bit value, e.g. into a length field
-            value = rng.choice([0, 1, 7, 8, 19, 20, 21, 0x45, 0x7FFF, 0x8000, 0xFFFF, len(data), len(data) - 14])
+            value = rng.choice(
+                [0, 1, 7, 8, 19, 20, 21, 0x45, 0x7FFF, 0x8000, 0xFFFF, len(data), len(data) - 14]
+            )
             data[pos : pos + 2] = (value & 0xFFFF).to_bytes(2, "big")
         elif op == 3:  # cut
             del data[pos:]
@@ -181,7 +184,11 @@ def test_random_bytes_raise_only_malformed():
         if rng.random() < 0.7:  # steer most inputs past the Ethernet demux
             body = body[:12].ljust(12, b"\x00") + rng.choice(ethertypes) + body[12:]
             if rng.random() < 0.5:  # and make the IPv4 header plausible
-                body = body[:14] + bytes([0x45 if rng.random() < 0.8 else rng.randrange(256)]) + body[15:]
+                body = (
+                    body[:14]
+                    + bytes([0x45 if rng.random() < 0.8 else rng.randrange(256)])
+                    + body[15:]
+                )
         _accepts_or_malformed(body, f"random input {i}")
 
 

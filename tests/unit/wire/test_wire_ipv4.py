@@ -115,7 +115,9 @@ def test_garbage_options_never_crash():
 
 
 def test_fragment_metadata():
-    repr_ = Ipv4Repr(ip4("10.0.0.1"), ip4("10.0.0.2"), 17, 8, ident=0xBEEF, more_frags=True, frag_offset=1480)
+    repr_ = Ipv4Repr(
+        ip4("10.0.0.1"), ip4("10.0.0.2"), 17, 8, ident=0xBEEF, more_frags=True, frag_offset=1480
+    )
     pkt = Ipv4Packet.new_checked(repr_.to_bytes(bytes(8)))
     assert pkt.more_frags and not pkt.dont_frag
     assert pkt.frag_offset == 1480 and pkt.is_fragment and pkt.ident == 0xBEEF
@@ -174,7 +176,9 @@ def test_address_helpers():
     assert not is_multicast(ip4("240.0.0.1")) and not is_multicast(ip4("223.255.255.255"))
 
 
-@pytest.mark.parametrize("text", ["1.2.3", "1.2.3.4.5", "1.2.3.256", "a.b.c.d", "1.2.3.-4", "", "1..2.3"])
+@pytest.mark.parametrize(
+    "text", ["1.2.3", "1.2.3.4.5", "1.2.3.256", "a.b.c.d", "1.2.3.-4", "", "1..2.3"]
+)
 def test_ip4_rejects_bad_text(text):
     with pytest.raises(ValueError):
         ip4(text)

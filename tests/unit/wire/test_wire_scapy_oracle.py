@@ -30,7 +30,12 @@ from scapy.all import (  # noqa: E402
 )
 
 from iopkt_fs.stack.wire.arp import ArpRepr  # noqa: E402
-from iopkt_fs.stack.wire.ethernet import EtherType, EthernetPacket, EthernetRepr, mac_to_str  # noqa: E402
+from iopkt_fs.stack.wire.ethernet import (
+    EtherType,
+    EthernetPacket,
+    EthernetRepr,
+    mac_to_str,
+)  # noqa: E402
 from iopkt_fs.stack.wire.icmp import (  # noqa: E402
     IcmpDstUnreachable,
     IcmpEchoReply,
@@ -53,8 +58,11 @@ _option = st.one_of(
     st.just(b"\x94\x04\x00\x00"),
     st.integers(0, 3).map(lambda n: bytes([7, 3 + 4 * n, 4]) + bytes(4 * n)),
 )
-well_formed_options = st.lists(_option, max_size=4).map(b"".join).filter(lambda o: len(o) <= 40).map(
-    lambda o: o + bytes(-len(o) % 4)
+well_formed_options = (
+    st.lists(_option, max_size=4)
+    .map(b"".join)
+    .filter(lambda o: len(o) <= 40)
+    .map(lambda o: o + bytes(-len(o) % 4))
 )
 
 
@@ -71,7 +79,13 @@ def rebuilt(pkt) -> bytes:
 
 
 @oracle
-@given(macs, macs, st.sampled_from([0x0800, 0x0806, 0x86DD, 0x88CC]), st.one_of(st.none(), u16), st.binary(max_size=80))
+@given(
+    macs,
+    macs,
+    st.sampled_from([0x0800, 0x0806, 0x86DD, 0x88CC]),
+    st.one_of(st.none(), u16),
+    st.binary(max_size=80),
+)
 def test_scapy_dissects_our_ethernet(dst, src, ethertype, tci, payload):
     frame = EthernetRepr(dst, src, ethertype, tci).to_bytes(payload)
     pkt = Ether(frame)
@@ -81,7 +95,12 @@ def test_scapy_dissects_our_ethernet(dst, src, ethertype, tci, payload):
     else:
         assert pkt.type == 0x8100
         tag = pkt[Dot1Q]
-        assert (tag.prio, tag.dei, tag.vlan, tag.type) == (tci >> 13, (tci >> 12) & 1, tci & 0xFFF, ethertype)
+        assert (tag.prio, tag.dei, tag.vlan, tag.type) == (
+            tci >> 13,
+            (tci >> 12) & 1,
+            tci & 0xFFF,
+            ethertype,
+        )
     assert len(frame) >= 60
 
 
@@ -96,8 +115,22 @@ def test_scapy_dissects_our_arp(repr_):
 
 
 @oracle
-@given(ip_addrs, ip_addrs, u8, u8, u16, u8, st.booleans(), st.booleans(), st.integers(0, 0x1FFF), well_formed_options, st.binary(max_size=64))
-def test_scapy_dissects_our_ipv4(src, dst, proto, ttl, ident, tos, df, mf, offset8, options, payload):
+@given(
+    ip_addrs,
+    ip_addrs,
+    u8,
+    u8,
+    u16,
+    u8,
+    st.booleans(),
+    st.booleans(),
+    st.integers(0, 0x1FFF),
+    well_formed_options,
+    st.binary(max_size=64),
+)
+def test_scapy_dissects_our_ipv4(
+    src, dst, proto, ttl, ident, tos, df, mf, offset8, options, payload
+):
     repr_ = Ipv4Repr(src, dst, proto, len(payload), ttl, tos, ident, df, mf, offset8 * 8, options)
     datagram = repr_.to_bytes(payload)
     pkt = IP(datagram)
@@ -117,7 +150,11 @@ def test_scapy_dissects_our_icmp(repr_, src, dst):
     icmp = ip[ICMP]
     assert rebuilt(ip) == raw(ip)  # both checksums agree with scapy's
     if isinstance(repr_, (IcmpEchoRequest, IcmpEchoReply)):
-        assert (icmp.type, icmp.id, icmp.seq) == (8 if isinstance(repr_, IcmpEchoRequest) else 0, repr_.ident, repr_.seq)
+        assert (icmp.type, icmp.id, icmp.seq) == (
+            8 if isinstance(repr_, IcmpEchoRequest) else 0,
+            repr_.ident,
+            repr_.seq,
+        )
         assert bytes(icmp.payload) == repr_.data
     elif isinstance(repr_, IcmpDstUnreachable):
         assert (icmp.type, icmp.code, icmp.nexthopmtu) == (3, repr_.code, repr_.next_hop_mtu)
@@ -144,18 +181,39 @@ def test_scapy_dissects_our_udp(repr_, src, dst):
 
 
 @oracle
-@given(macs, macs, st.one_of(st.none(), st.tuples(st.integers(0, 7), st.integers(0, 4095))), ip_addrs, ip_addrs, u16, u16, st.binary(max_size=40))
+@given(
+    macs,
+    macs,
+    st.one_of(st.none(), st.tuples(st.integers(0, 7), st.integers(0, 4095))),
+    ip_addrs,
+    ip_addrs,
+    u16,
+    u16,
+    st.binary(max_size=40),
+)
 def test_we_parse_scapy_padded_udp_frames(dst, src, vlan, ip_src, ip_dst, sport, dport, data):
     l2 = Ether(dst=mac_to_str(dst), src=mac_to_str(src))
     if vlan is not None:
         l2 = l2 / Dot1Q(prio=vlan[0], vlan=vlan[1])
-    frame = raw(l2 / IP(src=ip4_str(ip_src), dst=ip4_str(ip_dst)) / UDP(sport=sport, dport=dport) / Raw(data))
+    frame = raw(
+        l2
+        / IP(src=ip4_str(ip_src), dst=ip4_str(ip_dst))
+        / UDP(sport=sport, dport=dport)
+        / Raw(data)
+    )
     frame += bytes(max(0, 60 - len(frame)))  # what a NIC hands us for a short frame
     eth = EthernetPacket.new_checked(frame)
-    assert EthernetRepr.parse(eth) == EthernetRepr(dst, src, EtherType.IPV4, None if vlan is None else vlan[0] << 13 | vlan[1])
+    assert EthernetRepr.parse(eth) == EthernetRepr(
+        dst, src, EtherType.IPV4, None if vlan is None else vlan[0] << 13 | vlan[1]
+    )
     ip = Ipv4Packet.new_checked(eth.payload)
     ip_repr = Ipv4Repr.parse(ip)
-    assert (ip_repr.src, ip_repr.dst, ip_repr.protocol, ip_repr.payload_len) == (ip_src, ip_dst, 17, 8 + len(data))
+    assert (ip_repr.src, ip_repr.dst, ip_repr.protocol, ip_repr.payload_len) == (
+        ip_src,
+        ip_dst,
+        17,
+        8 + len(data),
+    )
     assert UdpRepr.parse(ip.payload, ip.src, ip.dst) == UdpRepr(sport, dport, data)
 
 
@@ -211,7 +269,16 @@ def test_we_parse_and_reassemble_scapy_fragments(data, fragsize, ident):
 @oracle
 @given(macs, ip_addrs, macs, ip_addrs, st.sampled_from([1, 2]))
 def test_we_parse_scapy_arp(hwsrc, psrc, hwdst, pdst, op):
-    frame = raw(Ether(src=mac_to_str(hwsrc)) / ARP(op=op, hwsrc=mac_to_str(hwsrc), psrc=ip4_str(psrc), hwdst=mac_to_str(hwdst), pdst=ip4_str(pdst)))
+    frame = raw(
+        Ether(src=mac_to_str(hwsrc))
+        / ARP(
+            op=op,
+            hwsrc=mac_to_str(hwsrc),
+            psrc=ip4_str(psrc),
+            hwdst=mac_to_str(hwdst),
+            pdst=ip4_str(pdst),
+        )
+    )
     frame += bytes(60 - len(frame))
     eth = EthernetPacket.new_checked(frame)
     assert eth.ethertype == EtherType.ARP
@@ -221,19 +288,34 @@ def test_we_parse_scapy_arp(hwsrc, psrc, hwdst, pdst, op):
 @oracle
 @given(u16, u16, st.binary(max_size=100), st.booleans())
 def test_we_parse_scapy_echo(ident, seq, data, request):
-    datagram = raw(IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8 if request else 0, id=ident, seq=seq) / Raw(data))
+    datagram = raw(
+        IP(src="10.0.0.1", dst="10.0.0.2")
+        / ICMP(type=8 if request else 0, id=ident, seq=seq)
+        / Raw(data)
+    )
     ip = Ipv4Packet.new_checked(datagram)
     expected = (IcmpEchoRequest if request else IcmpEchoReply)(ident, seq, data)
     assert IcmpRepr.parse(ip.payload) == expected
 
 
 @oracle
-@given(st.sampled_from([(3, 3), (3, 4), (3, 13), (11, 0), (11, 1), (12, 0)]), u16, u16, st.binary(max_size=20))
+@given(
+    st.sampled_from([(3, 3), (3, 4), (3, 13), (11, 0), (11, 1), (12, 0)]),
+    u16,
+    u16,
+    st.binary(max_size=20),
+)
 def test_we_parse_scapy_icmp_errors(type_code, sport, dport, data):
-    offending = raw(IP(src="10.0.0.1", dst="10.9.9.9", ttl=1) / UDP(sport=sport, dport=dport) / Raw(data))
+    offending = raw(
+        IP(src="10.0.0.1", dst="10.9.9.9", ttl=1) / UDP(sport=sport, dport=dport) / Raw(data)
+    )
     icmp_type, code = type_code
     extra = {"nexthopmtu": 1280} if type_code == (3, 4) else {"ptr": 9} if icmp_type == 12 else {}
-    error = raw(IP(src="10.0.0.254", dst="10.0.0.1") / ICMP(type=icmp_type, code=code, **extra) / Raw(quote_original(offending)))
+    error = raw(
+        IP(src="10.0.0.254", dst="10.0.0.1")
+        / ICMP(type=icmp_type, code=code, **extra)
+        / Raw(quote_original(offending))
+    )
     message = IcmpRepr.parse(Ipv4Packet.new_checked(error).payload)
     quote = quote_original(offending)
     expected = {
@@ -254,6 +336,10 @@ def test_we_parse_scapy_unknown_icmp_generically(icmp_type, code, data):
     message = raw(ICMP(type=icmp_type, code=code) / Raw(data))
     parsed = IcmpRepr.parse(message)
     assert isinstance(parsed, IcmpGeneric)
-    assert (parsed.type, parsed.code, parsed.rest) == (icmp_type, code, int.from_bytes(message[4:8], "big"))
+    assert (parsed.type, parsed.code, parsed.rest) == (
+        icmp_type,
+        code,
+        int.from_bytes(message[4:8], "big"),
+    )
     assert parsed.payload == message[8:]
     assert parsed.to_bytes() == message

@@ -26,15 +26,15 @@ data = st.binary(max_size=200)
 # An EtherType proper (>= 0x0600, IEEE 802.3 3.2.6) that is not itself a VLAN TPID.
 ethertypes = st.integers(0x0600, 0xFFFF).filter(lambda t: t != 0x8100)
 
-ethernet_reprs = st.builds(
-    EthernetRepr, macs, macs, ethertypes, st.one_of(st.none(), u16)
-)
+ethernet_reprs = st.builds(EthernetRepr, macs, macs, ethertypes, st.one_of(st.none(), u16))
 
 arp_reprs = st.builds(
     ArpRepr, st.sampled_from([ArpOp.REQUEST, ArpOp.REPLY]), macs, ip_addrs, macs, ip_addrs
 )
 
-ip_options = st.integers(0, 10).flatmap(lambda words: st.binary(min_size=4 * words, max_size=4 * words))
+ip_options = st.integers(0, 10).flatmap(
+    lambda words: st.binary(min_size=4 * words, max_size=4 * words)
+)
 
 
 @st.composite
