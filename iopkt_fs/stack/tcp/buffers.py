@@ -1,0 +1,173 @@
+"""Socket buffers: a byte ring and a reassembly map (no per-byte Python loops).
+
+``Ring`` is a fixed-capacity circular buffer over one ``bytearray``. Writes and reads are
+at most two slice copies (done in C); ``peek`` hands back a ``memoryview`` when the range is
+contiguous, so a 64 KB segment is sliced, not copied, until the wire layer joins it to its
+header. The send buffer holds the bytes from SND.UNA on; the receive buffer holds the bytes
+the user has not read yet, then a gap, then out-of-order data written in place at its
+offset ("write_at"), exactly where it will sit once the gap is filled (smoltcp's
+RingBuffer + Assembler design).
+
+``Assembler`` remembers which ranges beyond the contiguous prefix have arrived, as a sorted
+list of ``[start, end)`` offsets relative to RCV.NXT, bounded in count (``max_ranges``) so a
+hostile peer cannot make us track unbounded holes; the bytes themselves are bounded by the
+ring (RFC 9293 3.10.7.4: data is only kept inside the advertised window).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+
+class Ring:
+    __slots__ = ("_buf", "_cap", "_head", "_len")
+
+    def __init__(self, capacity: int):
+        self._buf = bytearray(capacity)
+        self._cap = capacity
+        self._head = 0
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def capacity(self) -> int:
+        return self._cap
+
+    @property
+    def free(self) -> int:
+        return self._cap - self._len
+
+    def resize(self, capacity: int) -> None:
+        """Change the capacity (SO_SNDBUF/SO_RCVBUF); never below what is stored."""
+        capacity = max(capacity, self._len)
+        data = self.peek_bytes(0, self._len)
+        self._buf = bytearray(capacity)
+        self._buf[:len(data)] = data
+        self._cap, self._head = capacity, 0
+
+    def _copy_in(self, pos: int, data) -> None:
+        """Copy ``data`` to absolute ring position ``pos`` (wrapping)."""
+        n = len(data)
+        first = min(n, self._cap - pos)
+        self._buf[pos:pos + first] = data[:first]
+        if first < n:
+            self._buf[:n - first] = data[first:]
+
+    def write(self, data) -> int:
+        """Append as much of ``data`` as fits; returns the count taken."""
+        n = min(len(data), self._cap - self._len)
+        if n:
+            mv = memoryview(data)[:n]
+            self._copy_in((self._head + self._len) % self._cap, mv)
+            self._len += n
+        return n
+
+    def write_at(self, offset: int, data) -> None:
+        """Store ``data`` ``offset`` bytes past the end without committing it (reassembly).
+        The caller guarantees ``offset + len(data) <= free``."""
+        if data:
+            self._copy_in((self._head + self._len + offset) % self._cap, memoryview(data))
+
+    def commit(self, n: int) -> None:
+        """Make ``n`` bytes written with ``write_at`` part of the readable data."""
+        self._len += n
+
+    def peek(self, offset: int, n: int):
+        """``n`` bytes from ``offset``: a memoryview when contiguous, else one joined bytes."""
+        n = min(n, self._len - offset)
+        if n <= 0:
+            return b""
+        start = (self._head + offset) % self._cap
+        end = start + n
+        if end <= self._cap:
+            return memoryview(self._buf)[start:end]
+        return bytes(self._buf[start:]) + bytes(self._buf[:end - self._cap])
+
+    def peek_bytes(self, offset: int, n: int) -> bytes:
+        return bytes(self.peek(offset, n))
+
+    def consume(self, n: int) -> None:
+        n = min(n, self._len)
+        self._head = (self._head + n) % self._cap
+        self._len -= n
+        if self._len == 0:
+            self._head = 0
+
+    def read(self, n: int) -> bytes:
+        data = self.peek_bytes(0, n)
+        self.consume(len(data))
+        return data
+
+    def read_into(self, out) -> int:
+        """Copy up to ``len(out)`` bytes into the writable buffer ``out``; returns the count."""
+        n = min(len(out), self._len)
+        if n:
+            start = self._head
+            first = min(n, self._cap - start)
+            mv = memoryview(out)
+            mv[:first] = self._buf[start:start + first]
+            if first < n:
+                mv[first:n] = self._buf[:n - first]
+            self.consume(n)
+        return n
+
+
+class Assembler:
+    """Out-of-order ranges ``[start, end)`` as offsets from RCV.NXT, sorted and disjoint."""
+
+    __slots__ = ("_starts", "_ends", "max_ranges")
+
+    def __init__(self, max_ranges: int = 32):
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self.max_ranges = max_ranges
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return list(zip(self._starts, self._ends))
+
+    def buffered(self) -> int:
+        return sum(e - s for s, e in zip(self._starts, self._ends))
+
+    def add(self, start: int, end: int) -> bool:
+        """Record ``[start, end)``; False (nothing recorded) if it would need a range too
+        many. Overlapping and adjacent ranges merge."""
+        if start >= end:
+            return True
+        starts, ends = self._starts, self._ends
+        i = bisect.bisect_left(ends, start)          # first range that ends at/after start
+        j = bisect.bisect_right(starts, end)         # ranges [i, j) touch [start, end)
+        if i == j and len(starts) >= self.max_ranges:
+            return False
+        if i < j:
+            start = min(start, starts[i])
+            end = max(end, ends[j - 1])
+        starts[i:j] = [start]
+        ends[i:j] = [end]
+        return True
+
+    def take_front(self) -> int:
+        """If a range starts at offset 0, remove it and return its length (else 0)."""
+        if self._starts and self._starts[0] == 0:
+            n = self._ends[0]
+            del self._starts[0], self._ends[0]
+            return n
+        return 0
+
+    def shift(self, n: int) -> None:
+        """RCV.NXT advanced by ``n``: rebase every offset, dropping what falls before 0."""
+        starts, ends = self._starts, self._ends
+        k = 0
+        while k < len(ends) and ends[k] <= n:
+            k += 1
+        del starts[:k], ends[:k]
+        for i in range(len(starts)):
+            starts[i] = max(0, starts[i] - n)
+            ends[i] -= n

@@ -1,0 +1,430 @@
+"""The TCP layer: demultiplexing, listeners and SYN cookies, ISNs, timers and readiness.
+
+Integration points (sans-IO, no dependency on the IP layer):
+
+* in:  ``input(src_ip, dst_ip, segment, now)`` - one TCP segment (the IP payload, already
+  cut to the datagram's length) addressed to one of our unicast addresses. Addresses are
+  ``bytes`` (4 for IPv4, 16 for IPv6); the checksum is verified here.
+* out: ``output(src_ip, dst_ip, segment_bytes)`` - the callback given to the constructor;
+  the IP layer wraps the segment in a datagram with protocol 6.
+* time: ``poll(now)`` runs every expired timer; ``poll_at()`` is the next deadline (None
+  when nothing is scheduled). Timers are a heap of (deadline, n, connection) with lazy
+  invalidation (trio's ``Deadlines``), so 10,000 idle connections cost nothing per poll.
+* routes: ``source_address(dst_ip) -> bytes | None`` picks the local address for an
+  unbound ``connect``; ``route_mtu(dst_ip) -> int`` gives the MTU the MSS is clamped to.
+* users: ``socket()`` makes a ``TcpSocket`` (socket.py); readiness changes collect in
+  ``events`` (drain with ``take_events()``).
+* ``ctlinput`` hooks for ICMP (PMTU, unreachable) are not implemented yet.
+
+Randomness comes only from the ``random.Random`` given (seeded in tests): the RFC 6528
+secret, the SYN-cookie secret and ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import hashlib
+import heapq
+import random
+import struct
+from typing import Callable
+
+import attrs
+
+from ..errors import StackError
+from ..time import Instant, seconds
+from ..wire.errors import Malformed
+from ..wire.tcp import NO_OPTIONS, TcpPacket, build_segment, encode_options, parse_options
+from .config import TcpConfig
+from .connection import ACK, FIN, RST, SYN, Connection, Segment, State
+from .seq import MASK, seq_add
+from .socket import TcpSocket
+from .stats import TcpStats
+
+OutputFn = Callable[[bytes, bytes, bytes], None]
+
+EPHEMERAL_LOW, EPHEMERAL_HIGH = 49152, 65535     # IANA dynamic ports; NetBSD anonportmin/max
+CHALLENGE_ACK_LIMIT = 1000    # RFC 5961 7: per second, Linux tcp_challenge_ack_limit
+COOKIE_PERIOD = seconds(64)   # a cookie's clock tick; valid for this tick and the previous
+COOKIE_MSS = (536, 1220, 1440, 1460)   # RFC 4987 3.6: a few MSS values in 2 bits
+ANY4 = bytes(4)
+ANY6 = bytes(16)
+_TUPLE = struct.Struct("!HHI")
+
+
+@attrs.frozen
+class TcpStatus:
+    """What ``N/status`` shows for one connection (times in µs, sizes in bytes)."""
+
+    state: str
+    local: tuple[bytes, int]
+    remote: tuple[bytes, int]
+    sendq: int
+    recvq: int
+    srtt: int | None
+    rttvar: int
+    rto: int
+    cwnd: int
+    ssthresh: int
+    smss: int
+    snd_wnd: int
+    rcv_wnd: int
+    retransmits: int
+    sack: bool
+    timestamps: bool
+    wscale: tuple[int, int] | None
+    congctl: str
+    in_recovery: bool
+
+    def render(self) -> str:
+        def ms(v):
+            return "-" if v is None else f"{v / 1000:.1f}"
+        ws = f"{self.wscale[0]},{self.wscale[1]}" if self.wscale else "-"
+        return (f"{self.state} sendq {self.sendq} recvq {self.recvq} srtt {ms(self.srtt)} "
+                f"rttvar {ms(self.rttvar)} rto {ms(self.rto)} cwnd {self.cwnd} "
+                f"ssthresh {self.ssthresh} mss {self.smss} retrans {self.retransmits} "
+                f"sack {int(self.sack)} ts {int(self.timestamps)} wscale {ws} "
+                f"cc {self.congctl}\n")
+
+
+def fmt_ip(ip: bytes) -> str:
+    if len(ip) == 4:
+        return ".".join(map(str, ip))
+    return ":".join(f"{ip[i]:02x}{ip[i + 1]:02x}" for i in range(0, len(ip), 2))
+
+
+class TcpLayer:
+    def __init__(self, output: OutputFn, rng: random.Random | None = None, *,
+                 sysctl=None, config: TcpConfig | None = None,
+                 log: Callable[..., None] | None = None,
+                 source_address: Callable[[bytes], bytes | None] | None = None,
+                 route_mtu: Callable[[bytes], int] | None = None,
+                 config_overrides: dict | None = None):
+        self.output = output
+        self.rng = rng or random.Random()
+        self._sysctl = sysctl
+        self._config = config
+        self._overrides = config_overrides or {}
+        self.log = log
+        self.source_address = source_address
+        self.route_mtu = route_mtu or (lambda dst: 1500)
+        self.stats = TcpStats()
+        self.connections: dict[tuple, Connection] = {}
+        self.listeners: dict[tuple[bytes, int], TcpSocket] = {}
+        self.bound: dict[tuple[bytes, int], set[TcpSocket]] = {}
+        self._local_use: dict[tuple[bytes, int], int] = {}   # connections per local endpoint
+        self.events: set[TcpSocket] = set()
+        self._heap: list[tuple[int, int, Connection]] = []
+        self._heap_n = 0
+        # RFC 6528 3: "a secret key ... SHOULD be of at least 128 bits"; ours are 256.
+        self._isn_key = self.rng.getrandbits(256).to_bytes(32, "big")
+        self._cookie_key = self.rng.getrandbits(256).to_bytes(32, "big")
+        self._challenge_window = 0
+        self._challenge_count = 0
+
+    # -- configuration --------------------------------------------------------------------
+
+    @property
+    def config(self) -> TcpConfig:
+        if self._config is not None:
+            return self._config
+        if self._sysctl is not None:
+            return TcpConfig.from_sysctl(self._sysctl, **self._overrides)
+        self._config = TcpConfig(**self._overrides)
+        return self._config
+
+    def fmt_ep(self, ip: bytes, port: int) -> str:
+        return f"{fmt_ip(ip)}.{port}"
+
+    def log_state(self, conn: Connection, old: State, new: State) -> None:
+        if self.log is not None:
+            self.log(7, f"tcp: {self.fmt_ep(conn.local_ip, conn.local_port)} > "
+                        f"{self.fmt_ep(conn.remote_ip, conn.remote_port)}: {old} -> {new}")
+
+    # -- randomness -----------------------------------------------------------------------
+
+    def _hash32(self, key: bytes, *parts: bytes) -> int:
+        return int.from_bytes(hashlib.blake2s(b"".join(parts), key=key, digest_size=4).digest(), "big")
+
+    def isn(self, lip: bytes, lport: int, rip: bytes, rport: int, now: Instant) -> int:
+        """RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
+        M a 4 µs timer, F a keyed hash (BLAKE2s here)."""
+        f = self._hash32(self._isn_key, b"isn", lip, rip, _TUPLE.pack(lport, rport, 0))
+        return (now // 4 + f) & MASK
+
+    def ts_offset(self, lip: bytes, lport: int, rip: bytes, rport: int) -> int:
+        """RFC 7323 5.4/7.1: a per-connection random offset for TSval, from a keyed hash so
+        a SYN-cookie connection finds the same clock its SYN-ACK used."""
+        return self._hash32(self._isn_key, b"ts", lip, rip, _TUPLE.pack(lport, rport, 0))
+
+    def ephemeral_port(self, lip: bytes, rip: bytes | None = None, rport: int = 0) -> int:
+        """RFC 6056 3.3.1 (algorithm 1): a random start, then the next free port."""
+        span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1
+        start = self.rng.randrange(span)
+        for i in range(span):
+            port = EPHEMERAL_LOW + (start + i) % span
+            if rip is not None and (lip, port, rip, rport) in self.connections:
+                continue
+            if self._port_taken(lip, port, for_connect=rip is not None):
+                continue
+            return port
+        raise StackError(_errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    def _port_taken(self, ip: bytes, port: int, for_connect: bool = False) -> bool:
+        anys = (ANY4, ANY6)
+        for (bip, bport) in list(self.listeners) + list(self.bound):
+            if bport == port and (bip == ip or bip in anys or ip in anys):
+                return True
+        if not for_connect:
+            for (lip, lport), n in self._local_use.items():
+                if n and lport == port and (lip == ip or ip in anys):
+                    return True
+        return False
+
+    # -- bookkeeping called by sockets and connections ------------------------------------
+
+    def socket(self) -> TcpSocket:
+        return TcpSocket(self)
+
+    def register(self, conn: Connection) -> None:
+        self.connections[conn.key] = conn
+        ep = (conn.local_ip, conn.local_port)
+        self._local_use[ep] = self._local_use.get(ep, 0) + 1
+        conn.ts_offset = self.ts_offset(*conn.key)
+
+    def touch(self, conn: Connection) -> None:
+        """A connection's timers may have changed: (re)schedule its next deadline."""
+        d = conn.poll_at()
+        if d is not None and d != conn.sched:
+            self._heap_n += 1
+            heapq.heappush(self._heap, (d, self._heap_n, conn))
+        conn.sched = d
+
+    def wake(self, conn: Connection) -> None:
+        if conn.socket is not None:
+            self.events.add(conn.socket)
+
+    def take_events(self) -> set[TcpSocket]:
+        """Sockets whose readability, writability or state changed since the last call."""
+        ev, self.events = self.events, set()
+        return ev
+
+    def emit(self, conn: Connection, segment: bytes, flags: int, payload_len: int) -> None:
+        self.stats.sndtotal += 1
+        self.output(conn.local_ip, conn.remote_ip, segment)
+
+    def challenge_ack_allowed(self, now: Instant) -> bool:
+        """RFC 5961 7: at most CHALLENGE_ACK_LIMIT challenge ACKs per second."""
+        window = now // 1_000_000
+        if window != self._challenge_window:
+            self._challenge_window, self._challenge_count = window, 0
+        self._challenge_count += 1
+        return self._challenge_count <= CHALLENGE_ACK_LIMIT
+
+    def connection_established(self, conn: Connection, old: State) -> None:
+        lst = conn.listener
+        if lst is None:
+            return
+        if old == State.SYN_RECEIVED:
+            lst.embryonic -= 1
+        conn.listener = None
+        if not lst.listening:
+            conn.abort(conn.last_snd, _errno.ECONNABORTED)
+            return
+        child = TcpSocket._for_connection(self, conn, lst)
+        lst.accept_queue.append(child)
+        self.stats.accepts += 1
+        self.stats.sc_completed += 1
+        self.events.add(lst)
+
+    def connection_closed(self, conn: Connection, old: State) -> None:
+        if self.connections.get(conn.key) is conn:
+            del self.connections[conn.key]
+            ep = (conn.local_ip, conn.local_port)
+            n = self._local_use.get(ep, 1) - 1
+            if n:
+                self._local_use[ep] = n
+            else:
+                self._local_use.pop(ep, None)
+        if conn.listener is not None and old == State.SYN_RECEIVED:
+            conn.listener.embryonic -= 1
+            self.stats.sc_dropped += 1
+            conn.listener = None
+        if old.synchronized or old == State.SYN_SENT:
+            self.stats.closed += 1
+        if conn.socket is not None:
+            self.events.add(conn.socket)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def poll(self, now: Instant) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            d, _, conn = heapq.heappop(heap)
+            if conn.sched != d or conn.state == State.CLOSED:
+                continue
+            conn.sched = None
+            conn.on_timer(now)
+            self.touch(conn)
+
+    def poll_at(self) -> Instant | None:
+        heap = self._heap
+        while heap and (heap[0][2].sched != heap[0][0] or heap[0][2].state == State.CLOSED):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    # -- input ----------------------------------------------------------------------------
+
+    def input(self, src_ip: bytes, dst_ip: bytes, segment, now: Instant) -> None:
+        """One segment from the IP layer. Bad input is a counted drop, never an exception."""
+        stats = self.stats
+        stats.rcvtotal += 1
+        try:
+            pkt = TcpPacket.new_checked(segment)
+        except Malformed:
+            if len(segment) < 20:
+                stats.rcvshort += 1
+            else:
+                stats.rcvbadoff += 1
+            return
+        if not pkt.verify_checksum(src_ip, dst_ip):
+            stats.rcvbadsum += 1
+            return
+        sport, dport, seq, ack, off, flags, wnd, _csum, _urg = pkt.fields()
+        try:
+            opts = parse_options(pkt.options_raw) if off > 0x50 else NO_OPTIONS
+        except Malformed:
+            stats.rcvbadoff += 1
+            return
+        seg = Segment(seq, ack, flags, wnd, opts, pkt.payload)
+        conn = self.connections.get((dst_ip, dport, src_ip, sport))
+        if conn is not None:
+            conn.segment_arrived(seg, now)
+            return
+        lst = self.listeners.get((dst_ip, dport)) or self.listeners.get(
+            (ANY4 if len(dst_ip) == 4 else ANY6, dport))
+        if lst is not None:
+            self._listen_input(lst, src_ip, dst_ip, sport, dport, seg, now)
+            return
+        stats.noport += 1
+        self._reset_closed(src_ip, dst_ip, sport, dport, seg)
+
+    def _reset_closed(self, src_ip, dst_ip, sport, dport, seg: Segment) -> None:
+        """RFC 9293 3.10.7.1 (CLOSED): answer anything but a RST with a RST."""
+        if seg.flags & RST:
+            return
+        if seg.flags & ACK:
+            out = build_segment(dst_ip, src_ip, dport, sport, seg.ack, 0, RST, 0)
+        else:
+            out = build_segment(dst_ip, src_ip, dport, sport, 0,
+                                seq_add(seg.seq, seg.seg_len), RST | ACK, 0)
+        self.stats.sndrst += 1
+        self.stats.sndtotal += 1
+        self.output(dst_ip, src_ip, out)
+
+    def _listen_input(self, lst: TcpSocket, src_ip, dst_ip, sport, dport, seg: Segment,
+                      now: Instant) -> None:
+        """RFC 9293 3.10.7.2 (LISTEN)."""
+        stats = self.stats
+        f = seg.flags
+        if f & RST:
+            return  # "first, check for a RST: an incoming RST should be ignored"
+        if f & ACK:
+            # "second, check for an ACK ... form a reset <SEQ=SEG.ACK><CTL=RST>" - unless
+            # it completes a SYN-cookie handshake (RFC 4987 3.6).
+            if not f & SYN and self.config.syncookies and self._cookie_ack(
+                    lst, src_ip, dst_ip, sport, dport, seg, now):
+                return
+            self._reset_closed(src_ip, dst_ip, sport, dport, seg)
+            return
+        if not f & SYN:
+            return  # "fourth, other data or control: drop the segment"
+        cfg = self.config
+        if f & FIN and cfg.drop_synfin:
+            stats.badsyn += 1
+            return
+        if len(lst.accept_queue) + lst.embryonic >= lst.backlog:
+            if cfg.syncookies and len(lst.accept_queue) < lst.backlog:
+                self._send_cookie(lst, src_ip, dst_ip, sport, dport, seg, now)
+            else:
+                stats.listendrop += 1
+            return
+        conn = Connection(self, cfg, dst_ip, dport, src_ip, sport, now,
+                          sndbuf=lst.sndbuf, rcvbuf=lst.rcvbuf, mtu=self.route_mtu(src_ip))
+        lst.inherit(conn)
+        conn.listener = lst
+        lst.embryonic += 1
+        stats.sc_added += 1
+        self.register(conn)
+        conn.open_passive(seg, self.isn(dst_ip, dport, src_ip, sport, now), now)
+        self.touch(conn)
+
+    # -- SYN cookies (RFC 4987 3.6) -------------------------------------------------------
+
+    def _cookie(self, lip, lport, rip, rport, irs: int, count: int, mss_idx: int) -> int:
+        mac = self._hash32(self._cookie_key, lip, rip, _TUPLE.pack(lport, rport, irs),
+                           bytes((count & 0xFF, mss_idx))) & 0x1FFFFFF
+        return ((count & 0x1F) << 27) | (mss_idx << 25) | mac
+
+    def _send_cookie(self, lst: TcpSocket, src_ip, dst_ip, sport, dport, seg: Segment,
+                     now: Instant) -> None:
+        """The queue is full: answer with a SYN-ACK whose ISN encodes the connection, and
+        keep no state. Window scale and SACK ride in the low TSval bits when the peer
+        sent timestamps (as Linux does); without timestamps they are lost."""
+        cfg = self.config
+        stats = self.stats
+        stats.sc_sendcookie += 1
+        peer_mss = seg.opts.mss or cfg.mssdflt
+        mtu_mss = self.route_mtu(src_ip) - (20 if len(src_ip) == 4 else 40) - 20
+        mss_idx = max(i for i, m in enumerate(COOKIE_MSS) if m <= max(peer_mss, 536))
+        count = now // COOKIE_PERIOD
+        iss = self._cookie(dst_ip, dport, src_ip, sport, seg.seq, count, mss_idx)
+        ws = sack = ts = None
+        rcv_wscale = 0
+        if seg.opts.timestamp is not None and cfg.timestamps:
+            if seg.opts.wscale is not None and cfg.win_scale:
+                while rcv_wscale < 14 and (lst.rcvbuf >> rcv_wscale) > 0xFFFF:
+                    rcv_wscale += 1
+                ws = rcv_wscale
+            sack = bool(seg.opts.sack_permitted and cfg.sack)
+            clock = now // 1000 + self.ts_offset(dst_ip, dport, src_ip, sport)
+            bits = (ws if ws is not None else 0xF) | (sack << 4) | 0x20
+            ts = (((clock - 64) & ~0x3F | bits) & MASK, seg.opts.timestamp[0])
+        opts = encode_options(min(mtu_mss, 65535), ws, bool(sack), ts)
+        out = build_segment(dst_ip, src_ip, dport, sport, iss, seq_add(seg.seq, 1), SYN | ACK,
+                            min(lst.rcvbuf, 0xFFFF), opts)
+        stats.sndtotal += 1
+        self.output(dst_ip, src_ip, out)
+
+    def _cookie_ack(self, lst: TcpSocket, src_ip, dst_ip, sport, dport, seg: Segment,
+                    now: Instant) -> bool:
+        iss = seq_add(seg.ack, -1)
+        irs = seq_add(seg.seq, -1)
+        mss_idx = (iss >> 25) & 3
+        count = now // COOKIE_PERIOD
+        for c in (count, count - 1):
+            if (c & 0x1F) == iss >> 27 and self._cookie(dst_ip, dport, src_ip, sport, irs, c, mss_idx) == iss:
+                break
+        else:
+            self.stats.sc_bad_cookie += 1
+            return False
+        if len(lst.accept_queue) >= lst.backlog:
+            self.stats.listendrop += 1
+            return True   # silently: the client's retransmission may find room later
+        self.stats.sc_recvcookie += 1
+        ws, sack = None, False
+        ts = seg.opts.timestamp
+        if ts is not None and ts[1] & 0x20:
+            code = ts[1] & 0xF
+            ws = None if code == 0xF else code
+            sack = bool(ts[1] & 0x10)
+        cfg = self.config
+        conn = Connection(self, cfg, dst_ip, dport, src_ip, sport, now,
+                          sndbuf=lst.sndbuf, rcvbuf=lst.rcvbuf, mtu=self.route_mtu(src_ip))
+        lst.inherit(conn)
+        conn.listener = lst
+        self.register(conn)
+        conn.open_from_cookie(seg, iss, COOKIE_MSS[mss_idx], ws, sack, now)
+        if conn.state != State.CLOSED:
+            conn.segment_arrived(seg, now)
+        return True

@@ -1,0 +1,50 @@
+"""Sequence-number arithmetic modulo 2**32 (RFC 9293 3.4, BSD ``tcp_seq.h``).
+
+Sequence numbers wrap, so ``a < b`` means "b is ahead of a by less than 2**31": the sign
+of the 32-bit difference, exactly BSD's ``SEQ_LT(a, b) ((int)((a) - (b)) < 0)``. Every
+comparison of two sequence (or acknowledgment, or timestamp) values goes through here.
+"""
+
+MOD = 1 << 32
+MASK = MOD - 1
+_HALF = 1 << 31
+
+
+def seq_add(a: int, n: int) -> int:
+    """``a + n`` modulo 2**32 (``n`` may be negative)."""
+    return (a + n) & MASK
+
+
+def seq_sub(a: int, b: int) -> int:
+    """The signed distance ``a - b`` in -2**31 .. 2**31-1."""
+    d = (a - b) & MASK
+    return d - MOD if d >= _HALF else d
+
+
+def seq_lt(a: int, b: int) -> bool:
+    return seq_sub(a, b) < 0
+
+
+def seq_le(a: int, b: int) -> bool:
+    return seq_sub(a, b) <= 0
+
+
+def seq_gt(a: int, b: int) -> bool:
+    return seq_sub(a, b) > 0
+
+
+def seq_ge(a: int, b: int) -> bool:
+    return seq_sub(a, b) >= 0
+
+
+def seq_max(a: int, b: int) -> int:
+    return a if seq_sub(a, b) >= 0 else b
+
+
+def seq_min(a: int, b: int) -> int:
+    return a if seq_sub(a, b) <= 0 else b
+
+
+def seq_in(x: int, lo: int, hi: int) -> bool:
+    """``lo <= x < hi`` on the sequence circle (the RFC 9293 3.4 window tests)."""
+    return ((x - lo) & MASK) < ((hi - lo) & MASK)
