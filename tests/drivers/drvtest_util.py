@@ -65,14 +65,16 @@ def root_links():
 class Harness:
     """A Stack + Runtime pair, a log, and the frames the stack was handed, per interface."""
 
-    def __init__(self, seed: int = 1):
+    def __init__(self, seed: int = 1, raw: bool = True):
         self.logs: list[tuple[int, str]] = []
         self.stack = Stack(StackConfig(seed=seed))
         self.runtime = Runtime(self.stack, log=self._log)
         self.frames: dict[str, list[bytes]] = {}
         self.on_frame = None
-        # No IPv4 layer yet at this level: we are the protocol, recording what arrives.
-        self.stack.frame_input = self._frame
+        if raw:
+            # Frame-level tests: we stand in for the protocol layer, recording what arrives
+            # (the stack's own IPv4 layer would answer too). ``raw=False`` keeps the stack's.
+            self.stack.frame_input = self._frame
 
     def _log(self, severity, text, major=None):
         self.logs.append((severity, text))
@@ -95,6 +97,29 @@ class Harness:
 
     def log_text(self) -> str:
         return "\n".join(text for _, text in self.logs)
+
+
+async def _run(nursery, h):
+    await nursery.start(h.runtime.run)
+    try:
+        yield h
+    finally:
+        h.runtime.shutdown()
+    await trio.sleep(0)
+    assert "task failed" not in h.log_text() and "detach failed" not in h.log_text(), h.log_text()
+
+
+@pytest.fixture
+async def host(nursery):
+    """A stack with its real IPv4 layer (ARP, ICMP, UDP, forwarding)."""
+    async for h in _run(nursery, Harness(seed=11, raw=False)):
+        yield h
+
+
+@pytest.fixture
+async def host2(nursery):
+    async for h in _run(nursery, Harness(seed=12, raw=False)):
+        yield h
 
 
 @pytest.fixture
