@@ -457,7 +457,8 @@ class Connection:
             return  # fifth: "if neither of the SYN or RST bits is set, drop the segment"
         self.irs = seg.seq
         self.rcv_nxt = seq_add(seg.seq, 1)
-        self.rcv_adv = self.rcv_nxt
+        # Our SYN offered min(buffer, 65535), unscaled (RFC 7323 2.2).
+        self.rcv_adv = seq_add(self.rcv_nxt, min(self.rcv_buf.free, 0xFFFF))
         self._take_syn_options(seg, now)
         self.last_rcv = now
         if f & ACK:
@@ -500,6 +501,13 @@ class Connection:
                 self._ack_and_drop(now)
                 return
             self.ts_recent = ts[0]  # 5.5: an idle connection's TS.Recent is stale
+
+        if st == State.SYN_RECEIVED and f & SYN and not f & (ACK | RST) and seg.seq == self.irs:
+            # The peer repeats its SYN: our SYN-ACK was lost. Repeat it (what BSD's
+            # syncache does) rather than treating the old SYN as out of window.
+            self.snd_nxt = self.iss
+            self.syn_queued = True
+            return
 
         # first, check sequence number (RFC 9293 3.10.7.4 table).
         wnd = self.rcv_wnd
@@ -558,11 +566,6 @@ class Connection:
 
         # fourth, check the SYN bit (RFC 5961 4.2; RFC 9293 3.10.7.4 fourth).
         if f & SYN:
-            if st == State.SYN_RECEIVED and seg.seq == self.irs:
-                # Our SYN-ACK was lost and the peer repeats its SYN: repeat the SYN-ACK.
-                self.snd_nxt = self.iss
-                self.syn_queued = True
-                return
             stats.badsyn += 1
             self._challenge_ack(now)
             return
@@ -1226,6 +1229,11 @@ class Connection:
                 self.layer.stats.sndctrl += 1
                 if st == State.SYN_SENT:
                     self.layer.stats.connattempt += 1
+                # Time the SYN (RFC 6298 2 allows it); Karn's rule clears this on a
+                # retransmission.
+                self.rtt_seq = self.iss
+                self.rtt_time = now
+                self.layer.stats.segstimed += 1
             self._emit(self.iss, flags, b"", now)
             self.snd_nxt = seq_add(self.iss, 1)
             if seq_gt(self.snd_nxt, self.snd_max):

@@ -388,7 +388,8 @@ class TcpLayer:
                 ws = rcv_wscale
             sack = bool(seg.opts.sack_permitted and cfg.sack)
             clock = now // 1000 + self.ts_offset(dst_ip, dport, src_ip, sport)
-            bits = (ws if ws is not None else 0xF) | (sack << 4) | 0x20
+            # the *peer's* shift is what we must remember; ours follows from rcvbuf.
+            bits = (seg.opts.wscale if ws is not None else 0xF) | (sack << 4) | 0x20
             ts = (((clock - 64) & ~0x3F | bits) & MASK, seg.opts.timestamp[0])
         opts = encode_options(min(mtu_mss, 65535), ws, bool(sack), ts)
         out = build_segment(dst_ip, src_ip, dport, sport, iss, seq_add(seg.seq, 1), SYN | ACK,
