@@ -106,22 +106,22 @@ class Instance:
     # -- mount and serve ------------------------------------------------------------------
 
     def _prepare_mountpoint(self) -> None:
-        for inst, where in paths.instances():
-            if where == self.prefix:
-                if _answers(self.prefix):
-                    raise StartError(f"{self.cl.prog}: prefix {self.prefix} is already served by {inst}; "
-                                     f"stop it first or give -ptcpip prefix=")
+        # io-pkt mounts at the prefix may be live (refuse) or left by a killed instance
+        # (clear them: fs.md B8). The mount root's attributes can stay cached after the
+        # daemon dies, so ask a file inside, not the prefix itself.
+        for _ in range(8):
+            here = [inst for inst, where in paths.instances() if where == self.prefix]
+            if not here:
+                break
+            if _answers(self.prefix):
+                raise StartError(f"{self.cl.prog}: prefix {self.prefix} is already served by {here[-1]}; "
+                                 f"stop it first or give -ptcpip prefix=")
+            self.slog(slog.INFO, f"clearing stale mount on {self.prefix}")
+            _lazy_unmount(self.prefix)
         try:
             os.makedirs(self.prefix, exist_ok=True)
-            os.stat(self.prefix)
         except OSError as exc:
-            if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
-                # A killed instance left its mount behind: clear it (fs.md B8).
-                self.slog(slog.INFO, f"clearing stale mount on {self.prefix}")
-                _lazy_unmount(self.prefix)
-                os.makedirs(self.prefix, exist_ok=True)
-            else:
-                raise StartError(f"{self.cl.prog}: prefix {self.prefix}: {exc.strerror}") from None
+            raise StartError(f"{self.cl.prog}: prefix {self.prefix}: {exc.strerror}") from None
         if not os.path.isdir(self.prefix):
             raise StartError(f"{self.cl.prog}: prefix {self.prefix} is not a directory")
         if not os.path.exists("/dev/fuse"):

@@ -227,7 +227,10 @@ class TextFile(File):
 
     async def read(self, handle, off, size):
         if off == 0 or not handle.snapshot:
-            handle.snapshot = self._render().encode()
+            text = self._render()
+            if hasattr(text, "__await__"):
+                text = await text   # e.g. a driver asked for live counters
+            handle.snapshot = text.encode()
         return handle.snapshot[off:off + size]
 
     async def write(self, handle, off, buf):

@@ -66,10 +66,18 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
             verbs.interface_ctl(stack, iface, text)
             inst.runtime.kick()
 
+        async def stats():
+            # A driver may refresh counters from its device first (a sysfs read, a
+            # hardware query): that is time spent serving, bounded by threads_max.
+            refresh = getattr(iface.driver, "refresh_stats", None)
+            if refresh is not None:
+                await refresh(iface)
+            return render.interface_stats(iface)
+
         for name, fn, writer in (
             ("ctl", lambda: verbs.IF_HELP, ctl),
             ("status", lambda: render.ifconfig_block(iface), None),
-            ("stats", lambda: render.interface_stats(iface), None),
+            ("stats", stats, None),
         ):
             files[name] = TextFile(ns, name, ("if", index, name), render=fn, write_fn=writer,
                                    alive_fn=alive, label=f"if/{iface.name}/{name}")
