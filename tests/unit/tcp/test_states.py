@@ -185,7 +185,7 @@ def test_syn_sent_syn_ack_establishes():
 def test_syn_sent_syn_ack_with_data_and_fin():
     h = syn_sent()
     h.send(10, S | A | F, REMOTE_SEQ, l(1), payload=b"abc")
-    assert h.recv_one() == seg(A, l(1), r(5), WIN - 3)
+    assert h.recv_one() == seg(A, l(1), r(5), WIN - 4)
     assert h.state == "CLOSE-WAIT" and h.sock.recv(10, 10) == b"abc"
     assert h.sock.recv(10, 10) == b""
 
