@@ -20,6 +20,7 @@ import struct
 
 import trio
 
+from ..stack import slog
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER
 from . import _linux
@@ -158,7 +159,7 @@ class TapDriver(Driver):
             except OSError as exc:
                 # EIO/EBADFD while the device is being torn down: count it, back off a little.
                 iface.stats.ierrors += 1
-                self.ctx.log(3, f"{iface.name}: read: {exc.strerror}")
+                self.ctx.log(slog.WARNING, f"{iface.name}: read: {exc.strerror}")
                 await trio.sleep(0.1)
                 continue
             if frames:
