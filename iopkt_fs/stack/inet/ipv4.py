@@ -513,9 +513,10 @@ class Ipv4Layer:
             st.cantforward += 1               # a host: RFC 1122 3.3.4.2, silently discard
             return
         dst = ip.dst
-        # RFC 1812 5.3.4: never forward what arrived as a link-layer broadcast; and
-        # nothing to 0/8 or class E.
-        if link_bcast or dst[0] == 0 or dst[0] >= 240:
+        # RFC 1812 5.3.4: never forward what arrived as a link-layer broadcast; nothing
+        # to 0/8 or class E; and no directed broadcast to one of our other networks
+        # (RFC 2644, NetBSD net.inet.ip.directed-broadcast=0).
+        if link_bcast or dst[0] == 0 or dst[0] >= 240 or dst in self._bcast:
             st.cantforward += 1
             return
         ttl = ip.ttl

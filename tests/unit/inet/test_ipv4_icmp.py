@@ -193,3 +193,13 @@ def test_forwarding_df_too_big_sends_frag_needed():
     stack.input(en0, [echo_frame(dst="10.1.0.7", data=b"z" * 1200)], 0)
     learn_peer(stack, en1, "10.1.0.7", b"\x02\x00\x00\x00\x00\x07")
     assert len([f for f in sent(en1) if f[12:14] == b"\x08\x00"]) == 2
+
+
+def test_directed_broadcast_to_another_network_is_not_forwarded():
+    stack, en0 = host(forward=True)
+    learn_peer(stack, en0)
+    from inet_helpers import add_second
+    en1 = add_second(stack)
+    stack.input(en0, [echo_frame(dst="10.1.0.255")], 0)
+    assert sent(en1) == [] and sent(en0) == []
+    assert stack.inet.stats.cantforward == 1
