@@ -154,10 +154,12 @@ class Assembler:
         return True
 
     def take_front(self) -> int:
-        """If a range starts at offset 0, remove it and return its length (else 0)."""
+        """If a range starts at offset 0, remove it, rebase the rest past it and return its
+        length (else 0)."""
         if self._starts and self._starts[0] == 0:
             n = self._ends[0]
             del self._starts[0], self._ends[0]
+            self.shift(n)   # offsets are relative to RCV.NXT, which moves by n
             return n
         return 0
 

@@ -697,9 +697,12 @@ class Connection:
             self.snd_wnd = wnd
             self.max_sndwnd = max(self.max_sndwnd, wnd)
             self.snd_wl1, self.snd_wl2 = seg.seq, ack
-            if wnd > 0:
+            if wnd > 0 and self.t_persist is not None:
+                # The window opened: leave persist mode. A probe byte beyond SND.UNA is
+                # sent again as ordinary data (go back to SND.UNA, as after a timeout).
                 self.t_persist = None
                 self.persist_shift = 0
+                self.snd_nxt = self.snd_una
 
     def _ack_advances(self, ack: int, now: Instant, seg: Segment) -> None:
         """SND.UNA < SEG.ACK: new data (or our SYN/FIN) acknowledged."""
@@ -1251,6 +1254,9 @@ class Connection:
         if not sent and self.ack_now:
             self.layer.stats.sndacks += 1
             self._emit(self.snd_nxt, ACK, b"", now)
+        if self.t_rexmt is None and self.t_persist is None and self.snd_max != self.snd_una:
+            # Invariant: data in flight always has a timer that will recover it.
+            self.t_rexmt = now + self.rtt.rto
 
     def _output_sack_recovery(self, now: Instant) -> bool:
         """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg."""
