@@ -95,6 +95,7 @@ class ShimDriver(Driver):
         self.obj = None
         self.ion = IonetSelf(self)
         self.lans: dict[int, Interface] = {}
+        self._lan_of: dict[int, int] = {}      # id(iface) -> lan
         self._pending: dict[int, list] = {}
         self._pulse: float | None = None
         self._next_pulse = float("inf")
@@ -119,7 +120,7 @@ class ShimDriver(Driver):
             for iface in self.interfaces:
                 if iface.index in self.ctx.stack.interfaces:
                     self.ctx.stack.detach(iface)
-            self.interfaces, self.lans = [], {}
+            self.interfaces, self.lans, self._lan_of = [], {}, {}
             raise
         self.obj = obj
         return self.interfaces
@@ -136,7 +137,7 @@ class ShimDriver(Driver):
             self._shutdown(obj)
         self._wake.set()
         self.interfaces = []
-        self.lans = {}
+        self.lans, self._lan_of = {}, {}
 
     def ionet_nodes(self) -> dict[str, Interface]:
         """``enN`` -> interface: the ``/dev/io-net`` entries this driver owns."""
@@ -154,6 +155,7 @@ class ShimDriver(Driver):
         iface.driver = self
         lan = int(iface.name[2:])
         self.lans[lan] = iface
+        self._lan_of[id(iface)] = lan
         self.interfaces.append(iface)
         return lan
 
@@ -204,7 +206,7 @@ class ShimDriver(Driver):
 
     def transmit(self, iface, frames):
         obj = self.obj
-        lan = int(iface.name[2:]) if iface.name[2:].isdigit() else -1
+        lan = self._lan_of.get(id(iface), -1)
         if obj is None or self.lans.get(lan) is not iface:
             iface.stats.oerrors += len(frames)
             return

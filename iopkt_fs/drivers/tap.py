@@ -7,7 +7,8 @@ Options (comma-separated, as every io-pkt driver takes them):
                the kernel picks ``tapN``.
 ``netns=NS``   the Linux side lives in the named network namespace (``ip netns add NS``).
 ``mac=MAC``    our station address; default a random locally administered MAC.
-``mtu=N``      our MTU (default 1500); a device we create gets the same MTU on the Linux side.
+``mtu=N``      our MTU, also set on the Linux side (default: 1500 for a device we create,
+               the device's own MTU for one we found).
 
 Link state follows the Linux side: the interface has carrier while the Linux device is up
 (``ip link set NAME up``) and loses it when that device goes down.
@@ -66,11 +67,11 @@ class TapDriver(Driver):
         opts.check_known(self.KNOWN)
         dev = opts.get("dev")
         self.netns = opts.get("netns") or None
-        mtu = opts.get_int("mtu", 1500, minimum=68, maximum=self.max_mtu)
+        mtu = opts.get_int("mtu", None, minimum=68, maximum=self.max_mtu)
         mac = _linux.mac_option(opts, getattr(self.ctx.stack, "rng", None))
         if dev is not None and (not dev or len(dev.encode()) >= _linux.IFNAMSIZ or "/" in dev):
             raise StackError(errno.EINVAL, f"option dev={dev}: not a Linux interface name")
-        self.fd, self.dev, self.created, self.watcher = _linux.in_netns(self.netns, self._open, dev, mtu)
+        self.fd, self.dev, self.created, self.watcher, mtu = _linux.in_netns(self.netns, self._open, dev, mtu)
         self.bufsize = max(65536, mtu + 18) + self.vnet_hdr_len
         try:
             iface = self.ctx.new_interface(
@@ -86,8 +87,12 @@ class TapDriver(Driver):
         self._report_link(bool(self.watcher.is_up()))
         return self.interfaces
 
-    def _open(self, dev: str | None, mtu: int):
-        """In the device's namespace: open (or create) the tap, size it, watch its link."""
+    def _open(self, dev: str | None, mtu: int | None):
+        """In the device's namespace: open (or create) the tap, size it, watch its link.
+
+        Without mtu=, a device we create gets 1500 and one we found keeps its own MTU,
+        which we then use too.
+        """
         existed = dev is not None and _linux.exists(dev)
         try:
             fd = os.open(TUN_DEV, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -106,11 +111,17 @@ class TapDriver(Driver):
                 # A device we create must not outlive us: closing the fd of a non-persistent
                 # tap removes it (TUNSETPERSIST 0 is the default, said again for clarity).
                 fcntl.ioctl(fd, TUNSETPERSIST, 0)
+            if mtu is None:
+                try:
+                    mtu = 1500 if not existed else _linux.get_mtu(watcher.ctl, name)
+                except OSError:
+                    mtu = 1500
+            elif mtu != 1500 or existed:
                 try:
                     _linux.set_mtu(watcher.ctl, name, mtu)
                 except OSError:
-                    pass    # the Linux side keeps 1500; our side still uses mtu=
-            return fd, name, not existed, watcher
+                    pass    # e.g. not ours to change: our side still uses mtu=
+            return fd, name, not existed, watcher, mtu
         except BaseException:
             os.close(fd)
             raise
@@ -153,13 +164,18 @@ class TapDriver(Driver):
         fd = self.fd
         iface = self.interfaces[0]
         bufsize = self.bufsize
+        failing = False
         while await _linux.wait_readable(fd) and self.fd == fd:
             try:
                 frames = _linux.drain_fd(fd, bufsize)
+                failing = False
             except OSError as exc:
-                # EIO/EBADFD while the device is being torn down: count it, back off a little.
+                # EIO/EBADFD: the device is going away under us. Count every failure, log
+                # the first of a streak, and back off so a dead fd cannot spin the loop.
                 iface.stats.ierrors += 1
-                self.ctx.log(slog.WARNING, f"{iface.name}: read: {exc.strerror}")
+                if not failing:
+                    self.ctx.log(slog.WARNING, f"{iface.name}: read {self.dev}: {exc.strerror}")
+                failing = True
                 await trio.sleep(0.1)
                 continue
             if frames:

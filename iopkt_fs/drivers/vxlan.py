@@ -107,7 +107,7 @@ class VxlanDriver(Driver):
         self.fdb: dict[bytes, tuple[tuple[str, int], float]] = {}   # MAC -> (endpoint, seen)
         self.stats = VxlanStats()
         self.header = b""
-        self.mac = b""
+        self.dstport = VXLAN_PORT
 
     # -- attach / detach --------------------------------------------------------------------
 
@@ -121,6 +121,7 @@ class VxlanDriver(Driver):
         self.header = struct.pack("!B3xI", FLAG_I, vni << 8)
         bind_addr, bind_port = parse_endpoint(opts.get("bind") or f"0.0.0.0:{VXLAN_PORT}", VXLAN_PORT, "bind")
         dstport = opts.get_int("dstport", bind_port or VXLAN_PORT, minimum=1, maximum=65535)
+        self.dstport = dstport
         self.peers = [parse_endpoint(p, dstport, "peer") for p in opts.get_all("peer")]
         group = opts.get("group")
         family = ipaddress.ip_address(bind_addr).version
@@ -150,7 +151,6 @@ class VxlanDriver(Driver):
             _linux.close_fd(self.sock)
             raise
         iface.driver = self
-        self.mac = mac
         self.interfaces = [iface]
         return self.interfaces
 
@@ -221,13 +221,13 @@ class VxlanDriver(Driver):
                     # An ICMP error queued on the socket (e.g. a peer's port unreachable).
                     iface.stats.ierrors += 1
                     continue
-                frame = self._decap(data, src, now)
+                frame = self._decap(data, src, now, iface.mac)
                 if frame is not None:
                     frames.append(frame)
             if frames:
                 self.ctx.input(iface, frames)
 
-    def _decap(self, data: bytes, src, now: float):
+    def _decap(self, data: bytes, src, now: float, mac: bytes):
         stats = self.stats
         if len(data) < VXLAN_HLEN + ETHER_HLEN:
             stats.drops_short += 1
@@ -241,7 +241,7 @@ class VxlanDriver(Driver):
             return None
         # Our own datagrams come back to us through multicast loopback (or a peer= naming
         # ourselves); instances sharing a host and port are told apart by the inner source.
-        if (src[0], src[1]) == self.local or data[VXLAN_HLEN + 6:VXLAN_HLEN + 12] == self.mac:
+        if (src[0], src[1]) == self.local or data[VXLAN_HLEN + 6:VXLAN_HLEN + 12] == mac:
             stats.drops_self += 1
             return None
         frame = memoryview(data)[VXLAN_HLEN:]
@@ -256,9 +256,7 @@ class VxlanDriver(Driver):
             if now - old[1] > 1.0:
                 fdb[mac] = (old[0], now)   # refresh the age at most once a second
             return
-        port = next((p for a, p in self.peers if a == addr), None)
-        if port is None:
-            port = self.group[1] if self.group else (self.peers[0][1] if self.peers else self.local[1])
+        port = next((p for a, p in self.peers if a == addr), self.dstport)
         if old is None and len(fdb) >= LEARN_MAX:
             self._expire(now)
             if len(fdb) >= LEARN_MAX:

@@ -81,9 +81,10 @@ async def test_tap_existing_device_is_kept(harness, netns):
     ns = netns()
     dev = unique("dtp")
     sh("ip", "-n", ns, "tuntap", "add", "dev", dev, "mode", "tap")
+    sh("ip", "-n", ns, "link", "set", dev, "mtu", "9000")
     driver = await harness.load("devnp-tap", f"dev={dev},netns={ns}")
     iface = driver.interfaces[0]
-    assert not driver.created
+    assert not driver.created and iface.mtu == 9000   # a device we found keeps its MTU
     assert iface.mac[0] & 0x02 and not iface.mac[0] & 0x01   # random, locally administered
     harness.runtime.unload_driver(driver)
     assert link_exists(ns, dev)   # a persistent tap someone else made stays
@@ -93,6 +94,7 @@ async def test_tap_default_name_and_option_errors(harness, netns):
     ns = netns()
     driver = await harness.load("tap", f"netns={ns}")
     assert driver.dev.startswith("tap") and link_exists(ns, driver.dev)
+    assert driver.interfaces[0].mtu == 1500
     harness.runtime.unload_driver(driver)
     assert not link_exists(ns, driver.dev)
 
