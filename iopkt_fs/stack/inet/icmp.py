@@ -26,7 +26,7 @@ from ..time import Instant, seconds
 from ..wire.errors import Malformed
 from ..wire.icmp import HEADER_LEN as ICMP_HLEN
 from ..wire.icmp import (
-    IcmpDstUnreachable, IcmpEchoReply, IcmpEchoRequest, IcmpPacket, IcmpTimeExceeded,
+    IcmpDstUnreachable, IcmpEchoReply, IcmpEchoRequest, IcmpGeneric, IcmpPacket, IcmpTimeExceeded,
 )
 from ..wire.ipv4 import Ipv4Packet
 from .stats import (
@@ -147,7 +147,7 @@ class IcmpProtocol:
         return self._sent_in_window <= limit
 
     def error(self, datagram, icmp_type: int, code: int, now: Instant, *, mtu: int = 0,
-              link_broadcast: bool = False, in_iface=None) -> bool:
+              link_broadcast: bool = False, in_iface=None, gateway: bytes | None = None) -> bool:
         """icmp_error(): answer ``datagram`` (a whole IP datagram or its head) with an error.
 
         Returns True if an error was queued. Never raises: a datagram that must not be
@@ -182,6 +182,9 @@ class IcmpProtocol:
         quote = bytes(orig.datagram[: hlen + QUOTE_DATA])
         if icmp_type == ICMP_UNREACH:
             message = IcmpDstUnreachable(code, quote, mtu if code == UNREACH_NEEDFRAG else 0).to_bytes()
+        elif icmp_type == ICMP_REDIRECT:
+            # RFC 792: the rest-of-header word is the better gateway's address.
+            message = IcmpGeneric(ICMP_REDIRECT, code, int.from_bytes(gateway or bytes(4), "big"), quote).to_bytes()
         else:
             message = IcmpTimeExceeded(code, quote).to_bytes()
         # Source: the address the datagram was sent to if it is ours, else our address on

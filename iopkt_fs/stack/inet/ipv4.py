@@ -42,7 +42,7 @@ import attrs
 from ..errors import StackError
 from ..iface.interface import IFF_NOARP, IFF_PROMISC, IFF_UP, IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.neighbor import ArpCache, State
-from ..iface.route import RTF_BLACKHOLE, RTF_REJECT, Route, RouteTable
+from ..iface.route import RTF_BLACKHOLE, RTF_DYNAMIC, RTF_MODIFIED, RTF_REJECT, Route, RouteTable
 from ..slog import INFO, WARNING
 from ..time import Instant
 from ..wire.arp import ArpRepr
@@ -53,7 +53,7 @@ from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
 from .icmp import IcmpProtocol
 from .reass import Reassembler
 from .stats import (
-    ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_INTRANS, TIMXCEED_REASS, UNREACH_HOST,
+    ICMP_REDIRECT, ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_INTRANS, TIMXCEED_REASS, UNREACH_HOST,
     UNREACH_NEEDFRAG, UNREACH_PROTOCOL, IpStat,
 )
 
@@ -123,6 +123,7 @@ class Ipv4Layer:
         self._node_forwarding = sysctl.node("net.inet.ip.forwarding")
         self._node_fastforwarding = sysctl.node("net.inet.ip.fastforwarding")
         self._node_ttl = sysctl.node("net.inet.ip.ttl")
+        self._node_redirect = sysctl.node("net.inet.ip.redirect")
         maxfrag = sysctl.node("net.inet.ip.maxfragpackets")
         self.routes = RouteTable()
         self.routes.on_change = self._flush_flows
@@ -580,6 +581,14 @@ class Ipv4Layer:
         st.forward += 1
         for p in packets:
             self._link_output(out, nexthop, p, now)
+        # RFC 1812 5.2.7.2 / NetBSD ip_forward(): the datagram leaves by the interface it
+        # came in on, toward a next hop its sender could reach itself: tell the sender
+        # (host redirect; never for the default route or a route a redirect made).
+        if out is iface and self._node_redirect.value and route.prefixlen \
+                and not route.flags & (RTF_DYNAMIC | RTF_MODIFIED) and self._on_link(iface, ip.src):
+            st.redirectsent += 1
+            self.icmp.error(pkt.datagram, ICMP_REDIRECT, 1, now, in_iface=iface, gateway=nexthop)
+            return            # no flow: the sender should stop coming this way
         if self._node_fastforwarding.value and pkt.header_len == 20 and out.kind == IFT_ETHER:
             entry = self.arp.get(out, _int(nexthop))
             if entry is not None and (entry.state is State.REACHABLE or entry.state is State.STATIC):
@@ -587,6 +596,11 @@ class Ipv4Layer:
                     self._flush_flows()
                 route.refs += 1
                 self._flows[(iface.index, dst)] = Flow(out, entry.mac + out.mac + ETHERTYPE_IP, mtu, route)
+
+    @staticmethod
+    def _on_link(iface: Interface, addr: bytes) -> bool:
+        a = _int(addr)
+        return any(a & ifa.netmask_int == int(ifa.address) & ifa.netmask_int for ifa in iface.inet_addrs())
 
     # -- IPv4 output (ip_output) ----------------------------------------------------------------
 

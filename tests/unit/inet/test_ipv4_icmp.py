@@ -163,6 +163,7 @@ def test_not_forwarded_when_forwarding_is_off(h):
 
 def test_forwarding_ttl_and_time_exceeded():
     stack, en0 = host(forward=True)
+    stack.sysctl.set("net.inet.ip.redirect", 0)      # same link: would also redirect
     learn_peer(stack, en0)
     learn_peer(stack, en0, "10.0.0.3", b"\x02\x00\x00\x00\x00\x03")
     stack.input(en0, [echo_frame(dst="10.0.0.3", ttl=9)], 0)
@@ -203,3 +204,22 @@ def test_directed_broadcast_to_another_network_is_not_forwarded():
     stack.input(en0, [echo_frame(dst="10.1.0.255")], 0)
     assert sent(en1) == [] and sent(en0) == []
     assert stack.inet.stats.cantforward == 1
+
+
+def test_redirect_when_the_next_hop_is_on_the_senders_link():
+    from iopkt_fs.stack.wire.icmp import IcmpGeneric
+    stack, en0 = host(forward=True)
+    learn_peer(stack, en0)
+    c_mac = b"\x02\x00\x00\x00\x00\x03"
+    learn_peer(stack, en0, "10.0.0.3", c_mac)
+    stack.inet.route_add("172.16.0.0/16", "10.0.0.3")
+    stack.input(en0, [echo_frame(dst="172.16.0.1")], 0)
+    forwarded, redirect = sent(en0)
+    assert forwarded[:6] == c_mac
+    r, icmp = parse_icmp(redirect)
+    assert isinstance(icmp, IcmpGeneric) and (icmp.type, icmp.code) == (5, 1)
+    assert icmp.rest == int.from_bytes(ip("10.0.0.3"), "big") and r.dst == ip(PEER_IP)
+    assert stack.inet.stats.redirectsent == 1
+    stack.sysctl.set("net.inet.ip.redirect", 0)
+    stack.input(en0, [echo_frame(dst="172.16.0.1")], 0)
+    assert len(sent(en0)) == 1
