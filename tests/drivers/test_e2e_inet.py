@@ -171,3 +171,38 @@ async def test_pcap_replay_answered_by_the_stack(host, tmp_path):
         del fresh[IP].chksum, fresh[ICMP].chksum
         fresh = IP(bytes(fresh))
         assert (fresh.chksum, fresh[ICMP].chksum) == (p[IP].chksum, p[ICMP].chksum)
+
+
+@pytest.mark.system
+@needs_root
+async def test_fault_injector_on_a_tap_against_the_kernel(host, netns):
+    """Delay and corruption from our driver layer, seen by the kernel's ping (no netem here)."""
+    ns = netns()
+    dev = unique("dtf")
+    driver = await host.load("devnp-tap", f"dev={dev},netns={ns},fault_seed=4,fault_delay=40,fault_dir=tx")
+    iface = driver.interfaces[0]
+    host.stack.add_address(iface, ipaddress.ip_address("10.93.0.2"), 24)
+    sh("ip", "-n", ns, "addr", "add", "10.93.0.1/24", "dev", dev)
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    await wait_until(lambda: iface.link_up)
+    result = await kernel(ns, "ping", "-c", "3", "-i", "0.05", "-W", "2", "10.93.0.2")
+    assert result.returncode == 0, result.stdout
+    times = [float(line.split(b"time=")[1].split()[0]) for line in result.stdout.splitlines() if b"time=" in line]
+    assert len(times) == 3 and min(times) >= 40.0
+    host.runtime.unload_driver(driver)
+
+    # Every received frame corrupted by one bit: the stack drops them as counted errors
+    # (no exception escapes), so the kernel's pings go unanswered.
+    dev2 = unique("dtf")
+    driver = await host.load("devnp-tap", f"dev={dev2},netns={ns},fault_seed=4,fault_corrupt=100,fault_dir=rx")
+    iface = driver.interfaces[0]
+    host.stack.add_address(iface, ipaddress.ip_address("10.93.1.2"), 24)
+    sh("ip", "-n", ns, "addr", "add", "10.93.1.1/24", "dev", dev2)
+    sh("ip", "-n", ns, "link", "set", dev2, "up")
+    sh("ip", "-n", ns, "neigh", "add", "10.93.1.2", "lladdr", iface.mac.hex(":"), "dev", dev2)
+    await wait_until(lambda: iface.link_up)
+    result = await kernel(ns, "ping", "-c", "3", "-i", "0.05", "-W", "1", "10.93.1.2")
+    assert driver.fault.stats.corrupted >= 3
+    # A one-bit flip lands in a checksummed field, or in the MAC/type; either way no reply
+    # is *correct*: the kernel sees no valid echo reply for all three, or the stack dropped.
+    assert b" 0% packet loss" not in result.stdout
