@@ -58,7 +58,16 @@ class Instance:
         self.ns = Namespace(os.getuid(), os.getgid())
         self.root = tree.build(self.ns, self)
         self.ops = Operations(self.ns, self.limiter, log)
+        self.stack.layers.append(self)   # told when interfaces go (interface_detached)
         self._mounted = False
+
+    def interface_detached(self, iface) -> None:
+        """Forget the kernel's cached entries for a departed interface (ENTRY_CACHE)."""
+        if not self._mounted:
+            return
+        sock = self.root.children["dev"].children["socket"]
+        self.ops.invalidate(sock.children["if"], iface.name)
+        self.ops.invalidate(self.root.children["dev"].children["io-net"], iface.name)
 
     # -- stack-wide verbs (P/dev/socket/ctl) ----------------------------------------------
 

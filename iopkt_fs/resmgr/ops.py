@@ -49,7 +49,18 @@ class Operations(pyfuse3.Operations):
             if node is None or not node.alive():
                 raise pyfuse3.FUSEError(errno.ENOENT)
             self._lookups[node.ino] = self._lookups.get(node.ino, 0) + 1
-            return node.attributes()
+            attrs = node.attributes()
+            if node.name != text and node is not parent:
+                # An alias (enmap's en0 for wm0): never cached, the mapping can change.
+                attrs.entry_timeout = 0
+            return attrs
+
+    def invalidate(self, parent, name: str) -> None:
+        """Drop a cached directory entry (from the loop, never inside a handler's wait)."""
+        try:
+            pyfuse3.invalidate_entry_async(parent.ino, os.fsencode(name), ignore_enoent=True)
+        except Exception:  # not mounted (unit use): nothing is cached
+            pass
 
     async def forget(self, inode_list):
         for ino, nlookup in inode_list:

@@ -16,6 +16,10 @@ from ..stack.iface.interface import IFF_SHIM, Interface
 from . import render, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
 
+# Interface entries may be cached this long (s): the kernel then skips the lookups on
+# every open. When an interface goes, its entries are invalidated at once (Instance).
+ENTRY_CACHE = 10.0
+
 # AF numbers and names as in QNX's <sys/socket.h> (reference/qnx.md §3.4).
 FAMILIES = ((1, "local"), (2, "inet"), (17, "route"))
 AF_INET6 = (24, "inet6")
@@ -80,9 +84,10 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
             ("stats", stats, None),
         ):
             files[name] = TextFile(ns, name, ("if", index, name), render=fn, write_fn=writer,
-                                   alive_fn=alive, label=f"if/{iface.name}/{name}")
+                                   alive_fn=alive, label=f"if/{iface.name}/{name}",
+                                   timeout=ENTRY_CACHE)
         return DynamicDir(ns, iface.name, ("if", index), lambda: files.items(),
-                          lambda n: files.get(n), alive)
+                          lambda n: files.get(n), alive, timeout=ENTRY_CACHE)
 
     return ns.cached(("if", index), make)
 
@@ -100,7 +105,7 @@ def _interfaces_dir(ns: Namespace, inst) -> DynamicDir:
             return None
         return _interface_dir(ns, inst, iface)
 
-    return DynamicDir(ns, "if", ("if",), listing, lookup)
+    return DynamicDir(ns, "if", ("if",), listing, lookup, timeout=60.0)
 
 
 def _sysctl_dir(ns: Namespace, inst, prefix: str, name: str) -> DynamicDir:
@@ -155,4 +160,4 @@ def _ionet_dir(ns: Namespace, inst) -> DynamicDir:
                 return node(i)
         return None
 
-    return DynamicDir(ns, "io-net", ("io-net",), listing, lookup)
+    return DynamicDir(ns, "io-net", ("io-net",), listing, lookup, timeout=60.0)

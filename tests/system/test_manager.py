@@ -323,3 +323,16 @@ def test_threads_exhausted_is_logged_once_and_requests_still_complete(make_stack
     log = sp.run("sloginfo").stdout
     assert log.count('Threads exhausted.  See "threads_max" option') == 1
     assert sp.status()["threads_peak"] == "4"
+
+
+def test_interface_entries_are_cached_but_never_stale(stack):
+    """Interface entries are cached by the kernel; destroying one invalidates them at once."""
+    r = stack.run
+    for round_ in range(3):
+        assert r("iopkt", "ifconfig", "lo4", "create").returncode == 0
+        with open(stack.sock("if", "lo4", "status")) as f:
+            assert f.read().startswith("lo4: flags=8048")
+        r("iopkt", "ifconfig", "lo4", f"10.4.{round_}.1/24")
+        assert f"inet 10.4.{round_}.1 " in open(stack.sock("if", "lo4", "status")).read()
+        assert r("iopkt", "ifconfig", "lo4", "destroy").returncode == 0
+        assert wait_until(lambda: not os.path.exists(stack.sock("if", "lo4", "status")), 1.0)
