@@ -39,7 +39,6 @@ import socket
 import struct
 import time
 
-
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER
 from . import _linux
