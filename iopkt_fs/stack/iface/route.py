@@ -102,8 +102,15 @@ class Route:
 
     def describe(self) -> dict:
         """A plain snapshot for tools (route show / netstat -rn)."""
+        if self.prefixlen == 0:
+            destination = "default"           # netstat -rn prints it so even with -n
+        elif self.is_host:
+            destination = str(ipaddress.IPv4Address(self.dest))
+        else:
+            destination = str(self.network)
         return {
-            "destination": str(self.network) if not self.is_host else str(ipaddress.IPv4Address(self.dest)),
+            "destination": destination,
+            "prefixlen": self.prefixlen,
             "gateway": (str(ipaddress.IPv4Address(self.gateway)) if self.gateway is not None
                         else f"link#{self.iface.index}"),
             "flags": flag_letters(self.flags),

@@ -746,7 +746,14 @@ class Ipv4Layer:
 
     def route_add(self, dest, gateway=None, *, iface=None, prefixlen: int | None = None,
                   host: bool = False, reject: bool = False, blackhole: bool = False, mtu: int = 0) -> Route:
-        return self.routes.add(dest, gateway, iface=self._iface_arg(iface), prefixlen=prefixlen,
+        iface = self._iface_arg(iface)
+        if gateway is not None:
+            mine = self._local.get(_packed(gateway))
+            if mine is not None:
+                # route(8): a gateway that is one of our addresses means "directly through
+                # that interface" (rtrequest's ifa_ifwithaddr case; no RTF_GATEWAY).
+                gateway, iface = None, iface or mine[0]
+        return self.routes.add(dest, gateway, iface=iface, prefixlen=prefixlen,
                                host=host, reject=reject, blackhole=blackhole, mtu=mtu)
 
     def route_delete(self, dest, gateway=None, *, prefixlen: int | None = None, host: bool = False) -> Route:

@@ -53,7 +53,7 @@ def test_flags_and_show(table):
     assert r.flags & RTF_GATEWAY and r.flags & RTF_STATIC
     assert flag_letters(r.flags) == "UGS"
     rows = t.show()
-    assert rows[0]["destination"] == "0.0.0.0/0" and rows[0]["flags"] == "UGS"
+    assert rows[0]["destination"] == "default" and rows[0]["flags"] == "UGS"
     assert {row["flags"] for row in rows[1:]} == {"UC"}
     assert t.add("10.9.9.9", "10.0.0.254", host=True).describe()["flags"] == "UGHS"
 
@@ -153,3 +153,33 @@ def test_route_get_uses_arp_failure_for_gateway_choice():
     # After arpt_down (20 s) the first gateway is tried again.
     stack.poll(27_000_000)
     assert inet.route_get("8.8.8.8").gateway == n("10.0.0.254")
+
+
+def test_gateway_that_is_our_address_makes_an_interface_route():
+    stack, en0 = host()
+    r = stack.inet.route_add("10.50.0.0/16", "10.0.0.1")
+    assert r.gateway is None and r.iface is en0 and flag_letters(r.flags) == "US"
+
+
+def test_route_get_skips_down_interfaces_and_output_fails():
+    stack, en0 = host()
+    stack.inet.route_add("default", "10.0.0.254")
+    stack.down(en0)
+    with pytest.raises(StackError) as e:
+        stack.inet.route_get("8.8.8.8")
+    assert e.value.errno == errno.ESRCH
+    with pytest.raises(StackError) as e:
+        stack.inet.icmp.send_echo("8.8.8.8", 1, 1, b"", 0)
+    assert e.value.errno == errno.EHOSTUNREACH
+
+
+def test_reject_and_blackhole_routes():
+    stack, en0 = host()
+    learn_peer(stack, en0)
+    stack.inet.route_add("172.16.0.0/16", "10.0.0.2", reject=True)
+    stack.inet.route_add("172.17.0.0/16", "10.0.0.2", blackhole=True)
+    with pytest.raises(StackError) as e:
+        stack.inet.icmp.send_echo("172.16.0.1", 1, 1, b"", 0)
+    assert e.value.errno == errno.EHOSTUNREACH
+    stack.inet.icmp.send_echo("172.17.0.1", 1, 1, b"", 0)     # silently discarded
+    assert not en0.txq
