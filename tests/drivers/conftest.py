@@ -9,4 +9,4 @@ for _path in (pathlib.Path(__file__).resolve().parents[2], pathlib.Path(__file__
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from drvtest_util import harness, harness2, host, host2, netns, root_links  # noqa: E402,F401 - fixtures
+from drvtest_util import harness, harness2, host, host2, netns  # noqa: E402,F401 - fixtures

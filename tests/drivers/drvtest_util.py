@@ -51,17 +51,6 @@ def netns():
             sh("ip", "netns", "del", name, check=False)
 
 
-@pytest.fixture
-def root_links():
-    """Root-namespace Linux interfaces a test creates; deleted by name afterwards."""
-    made: list[str] = []
-    try:
-        yield made
-    finally:
-        for name in made:
-            sh("ip", "link", "del", name, check=False)
-
-
 class Harness:
     """A Stack + Runtime pair, a log, and the frames the stack was handed, per interface."""
 
