@@ -76,6 +76,7 @@ class ArpStat:
     rcvlocalsha: int = 0
     rcvbcastsha: int = 0
     rcvlocalspa: int = 0
+    rcvbcastspa: int = 0    # ours: a sender protocol address that is a broadcast/multicast
     rcvoverperm: int = 0
     rcvover: int = 0
     dfrtotal: int = 0       # packets held waiting for resolution

@@ -365,6 +365,9 @@ class Ipv4Layer:
             self.stack.log(WARNING, f"arp: {ipaddress.IPv4Address(spa)} is claimed by "
                                     f"{':'.join(f'{b:02x}' for b in sha)} on {iface.name}")
             return
+        if spa[0] >= 224 or spa in self._bcast:
+            st.rcvbcastspa += 1           # in_arpinput(): "is broadcast", never learned
+            return
         if spa == ANY:
             st.rcvzerospa += 1            # an RFC 5227 probe: answer it, learn nothing
         else:
@@ -733,7 +736,11 @@ class Ipv4Layer:
             piece = attrs.evolve(ip, payload_len=len(chunk), options=options,
                                  more_frags=ip.more_frags if last else True,
                                  frag_offset=ip.frag_offset + off)
-            pieces.append(piece.header_bytes() + bytes(chunk))
+            try:
+                header = piece.header_bytes()
+            except ValueError:
+                return None       # a forwarded fragment whose offsets pass 65528: unsendable
+            pieces.append(header + bytes(chunk))
             off += len(chunk)
         return pieces
 

@@ -77,6 +77,8 @@ def test_bad_arp_is_counted():
     bad[15] = 6                            # hardware type 6 (IEEE 802)
     stack.input(en0, [bytes(bad)], 0)
     assert st.rcvbadproto == 1
+    stack.input(en0, [arp_frame(ArpRepr.request(PEER_MAC, ip("10.0.0.255"), ip(OUR_IP)))], 0)
+    assert st.rcvbcastspa == 1
     assert sent(en0) == []
 
 

@@ -223,3 +223,16 @@ def test_redirect_when_the_next_hop_is_on_the_senders_link():
     stack.sysctl.set("net.inet.ip.redirect", 0)
     stack.input(en0, [echo_frame(dst="172.16.0.1")], 0)
     assert len(sent(en0)) == 1
+
+
+def test_refragmenting_a_fragment_past_65528_is_a_counted_drop():
+    stack, en0 = host(forward=True)
+    stack.sysctl.set("net.inet.ip.redirect", 0)
+    learn_peer(stack, en0)
+    from inet_helpers import add_second
+    en1 = add_second(stack)
+    learn_peer(stack, en1, "10.1.0.7", b"\x02\x00\x00\x00\x00\x07")
+    stack.set_mtu(en1, 576)
+    frame = ether(ipv4(PEER_IP, "10.1.0.7", 17, b"f" * 1400, offset=65528, mf=False, ident=3))
+    stack.input(en0, [frame], 0)
+    assert sent(en1) == [] and stack.inet.stats.cantfrag == 1
