@@ -92,8 +92,7 @@ class Ring:
         n = min(n, self._len)
         self._head = (self._head + n) % self._cap
         self._len -= n
-        if self._len == 0:
-            self._head = 0
+        # (No rewinding of _head when empty: out-of-order bytes may sit past the end.)
 
     def read(self, n: int) -> bytes:
         data = self.peek_bytes(0, n)

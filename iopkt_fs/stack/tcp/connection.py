@@ -1067,7 +1067,16 @@ class Connection:
         stats = self.layer.stats
         stats.persisttimeo += 1
         off = seq_sub(self.snd_nxt, self.snd_buf_seq)
-        if self.snd_wnd == 0 and off < len(self.snd_buf):
+        avail = len(self.snd_buf) - off
+        usable = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+        if avail > 0 and usable > 0 and self.snd_una == self.snd_max:
+            # RFC 1122 4.2.3.4: the sender's SWS "override timeout": a window too small
+            # for a full segment is used after all once the timer runs out.
+            n = min(avail, usable, self.smss)
+            self._send_data(self.snd_nxt, n, False, now)
+            self.snd_nxt = seq_add(self.snd_nxt, n)
+            return
+        if self.snd_wnd == 0 and avail > 0:
             stats.sndprobe += 1
             self._send_data(self.snd_nxt, 1, False, now)
             self.snd_nxt = seq_add(self.snd_nxt, 1)
@@ -1301,7 +1310,12 @@ class Connection:
                 win = self.snd_wnd        # cwnd already spent by the pipe loop
                 cwnd_room = 0 if self.cc.cwnd - self._pipe() < self.smss else self.cc.cwnd
             else:
-                win = min(self.snd_wnd, self.cc.cwnd)
+                cwnd = self.cc.cwnd
+                if not self.in_recovery and 0 < self.dupacks < DUPTHRESH:
+                    # RFC 3042 limited transmit (RFC 5681 3.2 SHOULD): each of the first
+                    # two duplicate ACKs lets one new segment out beyond cwnd.
+                    cwnd += self.dupacks * self.smss
+                win = min(self.snd_wnd, cwnd)
                 cwnd_room = None
             usable = seq_sub(seq_add(self.snd_una, win), self.snd_nxt)
             if cwnd_room == 0:

@@ -1,0 +1,225 @@
+"""Two TCP endpoints over a seeded, faulty in-memory link: byte-exact delivery in every case."""
+
+import hashlib
+import os
+import pathlib
+import random
+
+import pytest
+
+from iopkt_fs.stack.errors import StackError
+from iopkt_fs.stack.tcp import SO_RCVBUF, SOL_SOCKET, State
+from iopkt_fs.stack.wire.tcp import build_segment, encode_options
+
+from tcp_netsim import IP_A, IP_B, NetSim, Transfer, connect_pair, transfer
+
+MB = 1_000_000
+
+
+def test_clean_transfer_negotiates_everything():
+    sim = NetSim(1)
+    x, cli, srv, elapsed = transfer(sim, 4 * MB)
+    st = cli.status()
+    assert st.sack and st.timestamps and st.wscale == (4, 4)
+    assert srv.conn.rcv_wscale == 4
+    assert sim.a.stats.rcvbadsum == 0 and elapsed < 2_000_000
+
+
+def test_transfer_without_options():
+    sim = NetSim(2, sack=False, timestamps=False, win_scale=False)
+    x, cli, srv, elapsed = transfer(sim, 2 * MB)
+    st = cli.status()
+    assert not st.sack and not st.timestamps and st.wscale is None
+    assert sim.a.stats.segstimed > 0      # RTT from timed segments instead of TSecr
+
+
+FAULTS = {
+    "loss5": dict(loss=0.05),
+    "reorder25": dict(reorder=0.25),
+    "dup5": dict(dup=0.05),
+    "corrupt1": dict(corrupt=0.01),
+    "all": dict(loss=0.02, reorder=0.10, dup=0.02, corrupt=0.01),
+}
+
+
+@pytest.mark.parametrize("congctl", ["newreno", "cubic"])
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_faults_byte_exact(name, congctl):
+    sim = NetSim(3, congctl=congctl, faults=FAULTS[name])
+    transfer(sim, 1 * MB, seed=5)
+    if "corrupt" in FAULTS[name]:
+        assert sim.a.stats.rcvbadsum + sim.b.stats.rcvbadsum > 0
+    if "loss" in FAULTS[name]:
+        assert sim.a.stats.sndrexmitpack > 0
+
+
+def test_no_sack_newreno_under_loss():
+    sim = NetSim(4, sack=False, faults=dict(loss=0.03, reorder=0.05))
+    transfer(sim, 1 * MB)
+    assert sim.a.stats.fastrexmt > 0 and sim.a.stats.sack_recovery == 0
+
+
+def test_bidirectional_under_loss():
+    sim = NetSim(5, faults=dict(loss=0.03, dup=0.01))
+    cli, srv, _ = connect_pair(sim)
+    d1 = random.Random(1).randbytes(MB)
+    d2 = random.Random(2).randbytes(MB)
+    x = Transfer(sim, cli, srv, d1)
+    y = Transfer(sim, srv, cli, d2)
+
+    def pump():
+        x.pump()
+        y.pump()
+    sim.run(lambda: x.done and y.done, pump=pump)
+    assert x.hash.digest() == hashlib.sha256(d1).digest()
+    assert y.hash.digest() == hashlib.sha256(d2).digest()
+    # both sides closed: the connection winds down to CLOSED on both ends (TIME-WAIT 2 s)
+    cli.close(sim.now)
+    srv.close(sim.now)
+    sim.run(lambda: not sim.a.connections and not sim.b.connections)
+    assert not sim.a.connections and not sim.b.connections
+
+
+def test_64k_segments_flow():
+    # a loopback-sized MTU: 64 KB segments end to end, no per-byte work anywhere
+    sim = NetSim(6, mtu=65535, bandwidth=10e9, delay=50, buffers=1 << 20)
+    x, cli, srv, elapsed = transfer(sim, 8 * MB)
+    assert cli.conn.smss == 65535 - 40 - 12 and sim.max_segment > 60_000
+
+
+def test_graceful_close_under_loss_reaches_closed():
+    sim = NetSim(7, faults=dict(loss=0.1))
+    x, cli, srv, _ = transfer(sim, 200_000)
+    srv.close(sim.now)
+    cli.close(sim.now)
+    sim.run(lambda: not sim.a.connections and not sim.b.connections)
+    assert not sim.a.connections and not sim.b.connections
+
+
+def test_small_receive_buffer_silly_window_avoidance():
+    sim = NetSim(8, buffers=3000)
+    x, cli, srv, _ = transfer(sim, 300_000)
+    # receiver SWS avoidance: no tiny window advertisements, so no tiny segments
+    assert sim.a.stats.sndpack <= 300_000 // 1000 + 10
+
+
+def test_receiver_stalls_then_resumes_through_persist():
+    sim = NetSim(9, buffers=64 * 1024)
+    cli, srv, _ = connect_pair(sim)
+    data = random.Random(3).randbytes(400_000)
+    x = Transfer(sim, cli, srv, data)
+    stalled = [True]
+
+    def pump():
+        if stalled[0]:
+            x.dst, real = _NoRead(), x.dst
+            x.pump()
+            x.dst = real
+        else:
+            x.pump()
+    sim.run(lambda: sim.now > 30_000_000, pump=pump)
+    assert cli.conn.snd_wnd == 0 and sim.a.stats.persisttimeo > 0
+    stalled[0] = False
+    sim.run(lambda: x.done, pump=pump)
+    assert x.hash.digest() == hashlib.sha256(data).digest()
+
+
+class _NoRead:
+    def recv_into(self, buf, now):
+        raise StackError(11)
+
+
+def test_syn_flood_with_cookies_real_client_still_connects():
+    sim = NetSim(10)
+    lst = sim.b.socket()
+    lst.bind(IP_B, 80)
+    lst.listen(16)
+    rng = random.Random(11)
+    for i in range(3000):
+        src = bytes([172, 16, rng.randrange(256), rng.randrange(1, 255)])
+        syn = build_segment(src, IP_B, rng.randrange(1024, 65535), 80, rng.getrandbits(32), 0,
+                            0x02, 65535, encode_options(1460))
+        sim.b.input(src, IP_B, memoryview(syn), sim.now + i)
+    assert lst.embryonic <= 16 and sim.b.stats.sc_sendcookie > 2900
+    cli = sim.a.socket()
+    cli.connect(IP_B, 80, sim.now)
+    sim.run(lambda: bool(lst.accept_queue))
+    child = lst.accept()
+    assert child.remote_address[0] == IP_A and cli.state == "ESTABLISHED"
+    x = Transfer(sim, cli, child, b"through the flood" * 1000)
+    sim.run(lambda: x.done, pump=x.pump)
+    assert x.received == 17000
+
+
+def test_many_connections_request_response():
+    sim = NetSim(12, faults=dict(loss=0.01))
+    lst = sim.b.socket()
+    lst.bind(IP_B, 7)
+    lst.listen(128)
+    clients = []
+    for i in range(100):
+        s = sim.a.socket()
+        s.connect(IP_B, 7, sim.now)
+        clients.append(s)
+    servers = []
+
+    def pump():
+        while True:
+            try:
+                servers.append(lst.accept())
+            except StackError:
+                break
+        for s in servers:
+            try:
+                data = s.recv(4096, sim.now)
+            except StackError:
+                continue
+            if data:
+                s.send(data.upper(), sim.now)
+            elif not s.closed:
+                s.close(sim.now)
+        for c in clients:
+            if c.state == "ESTABLISHED" and not c.shut_wr:
+                c.send(b"ping %d" % clients.index(c), sim.now)
+                c.shutdown(1, sim.now)
+    replies = {}
+
+    def done():
+        for i, c in enumerate(clients):
+            if i in replies:
+                continue
+            try:
+                d = c.recv(100, sim.now)
+            except StackError:
+                continue
+            replies[i] = d
+        return len(replies) == 100 and all(c.conn.state != State.ESTABLISHED for c in clients)
+    sim.run(done, pump=pump)
+    assert all(replies[i] == b"PING %d" % i for i in range(100))
+    assert sim.b.stats.accepts == 100
+
+
+# -- the throughput table (a snapshot, as smoltcp's netsim) -------------------------------
+
+SNAPSHOT = pathlib.Path(__file__).with_name("throughput.snap")
+
+
+def _table() -> str:
+    lines = ["# bytes per virtual second, 3 MB transfer, 100 Mbit/s, 20 ms RTT, 256 KB queue,",
+             "# 512 KB buffers, SACK+TS+WS, seed 1. Regenerate: TCP_SNAPSHOT_UPDATE=1 pytest ...",
+             f"{'congctl':<8} {'loss':>5} {'bytes/s':>10} {'rexmit':>7} {'rto':>4}"]
+    for cc in ("newreno", "cubic"):
+        for loss in (0.0, 0.01, 0.05):
+            sim = NetSim(1, congctl=cc, faults=dict(loss=loss))
+            _, _, _, elapsed = transfer(sim, 3 * MB)
+            st = sim.a.stats
+            lines.append(f"{cc:<8} {loss:>5.2f} {int(3 * MB * 1e6 / elapsed):>10} "
+                         f"{st.sndrexmitpack:>7} {st.rexmttimeo:>4}")
+    return "\n".join(lines) + "\n"
+
+
+def test_throughput_snapshot():
+    table = _table()
+    if os.environ.get("TCP_SNAPSHOT_UPDATE") or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(table)
+    assert table == SNAPSHOT.read_text(), "throughput changed:\n" + table
