@@ -154,6 +154,7 @@ class PacketDriver(Driver):
                                  socket.htons(ETH_P_ALL))
         except OSError as exc:
             raise StackError(exc.errno, f"AF_PACKET socket: {exc.strerror}") from None
+        watcher = None
         try:
             try:
                 sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
@@ -168,11 +169,12 @@ class PacketDriver(Driver):
             watcher = _linux.LinkWatcher(dev)
             return (sock, watcher, _linux.get_hwaddr(watcher.ctl, dev), _linux.get_mtu(watcher.ctl, dev),
                     socket.if_nametoindex(dev))
-        except OSError as exc:
+        except BaseException as exc:
+            if watcher is not None:
+                watcher.close()
             sock.close()
-            raise StackError(exc.errno or errno.EIO, f"{dev}: {exc.strerror}") from None
-        except BaseException:
-            sock.close()
+            if isinstance(exc, OSError):
+                raise StackError(exc.errno or errno.EIO, f"{dev}: {exc.strerror}") from None
             raise
 
     def _close(self):

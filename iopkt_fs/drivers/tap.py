@@ -98,6 +98,7 @@ class TapDriver(Driver):
             fd = os.open(TUN_DEV, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise StackError(exc.errno, f"{TUN_DEV}: {exc.strerror}") from None
+        watcher = None
         try:
             req = bytearray(struct.pack("16sH22x", (dev or "tap%d").encode(), self.tun_flags))
             try:
@@ -123,6 +124,8 @@ class TapDriver(Driver):
                     pass    # e.g. not ours to change: our side still uses mtu=
             return fd, name, not existed, watcher, mtu
         except BaseException:
+            if watcher is not None:
+                watcher.close()
             os.close(fd)
             raise
 
