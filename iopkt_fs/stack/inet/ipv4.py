@@ -158,6 +158,11 @@ class Ipv4Layer:
     def is_local(self, addr: bytes) -> bool:
         return addr in self._local
 
+    def interface_of(self, addr: bytes) -> Interface | None:
+        """The interface carrying our address ``addr`` (None if it is not ours)."""
+        mine = self._local.get(addr)
+        return None if mine is None else mine[0]
+
     def local_addresses(self) -> list[bytes]:
         return list(self._local)
 

@@ -287,8 +287,11 @@ class UdpSocket:
                 src = ip.source_for(faddr)
         datagram = UdpRepr(self.lport, fport, bytes(data)).to_bytes(
             src, faddr, checksum=bool(proto.checksum_node.value))
+        # A limited broadcast from a socket bound to one of our addresses leaves by that
+        # address's interface (BSD picks it from the bound address as well).
+        out = ip.interface_of(self.laddr) if faddr == BROADCAST else None
+        ip.output(datagram, src, faddr, proto.proto, now, ttl=self.ttl, tos=self.tos, iface=out)
         proto.stats.opackets += 1
-        ip.output(datagram, src, faddr, proto.proto, now, ttl=self.ttl, tos=self.tos)
         return n
 
     def recvfrom(self) -> tuple[bytes, tuple[str, int]]:

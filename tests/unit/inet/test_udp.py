@@ -229,3 +229,16 @@ def test_udp_input_drops_are_counted(h):
     stack.input(en0, [ether(ipv4(PEER_IP, OUR_IP, 17, b"\x00\x01\x1b\x58\x00\x40\x00\x00"))], 0)
     st = stack.inet.udp.stats
     assert (st.badsum, st.hdrops, st.badlen) == (1, 1, 1) and not s.rxq
+
+
+def test_limited_broadcast_leaves_by_the_bound_address_interface(h):
+    stack, en0 = h
+    from inet_helpers import add_second
+    en1 = add_second(stack)
+    s = stack.inet.udp.socket()
+    s.setsockopt("SO_BROADCAST", 1)
+    s.bind("10.1.0.1", 68)
+    s.sendto(b"discover", "255.255.255.255", 67, 0)
+    assert sent(en0) == []
+    (f,) = sent(en1)
+    assert f[:6] == BROADCAST and parse_ip(f)[0].src == ip("10.1.0.1")
