@@ -9,7 +9,7 @@ from iopkt_fs.stack.errors import StackError
 from iopkt_fs.stack.wire.ethernet import EthernetPacket
 from iopkt_fs.stack.wire.ipv4 import Ipv4Packet
 
-from inet_netsim import Net, add_ether, make_stack, mac, pair, triple
+from inet_netsim import Net, add_ether, make_stack, pair, triple
 
 MS = 1000
 

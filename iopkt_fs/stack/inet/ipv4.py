@@ -40,7 +40,7 @@ import ipaddress
 import attrs
 
 from ..errors import StackError
-from ..iface.interface import IFF_NOARP, IFF_PROMISC, IFF_UP, IFT_ETHER, IFT_LOOP, IfAddr, Interface
+from ..iface.interface import IFF_NOARP, IFF_UP, IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.neighbor import ArpCache, State
 from ..iface.route import RTF_BLACKHOLE, RTF_DYNAMIC, RTF_MODIFIED, RTF_REJECT, Route, RouteTable
 from ..slog import INFO, WARNING

@@ -12,7 +12,7 @@ from iopkt_fs.stack.wire.arp import ArpOp, ArpRepr
 from iopkt_fs.stack.wire.ethernet import BROADCAST
 
 from inet_helpers import (
-    OUR_IP, OUR_MAC, PEER_IP, PEER_MAC, arp_frame, echo_frame, host, ip, parse_arp, parse_icmp,
+    OUR_IP, OUR_MAC, PEER_IP, PEER_MAC, arp_frame, host, ip, parse_arp, parse_icmp,
     sent,
 )
 

@@ -5,9 +5,9 @@ import pytest
 from iopkt_fs.stack.inet.reass import IPFRAGTTL, Reassembler
 from iopkt_fs.stack.inet.stats import IpStat
 from iopkt_fs.stack.wire.icmp import IcmpEchoRequest, IcmpTimeExceeded
-from iopkt_fs.stack.wire.ipv4 import Ipv4Packet, Ipv4Repr
+from iopkt_fs.stack.wire.ipv4 import Ipv4Packet
 
-from inet_helpers import OUR_IP, PEER_IP, echo_frame, ether, host, ip, ipv4, learn_peer, parse_icmp, parse_ip, sent
+from inet_helpers import OUR_IP, PEER_IP, ether, host, ip, ipv4, learn_peer, parse_icmp, parse_ip, sent
 
 DATA = bytes(range(256)) * 16      # 4096 bytes
 KEY = (b"a", b"b", 1, 17)

@@ -9,7 +9,7 @@ from iopkt_fs.stack.errors import StackError
 from iopkt_fs.stack.iface.interface import Interface, IFF_UP
 from iopkt_fs.stack.iface.route import RTF_GATEWAY, RTF_STATIC, RouteTable, flag_letters
 
-from inet_helpers import host, ip, learn_peer
+from inet_helpers import host, learn_peer
 
 
 def n(text: str) -> int:

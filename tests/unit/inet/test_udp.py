@@ -9,7 +9,7 @@ from iopkt_fs.stack.errors import StackError
 from iopkt_fs.stack.wire.ethernet import BROADCAST
 from iopkt_fs.stack.wire.udp import UdpRepr
 
-from inet_helpers import OUR_IP, PEER_IP, PEER_MAC, host, ip, learn_peer, parse_ip, sent, udp_frame
+from inet_helpers import OUR_IP, PEER_IP, host, ip, learn_peer, parse_ip, sent, udp_frame
 
 
 @pytest.fixture
