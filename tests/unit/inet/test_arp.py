@@ -211,3 +211,28 @@ def test_poll_at_tracks_the_earliest_timer():
     assert stack.poll_at() == 5 + ARPT_KEEP
     stack.inet.icmp.send_echo("10.0.0.3", 1, 1, b"", 10)
     assert stack.poll_at() == 10 + S
+
+
+def test_gratuitous_arp_from_a_neighbour_updates_its_entry_only():
+    stack, en0 = host()
+    inet = stack.inet
+    inet.arp.learn(en0, n(PEER_IP), PEER_MAC, 0, create=True)
+    new_mac = bytes.fromhex("02000000aaaa")
+    stack.input(en0, [arp_frame(ArpRepr.gratuitous(new_mac, ip(PEER_IP)), src=new_mac)], 10)
+    assert inet.arp.get(en0, n(PEER_IP)).mac == new_mac
+    assert inet.arp.stats.rcvover == 1
+    # An announcement from a host we never talked to creates nothing (RFC 826 merge).
+    stack.input(en0, [arp_frame(ArpRepr.gratuitous(new_mac, ip("10.0.0.77")), src=new_mac)], 10)
+    assert inet.arp.get(en0, n("10.0.0.77")) is None
+    assert sent(en0) == []
+
+
+def test_detach_forgets_the_interface():
+    stack, en0 = host()
+    inet = stack.inet
+    inet.arp_add(PEER_IP, "02:00:00:00:00:02")
+    inet.route_add("default", "10.0.0.254")
+    stack.detach(en0)
+    assert len(inet.arp) == 0
+    assert all(r.iface is stack.lo0 for r in inet.routes)
+    assert not inet.is_local(ip(OUR_IP))

@@ -242,3 +242,22 @@ def test_limited_broadcast_leaves_by_the_bound_address_interface(h):
     assert sent(en0) == []
     (f,) = sent(en1)
     assert f[:6] == BROADCAST and parse_ip(f)[0].src == ip("10.1.0.1")
+
+
+def test_readiness_events_name_each_socket_once_per_change(h):
+    stack, en0 = h
+    udp = stack.inet.udp
+    a, b = udp.socket(), udp.socket()
+    a.bind(None, 1001)
+    b.bind(None, 1002)
+    assert stack.take_socket_events() == []
+    stack.input(en0, [udp_frame(1, 1001, b"1"), udp_frame(1, 1001, b"2"), udp_frame(1, 1002, b"3")], 0)
+    assert stack.take_socket_events() == [a, b]
+    assert stack.take_socket_events() == []
+    # Already readable: more data is no news; drained and refilled is.
+    stack.input(en0, [udp_frame(1, 1001, b"4")], 0)
+    assert stack.take_socket_events() == []
+    while a.rxq:
+        a.recvfrom()
+    stack.input(en0, [udp_frame(1, 1001, b"5")], 0)
+    assert stack.take_socket_events() == [a]
