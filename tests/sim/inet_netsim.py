@@ -59,6 +59,16 @@ class Net:
         self._peer[id(b_iface)] = (link, a, a_iface)
         return link
 
+    def hub(self, *members) -> Link:
+        """A shared segment: every frame reaches every other (stack, iface) member."""
+        link = Link.__new__(Link)
+        link.frames, link.tap, link.drop = 0, None, None
+        for stack, iface in members:
+            others = [(s, i) for s, i in members if i is not iface]
+            self._peer[id(iface)] = (link, None, others)
+        self.links.append(link)
+        return link
+
     def step(self) -> int:
         """Poll every stack at ``now`` and deliver frames until quiet; frames moved."""
         moved = 0
@@ -80,7 +90,11 @@ class Net:
                         frames = [f for f in frames if not link.drop(f)]
                     link.frames += len(frames)
                     batch += len(frames)
-                    other.input(other_iface, frames, self.now)
+                    if other is None:             # a hub: everyone else hears it
+                        for s, i in other_iface:
+                            s.input(i, frames, self.now)
+                    else:
+                        other.input(other_iface, frames, self.now)
             moved += batch
             if not batch and all(s.poll_at() != 0 for s in self.stacks):
                 break

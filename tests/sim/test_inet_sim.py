@@ -212,3 +212,47 @@ def test_deterministic_for_a_seed():
         net.run(duration=10 * MS)
         return [f for link in net.links for f in [link.frames]], s.lport, replies(a)
     assert run() == run()
+
+
+def segment(n=3):
+    """``n`` stacks 10.9.0.1..n on one shared Ethernet segment (a hub)."""
+    net = Net()
+    members = []
+    for i in range(1, n + 1):
+        s = net.add(make_stack(i))
+        members.append((s, add_ether(s, i, f"10.9.0.{i}/24")))
+    net.hub(*members)
+    return net, [s for s, _ in members]
+
+
+def test_shared_segment_arp_only_the_target_answers():
+    net, (a, b, c) = segment()
+    a.inet.icmp.send_echo("10.9.0.3", 1, 1, b"hi c", net.now)
+    net.run(duration=10 * MS)
+    assert replies(a) == [(ip("10.9.0.3"), 1, 4, 64)]
+    assert b.inet.arp.stats.sndreply == 0 and c.inet.arp.stats.sndreply == 1
+    assert len(b.inet.arp) == 0                      # overheard, not aimed at B: not learned
+    assert b.inet.link_stats.notforus >= 2           # the unicast echo pair, seen on the hub
+
+
+def test_udp_broadcast_reaches_every_host_on_the_segment():
+    net, (a, b, c) = segment()
+    listeners = []
+    for s in (b, c):
+        sock = s.inet.udp.socket()
+        sock.bind(None, 520)
+        listeners.append(sock)
+    tx = a.inet.udp.socket()
+    tx.setsockopt("SO_BROADCAST", 1)
+    tx.bind(None, 520)
+    tx.sendto(b"to all (directed)", "10.9.0.255", 520, net.now)
+    tx.sendto(b"to all (limited)", "255.255.255.255", 520, net.now)
+    net.run(duration=10 * MS)
+    for sock in listeners:
+        got = [sock.recvfrom() for _ in range(2)]
+        assert got == [(b"to all (directed)", ("10.9.0.1", 520)), (b"to all (limited)", ("10.9.0.1", 520))]
+    # Nobody answers a broadcast to a closed port with ICMP (RFC 1122 3.2.2).
+    tx.sendto(b"closed", "10.9.0.255", 999, net.now)
+    net.run(duration=10 * MS)
+    assert a.inet.icmp.stats.inhist[3] == 0
+    assert b.inet.udp.stats.noportbcast == 1 and c.inet.udp.stats.noportbcast == 1
