@@ -189,6 +189,7 @@ class Connection:
         self.keep_probes = 0
         self.last_rcv = now
         self.last_snd = now
+        self.last_data_snd = 0       # when data was last sent (RFC 5681 4.1 idle restart)
 
         # Timers (deadlines in µs, None = not armed).
         self.t_rexmt: Instant | None = None
@@ -228,6 +229,11 @@ class Connection:
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
             self.layer.connection_closed(self, old)
         elif new.established and not old.established:
+            if self.retransmits and self.rtt.srtt is None:
+                # RFC 6298 5.7: the SYN (or SYN-ACK) timed out and no RTT was measured:
+                # start data transmission with RTO = 3 s.
+                self.rtt.reset(seconds(3))
+            self._arm_keep(now)
             self.layer.connection_established(self, old)
         if new == State.FIN_WAIT_2 and self.orphaned:
             # Nobody can ever close the peer's half for us; BSD's tcp_maxidle / Linux's
@@ -368,9 +374,8 @@ class Connection:
         if n and self.state.synchronized and self.state not in (State.TIME_WAIT, State.CLOSED):
             # Receiver SWS avoidance (RFC 9293 3.8.6.2.2; BSD tcp_output): a window update
             # only once the window can move by 2 segments or half the buffer.
-            adv = self.rcv_wnd
-            new = self._advertisable_window()
-            if new - adv >= min(2 * self._rcv_mss(), self.rcv_buf.capacity // 2) or (adv == 0 and new > 0 and new >= min(self._rcv_mss(), self.rcv_buf.capacity // 2)):
+            if self._advertisable_window() - self.rcv_wnd >= min(2 * self._rcv_mss(),
+                                                                 self.rcv_buf.capacity // 2):
                 self.ack_now = True
                 self.layer.stats.sndwinup += 1
                 self._output(now)
@@ -493,6 +498,12 @@ class Connection:
         stats = self.layer.stats
         st = self.state
         ts = seg.opts.timestamp if self.ts_ok else None
+
+        if self.ts_ok and seg.opts.timestamp is None and not f & RST:
+            # RFC 7323 3.2: "If a non-<RST> segment is received without a TSopt, a TCP
+            # SHOULD silently drop the segment."
+            stats.rcvnots += 1
+            return
 
         # RFC 7323 5.3 R1: PAWS, before the sequence number check.
         if ts is not None and not f & RST and seq_lt(ts[0], self.ts_recent):
@@ -1220,6 +1231,7 @@ class Connection:
                 self.rtt_time = now
                 stats.segstimed += 1
         self._emit(seq, flags, payload, now)
+        self.last_data_snd = now
         end = seq_add(seq, length + (1 if fin else 0))
         if seq_gt(end, self.snd_max):
             self.snd_max = end
@@ -1300,6 +1312,10 @@ class Connection:
     def _output_window(self, now: Instant) -> bool:
         """Send new (or go-back-N retransmitted) data from SND.NXT within min(wnd, cwnd)."""
         sent = False
+        if self.snd_una == self.snd_max and self.last_data_snd and len(self.snd_buf) and \
+                now - self.last_data_snd > self.rtt.rto:
+            # RFC 5681 4.1: restart from the restart window after an idle period > RTO.
+            self.cc.after_idle(now)
         st = self.state
         fin_allowed = self.fin_queued and st in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
         for _ in range(10_000):

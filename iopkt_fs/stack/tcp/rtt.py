@@ -45,6 +45,11 @@ class RttEstimator:
         self.backoff = 0           # (5.7) a new sample ends the backed-off period
         self.samples += 1
 
+    def reset(self, rto: Duration) -> None:
+        """Forget the backoff and start again from ``rto`` (RFC 6298 5.7)."""
+        self._rto = rto
+        self.backoff = 0
+
     @property
     def rto(self) -> Duration:
         """The current RTO: the estimate, clamped to [min, max], times the backoff (5.5)."""

@@ -2,8 +2,9 @@
 
 ``TcpStats`` has one int per counter, named as NetBSD names them without the ``tcps_``
 prefix, so ``netstat -s -p tcp`` can be rendered in NetBSD's format later. Ours, not
-NetBSD's, are marked: the RFC 5961 challenge ACKs and the RFC 6675/NewReno recovery
-events.
+NetBSD's, are marked: the RFC 5961 challenge ACKs, the RFC 6675/NewReno recovery events,
+``rcvoodrop`` (out-of-order data refused: too many holes) and ``rcvnots`` (segments
+dropped for lacking a timestamp, RFC 7323 3.2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ NAMES = (
     "rcvdupbyte", "rcvpartduppack", "rcvpartdupbyte", "rcvoopack", "rcvoobyte",
     "rcvpackafterwin", "rcvbyteafterwin", "rcvafterclose", "rcvwinprobe", "rcvdupack",
     "rcvacktoomuch", "rcvackpack", "rcvackbyte", "rcvwinupd", "pawsdrop", "rcvoodrop",
+    "rcvnots",
     "noport",
     # syncache / cookies (NetBSD tcps_sc_*)
     "sc_added", "sc_completed", "sc_dropped", "sc_sendcookie", "sc_recvcookie",
