@@ -447,6 +447,10 @@ class Ipv4Layer:
         if not pkt.verify_checksum():
             st.badsum += 1
             return
+        if self._flows and not link_bcast and hlen == 20:
+            flow = self._flows.get((iface.index, pkt.dst))
+            if flow is not None and self._fastforward(flow, pkt):
+                return
         ip = Ipv4Repr.parse(pkt, verify=False)
         src = ip.src
         dst = ip.dst
@@ -516,6 +520,35 @@ class Ipv4Layer:
         gw = route.gateway
         return gw is None or not self.arp.is_down(iface, gw)
 
+    def _fastforward(self, flow: Flow, pkt: Ipv4Packet) -> bool:
+        """ipflow_fastforward(): forward by the flow cache, before the rest of ip_input.
+
+        A flow exists only for a destination that was forwarded (not ours, not a
+        broadcast) through a resolved next hop; every change that could make it wrong
+        empties the cache. What remains to check per packet is what the packet itself
+        says: TTL, size, a martian source. Anything unusual falls back to the slow path.
+        """
+        ttl = pkt.ttl
+        src = pkt.src
+        if (ttl <= 1 or len(pkt) > flow.mtu or not flow.iface.flags & IFF_UP
+                or not self._node_forwarding.value or not self._node_fastforwarding.value
+                or src[0] >= 224 or src[0] == 127 or src in self._bcast):
+            return False
+        # TTL down by one and the checksum patched in place (RFC 1141), behind the cached
+        # Ethernet header: no route lookup, no ARP.
+        frame = bytearray(flow.head)
+        frame += pkt.datagram
+        frame[22] = ttl - 1
+        ck = ((frame[24] << 8) | frame[25]) + 0x100
+        ck = (ck & 0xFFFF) + (ck >> 16)
+        frame[24] = ck >> 8
+        frame[25] = ck & 0xFF
+        flow.uses += 1
+        flow.route.use += 1
+        self.stats.fastforward += 1
+        self.stack.transmit(flow.iface, pad_frame(bytes(frame)) if len(frame) < 60 else bytes(frame))
+        return True
+
     def _forward(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant, link_bcast: bool) -> None:
         st = self.stats
         if not self._node_forwarding.value:
@@ -529,23 +562,6 @@ class Ipv4Layer:
             st.cantforward += 1
             return
         ttl = ip.ttl
-        if self._node_fastforwarding.value:
-            flow = self._flows.get((iface.index, dst))
-            if flow is not None and ttl > 1 and len(pkt) <= flow.mtu and flow.iface.flags & IFF_UP:
-                # ipflow_fastforward(): TTL down by one, checksum patched (RFC 1141), the
-                # cached link header in front; no route lookup, no ARP.
-                buf = bytearray(pkt.datagram)
-                buf[8] = ttl - 1
-                ck = ((buf[10] << 8) | buf[11]) + 0x100
-                ck = (ck & 0xFFFF) + (ck >> 16)
-                buf[10] = ck >> 8
-                buf[11] = ck & 0xFF
-                flow.uses += 1
-                flow.route.use += 1
-                st.fastforward += 1
-                frame = flow.head + buf
-                self.stack.transmit(flow.iface, pad_frame(bytes(frame)) if len(frame) < 60 else bytes(frame))
-                return
         if ttl <= 1:
             # RFC 1812 5.3.1: time exceeded in transit.
             self.icmp.error(pkt.datagram, ICMP_TIMXCEED, TIMXCEED_INTRANS, now, in_iface=iface)
