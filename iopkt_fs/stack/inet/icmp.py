@@ -26,7 +26,7 @@ from ..time import Instant, seconds
 from ..wire.errors import Malformed
 from ..wire.icmp import HEADER_LEN as ICMP_HLEN
 from ..wire.icmp import (
-    IcmpDstUnreachable, IcmpEchoReply, IcmpEchoRequest, IcmpGeneric, IcmpPacket, IcmpTimeExceeded,
+    IcmpDstUnreachable, IcmpEchoRequest, IcmpGeneric, IcmpPacket, IcmpTimeExceeded,
 )
 from ..wire.ipv4 import Ipv4Packet
 from .stats import (
@@ -39,6 +39,30 @@ ERROR_TYPES = frozenset((ICMP_UNREACH, ICMP_SOURCEQUENCH, ICMP_REDIRECT, ICMP_TI
 ERRPPSLIMIT = 100          # NetBSD icmperrppslim
 QUOTE_DATA = 8             # RFC 792: the original header and 64 bits of its data
 ECHO_REPLY_LOG = 256       # echo replies kept for in-core pingers (tests, tools)
+
+
+def _echo_to_reply(pkt: IcmpPacket) -> bytes:
+    """The echo request turned into its reply in place: type 0, code 0, same rest.
+
+    The checksum is updated incrementally (RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m')) for
+    the one 16-bit word that changes, instead of summing the data again; the request's
+    checksum was verified, so the result is the checksum of the reply.
+    """
+    buf = pkt._buf
+    reply = bytearray(buf)
+    old_word = (reply[0] << 8) | reply[1]
+    total = (~((reply[2] << 8) | reply[3]) & 0xFFFF) + (~old_word & 0xFFFF)
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    # 0x0000 and 0xffff are both "zero" in one's complement; only 0xffff is right when the
+    # rest of the message is all zeros (an empty echo with id 0 and seq 0), and it is
+    # never wrong.
+    checksum = (~total & 0xFFFF) or 0xFFFF
+    reply[0] = 0
+    reply[1] = 0
+    reply[2] = checksum >> 8
+    reply[3] = checksum & 0xFF
+    return bytes(reply)
 
 
 class IcmpProtocol:
@@ -97,7 +121,7 @@ class IcmpProtocol:
         # RFC 1122 3.2.2.6: same identifier, sequence and data; the reply's source is the
         # address the request was sent to (RFC 1122 3.2.1.3), or ours on that interface
         # when it was a broadcast.
-        reply = IcmpEchoReply(pkt.ident, pkt.seq, bytes(pkt.payload)).to_bytes()
+        reply = _echo_to_reply(pkt)
         ip = self.ip
         src = None if ctx.broadcast else ctx.ip.dst
         self.stats.reflect += 1

@@ -236,3 +236,23 @@ def test_refragmenting_a_fragment_past_65528_is_a_counted_drop():
     frame = ether(ipv4(PEER_IP, "10.1.0.7", 17, b"f" * 1400, offset=65528, mf=False, ident=3))
     stack.input(en0, [frame], 0)
     assert sent(en1) == [] and stack.inet.stats.cantfrag == 1
+
+
+from hypothesis import given, settings, strategies as hst   # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(ident=hst.integers(0, 0xFFFF), seq=hst.integers(0, 0xFFFF), code=hst.integers(0, 255),
+       data=hst.binary(max_size=200))
+def test_incremental_echo_reply_checksum_is_right(ident, seq, code, data):
+    """RFC 1624's incremental update gives what a full recomputation gives."""
+    from iopkt_fs.stack.inet.icmp import _echo_to_reply
+    from iopkt_fs.stack.wire.checksum import internet_checksum, verify
+    from iopkt_fs.stack.wire.icmp import IcmpPacket, IcmpRepr
+    req = bytearray(IcmpEchoRequest(ident, seq, data).to_bytes())
+    req[1] = code
+    req[2:4] = b"\0\0"
+    req[2:4] = internet_checksum(bytes(req)).to_bytes(2, "big")
+    reply = _echo_to_reply(IcmpPacket(bytes(req)))
+    assert verify(reply)
+    assert IcmpRepr.parse(reply) == IcmpEchoReply(ident, seq, data)
