@@ -23,7 +23,9 @@ class Ring:
     __slots__ = ("_buf", "_cap", "_head", "_len")
 
     def __init__(self, capacity: int):
-        self._buf = bytearray(capacity)
+        # The storage is allocated on first write: an idle connection holds no buffers
+        # (10,000 idle connections must not cost 10,000 x (sendspace + recvspace)).
+        self._buf: bytearray | None = None
         self._cap = capacity
         self._head = 0
         self._len = 0
@@ -42,13 +44,16 @@ class Ring:
     def resize(self, capacity: int) -> None:
         """Change the capacity (SO_SNDBUF/SO_RCVBUF); never below what is stored."""
         capacity = max(capacity, self._len)
-        data = self.peek_bytes(0, self._len)
-        self._buf = bytearray(capacity)
-        self._buf[:len(data)] = data
+        if self._buf is not None:
+            data = self.peek_bytes(0, self._len)
+            self._buf = bytearray(capacity)
+            self._buf[:len(data)] = data
         self._cap, self._head = capacity, 0
 
     def _copy_in(self, pos: int, data) -> None:
         """Copy ``data`` to absolute ring position ``pos`` (wrapping)."""
+        if self._buf is None:
+            self._buf = bytearray(self._cap)
         n = len(data)
         first = min(n, self._cap - pos)
         self._buf[pos:pos + first] = data[:first]
@@ -98,6 +103,12 @@ class Ring:
         data = self.peek_bytes(0, n)
         self.consume(len(data))
         return data
+
+    def release(self) -> None:
+        """Give the storage back if nothing is stored (an idle connection)."""
+        if self._len == 0:
+            self._buf = None
+            self._head = 0
 
     def read_into(self, out) -> int:
         """Copy up to ``len(out)`` bytes into the writable buffer ``out``; returns the count."""

@@ -23,6 +23,7 @@ def initial_window(smss: int) -> int:
 
 
 class NewReno:
+    __slots__ = ("smss", "cwnd", "ssthresh", "_acc")
     name = "newreno"
 
     def __init__(self, smss: int):
@@ -75,6 +76,7 @@ class NewReno:
 class Cubic(NewReno):
     """RFC 9438, in bytes. W values are kept in segments as the RFC writes them."""
 
+    __slots__ = ("w_max", "_w_last_max", "_k", "_epoch", "_w_est", "_cwnd_epoch")
     name = "cubic"
     C = 0.4              # RFC 9438 4.1: C SHOULD be 0.4
     BETA = 0.7           # RFC 9438 4.6: beta_cubic SHOULD be 0.7

@@ -120,6 +120,20 @@ class Segment:
 
 
 class Connection:
+    __slots__ = ("ack_now", "cc", "config", "created", "dupacks", "error", "fin_queued",
+                 "fin_seq", "high_rxt", "in_recovery", "ip_header", "irs", "iss",
+                 "keep_probes", "keepalive", "key", "last_ack_sent", "last_data_snd",
+                 "last_rcv", "last_snd", "layer", "listener", "local_ip", "local_port",
+                 "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
+                 "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
+                 "rcv_wscale", "recover", "remote_ip", "remote_port", "req_sack", "req_ts",
+                 "req_ws", "retransmits", "rexmt_shift", "rtt", "rtt_seq", "rtt_time",
+                 "sack_ok", "sack_recent", "sacked", "sched", "smss", "snd_buf",
+                 "snd_buf_seq", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
+                 "snd_wnd", "snd_wscale", "socket", "soft_error", "state", "syn_queued",
+                 "t_2msl", "t_delack", "t_keep", "t_persist", "t_rexmt", "ts_offset",
+                 "ts_ok", "ts_recent", "ts_recent_age", "unacked_bytes", "ws_ok")
+
     def __init__(self, layer: TcpLayer, config: TcpConfig, local_ip: bytes, local_port: int,
                  remote_ip: bytes, remote_port: int, now: Instant, *,
                  sndbuf: int | None = None, rcvbuf: int | None = None, mtu: int = 1500):
@@ -132,6 +146,7 @@ class Connection:
         self.socket: TcpSocket | None = None
         self.listener: TcpSocket | None = None     # set for passive opens until accepted
         self.error = 0                             # errno reported to the user, once
+        self.soft_error = 0                        # ICMP soft error (RFC 1122 4.2.3.9)
         self.created = now
 
         self.snd_buf = Ring(sndbuf or config.sendspace)
@@ -225,6 +240,9 @@ class Connection:
             # RFC 9293 3.10.7.4: "start the time-wait timer" for 2 MSL; nothing else runs.
             self.t_rexmt = self.t_persist = self.t_keep = self.t_delack = None
             self.t_2msl = now + 2 * self.config.msl
+            self.snd_buf.release()     # a TIME-WAIT block keeps no buffers
+            if not self.ooo:
+                self.rcv_buf.release()
         if new == State.CLOSED:
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
             self.layer.connection_closed(self, old)
@@ -1018,6 +1036,39 @@ class Connection:
             self._arm_keep(now)
             self.layer.touch(self)
 
+    def time_wait_reusable(self, seg: Segment) -> bool:
+        """A new SYN may reopen a TIME-WAIT connection (RFC 9293 3.10.7.4 note, RFC 1122
+        4.2.2.13, RFC 6191): with timestamps if its TSval is newer than TS.Recent, without
+        if its sequence number is beyond RCV.NXT."""
+        if self.ts_ok and seg.opts.timestamp is not None:
+            return seq_gt(seg.opts.timestamp[0], self.ts_recent)
+        return seq_gt(seg.seq, self.rcv_nxt)
+
+    def reap(self, now: Instant) -> None:
+        """Close at once (TIME-WAIT reused by a new SYN)."""
+        self._set_state(State.CLOSED, now)
+
+    def icmp_error(self, kind: str, mtu: int | None, now: Instant) -> None:
+        """An ICMP error quoting one of our segments (RFC 5927 checks done by the layer).
+
+        ``frag_needed``: RFC 1191 path MTU discovery: shrink the MSS and resend from SND.UNA.
+        ``refused`` (protocol/port unreachable): a hard error while connecting (RFC 1122
+        4.2.3.9: codes 2-4), soft otherwise (RFC 5461). Anything else is a soft error,
+        reported only if the connection then times out."""
+        if kind == "frag_needed" and mtu:
+            mss = mtu - self.ip_header - 20
+            if 68 <= mtu and mss < self.our_mss:
+                self.our_mss = mss
+                self.mtu = mtu
+                self._update_smss()
+                self.snd_nxt = self.snd_una     # resend what was too big (BSD tcp_mtudisc)
+                self._output(now)
+            return
+        if kind == "refused" and self.state == State.SYN_SENT:
+            self._drop(_errno.ECONNREFUSED, now)
+            return
+        self.soft_error = _errno.ECONNREFUSED if kind == "refused" else _errno.EHOSTUNREACH
+
     def on_timer(self, now: Instant) -> None:
         if self.t_2msl is not None and now >= self.t_2msl:
             self.t_2msl = None
@@ -1053,7 +1104,7 @@ class Connection:
             stats.timeoutdrop += 1
             if self.state.synchronized:
                 self._send_rst(self.snd_nxt, now)
-            self._drop(_errno.ETIMEDOUT, now)
+            self._drop(self.soft_error or _errno.ETIMEDOUT, now)
             return
         stats.rexmttimeo += 1
         self.rtt.back_off()                  # (5.5) RTO <- RTO * 2

@@ -14,7 +14,8 @@ Integration points (sans-IO, no dependency on the IP layer):
   unbound ``connect``; ``route_mtu(dst_ip) -> int`` gives the MTU the MSS is clamped to.
 * users: ``socket()`` makes a ``TcpSocket`` (socket.py); readiness changes collect in
   ``events`` (drain with ``take_events()``).
-* ``ctlinput`` hooks for ICMP (PMTU, unreachable) are not implemented yet.
+* ICMP: ``icmp_error(local_ip, remote_ip, quoted_tcp_header, kind, mtu, now)`` (BSD's
+  ``tcp_ctlinput``): path MTU updates and unreachable errors.
 
 Randomness comes only from the ``random.Random`` given (seeded in tests): the RFC 6528
 secret, the SYN-cookie secret and ephemeral ports.
@@ -37,7 +38,7 @@ from ..wire.errors import Malformed
 from ..wire.tcp import NO_OPTIONS, TcpPacket, build_segment, encode_options, parse_options
 from .config import TcpConfig
 from .connection import ACK, FIN, RST, SYN, Connection, Segment, State
-from .seq import MASK, seq_add
+from .seq import MASK, seq_add, seq_ge, seq_lt
 from .socket import TcpSocket
 from .stats import TcpStats
 
@@ -299,8 +300,13 @@ class TcpLayer:
         seg = Segment(seq, ack, flags, wnd, opts, pkt.payload)
         conn = self.connections.get((dst_ip, dport, src_ip, sport))
         if conn is not None:
-            conn.segment_arrived(seg, now)
-            return
+            if conn.state == State.TIME_WAIT and flags & (SYN | ACK | RST) == SYN and \
+                    conn.time_wait_reusable(seg):
+                self.stats.tw_reused += 1
+                conn.reap(now)
+            else:
+                conn.segment_arrived(seg, now)
+                return
         lst = self.listeners.get((dst_ip, dport)) or self.listeners.get(
             (ANY4 if len(dst_ip) == 4 else ANY6, dport))
         if lst is not None:
@@ -357,6 +363,28 @@ class TcpLayer:
         stats.sc_added += 1
         self.register(conn)
         conn.open_passive(seg, self.isn(dst_ip, dport, src_ip, sport, now), now)
+        self.touch(conn)
+
+    # -- ICMP (the IP layer's ctlinput) ----------------------------------------------------
+
+    def icmp_error(self, local_ip: bytes, remote_ip: bytes, quoted, kind: str,
+                   mtu: int | None, now: Instant) -> None:
+        """An ICMP error about a segment we sent. ``quoted`` is the TCP header the error
+        carries (at least 8 bytes: ports and sequence number, RFC 792). ``kind`` is
+        ``frag_needed`` (with ``mtu``, RFC 1191), ``refused`` (protocol or port
+        unreachable) or ``unreachable`` (net/host unreachable, time exceeded: soft)."""
+        if len(quoted) < 8:
+            return
+        sport, dport, seq = _TUPLE.unpack_from(quoted, 0)
+        conn = self.connections.get((local_ip, sport, remote_ip, dport))
+        if conn is None:
+            return
+        # RFC 5927 4.1: believe only errors quoting a sequence number in flight.
+        if not (seq_ge(seq, conn.snd_una) and seq_lt(seq, conn.snd_max)) and \
+                not (conn.state == State.SYN_SENT and seq == conn.iss):
+            self.stats.icmp_ignored += 1
+            return
+        conn.icmp_error(kind, mtu, now)
         self.touch(conn)
 
     # -- SYN cookies (RFC 4987 3.6) -------------------------------------------------------

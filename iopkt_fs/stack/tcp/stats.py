@@ -31,7 +31,7 @@ NAMES = (
     "sc_bad_cookie",
     # ours
     "challenge_ack", "challenge_ack_limited", "fastrexmt", "recovery", "sack_recovery",
-    "partialack", "sackblocks_sent", "sack_rcvblocks",
+    "partialack", "sackblocks_sent", "sack_rcvblocks", "tw_reused", "icmp_ignored",
 )
 
 

@@ -1,0 +1,148 @@
+"""Layer-level behaviour: TIME-WAIT reuse, ICMP errors, sysctl wiring, IPv6, memory."""
+
+import errno
+import random
+import struct
+import tracemalloc
+
+from iopkt_fs.stack.stack import Stack
+from iopkt_fs.stack.tcp import State, TcpLayer
+from iopkt_fs.stack.tcp.congestion import Cubic, NewReno
+from iopkt_fs.stack.wire.tcp import TcpFlags, TcpPacket, TcpRepr
+
+from tcp_harness import (
+    A, F, LOCAL_IP, LOCAL_PORT, LOCAL_SEQ, P, R, REMOTE_IP, REMOTE_PORT, REMOTE_SEQ, S,
+    Harness, established, l, listen, r, seg, syn_sent, time_wait,
+)
+
+
+def _quote(sport, dport, seq):
+    return struct.pack("!HHI", sport, dport, seq)
+
+
+def test_time_wait_reused_by_newer_syn():
+    h = time_wait()
+    old = h.conn
+    assert old.state == State.TIME_WAIT
+    h.send(100, S, r(100_000), mss=1460)
+    synack = h.recv_one()
+    assert synack.flags == S | A and synack.ack == r(100_001)
+    assert old.state == State.CLOSED and h.layer.stats.tw_reused == 1
+
+
+def test_time_wait_old_syn_gets_ack_only():
+    h = time_wait()
+    h.send(100, S, r(0))
+    assert h.recv_one().flags == A
+    assert h.conn.state == State.TIME_WAIT
+
+
+def test_icmp_frag_needed_shrinks_mss_and_resends():
+    h = established()
+    h.sock.send(b"x" * 2000, 10)
+    first = h.recv()
+    assert len(first[0].payload) == 1460
+    h.layer.icmp_error(LOCAL_IP, REMOTE_IP, _quote(LOCAL_PORT, REMOTE_PORT, l(1)),
+                       "frag_needed", 1000, 20)
+    got = h.recv()
+    assert got[0].seq == l(1) and len(got[0].payload) == 960
+    assert h.conn.smss == 960
+
+
+def test_icmp_outside_window_ignored():
+    h = established()
+    h.sock.send(b"x", 10)
+    h.recv()
+    h.layer.icmp_error(LOCAL_IP, REMOTE_IP, _quote(LOCAL_PORT, REMOTE_PORT, l(5000)),
+                       "frag_needed", 600, 20)
+    assert h.conn.smss == 1460 and h.layer.stats.icmp_ignored == 1
+
+
+def test_icmp_port_unreachable_refuses_connect():
+    h = syn_sent()
+    h.layer.icmp_error(LOCAL_IP, REMOTE_IP, _quote(LOCAL_PORT, REMOTE_PORT, LOCAL_SEQ),
+                       "refused", None, 20)
+    assert h.state == "CLOSED" and h.sock.take_error() == errno.ECONNREFUSED
+
+
+def test_icmp_soft_error_reported_on_timeout():
+    h = established(data_retries=1)
+    h.sock.send(b"x", 0)
+    h.recv()
+    h.layer.icmp_error(LOCAL_IP, REMOTE_IP, _quote(LOCAL_PORT, REMOTE_PORT, l(1)),
+                       "unreachable", None, 10)
+    assert h.state == "ESTABLISHED"
+    h.poll(h.layer.poll_at())
+    h.poll(h.layer.poll_at())
+    assert h.state == "CLOSED" and h.sock.take_error() == errno.EHOSTUNREACH
+
+
+def test_config_from_stack_sysctl():
+    stack = Stack()
+    layer = TcpLayer(lambda *a: None, stack.rng, sysctl=stack.sysctl,
+                     source_address=lambda d: LOCAL_IP)
+    s = layer.socket()
+    assert s.sndbuf == 32768 and s.rcvbuf == 32768
+    s.connect(REMOTE_IP, 80, 0)
+    assert isinstance(s.conn.cc, NewReno) and not isinstance(s.conn.cc, Cubic)
+    stack.sysctl.set("net.inet.tcp.congctl.selected", "cubic")
+    stack.sysctl.set("net.inet.tcp.msl", "5")
+    stack.sysctl.set("net.inet.tcp.sendspace", "65536")
+    t = layer.socket()
+    assert t.sndbuf == 65536
+    t.connect(REMOTE_IP, 80, 0)
+    assert isinstance(t.conn.cc, Cubic) and t.conn.config.msl == 5_000_000
+    assert isinstance(s.conn.cc, NewReno)     # running connections keep their settings
+
+
+def test_ipv6_handshake_and_data():
+    out = []
+    a6 = bytes(15) + b"\x01"
+    b6 = bytes(15) + b"\x02"
+    la = TcpLayer(lambda s, d, g: out.append((s, d, g)), random.Random(1))
+    lb = TcpLayer(lambda s, d, g: out.append((s, d, g)), random.Random(2))
+    lst = lb.socket()
+    lst.bind(bytes(16), 443)
+    lst.listen(4)
+    c = la.socket()
+    c.bind(a6, 0)
+    c.connect(b6, 443, 0)
+    for _ in range(6):
+        batch, out[:] = list(out), []
+        for s, d, g in batch:
+            (lb if d == b6 else la).input(s, d, memoryview(g), 10)
+    srv = lst.accept()
+    assert c.conn.smss == 1500 - 60 - 12
+    c.send(b"over v6", 20)
+    for s, d, g in out:
+        lb.input(s, d, memoryview(g), 30)
+    assert srv.recv(100, 30) == b"over v6"
+
+
+def test_idle_connection_memory_is_small():
+    out = []
+    la = TcpLayer(lambda s, d, g: out.append((d, g)), random.Random(1))
+    lb = TcpLayer(lambda s, d, g: out.append((d, g)), random.Random(2))
+    lst = lb.socket()
+    lst.bind(REMOTE_IP, 80)
+    lst.listen(-1)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    n = 200
+    socks = []
+    for i in range(n):
+        s = la.socket()
+        s.bind(LOCAL_IP, 0)
+        s.connect(REMOTE_IP, 80, 0)
+        socks.append(s)
+        while out:
+            d, g = out.pop(0)
+            (lb if d == REMOTE_IP else la).input(LOCAL_IP if d == REMOTE_IP else REMOTE_IP,
+                                                 d, memoryview(g), 0)
+        socks.append(lst.accept())
+    per_conn = (tracemalloc.get_traced_memory()[0] - before) / n
+    tracemalloc.stop()
+    assert all(s.state == "ESTABLISHED" for s in socks)
+    # both ends of an idle established connection, no buffers allocated until used
+    print(f"memory per idle established connection pair: {per_conn:.0f} bytes")
+    assert per_conn < 12_000, per_conn
