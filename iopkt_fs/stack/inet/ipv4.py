@@ -470,7 +470,10 @@ class Ipv4Layer:
             else:
                 st.cantforward += 1   # no multicast routing; a group we are not in
         elif loop:
-            st.cantforward += 1
+            if dst in self._bcast:
+                self._deliver(iface, pkt, ip, now, True, False)    # our own broadcast, looped
+            else:
+                st.cantforward += 1
         else:
             self._forward(iface, pkt, ip, now, link_bcast)
 
@@ -718,6 +721,10 @@ class Ipv4Layer:
         datagram = header + bytes(payload)
         mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
         link_bcast = dst == BROADCAST or (dst in self._bcast and iface.kind != IFT_LOOP)
+        if link_bcast and self.stack.lo0.is_up:
+            # IFF_SIMPLEX (BSD ether_output): the interface does not hear itself, so a
+            # broadcast we send is also looped to our own sockets, as BSD and Linux do.
+            self.stack.transmit(self.stack.lo0, datagram)
         if length <= mtu:
             self._link_output(iface, nexthop, datagram, now, link_bcast)
             return

@@ -261,3 +261,21 @@ def test_readiness_events_name_each_socket_once_per_change(h):
         a.recvfrom()
     stack.input(en0, [udp_frame(1, 1001, b"5")], 0)
     assert stack.take_socket_events() == [a]
+
+
+def test_our_own_broadcasts_reach_our_sockets(h):
+    stack, en0 = h
+    listener = stack.inet.udp.socket()
+    listener.bind(None, 520)
+    tx = stack.inet.udp.socket()
+    tx.setsockopt("SO_BROADCAST", 1)
+    tx.sendto(b"directed", "10.0.0.255", 520, 0)
+    tx.sendto(b"limited", "255.255.255.255", 520, 0)
+    assert len(sent(en0)) == 2
+    stack.poll(0)
+    assert [listener.recvfrom()[0] for _ in range(2)] == [b"directed", b"limited"]
+    # ... and a broadcast to a closed port draws no ICMP from ourselves either.
+    tx.sendto(b"closed", "10.0.0.255", 521, 0)
+    stack.poll(0)
+    stack.poll(0)
+    assert stack.inet.icmp.stats.error == 0 and stack.inet.udp.stats.noportbcast == 1
