@@ -256,3 +256,27 @@ def test_udp_broadcast_reaches_every_host_on_the_segment():
     net.run(duration=10 * MS)
     assert a.inet.icmp.stats.inhist[3] == 0
     assert b.inet.udp.stats.noportbcast == 1 and c.inet.udp.stats.noportbcast == 1
+
+
+def test_multicast_to_members_only():
+    net, (a, b, c) = segment()
+    a.inet.route_add("224.0.0.0/4", iface="en0")
+    rx_b = b.inet.udp.socket()
+    rx_b.setsockopt("SO_REUSEADDR", 1)
+    rx_b.bind(None, 5353)
+    rx_b.setsockopt("IP_ADD_MEMBERSHIP", "224.0.0.251")
+    rx_c = c.inet.udp.socket()
+    rx_c.bind(None, 5353)                            # bound, but not a member
+    rx_a = a.inet.udp.socket()
+    rx_a.bind(None, 5353)
+    rx_a.setsockopt("IP_ADD_MEMBERSHIP", "224.0.0.251")
+    tx = a.inet.udp.socket()
+    tx.sendto(b"mdns", "224.0.0.251", 5353, net.now)
+    net.run(duration=10 * MS)
+    assert rx_b.recvfrom()[0] == b"mdns"
+    assert rx_a.recvfrom()[0] == b"mdns"             # looped to the sender's own members
+    assert not rx_c.rxq and c.inet.stats.cantforward == 1
+    rx_b.setsockopt("IP_DROP_MEMBERSHIP", "224.0.0.251")
+    assert bytes((224, 0, 0, 251)) not in b.inet.groups
+    rx_a.close()
+    assert bytes((224, 0, 0, 251)) not in a.inet.groups

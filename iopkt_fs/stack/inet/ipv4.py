@@ -132,7 +132,8 @@ class Ipv4Layer:
         self.reass = Reassembler(self.stats, lambda: maxfrag.value)
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self._bcast: dict[bytes, Interface] = {}
-        self.groups: set[bytes] = {ALL_HOSTS}
+        # Multicast groups we accept, with the number of joins (224.0.0.1 always).
+        self.groups: dict[bytes, int] = {ALL_HOSTS: 1}
         self._flows: dict[tuple[int, bytes], Flow] = {}
         self._was_up: dict[int, bool] = {}
         # (ifindex, address) announced since the interface last came up: adding an
@@ -190,17 +191,26 @@ class Ipv4Layer:
                     return ifa.address.packed
         return addrs[0].address.packed
 
-    def join_group(self, group) -> None:
-        """Accept datagrams to a multicast group (IGMP itself is not implemented)."""
+    def join_group(self, group) -> bytes:
+        """Accept datagrams to a multicast group (IP_ADD_MEMBERSHIP; no IGMP reports yet).
+
+        Joins are counted: the group stays until every joiner left.
+        """
         group = _packed(group)
         if not 224 <= group[0] < 240:
             raise StackError(errno.EINVAL, f"{ipaddress.IPv4Address(group)} is not a multicast group")
-        self.groups.add(group)
+        self.groups[group] = self.groups.get(group, 0) + 1
+        return group
 
     def leave_group(self, group) -> None:
         group = _packed(group)
-        if group != ALL_HOSTS:
-            self.groups.discard(group)
+        count = self.groups.get(group)
+        if count is None:
+            raise StackError(errno.EADDRNOTAVAIL, f"not a member of {ipaddress.IPv4Address(group)}")
+        if count <= 1 and group != ALL_HOSTS:
+            del self.groups[group]
+        elif group != ALL_HOSTS:
+            self.groups[group] = count - 1
 
     # -- stack hooks --------------------------------------------------------------------------
 
@@ -721,9 +731,10 @@ class Ipv4Layer:
         datagram = header + bytes(payload)
         mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
         link_bcast = dst == BROADCAST or (dst in self._bcast and iface.kind != IFT_LOOP)
-        if link_bcast and self.stack.lo0.is_up:
+        if (link_bcast or (224 <= dst[0] < 240 and dst in self.groups)) and self.stack.lo0.is_up:
             # IFF_SIMPLEX (BSD ether_output): the interface does not hear itself, so a
-            # broadcast we send is also looped to our own sockets, as BSD and Linux do.
+            # broadcast we send is also looped to our own sockets, as BSD and Linux do;
+            # likewise a multicast to a group we are in (IP_MULTICAST_LOOP's default).
             self.stack.transmit(self.stack.lo0, datagram)
         if length <= mtu:
             self._link_output(iface, nexthop, datagram, now, link_bcast)

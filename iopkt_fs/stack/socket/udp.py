@@ -73,7 +73,7 @@ for _code in (DstUnreachableCode.NET_UNKNOWN, DstUnreachableCode.HOST_UNKNOWN,
     _CTL_ERRNO[(ICMP_UNREACH, int(_code))] = errno.EHOSTUNREACH
 
 SOCKET_OPTIONS = ("SO_BROADCAST", "SO_REUSEADDR", "SO_REUSEPORT", "SO_RCVBUF", "SO_SNDBUF",
-                  "IP_TTL", "IP_TOS")
+                  "IP_TTL", "IP_TOS", "IP_ADD_MEMBERSHIP", "IP_DROP_MEMBERSHIP")
 
 
 def _addr(value, *, allow_none: bool = True) -> bytes:
@@ -117,6 +117,7 @@ class UdpSocket:
         self.rxq: deque = deque()        # (data, (addr, port))
         self.rx_bytes = 0
         self.error = 0                   # so_error: reported (and cleared) by the next call
+        self.groups: list[bytes] = []    # multicast groups joined through this socket
         self.closed = False
         self.bound = False
 
@@ -176,6 +177,15 @@ class UdpSocket:
             if not isinstance(value, int) or not 0 <= value <= 255:
                 raise StackError(errno.EINVAL, f"IP_TOS {value!r} out of range")
             self.tos = value
+        elif name == "IP_ADD_MEMBERSHIP":
+            group = self._proto.ip.join_group(value)
+            self.groups.append(group)
+        elif name == "IP_DROP_MEMBERSHIP":
+            group = _addr(value, allow_none=False)
+            if group not in self.groups:
+                raise StackError(errno.EADDRNOTAVAIL, f"not a member of {_text(group)}")
+            self.groups.remove(group)
+            self._proto.ip.leave_group(group)
         else:
             raise StackError(errno.ENOPROTOOPT, f"unknown option {name}")
 
@@ -315,6 +325,9 @@ class UdpSocket:
         if self.closed:
             return
         self.closed = True
+        for group in self.groups:
+            self._proto.ip.leave_group(group)
+        self.groups.clear()
         self._proto.unbind(self)
         self.rxq.clear()
         self.rx_bytes = 0
