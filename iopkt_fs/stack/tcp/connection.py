@@ -881,58 +881,69 @@ class Connection:
             out.append([una if seq_lt(s, una) else s, e])
         self.sacked = out
 
-    def _sacked_above(self, seq: int) -> int:
-        return sum(seq_sub(e, seq_max(s, seq)) for s, e in self.sacked if seq_gt(e, seq))
+    def _offsets(self) -> list[tuple[int, int]]:
+        """The scoreboard as offsets from SND.UNA (one conversion per computation)."""
+        una = self.snd_una
+        return [(seq_sub(s, una), seq_sub(e, una)) for s, e in self.sacked]
 
     def _is_lost(self, seq: int) -> bool:
-        """RFC 6675 4 IsLost: DupThresh SACKed segments, in bytes: more than
+        """RFC 6675 4 IsLost: DupThresh SACKed segments above, counted in bytes: more than
         (DupThresh - 1) * SMSS bytes SACKed above ``seq``."""
-        if not self.sacked or self._in_sacked(seq):
+        if not self.sacked:
             return False
-        return self._sacked_above(seq) > (DUPTHRESH - 1) * self.smss
-
-    def _in_sacked(self, seq: int) -> bool:
-        for s, e in self.sacked:
-            if seq_ge(seq, s) and seq_lt(seq, e):
-                return True
-        return False
+        x = seq_sub(seq, self.snd_una)
+        above = 0
+        for s, e in self._offsets():
+            if s <= x < e:
+                return False
+            if e > x:
+                above += e - max(s, x)
+        return above > (DUPTHRESH - 1) * self.smss
 
     def _holes(self):
-        """Unsacked ranges [a, b) between SND.UNA and the highest SACKed byte."""
-        pos = self.snd_una
-        for s, e in self.sacked:
-            if seq_gt(s, pos):
-                yield pos, s
-            pos = seq_max(pos, e)
+        """(start, end, sacked_above) offsets of each unSACKed range below the highest
+        SACKed byte; ``sacked_above`` is the same for every byte of a hole."""
+        blocks = self._offsets()
+        above = sum(e - s for s, e in blocks)
+        pos = 0
+        for s, e in blocks:
+            if s > pos:
+                yield pos, s, above
+            above -= e - s
+            pos = max(pos, e)
 
     def _pipe(self) -> int:
         """RFC 6675 4 SetPipe, hole by hole: octets not lost count once, octets
-        retransmitted (below HighRxt) count again."""
+        retransmitted (below HighRxt) count again; all octets above the highest SACKed
+        one are in flight."""
+        thresh = (DUPTHRESH - 1) * self.smss
+        hr = seq_sub(self.high_rxt, self.snd_una)
         pipe = 0
-        highest = self.sacked[-1][1] if self.sacked else self.snd_una
-        for a, b in self._holes():
-            size = seq_sub(b, a)
-            if self._sacked_above(a) <= (DUPTHRESH - 1) * self.smss:
-                pipe += size
-            if seq_gt(self.high_rxt, a):
-                pipe += min(size, seq_sub(self.high_rxt, a))
-        # everything sent above the highest SACKed byte is in flight, not lost
-        pipe += max(0, seq_sub(self.snd_max, seq_max(highest, self.snd_una)))
-        return pipe
+        for a, b, above in self._holes():
+            if above <= thresh:
+                pipe += b - a
+            if hr > a:
+                pipe += min(b, hr) - a
+        top = seq_sub(self.sacked[-1][1], self.snd_una) if self.sacked else 0
+        return pipe + max(0, seq_sub(self.snd_max, self.snd_una) - max(top, 0))
 
-    def _next_seg(self) -> tuple[int, int] | None:
-        """RFC 6675 4 NextSeg: (seq, len) to retransmit, or None for new data / nothing."""
+    def _next_seg(self) -> tuple[int, int, int] | None:
+        """RFC 6675 4 NextSeg for retransmissions: ``(seq, length, rule)`` with rule 1 (a
+        lost octet) or 3 (an unSACKed octet below the highest SACKed one), or None. Rule
+        (2), new data, is the caller's and goes before rule 3."""
+        thresh = (DUPTHRESH - 1) * self.smss
+        hr = max(0, seq_sub(self.high_rxt, self.snd_una))
         rule3 = None
-        for a, b in self._holes():
-            start = seq_max(a, self.high_rxt)
-            if seq_ge(start, b):
+        for a, b, above in self._holes():
+            start = max(a, hr)
+            if start >= b:
                 continue
-            if self._is_lost(start):
-                return start, min(self.smss, seq_sub(b, start))        # rule (1)
+            n = min(self.smss, b - start)
+            if above > thresh:
+                return seq_add(self.snd_una, start), n, 1
             if rule3 is None:
-                rule3 = (start, min(self.smss, seq_sub(b, start)))
-        # rule (2), new data, is the caller's; rule (3) only when there is none to send.
-        return ("rule3", rule3) if rule3 else None  # type: ignore[return-value]
+                rule3 = (seq_add(self.snd_una, start), n, 3)
+        return rule3
 
     # -- text and FIN ---------------------------------------------------------------------
 
@@ -1109,7 +1120,9 @@ class Connection:
         stats.rexmttimeo += 1
         self.rtt.back_off()                  # (5.5) RTO <- RTO * 2
         self.rtt_seq = None                  # Karn: no sample from retransmitted data
-        if self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if self.snd_una == self.iss:
+            # Our SYN is not acknowledged yet (SYN-SENT, SYN-RECEIVED, or a FIN-WAIT-1
+            # reached from SYN-RECEIVED): the SYN goes again, data and FIN after it.
             self.snd_nxt = self.iss
             self.syn_queued = True
             return
@@ -1321,8 +1334,11 @@ class Connection:
                 self._emit(self.snd_nxt, ACK, b"", now)
             return
         if self.in_recovery and self.sack_ok:
+            # Conservative SACK recovery sends everything, new data included; a FIN
+            # waits for the end of recovery.
             sent = self._output_sack_recovery(now)
-        sent |= self._output_window(now)
+        else:
+            sent = self._output_window(now)
         if not sent and self.ack_now:
             self.layer.stats.sndacks += 1
             self._emit(self.snd_nxt, ACK, b"", now)
@@ -1331,16 +1347,14 @@ class Connection:
             self.t_rexmt = now + self.rtt.rto
 
     def _output_sack_recovery(self, now: Instant) -> bool:
-        """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg."""
+        """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg: a lost
+        octet (rule 1), else new data (rule 2), else an unSACKed octet (rule 3)."""
         sent = False
         for _ in range(64):
             if self.cc.cwnd - self._pipe() < self.smss:
                 break
             nxt = self._next_seg()
-            if nxt is not None and nxt[0] != "rule3":
-                seq, length = nxt
-            else:
-                # rule (2): new data if the receiver's window allows; rule (3) otherwise.
+            if nxt is None or nxt[2] == 3:
                 end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
                 avail = seq_sub(end_data, self.snd_nxt)
                 usable = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
@@ -1352,7 +1366,7 @@ class Connection:
                     continue
                 if nxt is None:
                     break
-                seq, length = nxt[1]
+            seq, length, _rule = nxt
             self._send_data(seq, length, False, now)
             end = seq_add(seq, length)
             if seq_gt(end, self.high_rxt):
@@ -1372,21 +1386,15 @@ class Connection:
         for _ in range(10_000):
             end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
             off = seq_sub(self.snd_nxt, self.snd_buf_seq)
+            if off < 0:
+                break       # SND.NXT is still on our SYN: nothing but the SYN may go
             avail = len(self.snd_buf) - off
-            if self.in_recovery and self.sack_ok:
-                win = self.snd_wnd        # cwnd already spent by the pipe loop
-                cwnd_room = 0 if self.cc.cwnd - self._pipe() < self.smss else self.cc.cwnd
-            else:
-                cwnd = self.cc.cwnd
-                if not self.in_recovery and 0 < self.dupacks < DUPTHRESH:
-                    # RFC 3042 limited transmit (RFC 5681 3.2 SHOULD): each of the first
-                    # two duplicate ACKs lets one new segment out beyond cwnd.
-                    cwnd += self.dupacks * self.smss
-                win = min(self.snd_wnd, cwnd)
-                cwnd_room = None
-            usable = seq_sub(seq_add(self.snd_una, win), self.snd_nxt)
-            if cwnd_room == 0:
-                usable = 0
+            cwnd = self.cc.cwnd
+            if not self.in_recovery and 0 < self.dupacks < DUPTHRESH:
+                # RFC 3042 limited transmit (RFC 5681 3.2 SHOULD): each of the first two
+                # duplicate ACKs lets one new segment out beyond cwnd.
+                cwnd += self.dupacks * self.smss
+            usable = seq_sub(seq_add(self.snd_una, min(self.snd_wnd, cwnd)), self.snd_nxt)
             fin_pending = fin_allowed and seq_le(self.snd_nxt, end_data) and not (
                 self.snd_nxt == seq_add(end_data, 1))
             if avail <= 0 and not (fin_pending and avail == 0):
