@@ -1,33 +1,22 @@
-"""Shared fixtures: where the console scripts are, and real io-pkt instances on FUSE.
-
-System tests (``@pytest.mark.system``) need root and /dev/fuse; they skip elsewhere so the
-unit and simulation layers still run on any machine.
+"""Shared fixtures. System tests (``@pytest.mark.system``) need root and /dev/fuse; they
+skip elsewhere so the unit and simulation layers still run on any machine.
 """
 
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
+from hypothesis import settings
 
-BIN = os.path.dirname(sys.executable)
+# Property tests are deterministic in CI and locally alike: the same examples every run
+# (the standards ask for seeded randomness); run with HYPOTHESIS_PROFILE=explore to search.
+settings.register_profile("default", derandomize=True, deadline=None)
+settings.register_profile("explore", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-def tool(name: str) -> str:
-    return os.path.join(BIN, name)
-
-
-def can_run_system_tests() -> tuple[bool, str]:
-    if os.geteuid() != 0:
-        return False, "needs root"
-    if not os.path.exists("/dev/fuse"):
-        return False, "needs /dev/fuse"
-    if shutil.which("fusermount3") is None:
-        return False, "needs fuse3 (fusermount3)"
-    return True, ""
+from iopkt_testutil import StackProcess, can_run_system_tests  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
@@ -38,84 +27,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "system" in item.keywords:
             item.add_marker(skip)
-
-
-def mounted(prefix: str) -> bool:
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == prefix for line in f)
-
-
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
-
-
-class StackProcess:
-    """One io-pkt instance started the way a user starts it (it returns once serving)."""
-
-    def __init__(self, prefix: str, variant: str = "io-pkt-v4-hc", args: list[str] | None = None,
-                 tcpip: str = ""):
-        self.prefix = prefix
-        self.variant = variant
-        opts = f"prefix={prefix}" + (f",{tcpip}" if tcpip else "")
-        self.argv = [tool(variant), "-ptcpip", opts] + (args or [])
-        self.pid: int | None = None
-        self.env = dict(os.environ, SOCK=prefix)
-
-    def start(self) -> subprocess.CompletedProcess:
-        started = time.monotonic()
-        proc = subprocess.run(self.argv, capture_output=True, text=True, timeout=30)
-        self.start_seconds = time.monotonic() - started
-        if proc.returncode == 0:
-            self.pid = int(self.status()["pid"])
-        return proc
-
-    def status(self) -> dict[str, str]:
-        with open(os.path.join(self.prefix, "dev", "socket", "status")) as f:
-            return dict(line.rstrip("\n").split(": ", 1) for line in f if ": " in line)
-
-    def sock(self, *parts: str) -> str:
-        return os.path.join(self.prefix, "dev", "socket", *parts)
-
-    def run(self, *argv: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
-        """Run a tool against this instance (SOCK set), capturing text output."""
-        cmd = list(argv)
-        if not os.path.isabs(cmd[0]) and os.path.exists(tool(cmd[0])):
-            cmd[0] = tool(cmd[0])
-        return subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=30,
-                              check=check, **kw)
-
-    def alive(self) -> bool:
-        if self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        # A zombie child of ours would still answer kill 0; ours are not children.
-        return True
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> bool:
-        if self.pid is None:
-            return True
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
-        gone = wait_until(lambda: not self.alive(), timeout)
-        return gone
-
-    def cleanup(self) -> None:
-        if self.alive():
-            self.stop(signal.SIGTERM, 3.0)
-        if self.alive():
-            self.stop(signal.SIGKILL, 3.0)
-        if mounted(self.prefix):
-            subprocess.run(["fusermount3", "-u", "-z", self.prefix], capture_output=True)
 
 
 @pytest.fixture

@@ -164,6 +164,7 @@ class Handle:
         self.gid = ctx.gid
         self.pid = ctx.pid
         self.snapshot = b""
+        self.answered = False    # a write left a response to be read back (route get)
 
     @property
     def writable(self) -> bool:
@@ -226,7 +227,7 @@ class TextFile(File):
         return handle
 
     async def read(self, handle, off, size):
-        if off == 0 or not handle.snapshot:
+        if not handle.answered and (off == 0 or not handle.snapshot):
             text = self._render()
             if hasattr(text, "__await__"):
                 text = await text   # e.g. a driver asked for live counters
@@ -242,6 +243,10 @@ class TextFile(File):
             raise StackError(errno.EINVAL, "control messages must be UTF-8 text") from None
         result = self._write(text, handle)
         if hasattr(result, "__await__"):
-            await result
+            result = await result
+        if isinstance(result, str):
+            # Request/response on one open file (Plan 9's cs): read the answer back.
+            handle.snapshot = result.encode()
+            handle.answered = True
         # A ctl write consumes the whole message (bash re-writes a short remainder).
         return len(buf)

@@ -4,6 +4,8 @@
 
     dev/socket/1 2 17 [24] [29]     address-family nodes (24 on v6-hc; 29 with ipsec)
     dev/socket/ctl status log       stack-wide verbs, what runs, the slog ring
+    dev/socket/route arp pcb        routing table, ARP cache, sockets (tables.py)
+    dev/socket/stats/ip icmp udp arp   protocol counters, "name: value" lines
     dev/socket/if/<name>/ctl status stats
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
     dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
@@ -13,7 +15,7 @@ import errno
 
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
-from . import render, verbs
+from . import render, tables, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
 
 # Interface entries may be cached this long (s): the kernel then skips the lookups on
@@ -43,9 +45,26 @@ def build(ns: Namespace, inst) -> StaticDir:
     sock.add(TextFile(ns, "status", render=lambda: render.stack_status(inst)))
     sock.add(TextFile(ns, "log", render=inst.slog.render, write_fn=lambda text, h: _log_ctl(inst, text, h)))
     sock.add(_interfaces_dir(ns, inst))
+    stack = inst.stack
+    sock.add(TextFile(ns, "route", render=lambda: tables.route_table(stack),
+                      write_fn=lambda text, h: _table_ctl(inst, tables.route_ctl, text)))
+    sock.add(TextFile(ns, "arp", render=lambda: tables.arp_table(stack),
+                      write_fn=lambda text, h: _table_ctl(inst, tables.arp_ctl, text)))
+    sock.add(TextFile(ns, "pcb", render=lambda: tables.sockets(stack)))
+    stats = sock.add(StaticDir(ns, "stats"))
+    for proto, fn in tables.protocol_stats(stack).items():
+        stats.add(TextFile(ns, proto, render=fn, label=f"stats/{proto}"))
     sock.add(_sysctl_dir(ns, inst, "", "sysctl"))
     dev.add(_ionet_dir(ns, inst))
     return root
+
+
+def _table_ctl(inst, fn, text: str):
+    answer = None
+    for fields in verbs.lines(text):
+        answer = fn(inst.stack, fields)
+    inst.runtime.kick()
+    return answer
 
 
 def _log_ctl(inst, text: str, handle) -> None:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, mounted, wait_until
+from iopkt_testutil import BIN, mounted, wait_until
 
 pytestmark = pytest.mark.system
 SCRIPT = pathlib.Path(__file__).parent / "buildfile.sh"

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import mounted, tool, wait_until
+from iopkt_testutil import mounted, tool, wait_until
 
 pytestmark = pytest.mark.system
 TESTETHER = str(pathlib.Path(__file__).parent / "drivers" / "devnp-testether.py")
@@ -22,7 +22,8 @@ def test_starts_serving_and_returns(stack):
     st = stack.status()
     assert st["variant"] == "io-pkt-v4-hc" and st["name"] == "io-pkt" and st["instance"] == "0"
     assert stack.alive()
-    assert sorted(os.listdir(stack.sock())) == ["1", "17", "2", "ctl", "if", "log", "status", "sysctl"]
+    assert sorted(os.listdir(stack.sock())) == ["1", "17", "2", "arp", "ctl", "if", "log", "pcb", "route",
+                                                "stats", "status", "sysctl"]
     # The FUSE fsname is the instance name, so tools find instances in mountinfo.
     with open("/proc/self/mountinfo") as f:
         line = next(l for l in f if l.split()[4] == stack.prefix)

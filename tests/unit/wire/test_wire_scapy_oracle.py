@@ -8,7 +8,7 @@ the same values with our code. scapy costs ~1 ms a packet, so example counts are
 """
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import assume, HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_strategies import arp_reprs, icmp_reprs, ip_addrs, macs, u8, u16, udp_reprs
 
@@ -149,6 +149,11 @@ def test_scapy_dissects_our_ipv4(
 @oracle
 @given(icmp_reprs, ip_addrs, ip_addrs)
 def test_scapy_dissects_our_icmp(repr_, src, dst):
+    # scapy's ICMP layer has fixed fields after the header for timestamps (12 bytes) and
+    # address masks (4 bytes); shorter messages are ours to send but not scapy's to dissect.
+    if isinstance(repr_, IcmpGeneric):
+        assume(not (repr_.type in (13, 14) and len(repr_.payload) < 12))
+        assume(not (repr_.type in (17, 18) and len(repr_.payload) < 4))
     message = repr_.to_bytes()
     ip = IP(Ipv4Repr(src, dst, 1, len(message)).to_bytes(message))
     icmp = ip[ICMP]

@@ -1,0 +1,19 @@
+"""Reading addresses back out of an interface's ifconfig block (for netstat -i, if_up)."""
+
+import ipaddress
+
+from ..resmgr.tables import _net_text
+
+
+def inet_rows(block: str) -> list[tuple[str, str]]:
+    """(network in netstat's short form, address) for each ``inet`` line of a status block."""
+    rows = []
+    for line in block.splitlines():
+        words = line.split()
+        if not words or words[0] != "inet":
+            continue
+        address = words[1]
+        mask = words[words.index("netmask") + 1] if "netmask" in words else "0xffffffff"
+        net = ipaddress.IPv4Network(f"{address}/{bin(int(mask, 16)).count('1')}", strict=False)
+        rows.append((_net_text(str(net)) if net.prefixlen < 32 else address, address))
+    return rows

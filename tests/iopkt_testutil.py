@@ -1,0 +1,110 @@
+"""Helpers for system tests: the console scripts, and real io-pkt instances on FUSE.
+
+Imported as ``iopkt_testutil`` (conftest.py puts this folder on sys.path); a plain
+module, because several folders have a conftest.py of their own.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+BIN = os.path.dirname(sys.executable)
+
+
+def tool(name: str) -> str:
+    return os.path.join(BIN, name)
+
+
+def can_run_system_tests() -> tuple[bool, str]:
+    if os.geteuid() != 0:
+        return False, "needs root"
+    if not os.path.exists("/dev/fuse"):
+        return False, "needs /dev/fuse"
+    if shutil.which("fusermount3") is None:
+        return False, "needs fuse3 (fusermount3)"
+    return True, ""
+
+
+def mounted(prefix: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == prefix for line in f)
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+class StackProcess:
+    """One io-pkt instance started the way a user starts it (it returns once serving)."""
+
+    def __init__(self, prefix: str, variant: str = "io-pkt-v4-hc", args: list[str] | None = None,
+                 tcpip: str = ""):
+        self.prefix = prefix
+        self.variant = variant
+        opts = f"prefix={prefix}" + (f",{tcpip}" if tcpip else "")
+        self.argv = [tool(variant), "-ptcpip", opts] + (args or [])
+        self.pid: int | None = None
+        self.env = dict(os.environ, SOCK=prefix)
+
+    def start(self) -> subprocess.CompletedProcess:
+        started = time.monotonic()
+        proc = subprocess.run(self.argv, capture_output=True, text=True, timeout=30)
+        self.start_seconds = time.monotonic() - started
+        if proc.returncode == 0:
+            self.pid = int(self.status()["pid"])
+        return proc
+
+    def status(self) -> dict[str, str]:
+        with open(os.path.join(self.prefix, "dev", "socket", "status")) as f:
+            return dict(line.rstrip("\n").split(": ", 1) for line in f if ": " in line)
+
+    def sock(self, *parts: str) -> str:
+        return os.path.join(self.prefix, "dev", "socket", *parts)
+
+    def run(self, *argv: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
+        """Run a tool against this instance (SOCK set), capturing text output."""
+        cmd = list(argv)
+        if not os.path.isabs(cmd[0]) and os.path.exists(tool(cmd[0])):
+            cmd[0] = tool(cmd[0])
+        return subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=30,
+                              check=check, **kw)
+
+    def alive(self) -> bool:
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie child of ours would still answer kill 0; ours are not children.
+        return True
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> bool:
+        if self.pid is None:
+            return True
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+        gone = wait_until(lambda: not self.alive(), timeout)
+        return gone
+
+    def cleanup(self) -> None:
+        if self.alive():
+            self.stop(signal.SIGTERM, 3.0)
+        if self.alive():
+            self.stop(signal.SIGKILL, 3.0)
+        if mounted(self.prefix):
+            subprocess.run(["fusermount3", "-u", "-z", self.prefix], capture_output=True)
+
+
