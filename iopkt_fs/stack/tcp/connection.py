@@ -1262,7 +1262,7 @@ class Connection:
             self.unacked_bytes = 0
             self.t_delack = None
         self.last_snd = now
-        self.layer.emit(self, seg, flags, len(payload))
+        self.layer.emit(self, seg, now)
 
     def _send_rst(self, seq: int, now: Instant, with_ack: bool = True) -> None:
         flags = RST | (ACK if with_ack else 0)
@@ -1270,7 +1270,7 @@ class Connection:
         seg = build_segment(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
                             seq, ack, flags, 0)
         self.layer.stats.sndrst += 1
-        self.layer.emit(self, seg, flags, 0)
+        self.layer.emit(self, seg, now)
 
     def _send_data(self, seq: int, length: int, fin: bool, now: Instant) -> None:
         """Transmit ``length`` bytes from the send buffer starting at ``seq`` (+ FIN)."""

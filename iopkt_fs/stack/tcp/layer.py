@@ -100,6 +100,7 @@ class TcpLayer:
                  log: Callable[..., None] | None = None,
                  source_address: Callable[[bytes], bytes | None] | None = None,
                  route_mtu: Callable[[bytes], int] | None = None,
+                 notify: Callable[[TcpSocket], None] | None = None,
                  config_overrides: dict | None = None):
         self.output = output
         self.rng = rng or random.Random()
@@ -115,6 +116,8 @@ class TcpLayer:
         self.bound: dict[tuple[bytes, int], set[TcpSocket]] = {}
         self._local_use: dict[tuple[bytes, int], int] = {}   # connections per local endpoint
         self.events: set[TcpSocket] = set()
+        self.notify = notify      # also told of every readiness change (stack.notify_socket)
+        self.now: Instant = 0     # the latest time any entry point was given
         self._heap: list[tuple[int, int, Connection]] = []
         self._heap_n = 0
         # RFC 6528 3: "a secret key ... SHOULD be of at least 128 bits"; ours are 256.
@@ -203,15 +206,22 @@ class TcpLayer:
 
     def wake(self, conn: Connection) -> None:
         if conn.socket is not None:
-            self.events.add(conn.socket)
+            self.signal(conn.socket)
+
+    def signal(self, sock: TcpSocket) -> None:
+        """``sock`` may have become readable, writable or errored."""
+        self.events.add(sock)
+        if self.notify is not None:
+            self.notify(sock)
 
     def take_events(self) -> set[TcpSocket]:
         """Sockets whose readability, writability or state changed since the last call."""
         ev, self.events = self.events, set()
         return ev
 
-    def emit(self, conn: Connection, segment: bytes, flags: int, payload_len: int) -> None:
+    def emit(self, conn: Connection, segment: bytes, now: Instant) -> None:
         self.stats.sndtotal += 1
+        self.now = now
         self.output(conn.local_ip, conn.remote_ip, segment)
 
     def challenge_ack_allowed(self, now: Instant) -> bool:
@@ -236,7 +246,7 @@ class TcpLayer:
         lst.accept_queue.append(child)
         self.stats.accepts += 1
         self.stats.sc_completed += 1
-        self.events.add(lst)
+        self.signal(lst)
 
     def connection_closed(self, conn: Connection, old: State) -> None:
         if self.connections.get(conn.key) is conn:
@@ -254,11 +264,12 @@ class TcpLayer:
         if old.synchronized or old == State.SYN_SENT:
             self.stats.closed += 1
         if conn.socket is not None:
-            self.events.add(conn.socket)
+            self.signal(conn.socket)
 
     # -- timers ---------------------------------------------------------------------------
 
     def poll(self, now: Instant) -> None:
+        self.now = now
         heap = self._heap
         while heap and heap[0][0] <= now:
             d, _, conn = heapq.heappop(heap)
@@ -280,6 +291,7 @@ class TcpLayer:
         """One segment from the IP layer. Bad input is a counted drop, never an exception."""
         stats = self.stats
         stats.rcvtotal += 1
+        self.now = now
         try:
             pkt = TcpPacket.new_checked(segment)
         except Malformed:

@@ -250,7 +250,7 @@ class TcpSocket:
             self.shut_wr = True
             c.shutdown_send(now)
         self.layer.touch(c)
-        self.layer.events.add(self)
+        self.layer.signal(self)
 
     def close(self, now: Instant) -> None:
         if self.closed:

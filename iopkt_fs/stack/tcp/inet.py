@@ -1,0 +1,84 @@
+"""TCP on the IPv4 layer: the protocol-switch entry for protocol 6 (BSD ``inetsw``).
+
+``TcpProtosw.install(stack)`` builds the ``TcpLayer`` with the stack's RNG, sysctl tree and
+log, registers itself as ``stack.inet.protosw[6]``, joins ``stack.layers`` (so the
+runtime's ``poll``/``poll_at`` reach the TCP timers) and reports readiness through
+``stack.notify_socket``. The TCP core itself knows nothing of IPv4: everything it needs
+goes through the four callables given here.
+
+* input: ``input(ctx, payload, now)``; TCP never answers datagrams sent to a broadcast or
+  multicast address (RFC 9293 3.9.1.3 / RFC 1122 4.2.3.10): a counted drop.
+* output: ``inet.output(segment, src, dst, 6, now)``; a routing failure is the IP
+  layer's counted drop (``output_failed``) and TCP's retransmission timer recovers.
+* ctlinput: ICMP errors quoting one of our segments; fragmentation-needed carries no MTU
+  through the switch's ``ctlinput(type, code, quoted, now)``, so the next lower RFC 1191
+  plateau below the route MTU is used.
+* source address and MTU: ``inet.source_for(dst)`` and the route's (or interface's) MTU.
+"""
+
+from __future__ import annotations
+
+from ..errors import StackError
+from ..time import Instant
+from .layer import TcpLayer
+
+PROTO = 6
+ICMP_UNREACH = 3
+ICMP_TIMXCEED = 11
+UNREACH_PROTOCOL, UNREACH_PORT, UNREACH_NEEDFRAG = 2, 3, 4
+# RFC 1191 7.1: MTU plateaus for routers that do not report the next-hop MTU.
+PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
+
+
+class TcpProtosw:
+    proto = PROTO
+
+    def __init__(self, stack, inet=None, **layer_options):
+        self.stack = stack
+        self.inet = inet if inet is not None else stack.inet
+        self.layer = TcpLayer(self._output, stack.rng, sysctl=stack.sysctl, log=stack.log,
+                              source_address=self.inet.source_for, route_mtu=self._mtu,
+                              notify=getattr(stack, "notify_socket", None), **layer_options)
+        self.broadcast_drops = 0
+
+    @classmethod
+    def install(cls, stack, **layer_options) -> TcpLayer:
+        self = cls(stack, **layer_options)
+        self.inet.protosw[PROTO] = self
+        stack.layers.append(self.layer)
+        stack.tcp = self.layer
+        return self.layer
+
+    def input(self, ctx, payload, now: Instant) -> None:
+        if ctx.broadcast or getattr(ctx, "link_broadcast", False):
+            self.broadcast_drops += 1
+            return
+        self.layer.input(ctx.ip.src, ctx.ip.dst, payload, now)
+
+    def ctlinput(self, icmp_type: int, code: int, quoted, now: Instant) -> None:
+        if icmp_type == ICMP_UNREACH and code == UNREACH_NEEDFRAG:
+            kind = "frag_needed"
+        elif icmp_type == ICMP_UNREACH and code in (UNREACH_PROTOCOL, UNREACH_PORT):
+            kind = "refused"
+        elif icmp_type in (ICMP_UNREACH, ICMP_TIMXCEED):
+            kind = "unreachable"
+        else:
+            return
+        mtu = None
+        if kind == "frag_needed":
+            current = self._mtu(quoted.dst)
+            mtu = next((p for p in PLATEAUS if p < current), 68)
+        self.layer.icmp_error(quoted.src, quoted.dst, quoted.payload, kind, mtu, now)
+
+    def _output(self, src: bytes, dst: bytes, segment: bytes) -> None:
+        try:
+            self.inet.output(segment, src, dst, PROTO, self.layer.now)
+        except StackError as exc:
+            self.inet.output_failed(exc)
+
+    def _mtu(self, dst: bytes) -> int:
+        try:
+            iface, _nexthop, route = self.inet.route_to(dst)
+        except StackError:
+            return 1500
+        return (route.mtu if route is not None and route.mtu else 0) or iface.mtu
