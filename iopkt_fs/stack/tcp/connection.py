@@ -719,8 +719,10 @@ class Connection:
             # that brings new SACK information counts too.
             stats.rcvdupack += 1
             self._dup_ack(now)
-        # Window update (RFC 9293 3.10.7.4 fifth, ESTABLISHED): only from newer segments.
-        if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
+        # Window update (RFC 9293 3.10.7.4 fifth, ESTABLISHED): "If SND.UNA =< SEG.ACK =<
+        # SND.NXT, the send window should be updated" - from newer segments only (WL1/WL2).
+        if acked >= 0 and (seq_lt(self.snd_wl1, seg.seq) or
+                           (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack))):
             if wnd != self.snd_wnd and acked <= 0 and not seg.payload:
                 stats.rcvwinupd += 1
             self.snd_wnd = wnd
