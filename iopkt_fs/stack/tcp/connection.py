@@ -816,10 +816,12 @@ class Connection:
         self.cc.on_congestion(now, self.flight)
         self.rtt_seq = None
         if self.sack_ok:
-            # RFC 6675 5 step 4: RecoveryPoint = HighData, cwnd = ssthresh, and the first
-            # loss is retransmitted by the pipe loop in _output.
+            # RFC 6675 5 step (4): RecoveryPoint = HighData, cwnd = ssthresh, retransmit
+            # the first segment presumed dropped whatever the pipe says, HighRxt = its end;
+            # the pipe loop in _output does the rest.
             stats.sack_recovery += 1
-            self.high_rxt = self.snd_una
+            self._retransmit_una(now)
+            self.high_rxt = seq_add(self.snd_una, min(self.smss, self.flight))
         else:
             # RFC 6582 3.2 step 2-3: retransmit, cwnd = ssthresh + 3*SMSS.
             self._retransmit_una(now)
