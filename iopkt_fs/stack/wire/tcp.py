@@ -37,7 +37,7 @@ from enum import IntFlag
 
 import attrs
 
-from .checksum import ones_sum, pseudo_header_sum_v4, pseudo_header_sum_v6
+from .checksum import ones_sum
 
 try:  # the shared exception (wire/errors.py); kept importable on its own.
     from .errors import Malformed
@@ -105,10 +105,13 @@ _SACK_BLOCK = struct.Struct("!II")
 
 
 def pseudo_sum(src_ip: bytes, dst_ip: bytes, length: int) -> int:
-    """The pseudo-header's partial checksum for a TCP segment of ``length`` bytes."""
-    if len(src_ip) == 4:
-        return pseudo_header_sum_v4(src_ip, dst_ip, IPPROTO_TCP, length)
-    return pseudo_header_sum_v6(src_ip, dst_ip, IPPROTO_TCP, length)
+    """The pseudo-header's contribution to a TCP segment's checksum, as an integer to pass
+    as ``initial`` to ``ones_sum`` (congruent modulo 0xffff to what
+    ``pseudo_header_sum_v4``/``_v6`` give, see checksum.py: 2**16 == 1 mod 0xffff, so the
+    addresses read as one big integer sum like their 16-bit words; the zero/protocol word
+    is 6 and the length word is the length for segments up to 65535 bytes; IPv6's 32-bit
+    length field sums the same way)."""
+    return int.from_bytes(src_ip + dst_ip, "big") + IPPROTO_TCP + length
 
 
 # -- options ------------------------------------------------------------------------------
