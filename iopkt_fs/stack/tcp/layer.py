@@ -266,6 +266,19 @@ class TcpLayer:
         if conn.socket is not None:
             self.signal(conn.socket)
 
+    def pcblist(self) -> list[TcpStatus]:
+        """Every listener and connection (``netstat -an``): listeners first, as LISTEN
+        rows with no remote end (remote ``(b"", 0)``)."""
+        rows = []
+        for (ip, port), lst in self.listeners.items():
+            rows.append(TcpStatus(
+                state="LISTEN", local=(ip, port), remote=(b"", 0), sendq=0,
+                recvq=len(lst.accept_queue), srtt=None, rttvar=0, rto=0, cwnd=0,
+                ssthresh=0, smss=0, snd_wnd=0, rcv_wnd=0, retransmits=0, sack=False,
+                timestamps=False, wscale=None, congctl="", in_recovery=False))
+        rows.extend(c.status() for c in self.connections.values())
+        return rows
+
     # -- timers ---------------------------------------------------------------------------
 
     def poll(self, now: Instant) -> None:

@@ -146,3 +146,18 @@ def test_idle_connection_memory_is_small():
     # both ends of an idle established connection, no buffers allocated until used
     print(f"memory per idle established connection pair: {per_conn:.0f} bytes")
     assert per_conn < 12_000, per_conn
+
+
+def test_netstat_s_wording_and_pcblist():
+    from iopkt_fs.stack.tcp.stats import render_netstat
+    h = established()
+    h.sock.send(b"abc", 10)
+    text = render_netstat(h.layer.stats)
+    assert text.startswith("tcp:\n\t2 packets sent\n\t\t1 data packet (3 bytes)\n")
+    assert "\t1 connection accept\n" in text and "\t0 PCB hash misses\n" in text
+    assert "\t\t0 discarded because packet too short\n" in text
+    short = render_netstat(h.layer.stats, sflag=2)
+    assert "PCB hash" not in short and "\t1 connection accept\n" in short
+    rows = h.layer.pcblist()
+    assert [r.state for r in rows] == ["LISTEN", "ESTABLISHED"]
+    assert rows[1].sendq == 3 and rows[1].remote == (REMOTE_IP, REMOTE_PORT)
