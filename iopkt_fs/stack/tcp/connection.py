@@ -612,9 +612,8 @@ class Connection:
                 self.snd_wnd = seg.wnd << self.snd_wscale
                 self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
                 self.snd_wl1, self.snd_wl2 = seg.seq, ack
+                stats.connects += 1     # NetBSD: "established (including accepts)"
                 self._set_state(State.ESTABLISHED, now)
-                if self.listener is None:
-                    stats.connects += 1
             else:
                 # "If the segment acknowledgment is not acceptable, form a reset segment
                 # <SEQ=SEG.ACK><CTL=RST> and send it".
