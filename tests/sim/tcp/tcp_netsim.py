@@ -116,7 +116,11 @@ class NetSim:
         self.b.poll(self.now)
         return True
 
-    def run(self, until, limit: int = 600_000_000, pump=None) -> None:
+    def run(self, until, limit: int | None = None, pump=None) -> None:
+        """Step until ``until()`` holds, nothing is left to do, or virtual time passes
+        ``limit`` (default: 10 virtual minutes from now)."""
+        if limit is None:
+            limit = self.now + 600_000_000
         while not until():
             if pump is not None:
                 pump()

@@ -223,3 +223,46 @@ def test_throughput_snapshot():
     if os.environ.get("TCP_SNAPSHOT_UPDATE") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(table)
     assert table == SNAPSHOT.read_text(), "throughput changed:\n" + table
+
+
+def test_simultaneous_open_and_close():
+    sim = NetSim(13, faults=dict(loss=0.05))
+    a = sim.a.socket()
+    a.bind(IP_A, 4000)
+    b = sim.b.socket()
+    b.bind(IP_B, 5000)
+    a.connect(IP_B, 5000, 0)
+    b.connect(IP_A, 4000, 0)          # both SYNs cross on the wire (RFC 9293 figure 8)
+    sim.run(lambda: a.state == b.state == "ESTABLISHED")
+    assert a.state == b.state == "ESTABLISHED"
+    x = Transfer(sim, a, b, b"ping" * 5000, close=False)
+    y = Transfer(sim, b, a, b"pong" * 5000, close=False)
+
+    def pump():
+        x.pump()
+        y.pump()
+    sim.run(lambda: x.done and y.done, pump=pump)
+    a.close(sim.now)
+    b.close(sim.now)                  # FINs cross: CLOSING on both sides (figure 13)
+    sim.run(lambda: not sim.a.connections and not sim.b.connections)
+    assert not sim.a.connections and not sim.b.connections
+
+
+def test_time_wait_reuse_with_fixed_client_port():
+    sim = NetSim(14, msl=30_000_000)      # long TIME-WAIT: every reconnect must reuse it
+    lst = sim.b.socket()
+    lst.bind(IP_B, 80)
+    lst.listen(8)
+    for i in range(5):
+        c = sim.a.socket()
+        c.setsockopt(1, 2, 1)              # SO_REUSEADDR: bind over our own TIME-WAIT
+        c.bind(IP_A, 40000)
+        c.connect(IP_B, 80, sim.now)
+        sim.run(lambda: bool(lst.accept_queue) and c.state == "ESTABLISHED")
+        s = lst.accept()
+        s.close(sim.now)                   # the server closes first: TIME-WAIT is its own
+        sim.run(lambda: c.readable)
+        c.close(sim.now)
+        sim.run(lambda: s.conn.state == State.TIME_WAIT and c.conn.state == State.CLOSED)
+        assert s.conn.state == State.TIME_WAIT
+    assert sim.b.stats.tw_reused == 4      # each new SYN (newer TSval) reopened the port
