@@ -30,6 +30,7 @@ from .stack import slog
 from .stack.errors import StackError
 from .stack.iface.interface import IFF_SHIM
 from .stack.stack import Stack
+from .stack.tcp.inet import TcpProtosw
 
 
 class StartError(Exception):
@@ -53,6 +54,8 @@ class Instance:
         for severity, text in cl.messages + tcpip.messages:
             log(severity, text)
         self.stack = Stack(config, rng=rng, log=log, hostname=socket.gethostname())
+        if getattr(self.stack, "tcp", None) is None:
+            TcpProtosw.install(self.stack)
         self.runtime = Runtime(self.stack, log=log)
         self.limiter = RequestLimiter(config.threads_max, log)
         self.ns = Namespace(os.getuid(), os.getgid())
@@ -168,9 +171,11 @@ class Instance:
                         pass  # logged; a failed driver never stops the stack
                 for proto, opts in self.cl.protocols:
                     self.slog(slog.ERROR, f"Unable to load lsm-{proto}.so: no such protocol module in iopkt_fs")
+                nursery.start_soon(self.sockets.sweeper)
                 task_status.started()
                 await _wait_for_stop_signal()
                 self.slog(slog.INFO, "tcpip stopping")
+                self.sockets.stop()
                 self.runtime.shutdown()
                 pyfuse3.terminate()
                 nursery.cancel_scope.deadline = trio.current_time() + 2

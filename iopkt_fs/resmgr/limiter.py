@@ -19,6 +19,8 @@ from ..stack import slog
 class RequestLimiter:
     def __init__(self, threads_max: int, log=slog.discard):
         self._limiter = trio.CapacityLimiter(threads_max)
+        # Tasks whose re-acquire after a parked wait was cancelled: they hold no slot.
+        self._unheld: set = set()
         self._log = log
         self.peak = 0
         self.exhausted = 0
@@ -40,13 +42,20 @@ class RequestLimiter:
         try:
             yield
         finally:
-            self._limiter.release()
+            task = trio.lowlevel.current_task()
+            if task in self._unheld:
+                self._unheld.discard(task)
+            else:
+                self._limiter.release()
 
     @contextlib.asynccontextmanager
     async def parked(self):
         """Give the slot back while waiting for data; take one again to finish serving."""
         self._limiter.release()
+        task = trio.lowlevel.current_task()
         try:
             yield
         finally:
-            await self._limiter.acquire()
+            self._unheld.add(task)
+            await self._limiter.acquire()   # may be cancelled (shutdown): then no slot held
+            self._unheld.discard(task)

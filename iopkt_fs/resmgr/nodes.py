@@ -24,8 +24,11 @@ ROOT_INODE = pyfuse3.ROOT_INODE
 
 class Namespace:
     def __init__(self, uid: int, gid: int):
+        import time
         self.uid = uid
         self.gid = gid
+        # Files have no history of their own: they all carry the instance's start time.
+        self.started_ns = time.time_ns()
         self._next = ROOT_INODE + 1
         self.by_ino: dict[int, "Node"] = {}
         self._by_key: dict[object, "Node"] = {}
@@ -91,6 +94,7 @@ class Node:
         a.st_size = 0
         a.st_blksize = 4096
         a.st_blocks = 0
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.ns.started_ns
         a.entry_timeout = self.timeout
         a.attr_timeout = self.timeout
         return a

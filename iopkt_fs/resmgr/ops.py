@@ -3,13 +3,34 @@ every refusal is a FUSEError carrying an errno, and every StackError is also log
 """
 
 import errno
+import functools
 import os
+import traceback
 
 import pyfuse3
+import trio
 
 from ..stack import slog
 from ..stack.errors import StackError
 from .nodes import Dir, File, Handle, Namespace
+
+
+def _guarded(fn):
+    """A bug in a handler must not take the filesystem down: pyfuse3 lets any exception
+    other than FUSEError escape its worker and end the session. Log it and answer EIO."""
+
+    @functools.wraps(fn)
+    async def handler(self, *args, **kwargs):
+        try:
+            return await fn(self, *args, **kwargs)
+        except (pyfuse3.FUSEError, trio.Cancelled):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            self.log(slog.ERROR, f"internal error in {fn.__name__}: {type(exc).__name__}: {exc} "
+                                 f"({os.path.basename(where.filename)}:{where.lineno})")
+            raise pyfuse3.FUSEError(errno.EIO) from None
+    return handler
 
 
 class Operations(pyfuse3.Operations):
@@ -36,6 +57,7 @@ class Operations(pyfuse3.Operations):
 
     # -- lookups --------------------------------------------------------------------------
 
+    @_guarded
     async def lookup(self, parent_inode, name, ctx=None):
         async with self.limiter.serve():
             parent = self.ns.get(parent_inode)
@@ -62,6 +84,7 @@ class Operations(pyfuse3.Operations):
         except Exception:  # not mounted (unit use): nothing is cached
             pass
 
+    @_guarded
     async def forget(self, inode_list):
         for ino, nlookup in inode_list:
             left = self._lookups.get(ino, 0) - nlookup
@@ -71,10 +94,12 @@ class Operations(pyfuse3.Operations):
                 self._lookups.pop(ino, None)
                 self.ns.forget(ino)
 
+    @_guarded
     async def getattr(self, inode, ctx=None):
         async with self.limiter.serve():
             return self.ns.get(inode).attributes()
 
+    @_guarded
     async def setattr(self, inode, attr, fields, fh, ctx):
         # truncate(1)/O_TRUNC on a ctl file is accepted and means nothing (fs.md B6).
         async with self.limiter.serve():
@@ -83,6 +108,7 @@ class Operations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.EPERM)
             return node.attributes()
 
+    @_guarded
     async def statfs(self, ctx):
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
@@ -91,6 +117,7 @@ class Operations(pyfuse3.Operations):
 
     # -- directories ----------------------------------------------------------------------
 
+    @_guarded
     async def opendir(self, inode, ctx):
         async with self.limiter.serve():
             node = self.ns.get(inode)
@@ -100,6 +127,7 @@ class Operations(pyfuse3.Operations):
             self._dirs[fh] = node
             return fh
 
+    @_guarded
     async def readdir(self, fh, start_id, token):
         async with self.limiter.serve():
             node = self._dirs.get(fh)
@@ -111,11 +139,13 @@ class Operations(pyfuse3.Operations):
                     break
                 self._lookups[child.ino] = self._lookups.get(child.ino, 0) + 1
 
+    @_guarded
     async def releasedir(self, fh):
         self._dirs.pop(fh, None)
 
     # -- files ----------------------------------------------------------------------------
 
+    @_guarded
     async def open(self, inode, flags, ctx):
         async with self.limiter.serve():
             node = self.ns.get(inode)
@@ -124,12 +154,16 @@ class Operations(pyfuse3.Operations):
             assert isinstance(node, File)
             try:
                 handle = node.open(flags, ctx)
+                if hasattr(handle, "__await__"):
+                    handle = await handle   # listen: blocks until a call arrives
             except StackError as exc:
                 raise self._refuse(exc, node.label) from None
             fh = self._fh()
             self._handles[fh] = handle
-            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False)
+            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False,
+                                    nonseekable=getattr(handle, "nonseekable", False))
 
+    @_guarded
     async def read(self, fh, off, size):
         handle = self._handles.get(fh)
         if handle is None:
@@ -142,6 +176,7 @@ class Operations(pyfuse3.Operations):
             # More bytes than asked is EIO for the reader (fs.md B5).
             return bytes(data[:size])
 
+    @_guarded
     async def write(self, fh, off, buf):
         handle = self._handles.get(fh)
         if handle is None:
@@ -152,9 +187,11 @@ class Operations(pyfuse3.Operations):
             except StackError as exc:
                 raise self._refuse(exc, handle.node.label) from None
 
+    @_guarded
     async def flush(self, fh):
         pass
 
+    @_guarded
     async def release(self, fh):
         handle = self._handles.pop(fh, None)
         if handle is not None:

@@ -17,6 +17,7 @@ from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
 from . import render, tables, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
+from .sockfs import SocketFS
 
 # Interface entries may be cached this long (s): the kernel then skips the lookups on
 # every open. When an interface goes, its entries are invalidated at once (Instance).
@@ -51,6 +52,9 @@ def build(ns: Namespace, inst) -> StaticDir:
     sock.add(TextFile(ns, "arp", render=lambda: tables.arp_table(stack),
                       write_fn=lambda text, h: _table_ctl(inst, tables.arp_ctl, text)))
     sock.add(TextFile(ns, "pcb", render=lambda: tables.sockets(stack)))
+    inst.sockets = SocketFS(ns, inst)
+    for d in inst.sockets.directories():
+        sock.add(d)
     stats = sock.add(StaticDir(ns, "stats"))
     for proto, fn in tables.protocol_stats(stack).items():
         stats.add(TextFile(ns, proto, render=fn, label=f"stats/{proto}"))

@@ -27,6 +27,7 @@ from . import slog
 from .config import StackConfig
 from .errors import StackError
 from .inet.ipv4 import Ipv4Layer
+from .socket.unix import UnixProtocol
 from .iface.interface import (
     AF_INET, IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_RUNNING, IFF_UP, IFNAMSIZ,
     IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface,
@@ -75,6 +76,8 @@ class Stack:
         self._socket_events: dict[int, object] = {}
         # IPv4: ARP, IP, ICMP, UDP, routes; sets frame_input/loop_input (stack/inet/).
         self.inet = Ipv4Layer(self)
+        # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
+        self.unix = UnixProtocol(self)
 
     # -- tunables -------------------------------------------------------------------------
 

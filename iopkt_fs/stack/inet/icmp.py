@@ -103,6 +103,9 @@ class IcmpProtocol:
         icmp_type = pkt.type
         if icmp_type <= ICMP_MAXTYPE:
             stats.inhist[icmp_type] += 1
+        raw = self.ip.raw
+        if raw.sockets:
+            raw.input(ctx, payload)   # BSD rip_input: raw sockets see a copy of every message
         if icmp_type == ICMP_ECHO:
             if ctx.broadcast and not self._node_bmcast.value:
                 stats.bmcastecho += 1

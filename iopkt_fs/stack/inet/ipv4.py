@@ -145,6 +145,8 @@ class Ipv4Layer:
         from ..socket.udp import UdpProtocol    # noqa: PLC0415 - socket/ imports this module
         self.udp = UdpProtocol(self)
         self.protosw[self.udp.proto] = self.udp
+        from ..socket.raw import RawIcmpProtocol   # noqa: PLC0415 - same reason
+        self.raw = RawIcmpProtocol(self)
         stack.layers.append(self)
         stack.frame_input = self.frame_input
         stack.loop_input = self.loop_input

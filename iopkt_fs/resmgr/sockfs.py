@@ -1,0 +1,436 @@
+"""Sockets as files: ``P/dev/socket/{tcp,udp,raw,unix}/``, Plan 9 /net style.
+
+::
+
+    clone            open: a new connection N; read: "N\\n"; writes go to N's ctl
+    stats            the protocol's counters
+    N/ctl            verbs (connect, announce, bind, hangup, ...); read: "N\\n"
+    N/data           the byte stream (tcp, unix) or one datagram per read/write (udp, raw)
+    N/listen         open blocks until a call arrives; read: the new connection's number
+    N/local N/remote "ADDR!PORT\\n"
+    N/status         one line: state, queues, rtt, cwnd ...
+    N/err            the last error's text
+
+Lifetime. A connection lives while any of its files is open or its protocol keeps it
+(an established TCP connection, a listener). With nothing open it survives ``GRACE``
+seconds more, because FUSE's release is asynchronous and shells work in separate opens
+(``N=$(cat clone); echo connect ... > $N/ctl``). Then it is closed (a TCP peer that has
+finished gets our FIN) and its number may be reused. Inodes are never reused.
+
+Waiting (reference/fs.md B3, B4). pyfuse3 cannot be interrupted, so no wait is unbounded
+in a way a dying process would notice: every wait re-checks the opener's pending signals
+each ``PROBE`` seconds and answers EINTR at once when a fatal one is pending, leaving the
+data queued. A read that finds nothing for ``HEARTBEAT`` seconds answers EINTR too (cat,
+dd, bash and Python retry it), which also frees readers that inherited the fd. While
+waiting, a request holds no io-pkt "thread" (``limiter.parked``).
+
+Permissions. A connection's files belong to the uid that opened clone, mode 0660 (the
+address files 0440): the kernel refuses other users (EACCES). Announcing a TCP port below
+1024 needs uid 0.
+"""
+
+import errno
+import os
+
+import pyfuse3
+import trio
+
+from ..runtime import now_us
+from ..stack.errors import StackError
+from . import protos
+from .nodes import DynamicDir, File, Handle, Namespace, TextFile
+
+PROBE = 0.1
+HEARTBEAT = 1.0
+GRACE = 5.0
+
+
+def dying(pid: int | None) -> bool:
+    """Is ``pid`` gone or about to die (SIGKILL pending, as a fatal signal shows)?"""
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & 0x100:
+                    return True
+    except OSError:
+        return True
+    return False
+
+
+class Conv:
+    """One connection directory."""
+
+    def __init__(self, table: "ConvTable", n: int, gen: int, uid: int, gid: int, sock):
+        self.table = table
+        self.n = n
+        self.gen = gen
+        self.uid = uid
+        self.gid = gid
+        self.sock = sock
+        self.opens = 0
+        self.idle_since = trio.current_time()
+        self.announced = False
+        self.headers = False
+        self.connecting = False
+        self.keepalive_ms = None
+        self.err = ""
+        self.gone = False
+        self.event = trio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+        self.event = trio.Event()
+
+    def rebind(self) -> None:
+        """The adapter replaced ``sock`` (unix ``dgram``): route its events here."""
+        self.table.by_sock[id(self.sock)] = self
+
+    def hold(self) -> None:
+        self.opens += 1
+
+    def release(self) -> None:
+        self.opens -= 1
+        if self.opens <= 0:
+            self.opens = 0
+            self.idle_since = trio.current_time()
+
+
+class ConvTable:
+    def __init__(self, fs: "SocketFS", proto: protos.Protocol):
+        self.fs = fs
+        self.proto = proto
+        self.convs: dict[int, Conv] = {}
+        self.by_sock: dict[int, Conv] = {}
+        self._gen = 0
+
+    def _number(self) -> int:
+        n = 0
+        while n in self.convs:
+            n += 1
+        return n
+
+    def allocate(self, uid: int, gid: int, sock=None) -> Conv:
+        self._gen += 1
+        conv = Conv(self, self._number(), self._gen, uid, gid,
+                    sock if sock is not None else self.proto.new_socket())
+        self.convs[conv.n] = conv
+        self.by_sock[id(conv.sock)] = conv
+        return conv
+
+    def free(self, conv: Conv) -> None:
+        if conv.gone:
+            return
+        conv.gone = True
+        try:
+            self.proto.close(conv, now_us())
+        except StackError:
+            pass
+        self.convs.pop(conv.n, None)
+        self.by_sock.pop(id(conv.sock), None)
+        conv.wake()
+        self.fs.after_call()
+
+    def sweep(self, now: float) -> None:
+        for conv in list(self.convs.values()):
+            if conv.opens == 0 and now - conv.idle_since >= GRACE and not self.proto.active(conv):
+                self.free(conv)
+
+
+class SocketFS:
+    """The protocol directories of one instance and the plumbing they share."""
+
+    def __init__(self, ns: Namespace, inst):
+        self.ns = ns
+        self.inst = inst
+        self.stack = inst.stack
+        self.limiter = inst.limiter
+        self.stopping = trio.Event()
+        self.tables: dict[str, ConvTable] = {}
+        kinds = [protos.Udp, protos.Raw, protos.Unix]
+        if getattr(self.stack, "tcp", None) is not None:
+            kinds.insert(0, protos.Tcp)
+        for kind in kinds:
+            proto = kind(self.stack)
+            self.tables[proto.name] = ConvTable(self, proto)
+        inst.runtime.after_turn.append(self.dispatch_events)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def after_call(self) -> None:
+        """Send what a socket call queued now, and let the runtime re-plan its timers."""
+        self.inst.runtime.flush()
+        self.inst.runtime.kick()
+
+    def dispatch_events(self) -> None:
+        for sock in self.stack.take_socket_events():
+            for table in self.tables.values():
+                conv = table.by_sock.get(id(sock))
+                if conv is not None:
+                    conv.wake()
+                    break
+
+    async def sweeper(self) -> None:
+        while True:
+            await trio.sleep(1.0)
+            now = trio.current_time()
+            for table in self.tables.values():
+                table.sweep(now)
+
+    def stop(self) -> None:
+        """Shutdown: answer every parked request, close every connection."""
+        self.stopping.set()
+        for table in self.tables.values():
+            for conv in list(table.convs.values()):
+                conv.wake()
+                table.free(conv)
+
+    async def wait(self, conv: Conv, ready, handle: Handle, *, heartbeat: float | None) -> None:
+        """Park until ``ready()``; EINTR for a dying opener, a heartbeat, or shutdown."""
+        if ready():
+            return
+        start = trio.current_time()
+        async with self.limiter.parked():
+            while not ready():
+                if self.stopping.is_set() or dying(handle.pid):
+                    raise pyfuse3.FUSEError(errno.EINTR)
+                if conv.gone:
+                    raise pyfuse3.FUSEError(errno.ECONNABORTED)
+                if heartbeat is not None and trio.current_time() - start >= heartbeat:
+                    raise pyfuse3.FUSEError(errno.EINTR)
+                with trio.move_on_after(PROBE):
+                    await conv.event.wait()
+
+    def call(self, conv: Conv, fn, *args):
+        """A socket call; its error becomes the connection's err text."""
+        try:
+            return fn(*args)
+        except StackError as exc:
+            conv.err = exc.message
+            raise
+        finally:
+            self.after_call()
+
+    # -- the tree ------------------------------------------------------------------------
+
+    def directories(self) -> list[DynamicDir]:
+        return [self._proto_dir(table) for table in self.tables.values()]
+
+    def _proto_dir(self, table: ConvTable) -> DynamicDir:
+        ns, name = self.ns, table.proto.name
+        clone = CloneFile(ns, "clone", (name, "clone"), fs=self, table=table)
+        stats = TextFile(ns, "stats", (name, "stats"), render=table.proto.stats, label=f"{name}/stats")
+
+        def listing():
+            fixed = [("clone", clone), ("stats", stats)]
+            return fixed + [(str(n), self._conv_dir(c)) for n, c in sorted(table.convs.items())]
+
+        def lookup(child):
+            if child == "clone":
+                return clone
+            if child == "stats":
+                return stats
+            if child.isdigit() and int(child) in table.convs:
+                return self._conv_dir(table.convs[int(child)])
+            return None
+
+        return DynamicDir(self.ns, name, (name,), listing, lookup, timeout=60.0)
+
+    def _conv_dir(self, conv: Conv) -> DynamicDir:
+        key = ("conv", conv.table.proto.name, conv.gen)
+        return self.ns.cached(key, lambda: self._make_conv_dir(conv, key))
+
+    def _make_conv_dir(self, conv: Conv, key) -> DynamicDir:
+        ns, proto = self.ns, conv.table.proto
+        label = f"{proto.name}/{conv.n}"
+        alive = lambda: not conv.gone  # noqa: E731
+        own = dict(uid=conv.uid, alive_fn=alive)
+        files = {
+            "ctl": CtlFile(ns, "ctl", key + ("ctl",), fs=self, conv=conv, label=f"{label}/ctl", **own),
+            "data": DataFile(ns, "data", key + ("data",), fs=self, conv=conv, label=f"{label}/data", **own),
+            "local": ConvText(ns, "local", key + ("local",), fs=self, conv=conv, mode=0o440,
+                              render=lambda: proto.local(conv), **own),
+            "remote": ConvText(ns, "remote", key + ("remote",), fs=self, conv=conv, mode=0o440,
+                               render=lambda: proto.remote(conv), **own),
+            "status": ConvText(ns, "status", key + ("status",), fs=self, conv=conv, mode=0o440,
+                               render=lambda: proto.status(conv), **own),
+            "err": ConvText(ns, "err", key + ("err",), fs=self, conv=conv, mode=0o660,
+                            render=lambda: conv.err + ("\n" if conv.err else ""), **own),
+        }
+        if proto.can_listen:
+            files["listen"] = ListenFile(ns, "listen", key + ("listen",), fs=self, conv=conv,
+                                         label=f"{label}/listen", **own)
+        for f in files.values():
+            f.gid = conv.gid
+        d = DynamicDir(ns, str(conv.n), key, lambda: files.items(), files.get, alive, uid=conv.uid)
+        d.gid = conv.gid
+        return d
+
+
+# -- file kinds --------------------------------------------------------------------------
+
+class ConvFile(File):
+    """A file of one connection: holds the connection while open."""
+
+    def __init__(self, ns, name, key, *, fs: SocketFS, conv: Conv, alive_fn=None, mode=0o660, **kw):
+        super().__init__(ns, name, key, mode=mode, **kw)
+        self.fs = fs
+        self.conv = conv
+        self._alive = alive_fn
+
+    def alive(self):
+        return self._alive is None or self._alive()
+
+    def open(self, flags, ctx):
+        if self.conv.gone:
+            raise StackError(errno.ENOENT, f"{self.label}: connection closed")
+        handle = Handle(self, flags, ctx)
+        handle.conv = self.conv
+        self.conv.hold()
+        return handle
+
+    def release(self, handle):
+        handle.conv.release()
+
+
+class ConvText(ConvFile):
+    def __init__(self, ns, name, key, *, render, **kw):
+        super().__init__(ns, name, key, **kw)
+        self._render = render
+
+    async def read(self, handle, off, size):
+        if off == 0 or not handle.snapshot:
+            handle.snapshot = self._render().encode()
+        return handle.snapshot[off:off + size]
+
+
+class CtlFile(ConvFile):
+    async def read(self, handle, off, size):
+        return f"{self.conv.n}\n".encode()[off:off + size]
+
+    async def write(self, handle, off, buf):
+        await ctl(self.fs, handle.conv, bytes(buf), handle)
+        return len(buf)
+
+
+class CloneFile(File):
+    """Opening allocates a connection; the handle then acts on it (Plan 9's clone fd)."""
+
+    def __init__(self, ns, name, key, *, fs: SocketFS, table: ConvTable):
+        super().__init__(ns, name, key, mode=0o666)
+        self.fs = fs
+        self.table = table
+        self.timeout = 60.0
+
+    def open(self, flags, ctx):
+        handle = Handle(self, flags, ctx)
+        handle.conv = self.table.allocate(ctx.uid, ctx.gid)
+        handle.conv.hold()
+        return handle
+
+    async def read(self, handle, off, size):
+        return f"{handle.conv.n}\n".encode()[off:off + size]
+
+    async def write(self, handle, off, buf):
+        await ctl(self.fs, handle.conv, bytes(buf), handle)
+        return len(buf)
+
+    def release(self, handle):
+        handle.conv.release()
+
+
+async def ctl(fs: SocketFS, conv: Conv, buf: bytes, handle: Handle) -> None:
+    proto = conv.table.proto
+    try:
+        text = buf.decode()
+    except UnicodeDecodeError:
+        raise StackError(errno.EINVAL, "control messages must be UTF-8 text") from None
+    for fields in [line.split() for line in text.splitlines()]:
+        if not fields:
+            continue
+        verb, args = fields[0], fields[1:]
+        if conv.gone:
+            raise StackError(errno.ECONNABORTED, "connection closed")
+        done = fs.call(conv, proto.ctl, conv, verb, args, handle, now_us())
+        if not done:
+            conv.err = f"unknown control request {' '.join(fields)!r}"
+            raise StackError(errno.EINVAL, conv.err)
+        if verb == "connect" and hasattr(proto, "connect_done"):
+            # The ctl write returns when the connection is made or has failed (Plan 9).
+            await fs.wait(conv, lambda: proto.connect_done(conv) is not None, handle, heartbeat=None)
+            code = proto.connect_done(conv)
+            conv.connecting = False
+            if code:
+                conv.err = os.strerror(code)
+                raise StackError(code, f"connect {args[0]}: {conv.err}")
+
+
+class DataFile(ConvFile):
+    nonseekable = True
+
+    def open(self, flags, ctx):
+        handle = super().open(flags, ctx)
+        handle.nonseekable = True
+        return handle
+
+    async def read(self, handle, off, size):
+        conv, fs = handle.conv, self.fs
+        proto = conv.table.proto
+        while True:
+            await fs.wait(conv, lambda: proto.readable(conv), handle, heartbeat=HEARTBEAT)
+            if dying(handle.pid):
+                raise pyfuse3.FUSEError(errno.EINTR)   # keep the data for someone alive
+            data = fs.call(conv, proto.read, conv, size, now_us())
+            if data is not None:
+                return data
+
+    async def write(self, handle, off, buf):
+        conv, fs = handle.conv, self.fs
+        proto = conv.table.proto
+        view = memoryview(bytes(buf))
+        if getattr(conv.sock, "kind", "stream") == "dgram" or proto.name in ("udp", "raw"):
+            # One write is one datagram.
+            await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
+            fs.call(conv, proto.write, conv, view, now_us())
+            return len(view)
+        done = 0
+        while done < len(view):
+            # A byte stream: take it all, waiting while the send buffer is full (flow
+            # control: nothing is dropped).
+            await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
+            n = fs.call(conv, proto.write, conv, view[done:], now_us())
+            if n:
+                done += n
+        return done
+
+
+class ListenFile(ConvFile):
+    """Opening blocks until a call arrives on the announced connection, then accepts it."""
+
+    async def open(self, flags, ctx):
+        conv, fs = self.conv, self.fs
+        proto = conv.table.proto
+        if not conv.announced:
+            raise StackError(errno.EINVAL, f"{self.label}: not announced")
+        handle = super().open(flags, ctx)
+        try:
+            while True:
+                await fs.wait(conv, lambda: conv.sock.readable, handle, heartbeat=None)
+                child = fs.call(conv, proto.accept, conv)
+                if child is not None:
+                    break
+        except BaseException:
+            handle.conv.release()
+            raise
+        handle.accepted = conv.table.allocate(ctx.uid, ctx.gid, sock=child)
+        handle.accepted.hold()
+        return handle
+
+    async def read(self, handle, off, size):
+        return f"{handle.accepted.n}\n".encode()[off:off + size]
+
+    def release(self, handle):
+        super().release(handle)
+        if getattr(handle, "accepted", None) is not None:
+            handle.accepted.release()
