@@ -5,6 +5,7 @@ every refusal is a FUSEError carrying an errno, and every StackError is also log
 import errno
 import functools
 import os
+import select
 import traceback
 
 import pyfuse3
@@ -186,6 +187,20 @@ class Operations(pyfuse3.Operations):
                 return await handle.write(off, buf)
             except StackError as exc:
                 raise self._refuse(exc, handle.node.label) from None
+
+    @_guarded
+    async def poll(self, inode, fh, poll_handle, ctx):
+        """poll/select/epoll (pyfuse3 >= 3.5): live files say when they are ready and
+        notify the kernel's newest handle once readiness changes; others are always ready."""
+        handle = self._handles.get(fh)
+        if handle is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        fn = getattr(handle.node, "poll", None)
+        if fn is None:
+            return select.POLLIN | select.POLLOUT
+        if poll_handle is not None:
+            handle.poll_handle = poll_handle
+        return fn(handle)
 
     @_guarded
     async def flush(self, fh):

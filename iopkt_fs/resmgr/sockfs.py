@@ -78,10 +78,17 @@ class Conv:
         self.err = ""
         self.gone = False
         self.event = trio.Event()
+        self.pollers: set = set()     # handles whose poll() asked to be notified
 
     def wake(self) -> None:
         self.event.set()
         self.event = trio.Event()
+        for handle in list(self.pollers):
+            ph = getattr(handle, "poll_handle", None)
+            handle.poll_handle = None
+            if ph is not None:
+                ph.notify()
+        self.pollers.clear()
 
     def rebind(self) -> None:
         """The adapter replaced ``sock`` (unix ``dgram``): route its events here."""
@@ -372,11 +379,34 @@ class DataFile(ConvFile):
     def open(self, flags, ctx):
         handle = super().open(flags, ctx)
         handle.nonseekable = True
+        # O_NONBLOCK is only visible at open (fs.md B1): such a handle never waits.
+        handle.nonblocking = bool(flags & os.O_NONBLOCK)
         return handle
+
+    def poll(self, handle) -> int:
+        import select
+        conv = handle.conv
+        proto = conv.table.proto
+        mask = 0
+        if conv.gone:
+            return select.POLLHUP | select.POLLIN
+        if proto.readable(conv):
+            mask |= select.POLLIN
+        if proto.writable(conv):
+            mask |= select.POLLOUT
+        conv.pollers.add(handle)
+        return mask
 
     async def read(self, handle, off, size):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
+        if handle.nonblocking:
+            if not proto.readable(conv):
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            data = fs.call(conv, proto.read, conv, size, now_us())
+            if data is None:
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            return data
         while True:
             await fs.wait(conv, lambda: proto.readable(conv), handle, heartbeat=HEARTBEAT)
             if dying(handle.pid):
@@ -389,6 +419,11 @@ class DataFile(ConvFile):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
         view = memoryview(bytes(buf))
+        if handle.nonblocking:
+            n = fs.call(conv, proto.write, conv, view, now_us()) if proto.writable(conv) else None
+            if n is None:
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            return n
         if getattr(conv.sock, "kind", "stream") == "dgram" or proto.name in ("udp", "raw"):
             # One write is one datagram.
             await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
