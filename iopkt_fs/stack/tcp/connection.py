@@ -127,7 +127,8 @@ class Connection:
                  "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
                  "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
                  "rcv_wscale", "recover", "remote_ip", "remote_port", "req_sack", "req_ts",
-                 "req_ws", "retransmits", "rexmt_shift", "rtt", "rtt_seq", "rtt_time",
+                 "req_ws", "retransmits", "rexmt_shift", "rexmt_tsval", "rtt", "rtt_seq",
+                 "rtt_time",
                  "sack_ok", "sack_recent", "sacked", "sched", "smss", "snd_buf",
                  "snd_buf_seq", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
                  "snd_wnd", "snd_wscale", "socket", "soft_error", "state", "syn_queued",
@@ -192,6 +193,7 @@ class Connection:
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self.rtt_seq: int | None = None
         self.rtt_time = 0
+        self.rexmt_tsval: int | None = None   # TSval of the last timeout retransmission
         self.cc = congestion.make(config.congctl, self.smss)
         self.dupacks = 0
         self.in_recovery = False
@@ -744,9 +746,18 @@ class Connection:
         ts = seg.opts.timestamp
         if self.ts_ok and ts is not None and ts[1]:
             r = seq_sub(self.ts_now(now), ts[1])
-            if r >= 0:
+            if self.rexmt_tsval is not None and seq_lt(ts[1], self.rexmt_tsval):
+                # The ACK echoes a transmission older than our last timeout
+                # retransmission: an ACK of the original that got lost, answered again
+                # only because of the duplicate (the Eifel case, RFC 3522). Its "RTT"
+                # includes the whole timeout; taking it would feed RTO into SRTT and
+                # inflate RTO without bound. Karn's rule, applied to timestamps.
+                self.layer.stats.rttskipped += 1
+            elif r >= 0:
                 self.rtt.sample(max(r, 1) * 1000)
                 self.layer.stats.rttupdated += 1
+            if self.rexmt_tsval is not None and seq_ge(ts[1], self.rexmt_tsval):
+                self.rexmt_tsval = None
         elif self.rtt_seq is not None and seq_gt(ack, self.rtt_seq):
             self.rtt.sample(now - self.rtt_time)
             self.layer.stats.rttupdated += 1
@@ -1123,6 +1134,7 @@ class Connection:
         stats.rexmttimeo += 1
         self.rtt.back_off()                  # (5.5) RTO <- RTO * 2
         self.rtt_seq = None                  # Karn: no sample from retransmitted data
+        self.rexmt_tsval = self.ts_now(now)  # ... nor from ACKs echoing older TSvals
         if self.snd_una == self.iss:
             # Our SYN is not acknowledged yet (SYN-SENT, SYN-RECEIVED, or a FIN-WAIT-1
             # reached from SYN-RECEIVED): the SYN goes again, data and FIN after it.

@@ -266,3 +266,34 @@ def test_time_wait_reuse_with_fixed_client_port():
         sim.run(lambda: s.conn.state == State.TIME_WAIT and c.conn.state == State.CLOSED)
         assert s.conn.state == State.TIME_WAIT
     assert sim.b.stats.tw_reused == 4      # each new SYN (newer TSval) reopened the port
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@given(seed=st.integers(0, 10_000),
+       loss=st.sampled_from([0.0, 0.01, 0.05, 0.15]),
+       reorder=st.sampled_from([0.0, 0.1, 0.3]),
+       dup=st.sampled_from([0.0, 0.05]),
+       corrupt=st.sampled_from([0.0, 0.02]),
+       options=st.booleans(), congctl=st.sampled_from(["newreno", "cubic"]),
+       buffers=st.sampled_from([4096, 65536, 1 << 20]),
+       mtu=st.sampled_from([576, 1500, 9000]))
+@settings(max_examples=int(os.environ.get("TCP_SIM_EXAMPLES", 25)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_random_links_byte_exact(seed, loss, reorder, dup, corrupt, options, congctl,
+                                 buffers, mtu):
+    opts = {} if options else dict(sack=False, timestamps=False, win_scale=False)
+    sim = NetSim(seed, congctl=congctl, buffers=buffers, mtu=mtu,
+                 faults=dict(loss=loss, reorder=reorder, dup=dup, corrupt=corrupt), **opts)
+    transfer(sim, int(os.environ.get("TCP_SIM_BYTES", 150_000)), seed=seed)
+
+
+def test_rto_does_not_balloon_under_ack_loss():
+    # Found by test_random_links_byte_exact: with timestamps, ACKs that echo a TSval
+    # older than a timeout retransmission measured "RTT = RTO + RTT" and fed RTO into
+    # SRTT until RTO sat near its 60 s ceiling and a 600 KB transfer took over an hour.
+    sim = NetSim(3406, buffers=4096, faults=dict(loss=0.15, corrupt=0.02))
+    x, cli, srv, elapsed = transfer(sim, 600_000, seed=3406)
+    assert cli.status().srtt < 200_000 and elapsed < 600_000_000
+    assert sim.a.stats.rttskipped > 0
