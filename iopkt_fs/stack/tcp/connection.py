@@ -47,7 +47,7 @@ from . import congestion
 from .buffers import Assembler, Ring
 from .config import TcpConfig
 from .rtt import RttEstimator
-from .seq import MASK, seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_max, seq_sub
+from .seq import MASK, seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_sub
 
 if TYPE_CHECKING:
     from .layer import TcpLayer

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from iopkt_fs.stack.errors import StackError
-from iopkt_fs.stack.tcp import SO_RCVBUF, SOL_SOCKET, State
+from iopkt_fs.stack.tcp import State
 from iopkt_fs.stack.wire.tcp import build_segment, encode_options
 
 from tcp_netsim import IP_A, IP_B, NetSim, Transfer, connect_pair, transfer

@@ -12,7 +12,7 @@ from iopkt_fs.stack.tcp.rtt import RttEstimator
 from iopkt_fs.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_max, seq_sub
 
 from tcp_harness import (
-    A, F, LOCAL_IP, LOCAL_PORT, LOCAL_SEQ, P, R, REMOTE_IP, REMOTE_PORT, REMOTE_SEQ, S,
+    A, LOCAL_IP, LOCAL_PORT, P, R, REMOTE_IP, REMOTE_PORT, REMOTE_SEQ, S,
     Harness, established, l, listen, r, seg, syn_sent,
 )
 

@@ -8,11 +8,10 @@ import tracemalloc
 from iopkt_fs.stack.stack import Stack
 from iopkt_fs.stack.tcp import State, TcpLayer
 from iopkt_fs.stack.tcp.congestion import Cubic, NewReno
-from iopkt_fs.stack.wire.tcp import TcpFlags, TcpPacket, TcpRepr
 
 from tcp_harness import (
-    A, F, LOCAL_IP, LOCAL_PORT, LOCAL_SEQ, P, R, REMOTE_IP, REMOTE_PORT, REMOTE_SEQ, S,
-    Harness, established, l, listen, r, seg, syn_sent, time_wait,
+    A, LOCAL_IP, LOCAL_PORT, LOCAL_SEQ, REMOTE_IP, REMOTE_PORT, S, established, l, r,
+    syn_sent, time_wait,
 )
 
 
