@@ -32,7 +32,20 @@ Rules:
   (RFC 6582). Either way ``cwnd``/``ssthresh`` belong to the congestion controller
   (``congestion.py``: NewReno or CUBIC), the retransmission timer to RFC 6298
   (``rtt.py``), round-trip samples come from timestamps (RFC 7323 4) or one timed segment
-  per RTT with Karn's rule.
+  per RTT with Karn's rule (and no timestamp sample echoing a TSval older than the last
+  timeout retransmission).
+* Invariant: data in flight always has a timer that will recover it (REXMT, or PERSIST
+  when the peer's window is shut); every entry point ends with ``layer.touch(self)`` so
+  the heap knows the next deadline.
+
+Standards: RFC 9293 (state machine, MSS, SWS avoidance both sides, persist, URG ignored as
+in RFC 6093), RFC 1122 (delayed ACK, keepalive, ICMP soft/hard errors), RFC 5961
+(challenge ACKs, rate limit), RFC 6298 (RTO, Karn, backoff, 5.7), RFC 5681 (slow start,
+congestion avoidance, restart after idle, immediate ACKs out of order), RFC 3042 (limited
+transmit), RFC 6582 (NewReno), RFC 2018 + RFC 6675 (SACK and SACK-based recovery),
+RFC 7323 (window scale, timestamps, PAWS), RFC 9438 (CUBIC), RFC 6528 (ISNs, in the
+layer), RFC 4987 (SYN cookies, in the layer), RFC 6191 (TIME-WAIT reuse), RFC 1191/5927
+(PMTU, ICMP checks).
 """
 
 from __future__ import annotations
