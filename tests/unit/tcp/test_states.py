@@ -522,3 +522,72 @@ def test_isn_rfc6528_differs_by_tuple_and_advances_with_time():
     a = lay.isn(LOCAL_IP, 1, REMOTE_IP, 2, 0)
     assert lay.isn(LOCAL_IP, 1, REMOTE_IP, 3, 0) != a
     assert (lay.isn(LOCAL_IP, 1, REMOTE_IP, 2, 4_000) - a) & 0xFFFFFFFF == 1000
+
+
+# -- every synchronized state: RST and SYN handling -----------------------------------------
+
+SYNCHRONIZED = {
+    "ESTABLISHED": (established, 1), "FIN-WAIT-1": (fin_wait_1, 1),
+    "FIN-WAIT-2": (fin_wait_2, 1), "CLOSE-WAIT": (close_wait, 2), "CLOSING": (closing, 2),
+    "LAST-ACK": (last_ack, 2), "TIME-WAIT": (time_wait, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SYNCHRONIZED))
+def test_exact_rst_closes_every_synchronized_state(name):
+    factory, rcv = SYNCHRONIZED[name]
+    h = factory()
+    c = h.conn
+    assert str(c.state) == name
+    h.send(100, R, r(rcv))
+    h.recv_nothing()
+    assert c.state == State.CLOSED and not h.layer.connections
+    if name in ("ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSE-WAIT"):
+        assert h.sock.take_error() == errno.ECONNRESET
+
+
+@pytest.mark.parametrize("name", sorted(SYNCHRONIZED))
+def test_syn_in_every_synchronized_state_is_challenged(name):
+    factory, rcv = SYNCHRONIZED[name]
+    h = factory()
+    c = h.conn
+    # (in TIME-WAIT a SYN beyond RCV.NXT would reopen the connection, RFC 6191: use an
+    # old one there)
+    h.send(100, S, r(rcv + (-10 if name == "TIME-WAIT" else 10)))
+    got = h.recv_one()
+    assert got.flags == A and got.ack == r(rcv)
+    assert str(c.state) == name
+
+
+@pytest.mark.parametrize("name", sorted(SYNCHRONIZED))
+def test_in_window_rst_is_challenged_in_every_synchronized_state(name):
+    factory, rcv = SYNCHRONIZED[name]
+    h = factory()
+    h.send(100, R, r(rcv + 5))
+    assert h.recv_one().flags == A
+    assert str(h.conn.state) == name
+
+
+def test_close_in_syn_received_after_simultaneous_open():
+    h = syn_sent()
+    h.send(10, S, REMOTE_SEQ, mss=1460)
+    h.recv_one()
+    assert h.state == "SYN-RECEIVED"
+    h.sock.shutdown(SHUT_WR, 20)
+    assert h.state == "FIN-WAIT-1"
+    h.send(30, A, r(1), l(2))                   # acknowledges our SYN and FIN at once
+    assert h.state == "FIN-WAIT-2"
+
+
+def test_listener_close_resets_pending_connections():
+    h = syn_received()
+    h.send(0, S, REMOTE_SEQ, mss=1460, port=REMOTE_PORT + 1)
+    h.send(0, A, r(1), l(1), port=REMOTE_PORT + 1)      # one queued for accept
+    h.recv()
+    assert len(h.listener.accept_queue) == 1 and h.listener.embryonic == 1
+    h.listener.close(10)
+    got = h.recv()
+    assert sorted(g.flags for g in got) == [R | A, R | A]
+    assert not h.layer.connections and not h.layer.listeners
+    h.send(20, S, REMOTE_SEQ, port=REMOTE_PORT + 2)      # the port is closed now
+    assert h.recv_one().flags == R | A
