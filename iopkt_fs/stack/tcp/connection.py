@@ -285,7 +285,11 @@ class Connection:
 
     @property
     def rcv_wnd(self) -> int:
+        """The window we advertised: RCV.ADV - RCV.NXT."""
         return max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+
+    def _accept_window(self) -> int:
+        return max(self.rcv_wnd, self.rcv_buf.free)
 
     def poll_at(self) -> Instant | None:
         ts = [t for t in (self.t_rexmt, self.t_persist, self.t_keep, self.t_2msl, self.t_delack)
@@ -553,8 +557,10 @@ class Connection:
             self.syn_queued = True
             return
 
-        # first, check sequence number (RFC 9293 3.10.7.4 table).
-        wnd = self.rcv_wnd
+        # first, check sequence number (RFC 9293 3.10.7.4 table). RCV.WND is what we
+        # advertised or, if more, the room we really have (BSD tcp_input: a window held
+        # back for SWS avoidance still takes the data it has room for).
+        wnd = self._accept_window()
         seg_len = seg.seg_len
         rcv_nxt = self.rcv_nxt
         if seg_len == 0:
@@ -690,7 +696,7 @@ class Connection:
                     self.layer.stats.rcvpartdupbyte += d
                 seg.payload = seg.payload[d:]
                 seg.seq = seq_add(seg.seq, d)
-        room = seq_sub(seq_add(self.rcv_nxt, self.rcv_wnd), seg.seq)
+        room = seq_sub(seq_add(self.rcv_nxt, self._accept_window()), seg.seq)
         if len(seg.payload) > room:
             cut = len(seg.payload) - max(room, 0)
             self.layer.stats.rcvpackafterwin += 1

@@ -205,7 +205,8 @@ class TcpSocket:
         if not c.state.can_send_data:
             if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
                 raise StackError(_errno.EAGAIN, "connection in progress")
-            raise StackError(_errno.EPIPE if c.state != State.CLOSED else _errno.ENOTCONN)
+            # POSIX send(): EPIPE once a connection-mode socket is no longer connected.
+            raise StackError(_errno.EPIPE, "connection is closed for sending")
         if not len(data):
             return 0
         n = c.send(data, now)
