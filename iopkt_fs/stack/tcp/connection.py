@@ -758,6 +758,7 @@ class Connection:
     def _ack_advances(self, ack: int, now: Instant, seg: Segment) -> None:
         """SND.UNA < SEG.ACK: new data (or our SYN/FIN) acknowledged."""
         acked = seq_sub(ack, self.snd_una)
+        flight_before = self.flight
         if self.snd_una == self.iss:
             acked -= 1   # the SYN's sequence number is not data for congestion control
         # Round-trip sample: RFC 7323 4.1 from TSecr, else the timed segment with Karn's
@@ -811,7 +812,7 @@ class Connection:
                     self._retransmit_una(now)
                     self.cc.cwnd = max(self.cc.cwnd - acked + (self.smss if acked >= self.smss else 0),
                                        self.smss)
-        elif self.state.established and acked > 0:
+        elif self.state.established and acked > 0 and self._cwnd_limited(flight_before):
             self.cc.on_ack(acked, now, self.rtt.srtt)
         self.dupacks = 0
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
@@ -819,6 +820,15 @@ class Connection:
             self.t_rexmt = None
         else:
             self.t_rexmt = now + self.rtt.rto
+
+    def _cwnd_limited(self, flight: int) -> bool:
+        """Grow cwnd only while it is what limits sending (RFC 5681 3.1 / RFC 7661): an
+        application- or receiver-limited sender would otherwise inflate it without ever
+        testing it. In slow start, half used is enough (Linux tcp_is_cwnd_limited)."""
+        cwnd = self.cc.cwnd
+        if self.cc.in_slow_start:
+            return 2 * flight >= cwnd
+        return flight + self.smss >= cwnd
 
     def _dup_ack(self, now: Instant) -> None:
         self.dupacks += 1

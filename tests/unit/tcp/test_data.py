@@ -434,3 +434,16 @@ def test_status_and_counters():
     d = h.layer.stats.as_dict()
     assert d["tcps_sndpack"] == 1 and d["tcps_sndbyte"] == 3 and d["tcps_accepts"] == 1
     assert "tcps_rcvtotal: 2\n" in h.layer.stats.render()
+
+
+def test_cwnd_does_not_grow_when_application_limited():
+    h = established()
+    h.sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+    start = h.conn.cc.cwnd
+    t = 10
+    for i in range(50):
+        h.sock.send(b"x" * 100, t)
+        h.recv()
+        t += 1000
+        h.send(t, A, r(1), l(1 + 100 * (i + 1)))
+    assert h.conn.cc.cwnd == start
