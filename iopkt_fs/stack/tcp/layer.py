@@ -197,11 +197,18 @@ class TcpLayer:
         conn.ts_offset = self.ts_offset(*conn.key)
 
     def touch(self, conn: Connection) -> None:
-        """A connection's timers may have changed: (re)schedule its next deadline."""
+        """A connection's timers may have changed: make sure the heap holds an entry no
+        later than its next deadline. ``conn.sched`` is the deadline of its live entry.
+        A deadline that moved *later* (the retransmission timer restarted by every ACK)
+        pushes nothing: the early entry fires, finds nothing due and is re-filed at the
+        real deadline - one heap operation per timer period instead of one per ACK."""
         d = conn.poll_at()
-        if d is not None and d != conn.sched:
-            self._heap_n += 1
-            heapq.heappush(self._heap, (d, self._heap_n, conn))
+        if d is not None and (conn.sched is None or d < conn.sched):
+            self._push(conn, d)
+
+    def _push(self, conn: Connection, d: Instant) -> None:
+        self._heap_n += 1
+        heapq.heappush(self._heap, (d, self._heap_n, conn))
         conn.sched = d
 
     def wake(self, conn: Connection) -> None:
@@ -286,17 +293,40 @@ class TcpLayer:
         heap = self._heap
         while heap and heap[0][0] <= now:
             d, _, conn = heapq.heappop(heap)
-            if conn.sched != d or conn.state == State.CLOSED:
-                continue
+            if conn.sched != d:
+                continue                  # superseded by an earlier entry
             conn.sched = None
+            if conn.state == State.CLOSED:
+                continue
+            due = conn.poll_at()
+            if due is None:
+                continue
+            if due > now:
+                self._push(conn, due)     # the deadline moved later meanwhile
+                continue
             conn.on_timer(now)
             self.touch(conn)
 
     def poll_at(self) -> Instant | None:
+        """The next deadline, exact: entries whose connection's deadline moved later are
+        re-filed here, stale ones dropped."""
         heap = self._heap
-        while heap and (heap[0][2].sched != heap[0][0] or heap[0][2].state == State.CLOSED):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        while heap:
+            d, _, conn = heap[0]
+            if conn.sched != d or conn.state == State.CLOSED:
+                heapq.heappop(heap)
+                if conn.sched == d:
+                    conn.sched = None
+                continue
+            due = conn.poll_at()
+            if due != d:
+                heapq.heappop(heap)
+                conn.sched = None
+                if due is not None:
+                    self._push(conn, due)
+                continue
+            return d
+        return None
 
     # -- input ----------------------------------------------------------------------------
 
