@@ -160,3 +160,17 @@ def test_netstat_s_wording_and_pcblist():
     rows = h.layer.pcblist()
     assert [r.state for r in rows] == ["LISTEN", "ESTABLISHED"]
     assert rows[1].sendq == 3 and rows[1].remote == (REMOTE_IP, REMOTE_PORT)
+
+
+def test_timer_heap_does_not_grow_per_ack():
+    h = established()
+    h.sock.setsockopt(6, 1, 1)
+    t = 0
+    for i in range(500):
+        h.sock.send(b"x" * 10, t)
+        h.recv()
+        t += 100
+        h.send(t, A, r(1), l(1 + 10 * (i + 1) - 5))     # partial ACKs restart REXMT
+        h.layer.poll(t)
+    assert len(h.layer._heap) < 5
+    assert h.layer.poll_at() == h.conn.t_rexmt
