@@ -270,8 +270,7 @@ class TcpLayer:
             conn.listener = None
         if old.synchronized or old == State.SYN_SENT:
             self.stats.closed += 1
-        if conn.socket is not None:
-            self.signal(conn.socket)
+        # (the socket is woken by the connection's _set_state)
 
     def pcblist(self) -> list[TcpStatus]:
         """Every listener and connection (``netstat -an``): listeners first, as LISTEN

@@ -278,7 +278,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
        corrupt=st.sampled_from([0.0, 0.02]),
        options=st.booleans(), congctl=st.sampled_from(["newreno", "cubic"]),
        buffers=st.sampled_from([4096, 65536, 1 << 20]),
-       mtu=st.sampled_from([576, 1500, 9000]))
+       mtu=st.sampled_from([576, 1500, 9000, 65535]))
 @settings(max_examples=int(os.environ.get("TCP_SIM_EXAMPLES", 25)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 def test_random_links_byte_exact(seed, loss, reorder, dup, corrupt, options, congctl,

@@ -10,7 +10,7 @@ from iopkt_fs.stack.tcp import State, TcpLayer
 from iopkt_fs.stack.tcp.congestion import Cubic, NewReno
 
 from tcp_harness import (
-    A, LOCAL_IP, LOCAL_PORT, LOCAL_SEQ, REMOTE_IP, REMOTE_PORT, S, established, l, r,
+    A, F, LOCAL_IP, LOCAL_PORT, LOCAL_SEQ, R, REMOTE_IP, REMOTE_PORT, S, established, l, r,
     syn_sent, time_wait,
 )
 
@@ -174,3 +174,21 @@ def test_timer_heap_does_not_grow_per_ack():
         h.layer.poll(t)
     assert len(h.layer._heap) < 5
     assert h.layer.poll_at() == h.conn.t_rexmt
+
+
+def test_readiness_events_follow_the_connection():
+    h = syn_sent()
+    h.layer.take_events()
+    h.send(10, S | A, r(0), l(1), mss=1460)
+    assert h.layer.take_events() == {h.sock} and h.sock.writable and not h.sock.readable
+    h.recv()
+    h.send(20, A, r(1), l(1), payload=b"hi")
+    assert h.layer.take_events() == {h.sock} and h.sock.readable
+    assert h.sock.recv(10, 20) == b"hi" and not h.sock.readable
+    h.send(30, F | A, r(3), l(1))
+    assert h.layer.take_events() == {h.sock} and h.sock.readable
+    assert h.sock.recv(10, 30) == b""
+    seen = []
+    h.layer.notify = seen.append
+    h.send(40, R, r(4))
+    assert seen == [h.sock] and h.sock.readable and h.sock.writable and h.sock.error
