@@ -71,6 +71,7 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 DUPTHRESH = 3                     # RFC 5681 3.2 / RFC 6675 2
 PERSIST_MIN = seconds(5)          # BSD TCPTV_PERSMIN
 PERSIST_MAX = seconds(60)         # BSD TCPTV_PERSMAX
+SWS_OVERRIDE = seconds(1)         # RFC 1122 4.2.3.4: 0.1 - 1.0 s
 TS_24_DAYS_MS = 24 * 86400 * 1000  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
 MAX_SACK_SCOREBOARD = 64
 
@@ -1206,6 +1207,12 @@ class Connection:
         self._arm_persist(now)
 
     def _arm_persist(self, now: Instant) -> None:
+        if self.snd_wnd > 0:
+            # The window is open but too small to use (sender SWS avoidance): RFC 1122
+            # 4.2.3.4's override timeout, "in the range 0.1 - 1.0 seconds".
+            self.t_persist = now + min(self.rtt.rto, SWS_OVERRIDE)
+            return
+        # A shut window: probe with BSD's backed-off persist interval (5 s .. 60 s).
         base = max(self.rtt.srtt or self.rtt.rto, self.config.rto_min)
         t = min(max(base << self.persist_shift, PERSIST_MIN), PERSIST_MAX)
         self.t_persist = now + t

@@ -447,3 +447,17 @@ def test_cwnd_does_not_grow_when_application_limited():
         t += 1000
         h.send(t, A, r(1), l(1 + 100 * (i + 1)))
     assert h.conn.cc.cwnd == start
+
+
+def test_sws_override_timer_sends_into_small_window():
+    h = established()
+    h.send(0, A, r(1), l(1), window=8000)
+    h.sock.send(b"x" * 6000, 10)
+    assert [len(g.payload) for g in h.recv()] == [1460, 1460, 1460]   # IW = 3 SMSS
+    # the peer acknowledges but offers only 500 bytes: below an MSS and below half the
+    # largest window it offered, so the sender waits - for at most the override timeout
+    h.send(100, A, r(1), l(4381), window=500)
+    h.recv_nothing()
+    assert h.conn.t_persist == 100 + 1_000_000
+    h.poll(100 + 1_000_000)
+    assert h.recv_one().payload == b"x" * 500
