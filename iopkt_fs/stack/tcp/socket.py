@@ -139,11 +139,10 @@ class TcpSocket:
     def accept(self) -> TcpSocket:
         if not self.listening:
             raise StackError(_errno.EINVAL, "socket is not listening")
-        while self.accept_queue:
-            child = self.accept_queue.popleft()
+        if self.accept_queue:
             # A connection reset while it waited is still handed over (BSD behaviour);
             # its error shows on the first call.
-            return child
+            return self.accept_queue.popleft()
         raise StackError(_errno.EAGAIN, "no connection waiting")
 
     # -- active open ----------------------------------------------------------------------
@@ -219,8 +218,6 @@ class TcpSocket:
         """Read into ``out``; 0 means end of stream (EAGAIN if nothing yet)."""
         c = self.conn
         if c is None:
-            if self.listening:
-                raise StackError(_errno.ENOTCONN)
             raise StackError(_errno.ENOTCONN)
         if len(c.rcv_buf):
             n = c.recv_into(out, now)
@@ -240,9 +237,10 @@ class TcpSocket:
 
     def shutdown(self, how: int, now: Instant) -> None:
         c = self.conn
-        if c is None or c.state in (State.CLOSED, State.SYN_SENT) and how != SHUT_RD:
-            if c is None or c.state == State.CLOSED:
-                raise StackError(_errno.ENOTCONN)
+        if c is None or c.state == State.CLOSED:
+            raise StackError(_errno.ENOTCONN)
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise StackError(_errno.EINVAL, f"shutdown how={how}")
         if how in (SHUT_RD, SHUT_RDWR):
             self.shut_rd = True
             c.rcv_shut = True
