@@ -72,6 +72,7 @@ DUPTHRESH = 3                     # RFC 5681 3.2 / RFC 6675 2
 PERSIST_MIN = seconds(5)          # BSD TCPTV_PERSMIN
 PERSIST_MAX = seconds(60)         # BSD TCPTV_PERSMAX
 SWS_OVERRIDE = seconds(1)         # RFC 1122 4.2.3.4: 0.1 - 1.0 s
+OOW_ACK_INTERVAL = 500_000        # Linux net.ipv4.tcp_invalid_ratelimit (500 ms)
 TS_24_DAYS_MS = 24 * 86400 * 1000  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
 MAX_SACK_SCOREBOARD = 64
 
@@ -136,7 +137,7 @@ class Segment:
 class Connection:
     __slots__ = ("ack_now", "cc", "config", "created", "dupacks", "error", "fin_queued",
                  "fin_seq", "high_rxt", "in_recovery", "ip_header", "irs", "iss",
-                 "keep_probes", "keepalive", "key", "last_ack_sent", "last_data_snd",
+                 "keep_probes", "keepalive", "key", "last_ack_sent", "last_data_snd", "last_oow_ack",
                  "last_rcv", "last_snd", "layer", "listener", "local_ip", "local_port",
                  "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
                  "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
@@ -232,6 +233,7 @@ class Connection:
         # ACK policy.
         self.ack_now = False
         self.unacked_bytes = 0       # in-order bytes received since our last ACK
+        self.last_oow_ack = -OOW_ACK_INTERVAL   # when we last answered an out-of-window ACK
         self.sack_recent: list[int] = []   # starts of recently received OOO ranges (RFC 2018 4)
 
         # User options (mirrored from the socket).
@@ -589,7 +591,13 @@ class Connection:
                 if st == State.TIME_WAIT and f & FIN:
                     # A retransmitted FIN: ACK it and restart the 2 MSL timer.
                     self.t_2msl = now + 2 * self.config.msl
-                self._ack_and_drop(now)
+                if seg.payload or f & FIN or now - self.last_oow_ack >= OOW_ACK_INTERVAL:
+                    # Out-of-window pure ACKs and SYNs get at most one answer per 500 ms
+                    # (Linux tcp_invalid_ratelimit): two ends answering each other's
+                    # unacceptable ACKs would otherwise loop for ever (an "ACK war").
+                    if not seg.payload and not f & FIN:
+                        self.last_oow_ack = now
+                    self._ack_and_drop(now)
             return
         self._trim_to_window(seg)
 
@@ -1382,7 +1390,7 @@ class Connection:
             return
         if st in (State.SYN_SENT, State.SYN_RECEIVED, State.TIME_WAIT):
             if self.ack_now and st != State.SYN_SENT:
-                self._emit(self.snd_nxt, ACK, b"", now)
+                self._emit(self._ack_seq(), ACK, b"", now)
             return
         if self.in_recovery and self.sack_ok:
             # Conservative SACK recovery sends everything, new data included; a FIN
@@ -1392,10 +1400,18 @@ class Connection:
             sent = self._output_window(now)
         if not sent and self.ack_now:
             self.layer.stats.sndacks += 1
-            self._emit(self.snd_nxt, ACK, b"", now)
+            self._emit(self._ack_seq(), ACK, b"", now)
         if self.t_rexmt is None and self.t_persist is None and self.snd_max != self.snd_una:
             # Invariant: data in flight always has a timer that will recover it.
             self.t_rexmt = now + self.rtt.rto
+
+    def _ack_seq(self) -> int:
+        """The sequence number of a bare ACK: SND.MAX, not SND.NXT, while retransmitting
+        after a timeout (BSD tcp_output): SND.NXT then points into data the peer may
+        already hold, the ACK would be out of its window, dropped with its news, and
+        answered - by an ACK just as unacceptable. In persist state SND.MAX may lie
+        beyond the window, so SND.NXT it is."""
+        return self.snd_nxt if self.t_persist is not None else self.snd_max
 
     def _output_sack_recovery(self, now: Instant) -> bool:
         """RFC 6675 5 step (C): while cwnd - pipe >= 1 SMSS, send NextSeg: a lost

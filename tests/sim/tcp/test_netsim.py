@@ -297,3 +297,37 @@ def test_rto_does_not_balloon_under_ack_loss():
     x, cli, srv, elapsed = transfer(sim, 600_000, seed=3406)
     assert cli.status().srtt < 200_000 and elapsed < 600_000_000
     assert sim.a.stats.rttskipped > 0
+
+
+@given(seed=st.integers(0, 100_000), loss=st.sampled_from([0.0, 0.02, 0.1]),
+       reorder=st.sampled_from([0.0, 0.2]), dup=st.sampled_from([0.0, 0.05]),
+       corrupt=st.sampled_from([0.0, 0.02]), options=st.booleans(),
+       buffers=st.sampled_from([3000, 65536, 1 << 20]), mtu=st.sampled_from([576, 1500, 9000]),
+       delack=st.booleans(), client_closes_first=st.booleans(),
+       sizes=st.tuples(st.sampled_from([0, 1, 3000, 60_000, 200_000]),
+                       st.sampled_from([0, 1, 3000, 60_000, 200_000])))
+@settings(max_examples=int(os.environ.get("TCP_SIM_EXAMPLES", 25)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_random_bidirectional_then_close(seed, loss, reorder, dup, corrupt, options, buffers,
+                                         mtu, delack, client_closes_first, sizes):
+    opts = {} if options else dict(sack=False, timestamps=False, win_scale=False)
+    sim = NetSim(seed, buffers=buffers, mtu=mtu, delack=delack,
+                 faults=dict(loss=loss, reorder=reorder, dup=dup, corrupt=corrupt), **opts)
+    cli, srv, _ = connect_pair(sim)
+    rng = random.Random(seed)
+    d1, d2 = rng.randbytes(sizes[0]), rng.randbytes(sizes[1])
+    x = Transfer(sim, cli, srv, d1)
+    y = Transfer(sim, srv, cli, d2)
+
+    def pump():
+        x.pump()
+        y.pump()
+    sim.run(lambda: x.done and y.done, pump=pump)
+    assert x.hash.digest() == hashlib.sha256(d1).digest()
+    assert y.hash.digest() == hashlib.sha256(d2).digest()
+    first, second = (cli, srv) if client_closes_first else (srv, cli)
+    first.close(sim.now)
+    second.close(sim.now)
+    sim.run(lambda: not sim.a.connections and not sim.b.connections)
+    assert not sim.a.connections and not sim.b.connections
+    assert cli.take_error() == 0 and srv.take_error() == 0

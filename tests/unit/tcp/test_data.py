@@ -461,3 +461,29 @@ def test_sws_override_timer_sends_into_small_window():
     assert h.conn.t_persist == 100 + 1_000_000
     h.poll(100 + 1_000_000)
     assert h.recv_one().payload == b"x" * 500
+
+
+def test_bare_ack_uses_snd_max_while_retransmitting():
+    # An ACK-war regression (found by a random bidirectional simulation): after a timeout
+    # SND.NXT points back into data the peer holds; a bare ACK sent with it is outside the
+    # peer's window, dropped unread, and answered by an equally bad ACK, for ever.
+    h = established()
+    h.send(0, A, r(1), l(1), window=60000)
+    h.conn.cc.cwnd = 10 * MSS
+    h.sock.send(b"x" * 3 * MSS, 10)
+    h.recv()
+    h.poll(1_000_010)                                  # RTO: go back to SND.UNA
+    assert h.recv_one().seq == l(1) and h.conn.snd_nxt == l(1 + MSS)
+    h.send(1_000_100, A, r(1), l(1), payload=b"data")  # peer data: we must ACK it
+    ack = h.recv_one()
+    assert ack.seq == l(1 + 3 * MSS) and ack.ack == r(5)
+
+
+def test_out_of_window_pure_acks_answered_at_most_every_500_ms():
+    h = established()
+    for t in range(0, 1_000_000, 100_000):             # 10 bad ACKs in one second
+        h.send(t, A, r(-5000), l(1))
+    assert len(h.recv()) == 2                           # at 0 and at 500 ms
+    for t in range(3):
+        h.send(2_000_000 + t, A, r(-10), l(1), payload=b"old data")
+    assert len(h.recv()) == 3                           # stale data is always answered
