@@ -137,7 +137,8 @@ class Segment:
 class Connection:
     __slots__ = ("ack_now", "cc", "config", "created", "dupacks", "error", "fin_queued",
                  "fin_seq", "high_rxt", "in_recovery", "ip_header", "irs", "iss",
-                 "keep_probes", "keepalive", "key", "last_ack_sent", "last_data_snd", "last_oow_ack",
+                 "keep_probes", "keepalive", "key", "last_ack_sent", "last_data_snd",
+                 "last_oow_ack",
                  "last_rcv", "last_snd", "layer", "listener", "local_ip", "local_port",
                  "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
                  "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
@@ -579,9 +580,10 @@ class Connection:
                 ok = True
         else:
             end = seq_add(rcv_nxt, wnd)
-            ok = seq_in(seg.seq, rcv_nxt, end) or seq_in(seq_add(seg.seq, seg_len - 1), rcv_nxt, end)
+            ok = seq_in(seg.seq, rcv_nxt, end) or \
+                seq_in(seq_add(seg.seq, seg_len - 1), rcv_nxt, end)
         if not ok:
-            if seg_len and seq_lt(seq_add(seg.seq, seg_len), rcv_nxt) or seg_len and seq_add(seg.seq, seg_len) == rcv_nxt:
+            if seg_len and seq_le(seq_add(seg.seq, seg_len), rcv_nxt):
                 stats.rcvduppack += 1
                 stats.rcvdupbyte += len(seg.payload)
             elif seg_len:
@@ -819,8 +821,8 @@ class Connection:
                     # RFC 6582 3.2 step 4: retransmit the first unacknowledged segment,
                     # deflate cwnd by the amount acked, add back one SMSS if >= SMSS.
                     self._retransmit_una(now)
-                    self.cc.cwnd = max(self.cc.cwnd - acked + (self.smss if acked >= self.smss else 0),
-                                       self.smss)
+                    back = self.smss if acked >= self.smss else 0
+                    self.cc.cwnd = max(self.cc.cwnd - acked + back, self.smss)
         elif self.state.established and acked > 0 and self._cwnd_limited(flight_before):
             self.cc.on_ack(acked, now, self.rtt.srtt)
         self.dupacks = 0
@@ -1293,7 +1295,8 @@ class Connection:
     def _sack_blocks(self) -> tuple[tuple[int, int], ...]:
         """RFC 2018 4: the block holding the most recent segment first, then the others
         most recently reported first."""
-        ranges = [(seq_add(self.rcv_nxt, s), seq_add(self.rcv_nxt, e)) for s, e in self.ooo.ranges()]
+        nxt = self.rcv_nxt
+        ranges = [(seq_add(nxt, s), seq_add(nxt, e)) for s, e in self.ooo.ranges()]
         out = []
         for recent in self.sack_recent:
             for r in ranges:

@@ -148,7 +148,8 @@ class TcpLayer:
     # -- randomness -----------------------------------------------------------------------
 
     def _hash32(self, key: bytes, *parts: bytes) -> int:
-        return int.from_bytes(hashlib.blake2s(b"".join(parts), key=key, digest_size=4).digest(), "big")
+        digest = hashlib.blake2s(b"".join(parts), key=key, digest_size=4).digest()
+        return int.from_bytes(digest, "big")
 
     def isn(self, lip: bytes, lport: int, rip: bytes, rport: int, now: Instant) -> int:
         """RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
@@ -486,7 +487,8 @@ class TcpLayer:
         mss_idx = (iss >> 25) & 3
         count = now // COOKIE_PERIOD
         for c in (count, count - 1):
-            if (c & 0x1F) == iss >> 27 and self._cookie(dst_ip, dport, src_ip, sport, irs, c, mss_idx) == iss:
+            if (c & 0x1F) == iss >> 27 and \
+                    self._cookie(dst_ip, dport, src_ip, sport, irs, c, mss_idx) == iss:
                 break
         else:
             self.stats.sc_bad_cookie += 1

@@ -2,8 +2,8 @@
 
 Layout::
 
-    0       2       4           8           12      13     14      16      18      20
-    | sport | dport | seq       | ack       |doff|rsv| flags | window| csum  | urg  | options ... | data
+    0       2       4       8       12       13      14       16     18    20
+    | sport | dport | seq   | ack   |doff|rsv| flags | window | csum | urg | options | data
 
 ``doff`` is the header length in 32-bit words (5..15), so options take 0..40 bytes.
 
@@ -287,7 +287,8 @@ class TcpPacket:
     @property
     def seg_len(self) -> int:
         """SEG.LEN (RFC 9293 3.4): payload length plus one for each of SYN and FIN."""
-        return len(self._buf) - self.header_len + ((self._buf[13] & 0x02) >> 1) + (self._buf[13] & 0x01)
+        flags = self._buf[13]
+        return len(self._buf) - self.header_len + ((flags & 0x02) >> 1) + (flags & 0x01)
 
     def options(self) -> TcpOptions:
         return parse_options(self.options_raw)
