@@ -206,15 +206,16 @@ SNAPSHOT = pathlib.Path(__file__).with_name("throughput.snap")
 
 def _table() -> str:
     lines = ["# bytes per virtual second, 3 MB transfer, 100 Mbit/s, 20 ms RTT, 256 KB queue,",
-             "# 512 KB buffers, SACK+TS+WS, seed 1. Regenerate: TCP_SNAPSHOT_UPDATE=1 pytest ...",
-             f"{'congctl':<8} {'loss':>5} {'bytes/s':>10} {'rexmit':>7} {'rto':>4}"]
-    for cc in ("newreno", "cubic"):
+             "# 512 KB buffers, TS+WS, seed 1. Regenerate: TCP_SNAPSHOT_UPDATE=1 pytest ...",
+             f"{'congctl':<8} {'sack':>4} {'loss':>5} {'bytes/s':>10} {'rexmit':>7} {'rto':>4}"]
+    for cc, sack in (("newreno", True), ("cubic", True), ("newreno", False)):
         for loss in (0.0, 0.01, 0.05):
-            sim = NetSim(1, congctl=cc, faults=dict(loss=loss))
+            sim = NetSim(1, congctl=cc, sack=sack, faults=dict(loss=loss))
             _, _, _, elapsed = transfer(sim, 3 * MB)
             st = sim.a.stats
-            lines.append(f"{cc:<8} {loss:>5.2f} {int(3 * MB * 1e6 / elapsed):>10} "
-                         f"{st.sndrexmitpack:>7} {st.rexmttimeo:>4}")
+            lines.append(f"{cc:<8} {'on' if sack else 'off':>4} {loss:>5.2f} "
+                         f"{int(3 * MB * 1e6 / elapsed):>10} {st.sndrexmitpack:>7} "
+                         f"{st.rexmttimeo:>4}")
     return "\n".join(lines) + "\n"
 
 

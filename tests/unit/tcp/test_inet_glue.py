@@ -68,3 +68,23 @@ def test_closed_port_reset_over_loopback():
     _run(stack, 0, lambda: cli.state == "CLOSED")
     assert cli.take_error() == 111        # ECONNREFUSED
     assert tcp.stats.noport == 1
+
+
+class _Quoted:
+    def __init__(self, src, dst, payload):
+        self.src, self.dst, self.payload = src, dst, payload
+
+
+def test_ctlinput_maps_icmp_to_tcp():
+    import struct
+    stack = Stack(StackConfig(seed=5))
+    tcp = TcpProtosw.install(stack)
+    glue = stack.inet.protosw[6]
+    cli = tcp.socket()
+    cli.connect(LO, 9999, 0)           # SYN-SENT; the SYN waits in lo0's queue
+    c = cli.conn
+    quote = struct.pack("!HHI", c.local_port, 9999, c.iss)
+    glue.ctlinput(3, 4, _Quoted(LO, LO, quote), 10)      # fragmentation needed
+    assert c.our_mss == 32000 - 40                         # RFC 1191 plateau below lo0's MTU
+    glue.ctlinput(3, 3, _Quoted(LO, LO, quote), 20)      # port unreachable
+    assert cli.state == "CLOSED" and cli.take_error() == 111
