@@ -193,7 +193,7 @@ def connections(sock: str, all_: bool) -> str:
            f"{'Proto':<5.5} {'Recv-Q':<6.6} {'Send-Q':<6.6}  {'Local Address':<22.22} {'Foreign Address':<22.22} State"]
     for line in read_text(os.path.join(sock, "pcb")).splitlines():
         proto, recvq, sendq, local, remote, state = line.split()
-        if not all_ and remote == "*:*":
+        if not all_ and (remote == "*:*" or state == "LISTEN"):
             continue   # servers (and unconnected UDP) only with -a
         row = f"{proto:<5.5} {int(recvq):6d} {int(sendq):6d}  {_addr(local):<22.22} {_addr(remote):<22.22}"
         out.append(row + (f" {state}" if state != "-" else ""))

@@ -194,9 +194,23 @@ def _fields(obj) -> dict:
     return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
 
 
+def _ep(ip: bytes, port: int) -> str:
+    import socket as pysocket
+    return f"{pysocket.inet_ntoa(ip) if len(ip) == 4 else pysocket.inet_ntop(pysocket.AF_INET6, ip)}:{port}"
+
+
 def sockets(stack) -> str:
     """Every socket, one per line: proto recv-q send-q local remote state (netstat -a)."""
     lines = []
+    tcp = getattr(stack, "tcp", None)
+    if tcp is not None:
+        for (ip, port), _ in sorted(tcp.listeners.items(), key=lambda kv: kv[0][1]):
+            lines.append(f"tcp 0 0 {_ep(ip, port)} *:* LISTEN")
+        for c in list(tcp.connections.values()):
+            # netstat names states with underscores (TIME_WAIT), RFC 9293 with hyphens.
+            state = str(c.state).replace("-", "_")
+            lines.append(f"tcp {len(c.rcv_buf)} {len(c.snd_buf)} {_ep(c.local_ip, c.local_port)} "
+                         f"{_ep(c.remote_ip, c.remote_port)} {state}")
     for s in list(stack.inet.udp.sockets):
         if not s.bound:
             continue
