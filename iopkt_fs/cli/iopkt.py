@@ -26,6 +26,7 @@ COMMANDS = {
     "route": ("route", "main"),
     "netstat": ("netstat", "main"),
     "arp": ("arp", "main"),
+    "ping": ("ping", "main"),
 }
 SHELL_NAMES = ("ifconfig", "route", "netstat", "sysctl", "arp", "mount", "umount")
 
@@ -38,6 +39,7 @@ QNX io-pkt tools for an iopkt_fs stack (the stack is found through $SOCK):
   arp        ARP cache                      nicinfo    driver and counter report
   mount      mount -T io-pkt[N] DRIVER      umount     unload a legacy io-net driver
   if_up      wait for interfaces            sloginfo   the stack's log
+  ping       ICMP echo from the stack's side
   shell-path print a directory of QNX-named commands to put first on PATH
 """
 
