@@ -143,6 +143,7 @@ class Connection:
                  "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
                  "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
                  "rcv_wscale", "recover", "remote_ip", "remote_port", "req_sack", "req_ts",
+                 "rescue_rxt",
                  "req_ws", "retransmits", "rexmt_shift", "rexmt_tsval", "rtt", "rtt_seq",
                  "rtt_time",
                  "sack_ok", "sack_recent", "sacked", "sched", "smss", "snd_buf",
@@ -215,6 +216,7 @@ class Connection:
         self.in_recovery = False
         self.recover = 0             # RFC 6582 "recover" / RFC 6675 RecoveryPoint
         self.high_rxt = 0            # RFC 6675 HighRxt
+        self.rescue_rxt: int | None = None   # RFC 6675 RescueRxt
         self.sacked: list[list[int]] = []   # scoreboard: sorted disjoint [start, end)
         self.rexmt_shift = 0         # consecutive retransmission timeouts
         self.retransmits = 0         # total segments retransmitted (status)
@@ -870,6 +872,7 @@ class Connection:
             # the first segment presumed dropped whatever the pipe says, HighRxt = its end;
             # the pipe loop in _output does the rest.
             stats.sack_recovery += 1
+            self.rescue_rxt = None
             self._retransmit_una(now)
             self.high_rxt = seq_add(self.snd_una, min(self.smss, self.flight))
         else:
@@ -1435,6 +1438,7 @@ class Connection:
                     sent = True
                     continue
                 if nxt is None:
+                    sent |= self._rescue_retransmission(now)
                     break
             seq, length, _rule = nxt
             self._send_data(seq, length, False, now)
@@ -1443,6 +1447,21 @@ class Connection:
                 self.high_rxt = end
             sent = True
         return sent
+
+    def _rescue_retransmission(self, now: Instant) -> bool:
+        """RFC 6675 4 NextSeg rule (4): once per recovery, resend the segment holding the
+        highest outstanding unSACKed octet, so a lost tail does not wait for the RTO."""
+        if self.rescue_rxt is not None and not seq_gt(self.snd_una, self.rescue_rxt):
+            return False
+        top = self.sacked[-1][1] if self.sacked else self.snd_una
+        end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
+        last = self.snd_max if seq_le(self.snd_max, end_data) else end_data  # data only
+        if not seq_gt(last, top):
+            return False
+        start = seq_add(last, -min(self.smss, seq_sub(last, top)))
+        self._send_data(start, seq_sub(last, start), False, now)
+        self.rescue_rxt = self.recover     # RescueRxt = RecoveryPoint; HighRxt untouched
+        return True
 
     def _output_window(self, now: Instant) -> bool:
         """Send new (or go-back-N retransmitted) data from SND.NXT within min(wnd, cwnd)."""

@@ -487,3 +487,24 @@ def test_out_of_window_pure_acks_answered_at_most_every_500_ms():
     for t in range(3):
         h.send(2_000_000 + t, A, r(-10), l(1), payload=b"old data")
     assert len(h.recv()) == 3                           # stale data is always answered
+
+
+def test_sack_rescue_retransmission_of_the_tail():
+    h = listen(sack=True)
+    h.send(0, S, REMOTE_SEQ, mss=1460, sack_permitted=True)
+    h.recv_one()
+    h.send(0, A, r(1), l(1))
+    h.sock = h.listener.accept()
+    _five_segments(h)
+    m = MSS
+    blocks = ((l(1 + m), l(1 + 4 * m)),)        # 1 and 5 lost, 2-4 arrived
+    for t in (100, 110, 120):
+        h.send(t, A, r(1), l(1), window=60000, sack_blocks=blocks)
+    assert [g.seq for g in h.recv()] == [l(1)]  # recovery: the first hole
+    # the retransmission arrives; nothing is SACKed above segment 5, so it is never
+    # "lost" by the DupThresh rule: RFC 6675 rule (4) resends it once
+    h.send(130, A, r(1), l(1 + 4 * m), window=60000)
+    got = h.recv()
+    assert [(g.seq, len(g.payload)) for g in got] == [(l(1 + 4 * m), m)]
+    h.send(140, A, r(1), l(1 + 4 * m), window=60000)
+    h.recv_nothing()                             # once per recovery
