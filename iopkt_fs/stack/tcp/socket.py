@@ -36,6 +36,10 @@ SEND_LOWAT = 2048            # BSD so_snd.sb_lowat: writable once this much is f
 
 
 class TcpSocket:
+    __slots__ = ("layer", "conn", "local", "listening", "backlog", "accept_queue",
+                 "embryonic", "reuseaddr", "keepalive", "nodelay", "sndbuf", "rcvbuf",
+                 "closed", "_error", "shut_rd", "shut_wr", "__weakref__")
+
     def __init__(self, layer: TcpLayer):
         cfg = layer.config
         self.layer = layer
@@ -43,7 +47,7 @@ class TcpSocket:
         self.local: tuple[bytes, int] | None = None
         self.listening = False
         self.backlog = 0
-        self.accept_queue: deque[TcpSocket] = deque()
+        self.accept_queue: deque[TcpSocket] | tuple = ()   # a deque once listening
         self.embryonic = 0
         self.reuseaddr = False
         self.keepalive = False
@@ -134,6 +138,7 @@ class TcpSocket:
             raise StackError(_errno.EADDRINUSE, "address already listening")
         self._unbind()
         self.listening = True
+        self.accept_queue = deque()
         layer.listeners[self.local] = self
 
     def accept(self) -> TcpSocket:
@@ -263,7 +268,7 @@ class TcpSocket:
             for child in self.accept_queue:
                 if child.conn is not None:
                     child.conn.abort(now)
-            self.accept_queue.clear()
+            self.accept_queue = ()
             for conn in list(layer.connections.values()):
                 if conn.listener is self:
                     conn.abort(now)
