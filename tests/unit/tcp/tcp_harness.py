@@ -37,9 +37,9 @@ class Harness:
 
     def send(self, t: int, flags, seq: int, ack: int = 0, window: int = 65535,
              payload: bytes = b"", port: int = REMOTE_PORT, **opts) -> None:
-        r = TcpRepr(port, LOCAL_PORT if self.sock is None or self.sock.local is None
-                    else self.sock.local[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                    TcpFlags(flags), window, payload=payload, **opts)
+        dport = LOCAL_PORT if self.sock is None or self.sock.local is None else self.sock.local[1]
+        r = TcpRepr(port, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, TcpFlags(flags), window,
+                    payload=payload, **opts)
         self.layer.input(REMOTE_IP, LOCAL_IP, memoryview(r.to_bytes(REMOTE_IP, LOCAL_IP)), t)
 
     def recv(self) -> list[TcpRepr]:
@@ -100,7 +100,6 @@ def syn_received(**cfg) -> Harness:
     h = listen(**cfg)
     h.send(0, S, REMOTE_SEQ, mss=1460)
     h.recv_one()
-    h.conn_ = next(iter(h.layer.connections.values()))
     return h
 
 
