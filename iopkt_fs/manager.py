@@ -30,7 +30,6 @@ from .stack import slog
 from .stack.errors import StackError
 from .stack.iface.interface import IFF_SHIM
 from .stack.stack import Stack
-from .stack.tcp.inet import TcpProtosw
 
 
 class StartError(Exception):
@@ -54,8 +53,6 @@ class Instance:
         for severity, text in cl.messages + tcpip.messages:
             log(severity, text)
         self.stack = Stack(config, rng=rng, log=log, hostname=socket.gethostname())
-        if getattr(self.stack, "tcp", None) is None:
-            TcpProtosw.install(self.stack)
         self.runtime = Runtime(self.stack, log=log)
         self.limiter = RequestLimiter(config.threads_max, log)
         self.ns = Namespace(os.getuid(), os.getgid())

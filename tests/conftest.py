@@ -3,6 +3,7 @@ skip elsewhere so the unit and simulation layers still run on any machine.
 """
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -50,3 +51,29 @@ def stack(make_stack):
     proc = sp.start()
     assert proc.returncode == 0, proc.stderr
     return sp
+
+
+def sh(*args, check=True):
+    return subprocess.run(args, capture_output=True, text=True, timeout=20, check=check)
+
+
+@pytest.fixture
+def tap_stack(make_stack):
+    """A stack with tap0 = 10.203.0.2/24; the kernel side 10.203.0.1 in a private netns."""
+    ns = f"systest-{os.getpid()}"
+    dev = f"st{os.getpid() % 100000}"
+    sh("ip", "netns", "add", ns)
+    sp = make_stack(args=["-d", "tap", f"dev={dev},netns={ns}"])
+    try:
+        out = sp.start()
+        assert out.returncode == 0, out.stderr
+        assert sp.run("iopkt", "ifconfig", "tap0", "10.203.0.2/24").returncode == 0
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        sh("ip", "-n", ns, "addr", "add", "10.203.0.1/24", "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        assert sp.run("if_up", "-l", "-m", "100", "-r", "50", "tap0").returncode == 0
+        sp.ns, sp.dev = ns, dev
+        yield sp
+    finally:
+        sp.cleanup()   # the stack (and its tap) go first, then the namespace
+        sh("ip", "netns", "del", ns, check=False)

@@ -365,8 +365,16 @@ async def ctl(fs: SocketFS, conv: Conv, buf: bytes, handle: Handle) -> None:
             raise StackError(errno.EINVAL, conv.err)
         if verb == "connect" and hasattr(proto, "connect_done"):
             # The ctl write returns when the connection is made or has failed (Plan 9).
-            await fs.wait(conv, lambda: proto.connect_done(conv) is not None, handle, heartbeat=None)
-            code = proto.connect_done(conv)
+            outcome: list[int] = []
+
+            def finished() -> bool:
+                code = proto.connect_done(conv)   # takes (clears) a pending error: ask once
+                if code is not None:
+                    outcome.append(code)
+                return bool(outcome)
+
+            await fs.wait(conv, finished, handle, heartbeat=None)
+            code = outcome[0]
             conv.connecting = False
             if code:
                 conv.err = os.strerror(code)

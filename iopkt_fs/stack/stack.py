@@ -28,6 +28,7 @@ from .config import StackConfig
 from .errors import StackError
 from .inet.ipv4 import Ipv4Layer
 from .socket.unix import UnixProtocol
+from .tcp.inet import TcpProtosw
 from .iface.interface import (
     AF_INET, IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_RUNNING, IFF_UP, IFNAMSIZ,
     IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface,
@@ -76,6 +77,8 @@ class Stack:
         self._socket_events: dict[int, object] = {}
         # IPv4: ARP, IP, ICMP, UDP, routes; sets frame_input/loop_input (stack/inet/).
         self.inet = Ipv4Layer(self)
+        # TCP on IPv4: protocol 6 in the protocol switch; sets self.tcp (stack/tcp/).
+        TcpProtosw.install(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
         self.unix = UnixProtocol(self)
 

@@ -1,0 +1,364 @@
+"""Sockets as files, used the way a person would: shell scripts and the Python client,
+against the Linux kernel in a namespace over TAP (the tap_stack fixture), plus the
+stack-internal protocols (unix, loopback TCP/UDP)."""
+
+import errno
+import hashlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import threading
+import time
+
+import pytest
+
+from iopkt_fs import client
+from iopkt_testutil import wait_until
+
+pytestmark = pytest.mark.system
+KERNEL, STACK = "10.203.0.1", "10.203.0.2"
+
+
+def bash(sp, script, timeout=60, **kw):
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=sp.env,
+                          timeout=timeout, **kw)
+
+
+def in_ns(sp, *argv, **kw):
+    return subprocess.Popen(["ip", "netns", "exec", sp.ns, *argv], **kw)
+
+
+def test_curl_fetches_a_page_served_by_bash(tap_stack):
+    sp = tap_stack
+    server = textwrap.dedent("""\
+        S=$SOCK/dev/socket/tcp
+        N=$(cat $S/clone)
+        echo "announce 8080" > $S/$N/ctl
+        M=$(cat $S/$N/listen)
+        exec 3<>$S/$M/data
+        while IFS= read -r line <&3; do [ "${line%$'\\r'}" = "" ] && break; done
+        printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 12\\r\\n\\r\\nhello world\\n' >&3
+        exec 3>&-
+        echo close > $S/$M/ctl
+        """)
+    srv = subprocess.Popen(["bash", "-c", server], env=sp.env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: "LISTEN" in sp.run("iopkt", "netstat", "-an").stdout, 5)
+        curl = subprocess.run(["ip", "netns", "exec", sp.ns, "curl", "-sS", "--max-time", "10",
+                               f"http://{STACK}:8080/"], capture_output=True, text=True, timeout=20)
+        assert curl.returncode == 0, curl.stderr
+        assert curl.stdout == "hello world\n"
+        assert srv.wait(timeout=10) == 0, srv.stderr.read()
+    finally:
+        srv.kill()
+
+
+def test_shell_client_fetches_from_a_kernel_http_server(tap_stack, tmp_path):
+    sp = tap_stack
+    (tmp_path / "page.txt").write_text("served by the Linux kernel's peer\n")
+    http = in_ns(sp, "python3", "-m", "http.server", "8000", "--bind", KERNEL, "--directory", str(tmp_path),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: subprocess.run(["ip", "netns", "exec", sp.ns, "ss", "-ltn"], capture_output=True,
+                                                 text=True).stdout.count(":8000") > 0, 10)
+        out = bash(sp, textwrap.dedent(f"""\
+            S=$SOCK/dev/socket/tcp
+            N=$(cat $S/clone)
+            echo "connect {KERNEL}!8000" > $S/$N/ctl
+            exec 3<>$S/$N/data
+            printf 'GET /page.txt HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' >&3
+            cat <&3
+            """))
+        assert out.returncode == 0, out.stderr
+        # (text mode folds the CRLFs)
+        assert out.stdout.startswith("HTTP/1.0 200 OK\n")
+        assert out.stdout.endswith("\n\nserved by the Linux kernel's peer\n")
+    finally:
+        http.kill()
+        http.wait()
+
+
+def test_100mb_kernel_to_stack_through_data(tap_stack):
+    sp = tap_stack
+    sender = textwrap.dedent(f"""\
+        import hashlib, socket, sys
+        s = socket.create_connection(('{STACK}', 5001), timeout=60)
+        h = hashlib.sha256(); block = bytes(range(256)) * 4096
+        for i in range(100):
+            chunk = block[i:] + block[:i]
+            h.update(chunk); s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR); s.recv(1)
+        print(h.hexdigest())
+        """)
+    listener = client.announce("tcp!*!5001", prefix=sp.prefix)
+    try:
+        proc = in_ns(sp, "python3", "-c", sender, stdout=subprocess.PIPE, text=True)
+        conn = listener.accept()
+        n = conn.number
+        got = bash(sp, f"dd if=$SOCK/dev/socket/tcp/{n}/data bs=1M 2>/dev/null | sha256sum", timeout=120)
+        conn.close()
+        sent = proc.communicate(timeout=60)[0].strip()
+        assert got.stdout.split()[0] == sent
+    finally:
+        listener.close()
+
+
+def test_a_thousand_connections_at_once(tap_stack):
+    sp = tap_stack
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
+    server = textwrap.dedent(f"""\
+        import socket
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(('{KERNEL}', 7000)); s.listen(2048); s.settimeout(60)
+        print('ready', flush=True)
+        held = [s.accept()[0] for _ in range(1000)]
+        print(len(held), flush=True)
+        import sys; sys.stdin.read()
+        """)
+    srv = in_ns(sp, "python3", "-c", server, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    conns = []
+    try:
+        assert srv.stdout.readline().strip() == "ready"
+        for _ in range(1000):
+            conns.append(client.dial(f"tcp!{KERNEL}!7000", prefix=sp.prefix))
+        assert srv.stdout.readline().strip() == "1000"
+        table = sp.run("iopkt", "netstat", "-n").stdout
+        assert table.count("ESTABLISHED") == 1000
+        assert len({c.number for c in conns}) == 1000
+        # Every one is usable.
+        conns[0].write(b"x")
+        conns[-1].write(b"y")
+    finally:
+        for c in conns:
+            c.close()
+        srv.stdin.close()
+        srv.kill()
+        srv.wait()
+
+
+def test_interrupted_reader_loses_nothing(tap_stack):
+    sp = tap_stack
+    listener = client.announce("tcp!*!5002", prefix=sp.prefix)
+    peer = in_ns(sp, "python3", "-c", textwrap.dedent(f"""\
+        import socket, sys
+        s = socket.create_connection(('{STACK}', 5002), timeout=30)
+        sys.stdin.readline()
+        s.sendall(b'after the interrupt\\n'); s.shutdown(socket.SHUT_WR); s.recv(1)
+        """), stdin=subprocess.PIPE, text=True)
+    try:
+        conn = listener.accept()
+        data = f"{sp.prefix}/dev/socket/tcp/{conn.number}/data"
+        reader = subprocess.Popen(["cat", data], stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        assert reader.poll() is None                 # blocked: nothing to read yet
+        t0 = time.monotonic()
+        reader.send_signal(signal.SIGINT)
+        reader.wait(timeout=5)
+        assert time.monotonic() - t0 < 1.5           # Ctrl-C returns promptly
+        peer.stdin.write("go\n")
+        peer.stdin.flush()
+        assert conn.read_all() == b"after the interrupt\n"   # nothing was lost
+        conn.close()
+    finally:
+        listener.close()
+        peer.kill()
+        peer.wait()
+
+
+def test_blocked_listen_is_interruptible(stack):
+    listener = client.announce("tcp!*!5003", prefix=stack.prefix)
+    try:
+        listen = f"{stack.prefix}/dev/socket/tcp/{os.path.basename(listener.dir)}/listen"
+        waiter = subprocess.Popen(["cat", listen], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        assert waiter.poll() is None
+        t0 = time.monotonic()
+        waiter.send_signal(signal.SIGINT)
+        waiter.wait(timeout=5)
+        assert time.monotonic() - t0 < 1.5
+        # The listener still works, and the call that comes next is not lost.
+        conn_box = []
+        th = threading.Thread(target=lambda: conn_box.append(listener.accept()))
+        th.start()
+        c = client.dial("tcp!127.0.0.1!5003", prefix=stack.prefix)
+        th.join(10)
+        assert conn_box and conn_box[0].remote.startswith("127.0.0.1!")
+        c.close()
+        conn_box[0].close()
+    finally:
+        listener.close()
+
+
+def test_udp_both_ways_and_headers(tap_stack):
+    sp = tap_stack
+    echo = in_ns(sp, "python3", "-c", textwrap.dedent(f"""\
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('{KERNEL}', 9999))
+        print('ready', flush=True)
+        for _ in range(2):
+            data, addr = s.recvfrom(2048); s.sendto(data.upper(), addr)
+        """), stdout=subprocess.PIPE, text=True)
+    try:
+        assert echo.stdout.readline().strip() == "ready"
+        out = bash(sp, textwrap.dedent(f"""\
+            S=$SOCK/dev/socket/udp
+            N=$(cat $S/clone)
+            echo "connect {KERNEL}!9999" > $S/$N/ctl
+            exec 3<>$S/$N/data
+            printf 'ping one' >&3
+            timeout 5 dd bs=2048 count=1 status=none <&3
+            """))
+        assert "PING ONE" in out.stdout
+        # One announced socket, many peers: with headers each datagram names its peer.
+        base = f"{sp.prefix}/dev/socket/udp"
+        ctl = os.open(f"{base}/clone", os.O_RDWR)
+        n = os.read(ctl, 16).decode().strip()
+        os.write(ctl, b"announce 0\n")
+        os.write(ctl, b"headers\n")
+        data = os.open(f"{base}/{n}/data", os.O_RDWR)
+        os.write(data, f"{KERNEL}!9999\nping two".encode())
+        assert os.read(data, 2048) == f"{KERNEL}!9999\n".encode() + b"PING TWO"
+        os.close(data)
+        os.close(ctl)
+    finally:
+        echo.kill()
+        echo.wait()
+
+
+def test_udp_to_a_closed_port_is_refused(tap_stack):
+    c = client.dial(f"udp!{KERNEL}!9", prefix=tap_stack.prefix)
+    c.write(b"anyone?")
+    time.sleep(0.3)
+    with pytest.raises(OSError) as e:
+        c.read()
+    assert e.value.errno == errno.ECONNREFUSED
+    c.close()
+
+
+def test_connect_refused_and_err_file(tap_stack):
+    with pytest.raises(OSError) as e:
+        client.dial(f"tcp!{KERNEL}!1", prefix=tap_stack.prefix)
+    assert e.value.errno == errno.ECONNREFUSED
+    assert "refused" in str(e.value).lower()
+
+
+def test_ping_from_the_stack(tap_stack):
+    out = tap_stack.run("iopkt", "ping", "-c", "3", "-i", "0.2", KERNEL)
+    assert out.returncode == 0
+    assert out.stdout.count(f"bytes from {KERNEL}: icmp_seq=") == 3
+    assert "3 packets transmitted, 3 packets received, 0.0% packet loss" in out.stdout
+
+
+MALFORMED = [
+    ("tcp", "connect", errno.EINVAL), ("tcp", "connect 10.203.0.1", errno.EINVAL),
+    ("tcp", "connect bogus!80", errno.EINVAL), ("tcp", "connect 10.203.0.1!99999", errno.EINVAL),
+    ("tcp", "announce x", errno.EINVAL), ("tcp", "keepalive soon", errno.EINVAL),
+    ("tcp", "ttl many", errno.EINVAL), ("tcp", "frobnicate", errno.EINVAL),
+    ("tcp", "shutdown sideways", errno.EINVAL), ("udp", "connect", errno.EINVAL),
+    ("udp", "headers now", errno.EINVAL), ("udp", "announce 70000", errno.EINVAL),
+    ("raw", "connect", errno.EINVAL), ("unix", "connect", errno.EINVAL),
+    ("unix", "connect nobody-here", errno.ECONNREFUSED), ("unix", "announce a b", errno.EINVAL),
+]
+
+
+@pytest.mark.parametrize("proto,line,code", MALFORMED, ids=[f"{p}:{l}" for p, l, _ in MALFORMED])
+def test_malformed_ctl_verbs(tap_stack, proto, line, code):
+    sp = tap_stack
+    base = f"{sp.prefix}/dev/socket/{proto}"
+    fd = os.open(f"{base}/clone", os.O_RDWR)
+    try:
+        n = os.read(fd, 16).decode().strip()
+        with pytest.raises(OSError) as e:
+            os.write(fd, (line + "\n").encode())
+        assert e.value.errno == code
+        assert open(f"{base}/{n}/err").read().strip() != ""
+    finally:
+        os.close(fd)
+    assert sp.run("iopkt", "ifconfig", "tap0").returncode == 0   # still serving
+
+
+def test_port_in_use(stack):
+    a = client.announce("tcp!*!6000", prefix=stack.prefix)
+    try:
+        with pytest.raises(OSError) as e:
+            client.announce("tcp!*!6000", prefix=stack.prefix)
+        assert e.value.errno == errno.EADDRINUSE
+    finally:
+        a.close()
+
+
+def test_unix_stream_and_datagrams_between_processes(stack):
+    server = subprocess.Popen(["bash", "-c", textwrap.dedent("""\
+        S=$SOCK/dev/socket/unix
+        N=$(cat $S/clone); echo "announce svc" > $S/$N/ctl
+        echo ready
+        M=$(cat $S/$N/listen)
+        exec 3<>$S/$M/data
+        read -r line <&3
+        echo "echo: $line" >&3
+        echo close > $S/$M/ctl
+        """)], env=stack.env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        c = client.dial("unix!svc", prefix=stack.prefix)
+        c.write(b"hello over unix\n")
+        assert c.read_all() == b"echo: hello over unix\n"
+        c.close()
+        assert server.wait(timeout=10) == 0
+    finally:
+        server.kill()
+    # Datagrams keep their boundaries; headers name the sender.
+    rx = client.announce("unix!box", prefix=stack.prefix)
+    tx = client.dial("unix!box", prefix=stack.prefix)
+    del rx, tx
+    base = f"{stack.prefix}/dev/socket/unix"
+    r = subprocess.run(["bash", "-c", textwrap.dedent(f"""\
+        A=$(cat {base}/clone); exec 4<>{base}/$A/ctl; echo dgram >&4; echo "announce inbox" >&4; echo headers >&4
+        B=$(cat {base}/clone); exec 5<>{base}/$B/ctl; echo dgram >&5; echo "announce sender" >&5; echo "connect inbox" >&5
+        exec 6<>{base}/$B/data; printf one >&6; printf two >&6
+        exec 7<>{base}/$A/data
+        python3 -c 'import os; print(os.read(7, 100)); print(os.read(7, 100))'
+        """)], capture_output=True, text=True, timeout=20, pass_fds=())
+    assert r.stdout.splitlines() == ["b'sender\\none'", "b'sender\\ntwo'"], r.stderr
+
+
+def test_connection_directories_belong_to_their_owner(make_stack):
+    base = tempfile.mkdtemp(prefix="iopkt-perm-")
+    os.chmod(base, 0o755)
+    sp = make_stack(name=os.path.join(base, "p"))
+    try:
+        assert sp.start().returncode == 0
+        tcp = f"{sp.prefix}/dev/socket/tcp"
+        mine = client.announce("tcp!*!6100", prefix=sp.prefix)
+        n = os.path.basename(mine.dir)
+        # bash, not dash: dash's echo reports every write error as "I/O error".
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", "bash", "-c"]
+        denied = sp.run(*nobody, f"cat {tcp}/{n}/ctl")
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr
+        own = sp.run(*nobody, f"N=$(cat {tcp}/clone) && cat {tcp}/$N/ctl && "
+                              f"echo 'announce 6200' > {tcp}/$N/ctl && cat {tcp}/$N/local")
+        assert own.returncode == 0, own.stderr
+        assert own.stdout.split() [1:] == ["*!6200"]
+        low = sp.run(*nobody, f"N=$(cat {tcp}/clone) && echo 'announce 80' > {tcp}/$N/ctl")
+        assert low.returncode != 0 and "Permission denied" in low.stderr
+        mine.close()
+    finally:
+        sp.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_connections_go_away_when_done(stack):
+    tcp = f"{stack.prefix}/dev/socket/tcp"
+    with open(f"{tcp}/clone") as f:
+        n = f.read().strip()
+    # Unused, it outlives its last close for a grace period (N=$(cat clone) works) ...
+    assert os.path.isdir(f"{tcp}/{n}")
+    # ... then it goes, and its number is free again.
+    assert wait_until(lambda: not os.path.exists(f"{tcp}/{n}"), 10)
+    with open(f"{tcp}/clone") as f:
+        assert f.read().strip() == n
