@@ -158,7 +158,8 @@ class Instance:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.runtime.run)
                 cfg = self.stack.config
-                nursery.start_soon(_serve, cfg.threads_min, max(10000, cfg.threads_max * 8))
+                served = trio.Event()
+                nursery.start_soon(_serve, cfg.threads_min, max(10000, cfg.threads_max * 8), served)
                 # Serving means a request through the kernel is answered.
                 await trio.to_thread.run_sync(os.stat, os.path.join(self.prefix, "dev", "socket", "status"))
                 for spec, opts in self.cl.drivers:
@@ -172,10 +173,12 @@ class Instance:
                 task_status.started()
                 await _wait_for_stop_signal()
                 self.slog(slog.INFO, "tcpip stopping")
-                self.sockets.stop()
+                self.sockets.stop()          # parked requests answer at once
                 self.runtime.shutdown()
                 pyfuse3.terminate()
-                nursery.cancel_scope.deadline = trio.current_time() + 2
+                with trio.move_on_after(0.5):
+                    await served.wait()      # requests in flight finish
+                nursery.cancel_scope.cancel()
         finally:
             self.unmount()
 
@@ -188,8 +191,11 @@ class Instance:
                 _lazy_unmount(self.prefix)
 
 
-async def _serve(min_tasks: int, max_tasks: int) -> None:
-    await pyfuse3.main(min_tasks=min_tasks, max_tasks=max_tasks)
+async def _serve(min_tasks: int, max_tasks: int, served: trio.Event) -> None:
+    try:
+        await pyfuse3.main(min_tasks=min_tasks, max_tasks=max_tasks)
+    finally:
+        served.set()
 
 
 async def _wait_for_stop_signal() -> None:

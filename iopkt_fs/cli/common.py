@@ -72,5 +72,11 @@ def run(fn, argv: list[str] | None = None) -> int:
         return exc.status
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # The stack went away mid-command, or refused something we did not expect.
+        tool = getattr(fn, "__module__", "iopkt").rsplit(".", 1)[-1]
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{tool}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0

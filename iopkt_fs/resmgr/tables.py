@@ -182,8 +182,8 @@ def protocol_stats(stack) -> dict:
         "arp": lambda: counters(_fields(inet.arp.stats)),
     }
     tcp = getattr(stack, "tcp", None)
-    if tcp is not None and hasattr(tcp, "stats"):
-        tables["tcp"] = lambda: counters(_fields(tcp.stats))
+    if tcp is not None:
+        tables["tcp"] = tcp.stats.render     # tcps_NAME: value, NetBSD's names
     return tables
 
 

@@ -81,7 +81,7 @@ def test_netstat_counts_what_the_kernel_sent(tap_stack):
     ip = sp.run("iopkt", "netstat", "-s", "-p", "ip").stdout
     assert "\t4 total packets received\n" in ip
     every = sp.run("iopkt", "netstat", "-s").stdout
-    assert [l for l in every.splitlines() if not l.startswith("\t")] == ["ip:", "icmp:", "udp:", "arp:"]
+    assert [l for l in every.splitlines() if not l.startswith("\t")] == ["ip:", "icmp:", "tcp:", "udp:", "arp:"]
     ifs = sp.run("iopkt", "netstat", "-i").stdout.splitlines()
     assert ifs[0] == "Name  Mtu   Network       Address              Ipkts Ierrs    Opkts Oerrs Colls"
     tap = [l.split() for l in ifs if l.startswith("tap0")]
