@@ -1,0 +1,400 @@
+"""trio streams over the stack's TCP: what Python callers and tests use instead of files.
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.run)
+        listener = await TcpListener.open(runtime, 8080)
+        client = await open_tcp_stream(runtime, "127.0.0.1", 8080)
+        server = await listener.accept()
+        await client.send_all(b"hello")
+        await server.receive_some()          # b"hello"
+
+``TcpStream`` is a ``trio.abc.HalfCloseableStream`` over one ``TcpSocket`` (stack/tcp/
+socket.py), whose calls never block: a call that would block raises ``StackError(EAGAIN)``
+and the stream waits for the socket's readiness to change, then tries again.
+
+Readiness. The TCP layer collects sockets whose readiness changed in its own set
+(``stack.tcp.take_events()``), apart from the stack-wide list the file layer drains
+(``stack.take_socket_events()``, consumed by ``resmgr/sockfs.py``). One ``_Dispatcher``
+per runtime, registered in ``runtime.after_turn``, drains the TCP set after every turn and
+sets the ``trio.Event`` of each socket a task waits on; so streams and a mounted
+filesystem run side by side without taking each other's wakeups. Every wait is also
+bounded (``RECHECK``) and re-checks the socket's state, a safety net should a wakeup
+ever be missed: a missed wakeup costs latency, never a hang.
+
+Every call that may have queued segments or changed a window kicks the runtime, which
+polls the stack and hands the frames to the drivers on its next turn.
+
+Errors. Calls on a stream we closed raise ``trio.ClosedResourceError``; a connection the
+network broke (RST, timeout, EPIPE) raises ``trio.BrokenResourceError`` whose
+``__cause__`` is an ``OSError`` with the errno; ``open_tcp_stream`` raises ``OSError``
+(ECONNREFUSED, ETIMEDOUT, ENETUNREACH ...) as ``trio.open_tcp_stream`` does.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import operator
+import os
+import weakref
+
+import trio
+
+from .runtime import Runtime, now_us
+from .stack.errors import StackError
+from .stack.tcp.socket import (IPPROTO_TCP, SHUT_WR, SO_KEEPALIVE, SO_RCVBUF, SO_REUSEADDR,
+                               SO_SNDBUF, SOL_SOCKET, TCP_NODELAY, TcpSocket)
+
+RECHECK = 0.5                 # seconds: the longest a wait goes without looking again
+DEFAULT_RECEIVE = 65536       # receive_some() without max_bytes
+
+
+def _ip(host: str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    if isinstance(host, bytes) and len(host) in (4, 16):
+        return host
+    return ipaddress.ip_address(host).packed
+
+
+def _text(ip: bytes) -> str:
+    return str(ipaddress.ip_address(ip))
+
+
+def _oserror(exc: StackError) -> OSError:
+    return OSError(exc.errno, exc.message)
+
+
+class _ConflictDetector:
+    """Two tasks in one direction at once is a caller bug: trio.BusyResourceError."""
+
+    __slots__ = ("msg", "held")
+
+    def __init__(self, msg: str):
+        self.msg = msg
+        self.held = False
+
+    def __enter__(self) -> None:
+        if self.held:
+            raise trio.BusyResourceError(self.msg)
+        self.held = True
+
+    def __exit__(self, *exc) -> None:
+        self.held = False
+
+
+class _Dispatcher:
+    """Wakes the tasks waiting on TCP sockets whose readiness changed (one per runtime)."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.layer = runtime.stack.tcp
+        self.waiting: dict[TcpSocket, trio.Event] = {}
+        runtime.after_turn.append(self.dispatch)
+
+    def dispatch(self) -> None:
+        events = self.layer.take_events()
+        if not events or not self.waiting:
+            return
+        for sock in events:
+            event = self.waiting.pop(sock, None)
+            if event is not None:
+                event.set()
+
+    def wake(self, sock: TcpSocket) -> None:
+        event = self.waiting.pop(sock, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, sock: TcpSocket, ready) -> None:
+        """Return once ``ready()`` holds; a checkpoint either way."""
+        if ready():
+            await trio.lowlevel.checkpoint()
+            return
+        while not ready():
+            event = self.waiting.get(sock)
+            if event is None:
+                event = self.waiting[sock] = trio.Event()
+            with trio.move_on_after(RECHECK):
+                await event.wait()
+
+
+_dispatchers: weakref.WeakKeyDictionary[Runtime, _Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def _dispatcher(runtime: Runtime) -> _Dispatcher:
+    d = _dispatchers.get(runtime)
+    if d is None:
+        d = _dispatchers[runtime] = _Dispatcher(runtime)
+    return d
+
+
+class TcpStream(trio.abc.HalfCloseableStream):
+    """One established (or establishing) TCP connection of the stack."""
+
+    def __init__(self, runtime: Runtime, sock: TcpSocket):
+        self.runtime = runtime
+        self.socket = sock
+        self._dispatch = _dispatcher(runtime)
+        self._closed = False
+        self._eof_sent = False
+        self._send_conflict = _ConflictDetector(
+            "another task is using this stream for send")
+        self._receive_conflict = _ConflictDetector(
+            "another task is using this stream for receive")
+
+    def __repr__(self) -> str:
+        return f"<TcpStream {self.socket!r}>"
+
+    # -- addresses and options ------------------------------------------------------------
+
+    @property
+    def local_address(self) -> tuple[str, int] | None:
+        ep = self.socket.local_address
+        return None if ep is None else (_text(ep[0]), ep[1])
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        ep = self.socket.remote_address
+        return None if ep is None else (_text(ep[0]), ep[1])
+
+    def setsockopt(self, level: int, name: int, value: int) -> None:
+        self.socket.setsockopt(level, name, value, now_us())
+        self.runtime.kick()
+
+    def getsockopt(self, level: int, name: int) -> int:
+        return self.socket.getsockopt(level, name)
+
+    def status(self):
+        """The connection's ``TcpStatus`` (state, queues, srtt, cwnd ...), None if gone."""
+        return self.socket.status()
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _writable(self) -> bool:
+        return self._closed or self.socket.writable
+
+    async def send_all(self, data) -> None:
+        with self._send_conflict:
+            if self._closed:
+                raise trio.ClosedResourceError("stream was closed")
+            if self._eof_sent:
+                raise trio.ClosedResourceError("send_eof() was called")
+            await trio.lowlevel.checkpoint_if_cancelled()
+            view = memoryview(data)
+            if view.format != "B" or view.ndim != 1:
+                view = view.cast("B")
+            sock, runtime, sent, total = self.socket, self.runtime, 0, len(view)
+            while sent < total:
+                # Flow control as BSD sosend() blocks: wait while less than the low-water
+                # mark is free (or the handshake is not done); the peer's ACKs free room
+                # and the layer reports it. An error shows as writable and raises below.
+                if not sock.writable:
+                    runtime.kick()
+                    await self._dispatch.wait(sock, self._writable)
+                    if self._closed:
+                        raise trio.ClosedResourceError("stream was closed")
+                try:
+                    sent += sock.send(view[sent:], now_us())
+                except StackError as exc:
+                    if exc.errno != errno.EAGAIN:
+                        raise trio.BrokenResourceError(exc.message) from _oserror(exc)
+                    await self._dispatch.wait(sock, self._writable)   # raced: wait again
+                    continue
+                runtime.kick()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        with self._send_conflict:
+            if self._closed:
+                raise trio.ClosedResourceError("stream was closed")
+            await self._dispatch.wait(self.socket, self._writable)
+            if self._closed:
+                raise trio.ClosedResourceError("stream was closed")
+
+    async def send_eof(self) -> None:
+        """Shut down the sending half: a FIN follows the queued data (RFC 9293 3.10.4)."""
+        with self._send_conflict:
+            if self._closed:
+                raise trio.ClosedResourceError("stream was closed")
+            await trio.lowlevel.checkpoint()
+            if self._eof_sent:
+                return
+            self._eof_sent = True
+            try:
+                self.socket.shutdown(SHUT_WR, now_us())
+            except StackError:
+                pass   # ENOTCONN: the connection is already gone; nothing left to end
+            self.runtime.kick()
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def _readable(self) -> bool:
+        return self._closed or self.socket.readable
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE
+        else:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+        with self._receive_conflict:
+            if self._closed:
+                raise trio.ClosedResourceError("stream was closed")
+            await trio.lowlevel.checkpoint_if_cancelled()
+            sock = self.socket
+            while True:
+                conn = sock.conn
+                avail = len(conn.rcv_buf) if conn is not None else 0
+                # Nothing buffered: a one-byte probe tells EOF or EAGAIN apart.
+                buf = bytearray(min(max_bytes, avail) or 1)
+                try:
+                    n = sock.recv_into(buf, now_us())
+                except StackError as exc:
+                    if exc.errno != errno.EAGAIN:
+                        raise trio.BrokenResourceError(exc.message) from _oserror(exc)
+                    await self._dispatch.wait(sock, self._readable)
+                    if self._closed:
+                        raise trio.ClosedResourceError("stream was closed") from None
+                    continue
+                # Reading may have opened the window: a window update may be due.
+                self.runtime.kick()
+                if n < len(buf):
+                    del buf[n:]
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return buf
+
+    # -- closing --------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the socket: an orderly FIN, or a RST when unread data is left
+        (RFC 1122 4.2.2.13). The connection finishes sending in the background."""
+        if not self._closed:
+            self._closed = True
+            self.socket.close(now_us())
+            self.runtime.kick()
+            self._dispatch.wake(self.socket)
+        await trio.lowlevel.checkpoint()
+
+    async def abort(self) -> None:
+        """Close with a RST at once (SO_LINGER 0)."""
+        if not self._closed:
+            self._closed = True
+            self.socket.abort(now_us())
+            self.runtime.kick()
+            self._dispatch.wake(self.socket)
+        await trio.lowlevel.checkpoint()
+
+
+def _set_options(sock: TcpSocket, *, sndbuf=None, rcvbuf=None, nodelay=False,
+                 keepalive=False, reuseaddr=False) -> None:
+    if reuseaddr:
+        sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+    if sndbuf is not None:
+        sock.setsockopt(SOL_SOCKET, SO_SNDBUF, sndbuf)
+    if rcvbuf is not None:
+        sock.setsockopt(SOL_SOCKET, SO_RCVBUF, rcvbuf)
+    if nodelay:
+        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+    if keepalive:
+        sock.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1)
+
+
+async def open_tcp_stream(runtime: Runtime, host, port: int, *, local: tuple | None = None,
+                          sndbuf: int | None = None, rcvbuf: int | None = None,
+                          nodelay: bool = False, keepalive: bool = False) -> TcpStream:
+    """Connect to ``host:port`` (an address, not a name) through the stack.
+
+    ``local`` is an optional ``(addr, port)`` to bind first. Raises ``OSError`` when the
+    connection fails (ECONNREFUSED, ETIMEDOUT after the SYN retries, ENETUNREACH ...);
+    a cancelled connect aborts the half-open connection."""
+    sock = runtime.stack.tcp.socket()
+    dispatch = _dispatcher(runtime)
+    try:
+        _set_options(sock, sndbuf=sndbuf, rcvbuf=rcvbuf, nodelay=nodelay,
+                     keepalive=keepalive)
+        if local is not None:
+            sock.bind(_ip(local[0]), local[1])
+        sock.connect(_ip(host), port, now_us())
+    except StackError as exc:
+        sock.close(now_us())
+        raise _oserror(exc) from None
+    runtime.kick()
+    try:
+        # Completion shows as writable; failure as an error (RFC 9293 3.10.7.3).
+        await dispatch.wait(sock, lambda: sock.writable or bool(sock.error)
+                            or sock.state != "SYN-SENT")
+    except BaseException:
+        sock.abort(now_us())
+        runtime.kick()
+        raise
+    err = sock.take_error()
+    if err or sock.state not in ("ESTABLISHED", "CLOSE-WAIT"):
+        sock.close(now_us())
+        runtime.kick()
+        err = err or errno.ECONNREFUSED
+        raise OSError(err, os.strerror(err))
+    return TcpStream(runtime, sock)
+
+
+class TcpListener(trio.abc.Listener[TcpStream]):
+    """A listening socket; ``accept()`` returns a ``TcpStream`` per connection."""
+
+    def __init__(self, runtime: Runtime, sock: TcpSocket):
+        self.runtime = runtime
+        self.socket = sock
+        self._dispatch = _dispatcher(runtime)
+        self._closed = False
+        self._conflict = _ConflictDetector("another task is accepting")
+
+    @classmethod
+    async def open(cls, runtime: Runtime, port: int = 0, host="0.0.0.0", *,
+                   backlog: int = 128, reuseaddr: bool = True, sndbuf: int | None = None,
+                   rcvbuf: int | None = None, nodelay: bool = False,
+                   keepalive: bool = False) -> "TcpListener":
+        """Listen on ``host:port`` (port 0: an ephemeral port, see ``.port``). Options
+        given here pass to every accepted connection (BSD sonewconn)."""
+        sock = runtime.stack.tcp.socket()
+        try:
+            _set_options(sock, sndbuf=sndbuf, rcvbuf=rcvbuf, nodelay=nodelay,
+                         keepalive=keepalive, reuseaddr=reuseaddr)
+            sock.bind(_ip(host), port)
+            sock.listen(backlog)
+        except StackError as exc:
+            sock.close(now_us())
+            raise _oserror(exc) from None
+        await trio.lowlevel.checkpoint()
+        return cls(runtime, sock)
+
+    @property
+    def port(self) -> int:
+        return self.socket.local[1]
+
+    def _ready(self) -> bool:
+        return self._closed or self.socket.readable
+
+    async def accept(self) -> TcpStream:
+        with self._conflict:
+            if self._closed:
+                raise trio.ClosedResourceError("listener was closed")
+            await trio.lowlevel.checkpoint_if_cancelled()
+            while True:
+                try:
+                    child = self.socket.accept()
+                except StackError as exc:
+                    if exc.errno != errno.EAGAIN:
+                        raise _oserror(exc) from None
+                    await self._dispatch.wait(self.socket, self._ready)
+                    if self._closed:
+                        raise trio.ClosedResourceError("listener was closed") from None
+                    continue
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return TcpStream(self.runtime, child)
+
+    async def aclose(self) -> None:
+        """Stop listening; connections not yet accepted are reset (BSD soclose)."""
+        if not self._closed:
+            self._closed = True
+            self.socket.close(now_us())
+            self.runtime.kick()
+            self._dispatch.wake(self.socket)
+        await trio.lowlevel.checkpoint()
