@@ -83,11 +83,13 @@ class StackProcess:
         if self.pid is None:
             return False
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            with open(f"/proc/{self.pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
             return False
-        # A zombie child of ours would still answer kill 0; ours are not children.
-        return True
+        # An exited daemon is reparented to PID 1, which may reap it late: a zombie has
+        # finished (and unmounted) already.
+        return state not in ("Z", "X")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> bool:
         if self.pid is None:
