@@ -365,3 +365,66 @@ def test_connections_go_away_when_done(stack):
     assert wait_until(lambda: not os.path.exists(f"{tcp}/{n}"), 10)
     with open(f"{tcp}/clone") as f:
         assert f.read().strip() == n
+
+
+def test_parked_readers_hold_no_threads(make_stack):
+    """Ten readers blocked in data with threads_max=4: the mount still serves everyone."""
+    sp = make_stack(tcpip="threads_min=4,threads_max=4")
+    assert sp.start().returncode == 0
+    base = f"{sp.prefix}/dev/socket/udp"
+    ctls, readers = [], []
+    try:
+        for i in range(10):
+            fd = os.open(f"{base}/clone", os.O_RDWR)
+            n = os.read(fd, 16).decode().strip()
+            os.write(fd, f"announce {7100 + i}\n".encode())
+            ctls.append(fd)
+            readers.append(subprocess.Popen(["dd", f"if={base}/{n}/data", "bs=2048", "count=1", "status=none"],
+                                            stdout=subprocess.PIPE))
+        time.sleep(0.5)
+        assert all(r.poll() is None for r in readers)          # all parked
+        t0 = time.monotonic()
+        assert sp.run("iopkt", "ifconfig", "lo0").returncode == 0
+        assert time.monotonic() - t0 < 2
+        sender = client.dial("udp!127.0.0.1!7100", prefix=sp.prefix)
+        for i in range(10):
+            sender.ctl(f"connect 127.0.0.1!{7100 + i}")
+            sender.write(f"datagram {i}".encode())
+        outs = [r.communicate(timeout=10)[0] for r in readers]
+        assert outs == [f"datagram {i}".encode() for i in range(10)]
+        sender.close()
+        assert 'Threads exhausted' not in sp.run("sloginfo").stdout
+    finally:
+        for r in readers:
+            r.kill()
+        for fd in ctls:
+            os.close(fd)
+
+
+async def test_trio_stream_over_the_files(stack):
+    import trio
+    listener = client.announce("tcp!*!6300", prefix=stack.prefix)
+    try:
+        async with trio.open_nursery() as nursery:
+            async def serve():
+                s = await client.accept_stream(listener)
+                data = b""
+                while True:
+                    chunk = await s.receive_some(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                await s.send_all(hashlib.sha256(data).hexdigest().encode())
+                await s.aclose()
+            nursery.start_soon(serve)
+            stream = await client.open_stream("tcp!127.0.0.1!6300", prefix=stack.prefix)
+            payload = os.urandom(3 << 20)
+            await stream.send_all(payload)
+            await stream.send_eof()
+            answer = b""
+            while chunk := await stream.receive_some():
+                answer += chunk
+            assert answer.decode() == hashlib.sha256(payload).hexdigest()
+            await stream.aclose()
+    finally:
+        listener.close()
