@@ -1,0 +1,100 @@
+"""The Linux kernel's side of the kernel tests: run inside the test's namespace with
+``ip netns exec NS python kpeer.py MODE ...``; prints one JSON line with what it saw.
+
+    send HOST PORT NBYTES SEED     connect, send NBYTES of seeded data, shut down, wait EOF
+    recv PORT                      listen, accept one, read to EOF, close
+    echo HOST PORT                 connect, send b"hello", read the echo, close (SYN flood)
+    idle HOST PORT SECONDS         connect and sit idle (keepalive)
+
+Data comes from ``chunks(nbytes, seed)``; both sides hash what they sent or received.
+"""
+
+import hashlib
+import json
+import random
+import socket
+import sys
+import time
+
+CHUNK = 1 << 20
+
+
+def chunks(nbytes: int, seed: int):
+    rng = random.Random(seed)
+    left = nbytes
+    while left:
+        n = min(CHUNK, left)
+        yield rng.randbytes(n)
+        left -= n
+
+
+def info(sock: socket.socket) -> dict:
+    # struct tcp_info: tcpi_options is byte 5 (TCPI_OPT_TIMESTAMPS 1, SACK 2, WSCALE 4),
+    # byte 6 the send/receive window scales (4 bits each).
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return {"options": raw[5], "wscale": raw[6], "retrans": int.from_bytes(raw[100:104], "little")}
+
+
+def main(argv):
+    mode = argv[0]
+    t0 = time.monotonic()
+    if mode == "send":
+        host, port, nbytes, seed = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+        s = socket.create_connection((host, port), timeout=60)
+        h = hashlib.sha256()
+        for c in chunks(nbytes, seed):
+            h.update(c)
+            s.sendall(c)
+        s.shutdown(socket.SHUT_WR)
+        tail = s.recv(1)
+        out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
+        s.close()
+    elif mode == "recv":
+        lst = socket.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("0.0.0.0", int(argv[1])))
+        lst.listen(1)
+        lst.settimeout(30)
+        print(json.dumps({"listening": True}), flush=True)
+        s, _ = lst.accept()
+        s.settimeout(60)
+        h = hashlib.sha256()
+        n = 0
+        buf = bytearray(1 << 20)
+        while True:
+            k = s.recv_into(buf)
+            if not k:
+                break
+            h.update(memoryview(buf)[:k])
+            n += k
+        out = {"sha256": h.hexdigest(), "bytes": n, "tcp": info(s)}
+        s.close()
+    elif mode == "echo":
+        s = socket.create_connection((argv[1], int(argv[2])), timeout=20)
+        s.sendall(b"hello")
+        got = b""
+        while len(got) < 5:
+            c = s.recv(5 - len(got))
+            if not c:
+                break
+            got += c
+        out = {"echo": got.decode(errors="replace"), "tcp": info(s)}
+        s.close()
+    elif mode == "idle":
+        s = socket.create_connection((argv[1], int(argv[2])), timeout=20)
+        time.sleep(float(argv[3]))
+        s.settimeout(0.5)
+        try:
+            alive = s.recv(1) != b""
+        except socket.timeout:
+            alive = True     # nothing to read and no error: the connection is up
+        out = {"alive": alive}
+        s.close()
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    out["seconds"] = time.monotonic() - t0
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
