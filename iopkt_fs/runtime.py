@@ -125,11 +125,24 @@ class Runtime:
         if self._nursery is None:
             raise StackError(errno.EAGAIN, "the runtime is not running")
         self.log(slog.INFO, f"{spec} {options if options is not None else '(null)'}")
+        shim_only = False
+        if registry.is_shim(spec):
+            # QNX's explicit form: -d shim "/lib/dll/devn-epic.so transmit=1024,receive=1024"
+            # (DOC-SHIM): the option string names the io-net driver, then its options.
+            if not options or not options.split():
+                self.log(slog.ERROR, f"Unable to init {spec}: no io-net driver named")
+                raise StackError(errno.EINVAL, "shim: name the io-net driver to load")
+            spec, _, rest = options.strip().partition(" ")
+            options = rest.strip() or None
+            shim_only = True
         try:
             found = await trio.to_thread.run_sync(registry.resolve, spec)
         except StackError as exc:
             self.log(slog.ERROR, f"Unable to load {spec}: {exc.message}")
             raise
+        if shim_only and not found.legacy:
+            self.log(slog.ERROR, f"Unable to init devnp-shim: {found.name} is not an io-net driver")
+            raise StackError(errno.EINVAL, f"{found.name} is not an io-net driver")
         opts = DriverOptions(options)
         try:
             # Generic fault_* options (drivers/fault.py) are the runtime's, like name=/unit=:

@@ -113,6 +113,12 @@ def resolve(spec: str) -> Resolved:
     raise StackError(errno.ENXIO, f"{candidates[0]}: no such driver (tried {', '.join(candidates)})")
 
 
+def is_shim(spec: str) -> bool:
+    """``shim`` / ``devnp-shim[.so]``: the shim itself, told which io-net driver to run."""
+    name = spec[:-3] if spec.endswith(".so") else spec
+    return name in ("shim", "devnp-shim")
+
+
 def available() -> list[str]:
     names = set(BUILTIN) | set(_entry_points())
     return sorted(n for n in names if n not in BUILTIN or _importable(BUILTIN[n]))

@@ -54,3 +54,14 @@ def test_pcap_driver_through_the_files(make_stack, tmp_path):
     assert gone.returncode == 0, gone.stderr
     assert os.listdir(ionet) == []
     assert "en0" not in sp.run("iopkt", "ifconfig", "-l").stdout
+
+
+def test_explicit_shim_syntax(make_stack, tmp_path):
+    """io-pkt -d shim "devn-pcap opts": the shim told which io-net driver to run (DOC-SHIM)."""
+    out = tmp_path / "out.pcap"
+    sp = make_stack(args=["-d", "shim", f"devn-pcap out={out}", "-d", "shim", "devnp-loop"])
+    assert sp.start().returncode == 0
+    assert os.listdir(os.path.join(sp.prefix, "dev", "io-net")) == ["en0"]
+    log = sp.run("sloginfo").stdout
+    assert f"shim devn-pcap out={out}" in log
+    assert "Unable to init devnp-shim: devnp-loop is not an io-net driver" in log
