@@ -70,11 +70,48 @@ class Protocol:
         return f"{'Announced' if conv.announced else 'Open'}\n"
 
 
-class Udp(Protocol):
+class Datagram(Protocol):
+    """What udp and raw share: one datagram per read/write, and ``headers`` mode, where
+    each datagram starts with a text line naming its peer (Plan 9's binary header,
+    made readable for shells)."""
+
+    def readable(self, conv):
+        return conv.sock.readable
+
+    def writable(self, conv):
+        return True
+
+    @staticmethod
+    def split_header(data, form: str) -> tuple[str, bytes]:
+        head, sep, body = bytes(data).partition(b"\n")
+        if not sep:
+            raise StackError(errno.EINVAL, f"with headers, a datagram starts with '{form}\\n'")
+        return head.decode(errors="replace"), body
+
+    def remote(self, conv):
+        return addr_text(conv.sock.remote)
+
+    def close(self, conv, now):
+        conv.sock.close()
+
+    hangup = close
+
+    def counters(self):
+        raise NotImplementedError
+
+    def stats(self):
+        from .tables import counters
+        return counters(self.counters().snapshot())
+
+
+class Udp(Datagram):
     name = "udp"
 
     def new_socket(self):
         return self.stack.inet.udp.socket()
+
+    def counters(self):
+        return self.stack.inet.udp.stats
 
     def ctl(self, conv, verb, args, handle, now):
         s = conv.sock
@@ -100,12 +137,6 @@ class Udp(Protocol):
             return False
         return True
 
-    def readable(self, conv):
-        return conv.sock.readable
-
-    def writable(self, conv):
-        return True
-
     def read(self, conv, size, now):
         s = conv.sock
         if s.error:
@@ -120,10 +151,8 @@ class Udp(Protocol):
     def write(self, conv, data, now):
         s = conv.sock
         if conv.headers:
-            head, sep, body = bytes(data).partition(b"\n")
-            if not sep:
-                raise StackError(errno.EINVAL, "with headers, a datagram starts with 'ADDR!PORT\\n'")
-            host, port = parse_addr(head.decode(errors="replace"))
+            peer, body = self.split_header(data, "ADDR!PORT")
+            host, port = parse_addr(peer)
             s.sendto(body, host, port, now)
         else:
             if not s.connected:
@@ -134,26 +163,18 @@ class Udp(Protocol):
     def local(self, conv):
         return addr_text(conv.sock.local if conv.sock.bound else None)
 
-    def remote(self, conv):
-        return addr_text(conv.sock.remote)
 
-    def close(self, conv, now):
-        conv.sock.close()
-
-    hangup = close
-
-    def stats(self):
-        from .tables import counters
-        return counters(self.stack.inet.udp.stats.snapshot())
-
-
-class Raw(Protocol):
-    """ICMP: each write is one ICMP message (checksum filled in), each read one received."""
+class Raw(Datagram):
+    """ICMP: each write is one ICMP message (checksum filled in), each read one received.
+    With ``headers`` a received message starts with ``SOURCE!TTL``, a sent one with ``DEST``."""
 
     name = "raw"
 
     def new_socket(self):
         return self.stack.inet.raw.socket()
+
+    def counters(self):
+        return self.stack.inet.icmp.stats
 
     def ctl(self, conv, verb, args, handle, now):
         s = conv.sock
@@ -171,12 +192,6 @@ class Raw(Protocol):
             return False
         return True
 
-    def readable(self, conv):
-        return conv.sock.readable
-
-    def writable(self, conv):
-        return True
-
     def read(self, conv, size, now):
         if not conv.sock.rxq:
             return None
@@ -188,26 +203,12 @@ class Raw(Protocol):
     def write(self, conv, data, now):
         dst = None
         if conv.headers:
-            head, sep, data = bytes(data).partition(b"\n")
-            if not sep:
-                raise StackError(errno.EINVAL, "with headers, a message starts with 'ADDR\\n'")
-            dst = head.decode(errors="replace").partition("!")[0]
+            dst, data = self.split_header(data, "ADDR")
+            dst = dst.partition("!")[0]
         return conv.sock.send(bytes(data), now, dst)
 
     def local(self, conv):
         return addr_text(conv.sock.local)
-
-    def remote(self, conv):
-        return addr_text(conv.sock.remote)
-
-    def close(self, conv, now):
-        conv.sock.close()
-
-    hangup = close
-
-    def stats(self):
-        from .tables import counters
-        return counters(self.stack.inet.icmp.stats.snapshot())
 
 
 class Tcp(Protocol):
