@@ -61,6 +61,15 @@ class Instance:
         self.stack.layers.append(self)   # told when interfaces go (interface_detached)
         self._mounted = False
 
+    def interface_changed(self, iface) -> None:
+        """Configuration a driver may have to carry to its device (MTU on a TAP)."""
+        apply = getattr(iface.driver, "apply_config", None)
+        if apply is not None:
+            try:
+                apply(iface)
+            except OSError as exc:
+                self.slog(slog.WARNING, f"{iface.name}: the device did not take the change: {exc.strerror}")
+
     def interface_detached(self, iface) -> None:
         """Forget the kernel's cached entries for a departed interface (ENTRY_CACHE)."""
         if not self._mounted:

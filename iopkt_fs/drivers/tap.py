@@ -141,6 +141,15 @@ class TapDriver(Driver):
         self._close()
         self.interfaces = []
 
+    def apply_config(self, iface) -> None:
+        """``ifconfig tapN mtu N``: the Linux side follows, so full-size frames pass both
+        ways; the receive buffer grows with it."""
+        if self.watcher is None or self.dev is None:
+            return
+        if _linux.get_mtu(self.watcher.ctl, self.dev) != iface.mtu:
+            _linux.set_mtu(self.watcher.ctl, self.dev, iface.mtu)
+        self.bufsize = max(65536, iface.mtu + 18) + self.vnet_hdr_len
+
     # -- link -----------------------------------------------------------------------------
 
     def _report_link(self, up: bool) -> None:

@@ -99,3 +99,14 @@ def test_nicinfo_for_a_tap(tap_stack):
     node = mac.replace(":", "").upper()
     assert f"Physical Node ID ........................... {node[:6]} {node[6:]}\n" in nic
     assert "Maximum Transmittable data Unit ............ 1514\n" in nic
+
+
+def test_mtu_change_reaches_the_tap(tap_stack):
+    sp = tap_stack
+    assert sp.run("iopkt", "ifconfig", "tap0", "mtu", "9000").returncode == 0
+    link = sh("ip", "-n", sp.ns, "-o", "link", "show", sp.dev).stdout
+    assert " mtu 9000 " in link
+    # A jumbo ping, unfragmented both ways.
+    ping = sh("ip", "netns", "exec", sp.ns, "ping", "-c", "1", "-W", "2", "-M", "do", "-s", "8000", "10.203.0.2",
+              check=False)
+    assert ping.returncode == 0, ping.stdout
