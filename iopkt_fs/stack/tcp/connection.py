@@ -75,6 +75,8 @@ SWS_OVERRIDE = seconds(1)         # RFC 1122 4.2.3.4: 0.1 - 1.0 s
 OOW_ACK_INTERVAL = 500_000        # Linux net.ipv4.tcp_invalid_ratelimit (500 ms)
 TS_24_DAYS_MS = 24 * 86400 * 1000  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
 MAX_SACK_SCOREBOARD = 64
+MAX_RXT_LOG = 64                  # recovery retransmissions watched for loss (RACK-style)
+RACK_MIN_REO_WND = 1000           # µs: the reordering window's floor (RFC 8985 6.2)
 
 
 class State(IntEnum):
@@ -143,7 +145,7 @@ class Connection:
                  "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
                  "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
                  "rcv_wscale", "recover", "remote_ip", "remote_port", "req_sack", "req_ts",
-                 "rescue_rxt",
+                 "rescue_rxt", "rxt_log",
                  "req_ws", "retransmits", "rexmt_shift", "rexmt_tsval", "rtt", "rtt_seq",
                  "rtt_time",
                  "sack_ok", "sack_recent", "sacked", "sched", "smss", "snd_buf",
@@ -216,6 +218,7 @@ class Connection:
         self.in_recovery = False
         self.recover = 0             # RFC 6582 "recover" / RFC 6675 RecoveryPoint
         self.high_rxt = 0            # RFC 6675 HighRxt
+        self.rxt_log: list = []      # [seq, end, sent_at] of recovery retransmissions
         self.rescue_rxt: int | None = None   # RFC 6675 RescueRxt
         self.sacked: list[list[int]] = []   # scoreboard: sorted disjoint [start, end)
         self.rexmt_shift = 0         # consecutive retransmission timeouts
@@ -767,6 +770,42 @@ class Connection:
                 self.t_persist = None
                 self.persist_shift = 0
                 self.snd_nxt = self.snd_una
+        if self.in_recovery and self.rxt_log:
+            self._lost_retransmissions(now)
+
+    def _lost_retransmissions(self, now: Instant) -> None:
+        """A retransmission lost during SACK recovery: RFC 6675 alone only finds it by
+        the RTO (one second at least here, and the whole window stalls meanwhile).
+        RFC 8985 (RACK) 6.2's rule, applied to our recovery retransmissions: a segment
+        is lost once a segment sent after it was delivered and a reordering window has
+        passed; an ACK arriving RTT + reo_wnd after the retransmission was sent was
+        triggered by something sent later, so the retransmission, still neither ACKed
+        nor SACKed, is deemed lost. HighRxt goes back to it and NextSeg (rule 1) sends
+        it again; the pipe stops counting it."""
+        srtt = self.rtt.srtt
+        if srtt is None:
+            return
+        wait = srtt + max(srtt // 4, RACK_MIN_REO_WND)   # RACK.rtt + RACK.reo_wnd (6.2)
+        una = self.snd_una
+        lowest = None
+        keep = []
+        for entry in self.rxt_log:
+            seq, end, sent = entry
+            if seq_le(end, una) or any(seq_le(s, seq) and seq_le(end, e)
+                                       for s, e in self.sacked):
+                continue                  # delivered
+            if now - sent < wait:
+                keep.append(entry)
+                continue
+            if lowest is None or seq_lt(seq, lowest):
+                lowest = seq
+        self.rxt_log = keep
+        if lowest is not None:
+            self.layer.stats.rxtlost += 1
+            if seq_lt(lowest, una):
+                lowest = una
+            if seq_lt(lowest, self.high_rxt):
+                self.high_rxt = lowest
 
     def _ack_advances(self, ack: int, now: Instant, seg: Segment) -> None:
         """SND.UNA < SEG.ACK: new data (or our SYN/FIN) acknowledged."""
@@ -816,6 +855,7 @@ class Connection:
                 # cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS); RFC 6675 likewise
                 # ends recovery at RecoveryPoint.
                 self.in_recovery = False
+                self.rxt_log = []
                 self.cc.cwnd = min(self.cc.ssthresh, max(self.flight, self.smss) + self.smss)
             else:
                 self.layer.stats.partialack += 1
@@ -865,6 +905,7 @@ class Connection:
         stats.recovery += 1
         self.in_recovery = True
         self.recover = self.snd_max
+        self.rxt_log = []
         self.cc.on_congestion(now, self.flight)
         self.rtt_seq = None
         if self.sack_ok:
@@ -1189,6 +1230,7 @@ class Connection:
         else:
             self.cc.cwnd = self.smss
         self.in_recovery = False
+        self.rxt_log = []
         self.dupacks = 0
         self.recover = self.snd_max          # RFC 6582 4.1
         self.sacked = []                     # RFC 2018 8: forget SACKed bits after RTO
@@ -1350,6 +1392,11 @@ class Connection:
             stats.sndrexmitpack += 1
             stats.sndrexmitbyte += length
             self.retransmits += 1
+            if self.in_recovery and self.sack_ok and length:
+                log = self.rxt_log
+                if len(log) >= MAX_RXT_LOG:
+                    del log[0]
+                log.append((seq, seq_add(seq, length), now))
             if self.rtt_seq is not None and seq_le(seq, self.rtt_seq):
                 self.rtt_seq = None  # Karn's rule
         elif length:
