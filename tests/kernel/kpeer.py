@@ -4,7 +4,9 @@
     send HOST PORT NBYTES SEED     connect, send NBYTES of seeded data, shut down, wait EOF
     recv PORT                      listen, accept one, read to EOF, close
     echo HOST PORT                 connect, send b"hello", read the echo, close (SYN flood)
-    idle HOST PORT SECONDS         connect and sit idle (keepalive)
+    idle HOST PORT SECONDS         connect and sit idle (keepalive, ss -tin)
+    flood HOST PORT COUNT SECONDS  COUNT SYNs from spoofed sources SRC_NET.100-199 with
+                                   random ports, spread over at most SECONDS (raw socket)
 
 Data comes from ``chunks(nbytes, seed)``; both sides hash what they sent or received.
 """
@@ -13,6 +15,7 @@ import hashlib
 import json
 import random
 import socket
+import struct
 import sys
 import time
 
@@ -33,6 +36,43 @@ def info(sock: socket.socket) -> dict:
     # byte 6 the send/receive window scales (4 bits each).
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     return {"options": raw[5], "wscale": raw[6], "retrans": int.from_bytes(raw[100:104], "little")}
+
+
+def _csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def flood(host: str, port: int, count: int, seconds: float) -> dict:
+    """A bounded SYN flood: spoofed sources in the target's /24 (.100-.199) that will
+    never answer, random source ports and sequence numbers."""
+    rng = random.Random(99)
+    dst = socket.inet_aton(host)
+    net = host.rsplit(".", 1)[0]
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    sent = 0
+    deadline = time.monotonic() + seconds
+    pause = seconds / count / 2
+    while sent < count and time.monotonic() < deadline:
+        src = socket.inet_aton(f"{net}.{rng.randrange(100, 200)}")
+        sport = rng.randrange(1024, 65536)
+        opts = struct.pack("!BBH", 2, 4, 1460)
+        tcp = struct.pack("!HHIIBBHHH", sport, port, rng.getrandbits(32), 0, (6 << 4), 0x02,
+                          64240, 0, 0) + opts
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), rng.getrandbits(16), 0,
+                         64, 6, 0, src, dst)
+        s.sendto(ip + tcp, (host, 0))
+        sent += 1
+        if pause:
+            time.sleep(pause)
+    return {"sent": sent}
 
 
 def main(argv):
@@ -88,8 +128,10 @@ def main(argv):
             alive = s.recv(1) != b""
         except socket.timeout:
             alive = True     # nothing to read and no error: the connection is up
-        out = {"alive": alive}
+        out = {"alive": alive, "tcp": info(s)}
         s.close()
+    elif mode == "flood":
+        out = flood(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
     else:
         raise SystemExit(f"unknown mode {mode}")
     out["seconds"] = time.monotonic() - t0
