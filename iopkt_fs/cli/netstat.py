@@ -3,7 +3,7 @@
     netstat [-an]                 sockets ("Active Internet connections")
     netstat -r [-n]               routing tables
     netstat -i [-n]               interfaces and their counters
-    netstat -s [-p proto]         protocol statistics: ip, icmp, udp, arp (and tcp when served)
+    netstat -s [-p proto]         protocol statistics: ip, icmp, tcp, udp, arp
 
 Addresses are always numeric (the stack has no resolver), so -n changes nothing.
 """
@@ -150,6 +150,12 @@ def stats(sock: str, proto: str | None) -> str:
     out = []
     for p in protos:
         s = _counts(sock, p)
+        if p == "tcp":
+            # NetBSD's wording, rendered by the TCP core from its own counters rebuilt
+            # from the tcps_NAME lines of stats/tcp.
+            from ..stack.tcp.stats import TcpStats, render_netstat  # noqa: PLC0415
+            out.append(render_netstat(TcpStats.from_dict(s)).rstrip("\n"))
+            continue
         out.append(f"{p}:")
         out += [f"\t{line}" for line in RENDER.get(p, _generic)(s)]
     return "\n".join(out) + "\n"

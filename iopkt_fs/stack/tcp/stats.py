@@ -51,6 +51,31 @@ class TcpStats:
         """One ``Name: value`` line per counter (the ``stats`` file format)."""
         return "".join(f"tcps_{n}: {getattr(self, n)}\n" for n in NAMES)
 
+    @classmethod
+    def from_dict(cls, values: dict) -> TcpStats:
+        """The inverse of ``as_dict``: keys with or without ``tcps_``, values int-able.
+        Unknown names (a newer stack's counters) are ignored, missing ones stay 0."""
+        stats = cls()
+        known = set(NAMES)
+        for key, value in values.items():
+            name = key[5:] if key.startswith("tcps_") else key
+            if name in known:
+                setattr(stats, name, int(value))
+        return stats
+
+    @classmethod
+    def from_lines(cls, text) -> TcpStats:
+        """Parse ``render()``'s ``tcps_NAME: value`` lines (a string or an iterable of
+        lines), what ``P/dev/socket/stats/tcp`` serves; other lines are skipped."""
+        lines = text.splitlines() if isinstance(text, str) else text
+        values = {}
+        for line in lines:
+            key, sep, value = line.partition(":")
+            value = value.strip()
+            if sep and value.lstrip("-").isdigit():
+                values[key.strip()] = value
+        return cls.from_dict(values)
+
 
 # ``netstat -s -p tcp`` in NetBSD's wording (usr.bin/netstat/inet.c, tcp_stats): one
 # (template, counters) pair per line; {0}/{1} are the counts, {s0}/{s1} their plural
