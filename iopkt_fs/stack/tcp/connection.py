@@ -77,6 +77,7 @@ TS_24_DAYS_MS = 24 * 86400 * 1000  # RFC 7323 5.5: TS.Recent is invalid after 24
 MAX_SACK_SCOREBOARD = 64
 MAX_RXT_LOG = 64                  # recovery retransmissions watched for loss (RACK-style)
 RACK_MIN_REO_WND = 1000           # µs: the reordering window's floor (RFC 8985 6.2)
+PTO_MIN = 10_000                  # µs: the probe timeout's floor (Linux TCP_TIMEOUT_MIN)
 
 
 class State(IntEnum):
@@ -151,7 +152,8 @@ class Connection:
                  "sack_ok", "sack_recent", "sacked", "sched", "smss", "snd_buf",
                  "snd_buf_seq", "snd_max", "snd_nxt", "snd_una", "snd_wl1", "snd_wl2",
                  "snd_wnd", "snd_wscale", "socket", "soft_error", "state", "syn_queued",
-                 "t_2msl", "t_delack", "t_keep", "t_persist", "t_rexmt", "ts_offset",
+                 "t_2msl", "t_delack", "t_keep", "t_persist", "t_rexmt", "t_tlp",
+                 "tlp_high", "ts_offset",
                  "ts_ok", "ts_recent", "ts_recent_age", "unacked_bytes", "ws_ok")
 
     def __init__(self, layer: TcpLayer, config: TcpConfig, local_ip: bytes, local_port: int,
@@ -219,6 +221,8 @@ class Connection:
         self.recover = 0             # RFC 6582 "recover" / RFC 6675 RecoveryPoint
         self.high_rxt = 0            # RFC 6675 HighRxt
         self.rxt_log: list = []      # [seq, end, sent_at] of recovery retransmissions
+        self.t_tlp: Instant | None = None   # RFC 8985 7 probe timeout (PTO)
+        self.tlp_high: int | None = None    # TLP.end_seq: SND.MAX when the probe left
         self.rescue_rxt: int | None = None   # RFC 6675 RescueRxt
         self.sacked: list[list[int]] = []   # scoreboard: sorted disjoint [start, end)
         self.rexmt_shift = 0         # consecutive retransmission timeouts
@@ -262,13 +266,14 @@ class Connection:
         self.layer.log_state(self, old, new)
         if new == State.TIME_WAIT:
             # RFC 9293 3.10.7.4: "start the time-wait timer" for 2 MSL; nothing else runs.
-            self.t_rexmt = self.t_persist = self.t_keep = self.t_delack = None
+            self.t_rexmt = self.t_persist = self.t_keep = self.t_delack = self.t_tlp = None
             self.t_2msl = now + 2 * self.config.msl
             self.snd_buf.release()     # a TIME-WAIT block keeps no buffers
             if not self.ooo:
                 self.rcv_buf.release()
         if new == State.CLOSED:
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
+            self.t_tlp = None
             self.layer.connection_closed(self, old)
         elif new.established and not old.established:
             if self.retransmits and self.rtt.srtt is None:
@@ -301,8 +306,8 @@ class Connection:
         return max(self.rcv_wnd, self.rcv_buf.free)
 
     def poll_at(self) -> Instant | None:
-        ts = [t for t in (self.t_rexmt, self.t_persist, self.t_keep, self.t_2msl, self.t_delack)
-              if t is not None]
+        ts = [t for t in (self.t_rexmt, self.t_persist, self.t_keep, self.t_2msl, self.t_delack,
+                          self.t_tlp) if t is not None]
         return min(ts) if ts else None
 
     def _update_smss(self) -> None:
@@ -873,6 +878,12 @@ class Connection:
             self.t_rexmt = None
         else:
             self.t_rexmt = now + self.rtt.rto
+        # RFC 8985 7.2: restart the PTO on an ACK of new data; a probe is answered.
+        self.tlp_high = None
+        if self.snd_una == self.snd_max:
+            self.t_tlp = None
+        else:
+            self._arm_probe(now, self.snd_max)
 
     def _cwnd_limited(self, flight: int) -> bool:
         """Grow cwnd only while it is what limits sending (RFC 5681 3.1 / RFC 7661): an
@@ -891,6 +902,12 @@ class Connection:
                 self.cc.cwnd += self.smss
             return
         lost = self.sack_ok and self._is_lost(self.snd_una)
+        if self.tlp_high is not None and self.sacked and \
+                seq_ge(self.sacked[-1][1], self.tlp_high):
+            # RFC 8985 7.4 with 6.2: the loss probe was delivered and SND.UNA, sent before
+            # it, was not: lost, whatever the duplicate ACK count.
+            lost = True
+            self.tlp_high = None
         if self.dupacks >= DUPTHRESH or lost:
             # RFC 6582 3.2 step 2 / 4.1: no new recovery unless the ACK covers more than
             # "recover" (guards against a second reduction after a timeout).
@@ -1189,6 +1206,9 @@ class Connection:
             self._rexmt_timeout(now)
             if self.state == State.CLOSED:
                 return
+        if self.t_tlp is not None and now >= self.t_tlp:
+            self.t_tlp = None
+            self._probe_timeout(now)
         if self.t_persist is not None and now >= self.t_persist:
             self.t_persist = None
             self._persist_timeout(now)
@@ -1204,6 +1224,64 @@ class Connection:
                 self.ack_now = True
         self._output(now)
 
+    def _arm_probe(self, now: Instant, end: int) -> None:
+        """RFC 8985 7.2: PTO = 2 * SRTT (+ the worst-case delayed ACK when one segment is
+        in flight), no later than the RTO; only with SACK and an RTT sample."""
+        srtt = self.rtt.srtt
+        if not self.sack_ok or srtt is None or not self.state.established or \
+                self.t_persist is not None:
+            self.t_tlp = None
+            return
+        pto = max(2 * srtt, PTO_MIN)
+        if seq_sub(end, self.snd_una) <= self.smss:
+            pto += self.config.delack_time
+        deadline = now + pto
+        if self.t_rexmt is not None and deadline >= self.t_rexmt:
+            self.t_tlp = None
+            return
+        self.t_tlp = deadline
+
+    def _probe_timeout(self, now: Instant) -> None:
+        """RFC 8985 7.3: the PTO fired with data outstanding and no ACK since. Send one
+        probe: new data if the windows allow, else the last segment sent again; then wait
+        for the RTO, not another PTO. In SACK recovery (our extension) the probe is the
+        oldest recovery retransmission still undelivered, which 6.2 cannot judge while
+        nothing sent later is acknowledged."""
+        if self.snd_una == self.snd_max or not self.state.established or \
+                self.t_persist is not None:
+            return
+        stats = self.layer.stats
+        end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
+        if self.in_recovery:
+            if not self.rxt_log:
+                return
+            seq, end, _sent = self.rxt_log.pop(0)
+            if seq_lt(seq, self.snd_una):
+                seq = self.snd_una
+            if not seq_lt(seq, end):
+                return
+            stats.tlp_probes += 1
+            self._send_data(seq, seq_sub(end, seq), False, now)
+        else:
+            avail = seq_sub(end_data, self.snd_nxt)
+            usable = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt)
+            if avail > 0 and usable > 0 and self.snd_nxt == self.snd_max:
+                n = min(avail, usable, self.smss)
+                stats.tlp_probes += 1
+                self._send_data(self.snd_nxt, n, False, now)
+                self.snd_nxt = seq_add(self.snd_nxt, n)
+            else:
+                last = self.snd_max if seq_le(self.snd_max, end_data) else end_data
+                if not seq_gt(last, self.snd_una):
+                    return            # only a FIN is outstanding: the RTO resends it
+                start = seq_add(last, -min(self.smss, seq_sub(last, self.snd_una)))
+                stats.tlp_probes += 1
+                self._send_data(start, seq_sub(last, start), False, now)
+        self.tlp_high = self.snd_max
+        self.t_tlp = None
+        if self.t_rexmt is None:
+            self.t_rexmt = now + self.rtt.rto
+
     def _rexmt_timeout(self, now: Instant) -> None:
         """RFC 6298 5.4-5.6 plus RFC 5681 3.1 and RFC 6582 4.1 on timeout."""
         stats = self.layer.stats
@@ -1216,6 +1294,8 @@ class Connection:
             self._drop(self.soft_error or _errno.ETIMEDOUT, now)
             return
         stats.rexmttimeo += 1
+        self.t_tlp = None
+        self.tlp_high = None
         self.rtt.back_off()                  # (5.5) RTO <- RTO * 2
         self.rtt_seq = None                  # Karn: no sample from retransmitted data
         self.rexmt_tsval = self.ts_now(now)  # ... nor from ACKs echoing older TSvals
@@ -1406,6 +1486,8 @@ class Connection:
                 self.rtt_seq = seq
                 self.rtt_time = now
                 stats.segstimed += 1
+        if length and self.tlp_high is None:
+            self._arm_probe(now, seq_add(seq, length))
         self._emit(seq, flags, payload, now)
         self.last_data_snd = now
         end = seq_add(seq, length + (1 if fin else 0))

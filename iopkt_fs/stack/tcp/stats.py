@@ -32,7 +32,7 @@ NAMES = (
     # ours
     "challenge_ack", "challenge_ack_limited", "fastrexmt", "recovery", "sack_recovery",
     "partialack", "sackblocks_sent", "sack_rcvblocks", "tw_reused", "icmp_ignored",
-    "rttskipped", "rxtlost",
+    "rttskipped", "rxtlost", "tlp_probes",
 )
 
 
