@@ -8,6 +8,12 @@
     flood HOST PORT COUNT SECONDS  COUNT SYNs from spoofed sources SRC_NET.100-199 with
                                    random ports, spread over at most SECONDS (raw socket)
 
+    For scripts/bench_tcp.py (no hashing, one reused buffer, so Python costs little):
+    blast HOST PORT NBYTES         connect, send NBYTES, shut down, time until the EOF
+    sink PORT                      accept one, read and discard to EOF, close
+    rr HOST PORT COUNT             COUNT times: connect, send "GET\n", read to EOF, close
+    hold HOST PORT COUNT SECONDS   open COUNT connections, keep them SECONDS, close
+
 Data comes from ``chunks(nbytes, seed)``; both sides hash what they sent or received.
 """
 
@@ -130,6 +136,53 @@ def main(argv):
             alive = True     # nothing to read and no error: the connection is up
         out = {"alive": alive, "tcp": info(s)}
         s.close()
+    elif mode == "blast":
+        s = socket.create_connection((argv[1], int(argv[2])), timeout=60)
+        block = memoryview(bytes(CHUNK))
+        left = int(argv[3])
+        t1 = time.monotonic()
+        while left:
+            n = s.send(block[:min(left, CHUNK)])
+            left -= n
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        out = {"transfer_seconds": time.monotonic() - t1}
+        s.close()
+    elif mode == "sink":
+        lst = socket.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("0.0.0.0", int(argv[1])))
+        lst.listen(1)
+        lst.settimeout(30)
+        s, _ = lst.accept()
+        buf = bytearray(CHUNK)
+        n = 0
+        while k := s.recv_into(buf):
+            n += k
+        s.close()
+        out = {"bytes": n}
+    elif mode == "rr":
+        host, port, count = argv[1], int(argv[2]), int(argv[3])
+        t1 = time.monotonic()
+        for _ in range(count):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"GET\n")
+            while s.recv(4096):
+                pass
+            s.close()
+        out = {"count": count, "rr_seconds": time.monotonic() - t1}
+    elif mode == "hold":
+        import resource
+        host, port, count = argv[1], int(argv[2]), int(argv[3])
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = count + 100
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+        held = [socket.create_connection((host, port), timeout=10) for _ in range(count)]
+        print(json.dumps({"held": len(held)}), flush=True)
+        time.sleep(float(argv[4]))
+        for s in held:
+            s.close()
+        out = {"held": len(held)}
     elif mode == "flood":
         out = flood(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
     else:
