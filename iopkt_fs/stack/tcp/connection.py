@@ -220,7 +220,7 @@ class Connection:
         self.in_recovery = False
         self.recover = 0             # RFC 6582 "recover" / RFC 6675 RecoveryPoint
         self.high_rxt = 0            # RFC 6675 HighRxt
-        self.rxt_log: list = []      # [seq, end, sent_at] of recovery retransmissions
+        self.rxt_log: list | tuple = ()   # (seq, end, sent_at) of recovery retransmissions
         self.t_tlp: Instant | None = None   # RFC 8985 7 probe timeout (PTO)
         self.tlp_high: int | None = None    # TLP.end_seq: SND.MAX when the probe left
         self.rescue_rxt: int | None = None   # RFC 6675 RescueRxt
@@ -860,7 +860,7 @@ class Connection:
                 # cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS); RFC 6675 likewise
                 # ends recovery at RecoveryPoint.
                 self.in_recovery = False
-                self.rxt_log = []
+                self.rxt_log = ()
                 self.cc.cwnd = min(self.cc.ssthresh, max(self.flight, self.smss) + self.smss)
             else:
                 self.layer.stats.partialack += 1
@@ -1310,7 +1310,7 @@ class Connection:
         else:
             self.cc.cwnd = self.smss
         self.in_recovery = False
-        self.rxt_log = []
+        self.rxt_log = ()
         self.dupacks = 0
         self.recover = self.snd_max          # RFC 6582 4.1
         self.sacked = []                     # RFC 2018 8: forget SACKed bits after RTO
