@@ -120,6 +120,11 @@ class _Dispatcher:
 _dispatchers: weakref.WeakKeyDictionary[Runtime, _Dispatcher] = weakref.WeakKeyDictionary()
 
 
+def streams_attached(runtime: Runtime) -> bool:
+    """Does a dispatcher drain this runtime's TCP readiness set? (Else someone must.)"""
+    return runtime in _dispatchers
+
+
 def _dispatcher(runtime: Runtime) -> _Dispatcher:
     d = _dispatchers.get(runtime)
     if d is None:

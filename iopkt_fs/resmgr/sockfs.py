@@ -35,6 +35,7 @@ import os
 import pyfuse3
 import trio
 
+from .. import tcpstream
 from ..runtime import now_us
 from ..stack.errors import StackError
 from . import protos
@@ -171,6 +172,11 @@ class SocketFS:
         self.inst.runtime.kick()
 
     def dispatch_events(self) -> None:
+        tcp = getattr(self.stack, "tcp", None)
+        if tcp is not None and not tcpstream.streams_attached(self.inst.runtime):
+            # The TCP layer also keeps its own readiness set for trio streams; with none
+            # attached nobody else drains it, and it would hold closed sockets forever.
+            tcp.take_events()
         for sock in self.stack.take_socket_events():
             for table in self.tables.values():
                 conv = table.by_sock.get(id(sock))
