@@ -260,3 +260,37 @@ def drain_fd(fd: int, bufsize: int, limit: int = BATCH) -> list[bytes]:
     except BlockingIOError:
         pass
     return frames
+
+
+class LinkFollower:
+    """For drivers whose one interface follows a Linux device's link (tap, packet).
+
+    ``run`` keeps the driver's ``watcher`` (a LinkWatcher) reporting carrier changes beside
+    the receive loop ``_receive``; ``_report_link`` passes them to the stack with the
+    driver's ``MEDIA_UP``/``MEDIA_DOWN`` texts. A subclass says whether it still holds its
+    device with ``_attached()``.
+    """
+
+    MEDIA_UP = "Ethernet autoselect"
+    MEDIA_DOWN = "Ethernet autoselect (none)"
+
+    def _attached(self) -> bool:
+        raise NotImplementedError
+
+    def _report_link(self, up: bool) -> None:
+        if not self.interfaces:
+            return
+        iface = self.interfaces[0]
+        media = self.MEDIA_UP if up else self.MEDIA_DOWN
+        set_link = getattr(self.ctx, "set_link", None)
+        if set_link is not None:
+            set_link(iface, up, media)
+        else:
+            iface.link_up, iface.media = up, media
+
+    async def run(self):
+        if not self._attached():
+            return   # detached before the task first ran
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.watcher.watch, self._report_link)
+            await self._receive()

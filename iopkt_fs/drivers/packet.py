@@ -88,7 +88,8 @@ def find_usb_interface(sysfs: str, wanted: dict[str, int]) -> str:
     raise StackError(errno.ENODEV, f"no network interface matches {spec}")
 
 
-class PacketDriver(Driver):
+class PacketDriver(_linux.LinkFollower, Driver):
+    MEDIA_UP, MEDIA_DOWN = MEDIA_UP, MEDIA_DOWN
     name = "devnp-packet"
     description = "Linux AF_PACKET attachment"
     KNOWN = frozenset({"if", "vid", "did", "devno", "busno", "sysfs", "netns", "mac", "mtu", "promisc"})
@@ -189,22 +190,8 @@ class PacketDriver(Driver):
         self._close()
         self.interfaces = []
 
-    def _report_link(self, up: bool) -> None:
-        if not self.interfaces:
-            return
-        iface = self.interfaces[0]
-        set_link = getattr(self.ctx, "set_link", None)
-        if set_link is not None:
-            set_link(iface, up, MEDIA_UP if up else MEDIA_DOWN)
-        else:
-            iface.link_up = up
-
-    async def run(self):
-        if self.sock is None:
-            return   # detached before the task first ran
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.watcher.watch, self._report_link)
-            await self._receive()
+    def _attached(self) -> bool:
+        return self.sock is not None
 
     async def _receive(self):
         sock = self.sock

@@ -39,7 +39,8 @@ MEDIA_UP = "Ethernet autoselect (tap full-duplex)"
 MEDIA_DOWN = "Ethernet autoselect (none)"
 
 
-class TapDriver(Driver):
+class TapDriver(_linux.LinkFollower, Driver):
+    MEDIA_UP, MEDIA_DOWN = MEDIA_UP, MEDIA_DOWN
     name = "devnp-tap"
     description = "Linux TAP device"
     KNOWN = frozenset({"dev", "netns", "mac", "mtu"})
@@ -152,25 +153,8 @@ class TapDriver(Driver):
 
     # -- link -----------------------------------------------------------------------------
 
-    def _report_link(self, up: bool) -> None:
-        if not self.interfaces:
-            return
-        iface = self.interfaces[0]
-        media = MEDIA_UP if up else MEDIA_DOWN
-        set_link = getattr(self.ctx, "set_link", None)
-        if set_link is not None:
-            set_link(iface, up, media)
-        else:
-            iface.link_up, iface.media = up, media
-
-    # -- data path --------------------------------------------------------------------------
-
-    async def run(self):
-        if self.fd is None:
-            return   # detached before the task first ran
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.watcher.watch, self._report_link)
-            await self._receive()
+    def _attached(self) -> bool:
+        return self.fd is not None
 
     async def _receive(self):
         fd = self.fd
