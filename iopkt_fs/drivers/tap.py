@@ -151,7 +151,7 @@ class TapDriver(_linux.LinkFollower, Driver):
             _linux.set_mtu(self.watcher.ctl, self.dev, iface.mtu)
         self.bufsize = max(65536, iface.mtu + 18) + self.vnet_hdr_len
 
-    # -- link -----------------------------------------------------------------------------
+    # -- data path (link reports and run(): _linux.LinkFollower) ---------------------------
 
     def _attached(self) -> bool:
         return self.fd is not None

@@ -32,23 +32,31 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(args, check=check, capture_output=True, text=True, timeout=20)
 
 
-@pytest.fixture
-def netns():
-    """Factory: ``netns()`` makes a fresh namespace (lo up) and returns its name."""
-    made: list[str] = []
+def netns_fixture(prefix: str):
+    """A fixture factory: ``netns()`` makes a fresh namespace named PREFIX-PID-N (lo up)
+    and returns its name; every one made is deleted after the test."""
 
-    def make() -> str:
-        name = f"drvtest-{os.getpid()}-{next(_counter)}"
-        sh("ip", "netns", "add", name)
-        made.append(name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        return name
+    @pytest.fixture
+    def fixture():
+        made: list[str] = []
 
-    try:
-        yield make
-    finally:
-        for name in made:
-            sh("ip", "netns", "del", name, check=False)
+        def make() -> str:
+            name = f"{prefix}-{os.getpid()}-{next(_counter)}"
+            sh("ip", "netns", "add", name)
+            made.append(name)
+            sh("ip", "-n", name, "link", "set", "lo", "up")
+            return name
+
+        try:
+            yield make
+        finally:
+            for name in made:
+                sh("ip", "netns", "del", name, check=False)
+
+    return fixture
+
+
+netns = netns_fixture("drvtest")
 
 
 class Harness:

@@ -17,7 +17,7 @@ import sys
 import pytest
 import trio
 
-from drvtest_util import Harness, wait_until
+from drvtest_util import Harness, netns_fixture, wait_until
 
 KPEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kpeer.py")
 _counter = itertools.count()
@@ -29,22 +29,7 @@ def sh(*args: str, check: bool = True, input: str | None = None) -> subprocess.C
                           input=input)
 
 
-@pytest.fixture
-def knetns():
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"ktcp-{os.getpid()}-{next(_counter)}"
-        sh("ip", "netns", "add", name)
-        made.append(name)
-        sh("ip", "-n", name, "link", "set", "lo", "up")
-        return name
-
-    try:
-        yield make
-    finally:
-        for name in made:
-            sh("ip", "netns", "del", name, check=False)
+knetns = netns_fixture("ktcp")
 
 
 @pytest.fixture
