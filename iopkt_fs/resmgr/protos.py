@@ -349,8 +349,8 @@ class Unix(Protocol):
         if verb == "dgram" and not args:
             if s.name is not None or s.connected:
                 raise StackError(errno.EINVAL, "dgram must come first")
-            conv.sock = self.stack.unix.socket("dgram")
-            conv.rebind()
+            old, conv.sock = conv.sock, self.stack.unix.socket("dgram")
+            conv.rebind(old)
         elif verb == "announce" and len(args) == 1:
             s.announce(args[0])
             conv.announced = True

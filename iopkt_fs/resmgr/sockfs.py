@@ -91,8 +91,10 @@ class Conv:
                 ph.notify()
         self.pollers.clear()
 
-    def rebind(self) -> None:
-        """The adapter replaced ``sock`` (unix ``dgram``): route its events here."""
+    def rebind(self, old) -> None:
+        """The adapter replaced ``sock`` (unix ``dgram``): route the new one's events here,
+        and forget the old one (its id may be reused by a later object)."""
+        self.table.by_sock.pop(id(old), None)
         self.table.by_sock[id(self.sock)] = self
 
     def hold(self) -> None:
