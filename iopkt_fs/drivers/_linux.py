@@ -277,6 +277,14 @@ class LinkFollower:
     def _attached(self) -> bool:
         raise NotImplementedError
 
+    def _adopt(self, iface) -> list:
+        """Finish attach: the interface is ours, and its carrier is the device's right now."""
+        iface.link_up = False
+        iface.driver = self
+        self.interfaces = [iface]
+        self._report_link(bool(self.watcher.is_up()))
+        return self.interfaces
+
     def _report_link(self, up: bool) -> None:
         if not self.interfaces:
             return

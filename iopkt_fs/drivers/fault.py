@@ -68,7 +68,8 @@ class FaultStats:
     delayed: int = 0
 
 
-def _percent(opts, key: str) -> float:
+def _bounded(opts, key: str, limit: float, unit: str, scale: float) -> float:
+    """``key=X`` as a number in 0..limit (its unit in the message), times ``scale``."""
     raw = opts.get(key)
     if raw is None:
         return 0.0
@@ -76,22 +77,17 @@ def _percent(opts, key: str) -> float:
         value = float(raw)
     except ValueError:
         raise StackError(errno.EINVAL, f"option {key}={raw}: not a number") from None
-    if not 0.0 <= value <= 100.0:
-        raise StackError(errno.EINVAL, f"option {key}={raw}: out of range 0..100")
-    return value / 100.0
+    if not 0.0 <= value <= limit:
+        raise StackError(errno.EINVAL, f"option {key}={raw}: out of range 0..{limit:g}{unit}")
+    return value * scale
+
+
+def _percent(opts, key: str) -> float:
+    return _bounded(opts, key, 100.0, "", 0.01)
 
 
 def _millis(opts, key: str) -> float:
-    raw = opts.get(key)
-    if raw is None:
-        return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise StackError(errno.EINVAL, f"option {key}={raw}: not a number") from None
-    if not 0.0 <= value <= 60000.0:
-        raise StackError(errno.EINVAL, f"option {key}={raw}: out of range 0..60000 ms")
-    return value / 1000.0
+    return _bounded(opts, key, 60000.0, " ms", 0.001)
 
 
 def take_options(opts) -> FaultConfig | None:

@@ -141,11 +141,7 @@ class PacketDriver(_linux.LinkFollower, Driver):
         except BaseException:
             self._close()
             raise
-        iface.link_up = False
-        iface.driver = self
-        self.interfaces = [iface]
-        self._report_link(bool(self.watcher.is_up()))
-        return self.interfaces
+        return self._adopt(iface)
 
     def _open(self, dev: str):
         if not _linux.exists(dev):

@@ -82,11 +82,7 @@ class TapDriver(_linux.LinkFollower, Driver):
         except BaseException:
             self._close()
             raise
-        iface.link_up = False
-        iface.driver = self
-        self.interfaces = [iface]
-        self._report_link(bool(self.watcher.is_up()))
-        return self.interfaces
+        return self._adopt(iface)
 
     def _open(self, dev: str | None, mtu: int | None):
         """In the device's namespace: open (or create) the tap, size it, watch its link.
