@@ -275,6 +275,22 @@ class Stack:
         iface.mtu = mtu
         self._notify("interface_changed", iface)
 
+    def set_capabilities(self, iface: Interface, enable: int = 0, disable: int = 0) -> None:
+        """SIOCSIFCAP (``ifconfig IF [-]tso4 [-]tcp4csum ...``): switch offloads on or off.
+
+        As NetBSD's ether_ioctl: asking for a capability the driver does not have is
+        EINVAL. The driver hears of it through ``interface_changed`` (apply_config).
+        """
+        missing = (enable | disable) & ~iface.capabilities
+        if missing:
+            from .iface.interface import cap_names  # noqa: PLC0415
+            raise StackError(errno.EINVAL, f"{iface.name} cannot offload "
+                                           f"{cap_names(missing) or hex(missing)}")
+        enabled = (iface.enabled | enable) & ~disable
+        if enabled != iface.enabled:
+            iface.enabled = enabled
+            self._notify("interface_changed", iface)
+
     def add_address(self, iface: Interface, address, prefixlen: int | None = None, *,
                     broadcast=None, dest=None, replace_primary: bool = False) -> IfAddr:
         """SIOCAIFADDR: add (or, for an address already there, update) one address.

@@ -44,6 +44,32 @@ FLAG_NAMES = (
 # Flags a user may change with ifconfig; the rest belong to the stack and driver.
 USER_FLAGS = IFF_UP | IFF_DEBUG | IFF_NOARP | IFF_PROMISC | IFF_LINK0 | IFF_LINK1 | IFF_LINK2
 
+# Interface capabilities (NetBSD sys/net/if.h IFCAP_*): what the driver can offload.
+# ``Interface.capabilities`` is what it can do, ``Interface.enabled`` what is switched on
+# (SIOCSIFCAP: ``ifconfig IF [-]tso4 [-]tcp4csum ...``); ifconfig prints both.
+IFCAP_TSOv4 = 0x00080
+IFCAP_CSUM_IPv4_Rx = 0x00100
+IFCAP_CSUM_IPv4_Tx = 0x00200
+IFCAP_CSUM_TCPv4_Rx = 0x00400
+IFCAP_CSUM_TCPv4_Tx = 0x00800
+IFCAP_CSUM_UDPv4_Rx = 0x01000
+IFCAP_CSUM_UDPv4_Tx = 0x02000
+IFCAP_CSUM_TCPv6_Rx = 0x04000
+IFCAP_CSUM_TCPv6_Tx = 0x08000
+IFCAP_CSUM_UDPv6_Rx = 0x10000
+IFCAP_CSUM_UDPv6_Tx = 0x20000
+IFCAP_TSOv6 = 0x40000
+
+# NetBSD's IFCAPBITS order and names, as ifconfig prints them.
+CAP_NAMES = (
+    (IFCAP_TSOv4, "TSO4"), (IFCAP_CSUM_IPv4_Rx, "IP4CSUM_Rx"), (IFCAP_CSUM_IPv4_Tx, "IP4CSUM_Tx"),
+    (IFCAP_CSUM_TCPv4_Rx, "TCP4CSUM_Rx"), (IFCAP_CSUM_TCPv4_Tx, "TCP4CSUM_Tx"),
+    (IFCAP_CSUM_UDPv4_Rx, "UDP4CSUM_Rx"), (IFCAP_CSUM_UDPv4_Tx, "UDP4CSUM_Tx"),
+    (IFCAP_CSUM_TCPv6_Rx, "TCP6CSUM_Rx"), (IFCAP_CSUM_TCPv6_Tx, "TCP6CSUM_Tx"),
+    (IFCAP_CSUM_UDPv6_Rx, "UDP6CSUM_Rx"), (IFCAP_CSUM_UDPv6_Tx, "UDP6CSUM_Tx"),
+    (IFCAP_TSOv6, "TSO6"),
+)
+
 IFT_OTHER = 0x1
 IFT_ETHER = 0x6
 IFT_LOOP = 0x18
@@ -61,6 +87,10 @@ LOMTU = 33192
 
 def flag_names(flags: int) -> str:
     return ",".join(name for bit, name in FLAG_NAMES if flags & bit)
+
+
+def cap_names(caps: int) -> str:
+    return ",".join(name for bit, name in CAP_NAMES if caps & bit)
 
 
 @attrs.define(eq=False)
@@ -120,6 +150,12 @@ class Interface:
     driver: object | None = None      # opaque to the core; the runtime hands it frames
     cloner: str | None = None         # set for interfaces made by "ifconfig X create"
     txq: collections.deque = attrs.Factory(collections.deque)
+    capabilities: int = 0             # IFCAP_* the driver can offload
+    enabled: int = 0                  # IFCAP_* switched on (a subset of capabilities)
+    # Bytes of struct virtio_net_hdr in front of every frame, both ways (0 or 10): the
+    # offload metadata of a TAP opened with IFF_VNET_HDR (wire/virtio.py). The stack
+    # strips it on input and writes it on output; the driver moves buffers untouched.
+    vnet_hdr: int = 0
 
     @property
     def is_up(self) -> bool:
