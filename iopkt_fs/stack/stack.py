@@ -31,9 +31,10 @@ from .socket.unix import UnixProtocol
 from .tcp.inet import TcpProtosw
 from .iface.interface import (
     AF_INET, IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_RUNNING, IFF_UP, IFNAMSIZ,
-    IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface,
+    IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface, cap_names,
 )
 from .sysctl import SysctlTree
+from .wire.virtio import PLAIN as PLAIN_VNET_HDR
 from .time import Instant
 
 LogFn = Callable[..., None]
@@ -103,6 +104,18 @@ class Stack:
         t.add("net.inet.icmp.maskrepl", 0, "Respond to ICMP netmask requests", minimum=0, maximum=1)
         t.add("net.inet.tcp.sendspace", 32768, "Default TCP send buffer size", minimum=512)
         t.add("net.inet.tcp.recvspace", 32768, "Default TCP receive buffer size", minimum=512)
+        t.add("net.inet.tcp.recvbuf_auto", 1, "Enable automatic receive buffer sizing",
+              minimum=0, maximum=1)
+        t.add("net.inet.tcp.recvbuf_inc", 16384, "Incrementor step size of automatic receive buffer",
+              minimum=1)
+        t.add("net.inet.tcp.recvbuf_max", 4 * 1024 * 1024, "Max size of automatic receive buffer",
+              minimum=512)
+        t.add("net.inet.tcp.sendbuf_auto", 1, "Enable automatic send buffer sizing",
+              minimum=0, maximum=1)
+        t.add("net.inet.tcp.sendbuf_inc", 8192, "Incrementor step size of automatic send buffer",
+              minimum=1)
+        t.add("net.inet.tcp.sendbuf_max", 4 * 1024 * 1024, "Max size of automatic send buffer",
+              minimum=512)
         t.add("net.inet.tcp.mssdflt", 536, "Default maximum segment size", minimum=64)
         t.add("net.inet.tcp.keepidle", 14400, "Keepalive idle time (s)", minimum=1)
         t.add("net.inet.tcp.keepintvl", 150, "Keepalive probe interval (s)", minimum=1)
@@ -283,7 +296,6 @@ class Stack:
         """
         missing = (enable | disable) & ~iface.capabilities
         if missing:
-            from .iface.interface import cap_names  # noqa: PLC0415
             raise StackError(errno.EINVAL, f"{iface.name} cannot offload "
                                            f"{cap_names(missing) or hex(missing)}")
         enabled = (iface.enabled | enable) & ~disable
@@ -375,28 +387,65 @@ class Stack:
     # -- packets --------------------------------------------------------------------------
 
     def input(self, iface: Interface, frames: Iterable[bytes | memoryview], now: Instant) -> None:
-        """Frames a driver read from ``iface``; counted, then handed to the protocol layer."""
+        """Frames a driver read from ``iface``; counted, then handed to the protocol layer.
+
+        The batch stays a batch: TCP holds back what each connection would send until
+        the whole batch is in (``TcpLayer.begin_input``/``end_input``), so a burst of
+        segments is acknowledged once, as Linux does under GRO. On a link that carries a
+        virtio_net_hdr (``iface.vnet_hdr``) the header is taken off here and passed up
+        only when it says something (a checksum to trust, a super-segment).
+        """
         stats = iface.stats
         handler = self.frame_input
-        for frame in frames:
-            stats.ipackets += 1
-            stats.ibytes += len(frame)
-            if not iface.flags & IFF_UP:
-                stats.iqdrops += 1
-                continue
-            if handler is None:
-                stats.noproto += 1
-                continue
-            handler(iface, memoryview(frame), now)
+        hl = iface.vnet_hdr
+        if not iface.flags & IFF_UP or handler is None:
+            for frame in frames:
+                stats.ipackets += 1
+                stats.ibytes += max(0, len(frame) - hl)
+                if iface.flags & IFF_UP:
+                    stats.noproto += 1
+                else:
+                    stats.iqdrops += 1
+            return
+        tcp = self.tcp
+        tcp.begin_input()
+        try:
+            for frame in frames:
+                stats.ipackets += 1
+                mv = memoryview(frame)
+                vh = None
+                if hl:
+                    if len(mv) < hl:
+                        stats.ierrors += 1
+                        continue
+                    if mv[0] or mv[1]:
+                        vh = mv[:hl]
+                    mv = mv[hl:]
+                stats.ibytes += len(mv)
+                handler(iface, mv, now, vh)
+        finally:
+            tcp.end_input(now)
 
-    def transmit(self, iface: Interface, frame: bytes) -> None:
-        """Queue one frame on ``iface``; loopback frames come back in at the next poll."""
+    def transmit(self, iface: Interface, frame: bytes, framed: bool = False) -> None:
+        """Queue one frame on ``iface``; loopback frames come back in at the next poll.
+
+        On a link with ``vnet_hdr`` every frame needs the header in front: ``framed``
+        says the caller put it there (with offload work for the device), otherwise an
+        all-zero one is added."""
         stats = iface.stats
         if not iface.flags & IFF_UP:
             stats.oerrors += 1
             return
         stats.opackets += 1
-        stats.obytes += len(frame)
+        hl = iface.vnet_hdr
+        if hl:
+            if framed:
+                stats.obytes += len(frame) - hl
+            else:
+                stats.obytes += len(frame)
+                frame = PLAIN_VNET_HDR + frame
+        else:
+            stats.obytes += len(frame)
         if iface.kind == IFT_LOOP:
             self._loop_pending.append((iface, frame))
             return
@@ -427,13 +476,17 @@ class Stack:
         # Loopback delivery is deferred to here so a reply never recurses into its request.
         while self._loop_pending:
             batch, self._loop_pending = self._loop_pending, []
-            for iface, frame in batch:
-                iface.stats.ipackets += 1
-                iface.stats.ibytes += len(frame)
-                if self.loop_input is None:
-                    iface.stats.noproto += 1
-                else:
-                    self.loop_input(iface, memoryview(frame), now)
+            self.tcp.begin_input()
+            try:
+                for iface, frame in batch:
+                    iface.stats.ipackets += 1
+                    iface.stats.ibytes += len(frame)
+                    if self.loop_input is None:
+                        iface.stats.noproto += 1
+                    else:
+                        self.loop_input(iface, memoryview(frame), now)
+            finally:
+                self.tcp.end_input(now)
         for layer in self.layers:
             fn = getattr(layer, "poll", None)
             if fn is not None:

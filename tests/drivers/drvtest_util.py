@@ -76,7 +76,7 @@ class Harness:
     def _log(self, severity, text, major=None):
         self.logs.append((severity, text))
 
-    def _frame(self, iface, frame, now):
+    def _frame(self, iface, frame, now, vh=None):
         data = bytes(frame)
         self.frames.setdefault(iface.name, []).append(data)
         if self.on_frame is not None:

@@ -40,7 +40,10 @@ import ipaddress
 import attrs
 
 from ..errors import StackError
-from ..iface.interface import IFF_NOARP, IFF_UP, IFT_ETHER, IFT_LOOP, IfAddr, Interface
+from ..iface.interface import (
+    IFCAP_CSUM_TCPv4_Tx, IFCAP_CSUM_UDPv4_Tx, IFCAP_TSOv4, IFF_NOARP, IFF_UP, IFT_ETHER, IFT_LOOP,
+    IfAddr, Interface,
+)
 from ..iface.neighbor import ArpCache, State
 from ..iface.route import RTF_BLACKHOLE, RTF_DYNAMIC, RTF_MODIFIED, RTF_REJECT, Route, RouteTable
 from ..slog import INFO, WARNING
@@ -50,6 +53,8 @@ from ..wire.errors import Malformed, Unsupported
 from ..wire.ethernet import BROADCAST as ETHER_BROADCAST
 from ..wire.ethernet import EthernetPacket, ipv4_multicast_mac, pad_frame
 from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
+from ..wire.virtio import DATA_VALID, GSO_NONE, GSO_TCPV4, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
+from . import gso
 from .icmp import IcmpProtocol
 from .reass import Reassembler
 from .stats import (
@@ -64,6 +69,16 @@ _ETH_ARP = 0x0806
 ALL_HOSTS = bytes((224, 0, 0, 1))      # RFC 1112 4: every host is a member, always
 LOOPBACK = bytes((127, 0, 0, 1))
 MAX_FLOWS = 1024                        # NetBSD ip_maxflows is 256; memory is cheaper here
+_CSUM_OK = NEEDS_CSUM | DATA_VALID
+# The virtio header loopback and software-cut packets are given: checksums trusted.
+LOOP_VH = _VH.pack(DATA_VALID, GSO_NONE, 0, 0, 0, 0)
+_PLAIN_VH = bytes(_VH.size)
+# Per GSO type: the capability a link needs to take such super-segments whole, and the
+# one it needs to finish their checksums (NetBSD IFCAP_* names what the device does).
+_GSO_CAP = {GSO_TCPV4: IFCAP_TSOv4, GSO_UDP_L4: IFCAP_TSOv4}
+_CSUM_CAP = {16: IFCAP_CSUM_TCPv4_Tx, 6: IFCAP_CSUM_UDPv4_Tx}
+# The largest IPv4 packet one super-segment may be (the total length field's limit).
+GSO_MAX = 65535
 
 
 def _int(addr: bytes) -> int:
@@ -93,14 +108,18 @@ class LinkStat:
 class IpInput:
     """What a protocol's ``input`` learns about the datagram besides its payload."""
 
-    __slots__ = ("iface", "ip", "broadcast", "link_broadcast", "datagram")
+    __slots__ = ("iface", "ip", "broadcast", "link_broadcast", "datagram", "csum_ok")
 
-    def __init__(self, iface: Interface, ip: Ipv4Repr, broadcast: bool, link_broadcast: bool, datagram):
+    def __init__(self, iface: Interface, ip: Ipv4Repr, broadcast: bool, link_broadcast: bool, datagram,
+                 csum_ok: bool = False):
         self.iface = iface
         self.ip = ip                      # the header (src, dst, ttl, tos, ...)
         self.broadcast = broadcast        # sent to a broadcast or multicast address
         self.link_broadcast = link_broadcast
         self.datagram = datagram          # header + payload, for quoting in ICMP errors
+        # The transport checksum need not be verified: the link said so (virtio
+        # NEEDS_CSUM / DATA_VALID) or the packet never left this host (loopback).
+        self.csum_ok = csum_ok
 
 
 @attrs.define(eq=False)
@@ -292,9 +311,11 @@ class Ipv4Layer:
 
     # -- link layer ----------------------------------------------------------------------------
 
-    def frame_input(self, iface: Interface, frame, now: Instant) -> None:
+    def frame_input(self, iface: Interface, frame, now: Instant, vh=None) -> None:
+        """One frame from a driver; ``vh`` is its virtio_net_hdr when it says anything
+        (a checksum left to us or already checked, a super-segment), else None."""
         if iface.kind != IFT_ETHER:
-            self.process_ipv4(iface, frame, now, False)
+            self.process_ipv4(iface, frame, now, False, vh)
             return
         try:
             eth = EthernetPacket.new_checked(frame)
@@ -315,7 +336,7 @@ class Ipv4Layer:
             return
         ethertype = eth.ethertype
         if ethertype == _ETH_IP:
-            self.process_ipv4(iface, frame[14:], now, link_bcast)
+            self.process_ipv4(iface, frame[14:], now, link_bcast, vh)
         elif ethertype == _ETH_ARP:
             self.process_arp(iface, frame[14:], now)
         else:
@@ -323,26 +344,71 @@ class Ipv4Layer:
             iface.stats.noproto += 1
 
     def loop_input(self, iface: Interface, packet, now: Instant) -> None:
-        self.process_ipv4(iface, packet, now, False)
+        # Nothing on lo0 ever left the host: its checksums may be partial (Linux's
+        # loopback does the same), so they are not verified.
+        self.process_ipv4(iface, packet, now, False, LOOP_VH)
 
     def _link_output(self, iface: Interface, nexthop: bytes, packet: bytes, now: Instant,
-                     link_bcast: bool = False) -> None:
+                     link_bcast: bool = False, tx: gso.Tx | None = None) -> None:
         kind = iface.kind
         if kind != IFT_ETHER or iface.mac is None:
-            self.stack.transmit(iface, packet)    # lo0, tun: the bare IP packet
+            # lo0 carries partial checksums and whole super-segments as they are (its
+            # input trusts them); a tun gets them finished.
+            if tx is None or kind == IFT_LOOP:
+                self.stack.transmit(iface, packet)
+            else:
+                for p in gso.finalize(packet, tx, iface.mtu):
+                    self.stack.transmit(iface, p)
             return
         if link_bcast or nexthop == BROADCAST:
             mac = ETHER_BROADCAST
         elif 224 <= nexthop[0] < 240:
             mac = ipv4_multicast_mac(nexthop)
         else:
-            mac = self.arp.resolve(iface, _int(nexthop), packet, now)
+            ip = _int(nexthop)
+            if tx is not None:
+                entry = self.arp.get(iface, ip)
+                if entry is None or not entry.usable:
+                    # Held packets wait for ARP as ordinary packets: finish them first.
+                    for p in gso.finalize(packet, tx, iface.mtu):
+                        self.arp.resolve(iface, ip, p, now)
+                    return
+            mac = self.arp.resolve(iface, ip, packet, now)
             if mac is None:
                 return                            # held until ARP answers (or counted)
-        frame = mac + iface.mac + ETHERTYPE_IP + packet
-        if len(frame) < 60:
-            frame = pad_frame(frame)
-        self.stack.transmit(iface, frame)
+        head = mac + iface.mac + ETHERTYPE_IP
+        if iface.vnet_hdr:
+            vh = self._tx_header(iface, packet, tx)
+            if vh is not None:
+                self.stack.transmit(iface, b"".join((vh, head, packet)), framed=True)
+                return
+        elif tx is None:
+            frame = head + packet
+            self.stack.transmit(iface, pad_frame(frame) if len(frame) < 60 else frame)
+            return
+        for p in gso.finalize(packet, tx, iface.mtu):
+            frame = head + p
+            self.stack.transmit(iface, pad_frame(frame) if len(frame) < 60 else frame)
+
+    @staticmethod
+    def _tx_header(iface: Interface, packet, tx: gso.Tx | None) -> bytes | None:
+        """The virtio_net_hdr that lets the device finish ``packet``, or None when the
+        link's enabled offloads do not cover the work (it is then done in software)."""
+        if tx is None:
+            return _PLAIN_VH if len(packet) >= 46 else None
+        enabled = iface.enabled
+        if tx.csum is None or not enabled & _CSUM_CAP.get(tx.csum, 0):
+            return None
+        flags = NEEDS_CSUM
+        gso_type = GSO_NONE
+        gso_size = hdr_len = 0
+        if tx.gso_type != GSO_NONE and len(packet) > iface.mtu:
+            if not enabled & _GSO_CAP[tx.gso_type]:
+                return None
+            gso_type, gso_size = tx.gso_type, tx.gso_size
+            l4_head = (packet[tx.l4 + 12] >> 4) * 4 if tx.gso_type == GSO_TCPV4 else 8
+            hdr_len = 14 + tx.l4 + l4_head
+        return _VH.pack(flags, gso_type, hdr_len, gso_size, 14 + tx.l4, tx.csum)
 
     # -- ARP (RFC 826) ---------------------------------------------------------------------------
 
@@ -433,7 +499,7 @@ class Ipv4Layer:
 
     # -- IPv4 input (RFC 791, RFC 1122 3.2.1) ---------------------------------------------------
 
-    def process_ipv4(self, iface: Interface, data, now: Instant, link_bcast: bool) -> None:
+    def process_ipv4(self, iface: Interface, data, now: Instant, link_bcast: bool, vh=None) -> None:
         st = self.stats
         st.total += 1
         n = len(data)
@@ -459,7 +525,7 @@ class Ipv4Layer:
         if not pkt.verify_checksum():
             st.badsum += 1
             return
-        if self._flows and not link_bcast and hlen == 20:
+        if self._flows and not link_bcast and hlen == 20 and vh is None:
             flow = self._flows.get((iface.index, pkt.dst))
             if flow is not None and self._fastforward(flow, pkt):
                 return
@@ -473,25 +539,33 @@ class Ipv4Layer:
             st.badaddr += 1
             return
         if dst in self._local:
-            self._deliver(iface, pkt, ip, now, False, link_bcast)
+            self._deliver(iface, pkt, ip, now, False, link_bcast, vh)
         elif dst == BROADCAST or dst == ANY or self._bcast.get(dst) is iface:
-            self._deliver(iface, pkt, ip, now, True, link_bcast)
+            self._deliver(iface, pkt, ip, now, True, link_bcast, vh)
         elif 224 <= dst[0] < 240:
             if dst in self.groups:
-                self._deliver(iface, pkt, ip, now, True, True)
+                self._deliver(iface, pkt, ip, now, True, True, vh)
             else:
                 st.cantforward += 1   # no multicast routing; a group we are not in
         elif loop:
             if dst in self._bcast:
-                self._deliver(iface, pkt, ip, now, True, False)    # our own broadcast, looped
+                self._deliver(iface, pkt, ip, now, True, False, vh)    # our own broadcast, looped
             else:
                 st.cantforward += 1
         else:
-            self._forward(iface, pkt, ip, now, link_bcast)
+            self._forward(iface, pkt, ip, now, link_bcast, vh)
 
     def _deliver(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant,
-                 broadcast: bool, link_bcast: bool) -> None:
+                 broadcast: bool, link_bcast: bool, vh=None) -> None:
         st = self.stats
+        csum_ok = False
+        if vh is not None:
+            csum_ok = bool(vh[0] & _CSUM_OK)
+            if vh[1] == GSO_UDP_L4 and ip.protocol == 17 and not (ip.more_frags or ip.frag_offset):
+                # A UDP super-datagram (the sender used UDP_SEGMENT): its datagrams are
+                # separate messages to the socket, so they are cut apart here.
+                self._deliver_udp_gso(iface, pkt, ip, now, broadcast, link_bcast, vh)
+                return
         if ip.more_frags or ip.frag_offset:
             st.fragments += 1
             header = bytes(pkt.header)
@@ -502,6 +576,7 @@ class Ipv4Layer:
             (header, _), payload = done
             ip = attrs.evolve(ip, payload_len=len(payload), more_frags=False, frag_offset=0)
             datagram = header + payload[:8]
+            csum_ok = False
         else:
             payload = pkt.payload
             datagram = pkt.datagram
@@ -513,7 +588,19 @@ class Ipv4Layer:
                                 link_broadcast=link_bcast, in_iface=iface)
             return
         st.delivered += 1
-        handler.input(IpInput(iface, ip, broadcast or link_bcast, link_bcast, datagram), payload, now)
+        handler.input(IpInput(iface, ip, broadcast or link_bcast, link_bcast, datagram, csum_ok),
+                      payload, now)
+
+    def _deliver_udp_gso(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant,
+                         broadcast: bool, link_bcast: bool, vh) -> None:
+        size = _VH.unpack_from(vh, 0)[3]
+        if size <= 0:
+            self.stats.badlen += 1
+            return
+        for piece in gso.udp_segment(pkt.datagram, gso.Tx(pkt.header_len, 6, GSO_UDP_L4, size)):
+            p = Ipv4Packet(memoryview(piece))
+            self._deliver(iface, p, attrs.evolve(ip, payload_len=len(p.payload)), now,
+                          broadcast, link_bcast, LOOP_VH)
 
     # -- forwarding (RFC 1812) ---------------------------------------------------------------------
 
@@ -564,7 +651,8 @@ class Ipv4Layer:
         self.stack.transmit(flow.iface, pad_frame(bytes(frame)) if len(frame) < 60 else bytes(frame))
         return True
 
-    def _forward(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant, link_bcast: bool) -> None:
+    def _forward(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant, link_bcast: bool,
+                 vh=None) -> None:
         st = self.stats
         if not self._node_forwarding.value:
             st.cantforward += 1               # a host: RFC 1122 3.3.4.2, silently discard
@@ -603,6 +691,13 @@ class Ipv4Layer:
         datagram = bytes(buf)
         mtu = route.mtu or out.mtu
         route.use += 1
+        tx = self._rx_offload(vh, pkt.header_len) if vh is not None else None
+        if tx is not None:
+            # A frame the local kernel left unfinished (NEEDS_CSUM) or a super-segment:
+            # passed on whole where the next link takes it, finished and cut otherwise.
+            st.forward += 1
+            self._link_output(out, nexthop, datagram, now, False, tx)
+            return
         if len(datagram) > mtu:
             if ip.dont_frag:
                 # RFC 1191 4: fragmentation needed, with the next-hop MTU.
@@ -635,6 +730,19 @@ class Ipv4Layer:
                     self._flush_flows()
                 route.refs += 1
                 self._flows[(iface.index, dst)] = Flow(out, entry.mac + out.mac + ETHERTYPE_IP, mtu, route)
+
+    @staticmethod
+    def _rx_offload(vh, l4: int) -> gso.Tx | None:
+        """The work a received frame's virtio header leaves for whoever sends it on."""
+        flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VH.unpack_from(vh, 0)
+        gso_type &= 0x7F      # GSO_ECN is a modifier
+        if gso_type not in _GSO_CAP:
+            gso_type, gso_size = GSO_NONE, 0
+        if flags & NEEDS_CSUM:
+            return gso.Tx(csum_start - 14, csum_offset, gso_type, gso_size)
+        if gso_type != GSO_NONE:
+            return gso.Tx(l4, None, gso_type, gso_size)
+        return None
 
     @staticmethod
     def _on_link(iface: Interface, addr: bytes) -> bool:
@@ -687,11 +795,14 @@ class Ipv4Layer:
         return src
 
     def output(self, payload, src, dst, proto: int, now: Instant, *, ttl: int | None = None,
-               tos: int = 0, df: bool = False, iface: Interface | None = None) -> None:
+               tos: int = 0, df: bool = False, iface: Interface | None = None,
+               tx: gso.Tx | None = None) -> None:
         """Send ``payload`` as one datagram (fragmented if it must be).
 
         ``src`` None picks our address toward ``dst``. ``iface`` forces the interface (a
-        limited broadcast on a bound socket, IP_MULTICAST_IF).
+        limited broadcast on a bound socket, IP_MULTICAST_IF). ``tx`` says the transport
+        left work for below (a partial checksum, a super-segment to cut: gso.py); its
+        ``l4`` is then 20, our header having no options.
 
         Raises:
             StackError(EHOSTUNREACH / ENETUNREACH): no route.
@@ -738,8 +849,8 @@ class Ipv4Layer:
             # broadcast we send is also looped to our own sockets, as BSD and Linux do;
             # likewise a multicast to a group we are in (IP_MULTICAST_LOOP's default).
             self.stack.transmit(self.stack.lo0, datagram)
-        if length <= mtu:
-            self._link_output(iface, nexthop, datagram, now, link_bcast)
+        if length <= mtu or (tx is not None and tx.gso_type != GSO_NONE):
+            self._link_output(iface, nexthop, datagram, now, link_bcast, tx)
             return
         if df:
             st.cantfrag += 1

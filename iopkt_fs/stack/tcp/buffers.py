@@ -50,6 +50,21 @@ class Ring:
             self._buf[:len(data)] = data
         self._cap, self._head = capacity, 0
 
+    def grow(self, capacity: int) -> None:
+        """Enlarge the ring (buffer autotuning), keeping every stored byte where it is
+        relative to the read position - out-of-order data past the end included."""
+        if capacity <= self._cap:
+            return
+        buf = self._buf
+        if buf is not None:
+            new = bytearray(capacity)
+            head = self._head
+            tail = self._cap - head
+            new[:tail] = buf[head:]
+            new[tail:self._cap] = buf[:head]
+            self._buf = new
+        self._cap, self._head = capacity, 0
+
     def _copy_in(self, pos: int, data) -> None:
         """Copy ``data`` to absolute ring position ``pos`` (wrapping)."""
         if self._buf is None:

@@ -37,6 +37,15 @@ class TcpConfig:
     syn_retries: int = 6              # SYN / SYN-ACK retransmissions before giving up
     data_retries: int = 12            # BSD TCP_MAXRXTSHIFT
     max_ooo_ranges: int = 32          # reassembly holes tracked per connection
+    # Socket buffer autotuning (NetBSD net.inet.tcp.{recv,send}buf_{auto,inc,max}). The
+    # maxima are sized for these links (a TAP at ~1 GB/s with ~1 ms of queueing wants a
+    # few MB in flight), not NetBSD's 256 KiB; the window scale is chosen from them.
+    recvbuf_auto: bool = True
+    recvbuf_inc: int = 16384
+    recvbuf_max: int = 4 * 1024 * 1024
+    sendbuf_auto: bool = True
+    sendbuf_inc: int = 8192
+    sendbuf_max: int = 4 * 1024 * 1024
 
     @classmethod
     def from_sysctl(cls, tree, **overrides) -> TcpConfig:
@@ -61,6 +70,12 @@ class TcpConfig:
             delack=bool(get("qnx.net.inet.tcp.qnx_delack", d.delack)),
             rto_initial=ms(get("qnx.net.inet.tcp.rto", d.rto_initial // 1000)),
             drop_synfin=bool(get("qnx.net.inet.tcp.drop_synfin", d.drop_synfin)),
+            recvbuf_auto=bool(get("net.inet.tcp.recvbuf_auto", d.recvbuf_auto)),
+            recvbuf_inc=get("net.inet.tcp.recvbuf_inc", d.recvbuf_inc),
+            recvbuf_max=get("net.inet.tcp.recvbuf_max", d.recvbuf_max),
+            sendbuf_auto=bool(get("net.inet.tcp.sendbuf_auto", d.sendbuf_auto)),
+            sendbuf_inc=get("net.inet.tcp.sendbuf_inc", d.sendbuf_inc),
+            sendbuf_max=get("net.inet.tcp.sendbuf_max", d.sendbuf_max),
         )
         values.update(overrides)
         return cls(**values)

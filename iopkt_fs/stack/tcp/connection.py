@@ -78,6 +78,7 @@ MAX_SACK_SCOREBOARD = 64
 MAX_RXT_LOG = 64                  # recovery retransmissions watched for loss (RACK-style)
 RACK_MIN_REO_WND = 1000           # µs: the reordering window's floor (RFC 8985 6.2)
 PTO_MIN = 10_000                  # µs: the probe timeout's floor (Linux TCP_TIMEOUT_MIN)
+AUTOSIZE_MIN_INTERVAL = 1000      # µs: shortest receive-autosizing measurement
 
 
 class State(IntEnum):
@@ -145,7 +146,8 @@ class Connection:
                  "last_rcv", "last_snd", "layer", "listener", "local_ip", "local_port",
                  "max_sndwnd", "mtu", "nodelay", "ooo", "orphaned", "our_mss", "peer_fin",
                  "peer_mss", "persist_shift", "rcv_adv", "rcv_buf", "rcv_nxt", "rcv_shut",
-                 "rcv_wscale", "recover", "remote_ip", "remote_port", "req_sack", "req_ts",
+                 "rcv_wscale", "rcv_auto", "rcv_rtt", "recover", "remote_ip", "rfbuf_cnt", "rfbuf_ts",
+                 "snd_auto", "tso", "tso_gen", "remote_port", "req_sack", "req_ts",
                  "rescue_rxt", "rxt_log",
                  "req_ws", "retransmits", "rexmt_shift", "rexmt_tsval", "rtt", "rtt_seq",
                  "rtt_time",
@@ -171,8 +173,17 @@ class Connection:
         self.soft_error = 0                        # ICMP soft error (RFC 1122 4.2.3.9)
         self.created = now
 
+        # Buffers given no explicit size (SO_SNDBUF/SO_RCVBUF) grow with the transfer
+        # (NetBSD SB_AUTOSIZE; net.inet.tcp.{recv,send}buf_auto).
+        self.snd_auto = sndbuf is None and config.sendbuf_auto
+        self.rcv_auto = rcvbuf is None and config.recvbuf_auto
         self.snd_buf = Ring(sndbuf or config.sendspace)
         self.rcv_buf = Ring(rcvbuf or config.recvspace)
+        self.rfbuf_ts = 0            # start of the current receive-autosizing measurement
+        self.rfbuf_cnt = 0           # bytes received in it
+        self.rcv_rtt = 0             # receiver's RTT estimate from echoed timestamps (µs)
+        self.tso = 0                 # payload of one super-segment (0: one SMSS)
+        self.tso_gen = -1            # layer.route_gen when tso was computed
         self.ooo = Assembler(config.max_ooo_ranges)
 
         # Send sequence space (RFC 9293 3.3.1). snd_max is BSD's: the highest sequence
@@ -324,8 +335,11 @@ class Connection:
 
     def _choose_wscale(self) -> int:
         """RFC 7323 2.2: the smallest shift that lets the whole buffer be advertised."""
+        cap = self.rcv_buf.capacity
+        if self.rcv_auto:
+            cap = max(cap, self.config.recvbuf_max)   # room for what autosizing may reach
         shift = 0
-        while shift < 14 and (self.rcv_buf.capacity >> shift) > 0xFFFF:
+        while shift < 14 and (cap >> shift) > 0xFFFF:
             shift += 1
         return shift
 
@@ -487,6 +501,10 @@ class Connection:
             self._input_syn_sent(seg, now)
         else:
             self._input_synchronized(seg, now)
+        pending = self.layer.pending
+        if pending is not None:
+            pending[self] = None      # output once, at the end of the input batch
+            return
         if self.state != State.CLOSED:
             self._output(now)
         self.layer.touch(self)
@@ -1088,6 +1106,8 @@ class Connection:
                 self.rcv_buf.write(payload)
                 stats.rcvpack += 1
                 stats.rcvbyte += n
+                if n > self.smss:
+                    stats.rcvgso += 1
                 advance = n
                 if self.ooo:
                     self.ooo.shift(n)
@@ -1104,6 +1124,8 @@ class Connection:
                     self.rcv_buf.consume(len(self.rcv_buf))
                 self.sack_recent = [s for s in self.sack_recent if seq_gt(s, self.rcv_nxt)]
                 self.unacked_bytes += n
+                if self.rcv_auto:
+                    self._autosize_rcv(n, seg, now)
                 # RFC 1122 4.2.3.2 / RFC 5681 4.2: ACK at least every second full-sized
                 # segment; otherwise delay up to delack_time (< 500 ms).
                 if not self.config.delack or self.unacked_bytes >= 2 * self._rcv_mss():
@@ -1127,6 +1149,59 @@ class Connection:
             self.fin_seq = seq_add(seg.seq, n)
         if self.fin_seq is not None and self.fin_seq == self.rcv_nxt and not self.peer_fin:
             self._fin_arrived(now)
+
+    def _autosize_rcv(self, n: int, seg: Segment, now: Instant) -> None:
+        """Receive buffer autosizing (NetBSD tcp_input, after FreeBSD): count the bytes
+        that arrive in one round trip; when the peer filled more than 7/8 of the buffer
+        in it, the buffer is what holds the transfer back, so it grows - doubling, as
+        FreeBSD and Linux grow it, by at least recvbuf_inc - up to recvbuf_max.
+
+        A pure receiver has no RTT samples of its own; the echoed timestamp gives one
+        (Linux tcp_rcv_rtt_measure_ts), at millisecond resolution, so 1 ms is the floor.
+        """
+        ts = seg.opts.timestamp
+        if ts is not None and ts[1]:
+            sample = ((self.ts_now(now) - ts[1]) & MASK) * 1000
+            if sample < 60_000_000:
+                self.rcv_rtt = sample
+        if not self.rfbuf_ts:
+            self.rfbuf_ts, self.rfbuf_cnt = now, n
+            return
+        self.rfbuf_cnt += n
+        if now - self.rfbuf_ts < max(self.rtt.srtt or 0, self.rcv_rtt, AUTOSIZE_MIN_INTERVAL):
+            return
+        cap = self.rcv_buf.capacity
+        top = self.config.recvbuf_max
+        if self.rfbuf_cnt > cap // 8 * 7 and cap < top:
+            self.rcv_buf.grow(min(max(cap + self.config.recvbuf_inc, 2 * cap), top))
+            self.layer.stats.rcvbufauto += 1
+            self.ack_now = True       # tell the sender about the room at once
+        self.rfbuf_ts, self.rfbuf_cnt = now, 0
+
+    def _autosize_snd(self) -> None:
+        """Send buffer autosizing (NetBSD tcp_output): grow when the peer's window is
+        most of the buffer, the buffer is nearly full and the windows would let all of
+        its unsent data go - the buffer, not the network, is then the limit."""
+        buf = self.snd_buf
+        cap = buf.capacity
+        top = self.config.sendbuf_max
+        queued = len(buf)
+        if cap < top and self.snd_wnd // 4 * 5 >= cap and queued >= cap // 8 * 7 and \
+                min(self.snd_wnd, self.cc.cwnd) >= queued - self.flight:
+            buf.grow(min(max(cap + self.config.sendbuf_inc, 2 * cap), top))
+            self.layer.stats.sndbufauto += 1
+            self.layer.wake(self)     # room for the writer
+
+    def _tso_payload(self) -> int:
+        """Bytes of payload one super-segment may carry on the current route: a whole
+        number of SMSS under the IP packet limit, 0 where the route takes none."""
+        layer = self.layer
+        limit = layer.route_tso(self.remote_ip) if layer.csum_offload else 0
+        self.tso_gen = layer.route_gen
+        hdr = self.ip_header + 20 + (12 if self.ts_ok else 0)
+        n = (limit - hdr) // self.smss * self.smss if limit else 0
+        self.tso = n if n >= 2 * self.smss else 0
+        return self.tso
 
     def _fin_arrived(self, now: Instant) -> None:
         """Eighth, check the FIN bit (RFC 9293 3.10.7.4)."""
@@ -1430,7 +1505,7 @@ class Connection:
         out.extend(r for r in ranges if r not in out)
         return tuple(out[:4])
 
-    def _emit(self, seq: int, flags: int, payload, now: Instant) -> None:
+    def _emit(self, seq: int, flags: int, payload, now: Instant, gso: int = 0) -> None:
         syn = bool(flags & SYN)
         if self.state != State.SYN_SENT or not syn:
             flags |= ACK
@@ -1441,15 +1516,16 @@ class Connection:
             if self.state != State.SYN_SENT and seq_gt(edge, self.rcv_adv):
                 self.rcv_adv = edge
         ack = self.rcv_nxt if flags & ACK else 0
+        partial = self.layer.csum_offload
         seg = build_segment(self.local_ip, self.remote_ip, self.local_port, self.remote_port,
-                            seq, ack, flags, win, opts, payload)
+                            seq, ack, flags, win, opts, payload, partial=partial)
         if flags & ACK:
             self.last_ack_sent = ack
             self.ack_now = False
             self.unacked_bytes = 0
             self.t_delack = None
         self.last_snd = now
-        self.layer.emit(self, seg, now)
+        self.layer.emit(self, seg, now, gso if partial else None)
 
     def _send_rst(self, seq: int, now: Instant, with_ack: bool = True) -> None:
         flags = RST | (ACK if with_ack else 0)
@@ -1482,13 +1558,15 @@ class Connection:
         elif length:
             stats.sndpack += 1
             stats.sndbyte += length
+            if length > self.smss:
+                stats.sndgso += 1
             if not self.ts_ok and self.rtt_seq is None:
                 self.rtt_seq = seq
                 self.rtt_time = now
                 stats.segstimed += 1
         if length and self.tlp_high is None:
             self._arm_probe(now, seq_add(seq, length))
-        self._emit(seq, flags, payload, now)
+        self._emit(seq, flags, payload, now, self.smss if length > self.smss else 0)
         self.last_data_snd = now
         end = seq_add(seq, length + (1 if fin else 0))
         if seq_gt(end, self.snd_max):
@@ -1599,6 +1677,12 @@ class Connection:
                 now - self.last_data_snd > self.rtt.rto:
             # RFC 5681 4.1: restart from the restart window after an idle period > RTO.
             self.cc.after_idle(now)
+        if self.snd_auto:
+            self._autosize_snd()
+        maxseg = self.tso if self.tso_gen == self.layer.route_gen else self._tso_payload()
+        smss = self.smss
+        if maxseg < smss:
+            maxseg = smss
         st = self.state
         fin_allowed = self.fin_queued and st in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
         for _ in range(10_000):
@@ -1626,7 +1710,9 @@ class Connection:
                 if self.t_persist is None and self.t_rexmt is None:
                     self._arm_persist(now)
                 break
-            n = max(0, min(avail, usable, self.smss))
+            n = max(0, min(avail, usable, maxseg))
+            if n > smss and n < avail:
+                n -= n % smss         # a super-segment is whole MSS pieces, but for the tail
             fin = fin_pending and n == avail
             if avail > 0 and n == 0:
                 if self.t_rexmt is None and self.t_persist is None and self.snd_una == self.snd_max:

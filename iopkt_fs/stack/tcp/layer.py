@@ -101,7 +101,9 @@ class TcpLayer:
                  source_address: Callable[[bytes], bytes | None] | None = None,
                  route_mtu: Callable[[bytes], int] | None = None,
                  notify: Callable[[TcpSocket], None] | None = None,
-                 config_overrides: dict | None = None):
+                 config_overrides: dict | None = None,
+                 route_tso: Callable[[bytes], int] | None = None,
+                 csum_offload: bool = False):
         self.output = output
         self.rng = rng or random.Random()
         self._sysctl = sysctl
@@ -110,6 +112,15 @@ class TcpLayer:
         self.log = log
         self.source_address = source_address
         self.route_mtu = route_mtu or (lambda dst: 1500)
+        # The largest IP packet a super-segment toward dst may be (0: one MSS per
+        # segment); the IP layer cuts it in software where the link cannot (gso.py).
+        self.route_tso = route_tso or (lambda dst: 0)
+        self.route_gen = 0        # bumped when an interface changes: TSO limits re-read
+        # Segments leave with partial checksums (build_segment(partial=True)) and
+        # ``output`` gets a fourth argument, the GSO size; the IP layer finishes them.
+        self.csum_offload = csum_offload
+        # Connections whose output waits for the end of the current input batch.
+        self.pending: dict[Connection, None] | None = None
         self.stats = TcpStats()
         self.connections: dict[tuple, Connection] = {}
         self.listeners: dict[tuple[bytes, int], TcpSocket] = {}
@@ -227,10 +238,37 @@ class TcpLayer:
         ev, self.events = self.events, set()
         return ev
 
-    def emit(self, conn: Connection, segment: bytes, now: Instant) -> None:
+    def emit(self, conn: Connection, segment: bytes, now: Instant, gso: int | None = None) -> None:
+        """Hand one segment to IP. ``gso`` None: the checksum is complete; an int: it is
+        partial and the segment may be a super-segment to cut at ``gso`` bytes."""
         self.stats.sndtotal += 1
         self.now = now
-        self.output(conn.local_ip, conn.remote_ip, segment)
+        if gso is None:
+            self.output(conn.local_ip, conn.remote_ip, segment)
+        else:
+            self.output(conn.local_ip, conn.remote_ip, segment, gso)
+
+    def interface_changed(self, _iface) -> None:
+        self.route_gen += 1
+
+    # -- batched input --------------------------------------------------------------------
+
+    def begin_input(self) -> None:
+        """A driver's batch starts: connections send nothing until ``end_input``."""
+        if self.pending is None:
+            self.pending = {}
+
+    def end_input(self, now: Instant) -> None:
+        """The batch is in: each connection that received something runs its output
+        once - one ACK for a run of segments (a stretch ACK, as Linux sends under GRO),
+        and new data sent against every ACK of the batch at once."""
+        pending, self.pending = self.pending, None
+        if not pending:
+            return
+        for conn in pending:
+            if conn.state != State.CLOSED:
+                conn._output(now)
+            self.touch(conn)
 
     def challenge_ack_allowed(self, now: Instant) -> bool:
         """RFC 5961 7: at most CHALLENGE_ACK_LIMIT challenge ACKs per second."""
@@ -330,8 +368,9 @@ class TcpLayer:
 
     # -- input ----------------------------------------------------------------------------
 
-    def input(self, src_ip: bytes, dst_ip: bytes, segment, now: Instant) -> None:
-        """One segment from the IP layer. Bad input is a counted drop, never an exception."""
+    def input(self, src_ip: bytes, dst_ip: bytes, segment, now: Instant, csum_ok: bool = False) -> None:
+        """One segment from the IP layer. Bad input is a counted drop, never an exception.
+        ``csum_ok``: the link vouched for the checksum (or left it partial), skip it."""
         stats = self.stats
         stats.rcvtotal += 1
         self.now = now
@@ -343,7 +382,7 @@ class TcpLayer:
             else:
                 stats.rcvbadoff += 1
             return
-        if not pkt.verify_checksum(src_ip, dst_ip):
+        if not csum_ok and not pkt.verify_checksum(src_ip, dst_ip):
             stats.rcvbadsum += 1
             return
         sport, dport, seq, ack, off, flags, wnd, _csum, _urg = pkt.fields()
@@ -411,7 +450,8 @@ class TcpLayer:
                 stats.listendrop += 1
             return
         conn = Connection(self, cfg, dst_ip, dport, src_ip, sport, now,
-                          sndbuf=lst.sndbuf, rcvbuf=lst.rcvbuf, mtu=self.route_mtu(src_ip))
+                          sndbuf=lst.explicit_sndbuf, rcvbuf=lst.explicit_rcvbuf,
+                          mtu=self.route_mtu(src_ip))
         lst.inherit(conn)
         conn.listener = lst
         lst.embryonic += 1
@@ -466,7 +506,9 @@ class TcpLayer:
         rcv_wscale = 0
         if seg.opts.timestamp is not None and cfg.timestamps:
             if seg.opts.wscale is not None and cfg.win_scale:
-                while rcv_wscale < 14 and (lst.rcvbuf >> rcv_wscale) > 0xFFFF:
+                space = lst.rcvbuf if lst.explicit_rcvbuf or not cfg.recvbuf_auto else \
+                    max(lst.rcvbuf, cfg.recvbuf_max)   # as Connection._choose_wscale
+                while rcv_wscale < 14 and (space >> rcv_wscale) > 0xFFFF:
                     rcv_wscale += 1
                 ws = rcv_wscale
             sack = bool(seg.opts.sack_permitted and cfg.sack)
@@ -505,7 +547,8 @@ class TcpLayer:
             sack = bool(ts[1] & 0x10)
         cfg = self.config
         conn = Connection(self, cfg, dst_ip, dport, src_ip, sport, now,
-                          sndbuf=lst.sndbuf, rcvbuf=lst.rcvbuf, mtu=self.route_mtu(src_ip))
+                          sndbuf=lst.explicit_sndbuf, rcvbuf=lst.explicit_rcvbuf,
+                          mtu=self.route_mtu(src_ip))
         lst.inherit(conn)
         conn.listener = lst
         self.register(conn)

@@ -38,6 +38,7 @@ SEND_LOWAT = 2048            # BSD so_snd.sb_lowat: writable once this much is f
 class TcpSocket:
     __slots__ = ("layer", "conn", "local", "listening", "backlog", "accept_queue",
                  "embryonic", "reuseaddr", "keepalive", "nodelay", "sndbuf", "rcvbuf",
+                 "sndbuf_set", "rcvbuf_set",
                  "closed", "_error", "shut_rd", "shut_wr", "__weakref__")
 
     def __init__(self, layer: TcpLayer):
@@ -54,6 +55,9 @@ class TcpSocket:
         self.nodelay = False
         self.sndbuf = cfg.sendspace
         self.rcvbuf = cfg.recvspace
+        # Set by SO_SNDBUF/SO_RCVBUF: an explicit size turns autosizing off (BSD clears
+        # SB_AUTOSIZE), for this socket and the connections a listener spawns.
+        self.sndbuf_set = self.rcvbuf_set = False
         self.closed = False
         self._error = 0
         self.shut_rd = False
@@ -66,8 +70,18 @@ class TcpSocket:
         s.local = (conn.local_ip, conn.local_port)
         s.reuseaddr, s.keepalive, s.nodelay = parent.reuseaddr, parent.keepalive, parent.nodelay
         s.sndbuf, s.rcvbuf = parent.sndbuf, parent.rcvbuf
+        s.sndbuf_set, s.rcvbuf_set = parent.sndbuf_set, parent.rcvbuf_set
         conn.socket = s
         return s
+
+    @property
+    def explicit_sndbuf(self) -> int | None:
+        """The SO_SNDBUF a connection must keep, None to autosize (from sendspace)."""
+        return self.sndbuf if self.sndbuf_set else None
+
+    @property
+    def explicit_rcvbuf(self) -> int | None:
+        return self.rcvbuf if self.rcvbuf_set else None
 
     def inherit(self, conn: Connection) -> None:
         """A listener's options pass to the connections it spawns (BSD sonewconn)."""
@@ -178,7 +192,8 @@ class TcpSocket:
             raise StackError(_errno.EADDRINUSE, "connection exists")
         self.local = (lip, lport)
         conn = Connection(layer, layer.config, lip, lport, ip, port, now,
-                          sndbuf=self.sndbuf, rcvbuf=self.rcvbuf, mtu=layer.route_mtu(ip))
+                          sndbuf=self.explicit_sndbuf, rcvbuf=self.explicit_rcvbuf,
+                          mtu=layer.route_mtu(ip))
         conn.socket = self
         conn.nodelay, conn.keepalive = self.nodelay, self.keepalive
         self.conn = conn
@@ -305,13 +320,14 @@ class TcpSocket:
             if not 512 <= value <= SB_MAX:
                 raise StackError(_errno.EINVAL, f"buffer size {value} out of range")
             if name == SO_SNDBUF:
-                self.sndbuf = value
+                self.sndbuf, self.sndbuf_set = value, True
                 if self.conn is not None:
                     self.conn.snd_buf.resize(value)
+                    self.conn.snd_auto = False
             else:
                 # The receive buffer fixes the window scale, which the SYN carries: like
                 # Linux, a change after connect applies to future connections only.
-                self.rcvbuf = value
+                self.rcvbuf, self.rcvbuf_set = value, True
         else:
             raise StackError(_errno.ENOPROTOOPT, f"option {level}/{name} not supported")
 
@@ -323,9 +339,9 @@ class TcpSocket:
         if level == IPPROTO_TCP and name == TCP_NODELAY:
             return int(self.nodelay)
         if level == SOL_SOCKET and name == SO_SNDBUF:
-            return self.sndbuf
+            return self.conn.snd_buf.capacity if self.conn is not None else self.sndbuf
         if level == SOL_SOCKET and name == SO_RCVBUF:
-            return self.rcvbuf
+            return self.conn.rcv_buf.capacity if self.conn is not None else self.rcvbuf
         if level == SOL_SOCKET and name == SO_ERROR:
             return self.take_error()
         raise StackError(_errno.ENOPROTOOPT, f"option {level}/{name} not supported")

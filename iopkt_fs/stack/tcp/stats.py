@@ -33,6 +33,8 @@ NAMES = (
     "challenge_ack", "challenge_ack_limited", "fastrexmt", "recovery", "sack_recovery",
     "partialack", "sackblocks_sent", "sack_rcvblocks", "tw_reused", "icmp_ignored",
     "rttskipped", "rxtlost", "tlp_probes",
+    "rcvbufauto", "sndbufauto",    # buffer autosizing steps
+    "sndgso", "rcvgso",            # super-segments sent / received whole
 )
 
 

@@ -307,10 +307,22 @@ class TcpPacket:
 
 def build_segment(src_ip: bytes, dst_ip: bytes, src_port: int, dst_port: int, seq: int,
                   ack: int, flags: int, window: int, options: bytes = b"", payload=b"",
-                  urgent: int = 0) -> bytes:
-    """One finished segment, checksum included. ``options`` must be a multiple of 4 bytes."""
+                  urgent: int = 0, partial: bool = False) -> bytes:
+    """One segment. ``options`` must be a multiple of 4 bytes.
+
+    ``partial`` leaves the checksum to be completed below (Linux CHECKSUM_PARTIAL, virtio
+    NEEDS_CSUM): the field holds only the folded pseudo-header sum, not complemented, so
+    whoever sums the segment from the TCP header on and stores the complement gets the
+    right checksum - a NIC, the host kernel behind a TAP, or the IP layer in software.
+    """
     hl = HEADER_LEN + len(options)
     total = hl + len(payload)
+    if partial:
+        csum = pseudo_sum(src_ip, dst_ip, total) % 0xFFFF or 0xFFFF
+        header = _HDR.pack(src_port, dst_port, seq, ack, (hl // 4) << 4, flags, window, csum, urgent)
+        if options:
+            header += options
+        return header + payload if isinstance(payload, bytes) else b"".join((header, payload))
     header = _HDR.pack(src_port, dst_port, seq, ack, (hl // 4) << 4, flags, window, 0, urgent)
     if options:
         header += options

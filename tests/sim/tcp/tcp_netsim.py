@@ -63,7 +63,10 @@ class NetSim:
         self._events: list = []
         self._n = 0
         self.rng = random.Random(seed)
-        conf = dict(sendspace=buffers, recvspace=buffers, congctl=congctl, msl=1_000_000)
+        # Fixed buffers unless a test asks for autosizing (the throughput snapshot is
+        # a function of the buffer size).
+        conf = dict(sendspace=buffers, recvspace=buffers, congctl=congctl, msl=1_000_000,
+                    recvbuf_auto=False, sendbuf_auto=False)
         conf.update(cfg)
         config = TcpConfig(**conf)
         faults = faults or {}

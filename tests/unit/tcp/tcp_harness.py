@@ -21,7 +21,9 @@ REMOTE_SEQ = 0xFFFF_FF00      # wraps during the tests on purpose
 
 S, A, F, R, P = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.FIN, TcpFlags.RST, TcpFlags.PSH
 
-BASE = dict(timestamps=False, sack=False, win_scale=False, delack=False, msl=30_000_000)
+# Literal-time tests pin the buffers: autosizing has tests of its own.
+BASE = dict(timestamps=False, sack=False, win_scale=False, delack=False, msl=30_000_000,
+            recvbuf_auto=False, sendbuf_auto=False)
 
 
 class Harness:
