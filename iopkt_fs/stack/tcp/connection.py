@@ -502,8 +502,10 @@ class Connection:
         else:
             self._input_synchronized(seg, now)
         pending = self.layer.pending
-        if pending is not None:
-            pending[self] = None      # output once, at the end of the input batch
+        if pending is not None and not self.ooo:
+            # Output once, at the end of the input batch. While there is a hole every
+            # segment is answered at once (RFC 5681 4.2: duplicate ACKs, SACK news).
+            pending[self] = None
             return
         if self.state != State.CLOSED:
             self._output(now)
