@@ -261,7 +261,8 @@ TCPIP_OPTIONS: tuple[TcpipOption, ...] = (
     TcpipOption("stackguard", False, **_FLAG, linux="no io-pkt thread stacks to guard"),
     TcpipOption("cache", True, **_FLAG),
     TcpipOption("enmap", True, **_FLAG),
-    TcpipOption("bigpage_strict", False, **_FLAG),
+    TcpipOption("bigpage_strict", False, **_FLAG,
+                linux="mbufs and clusters are the only pools, and they use pagesize already"),
     TcpipOption("mbuf_cache", 128, clamp=_at_least(0)),
     TcpipOption("pkt_cache", 64, clamp=_at_least(0)),
     TcpipOption("mtag_cache", 128, clamp=_at_least(0), linux="the stack keeps no mbuf tags"),
@@ -307,6 +308,10 @@ TCPIP_OPTIONS: tuple[TcpipOption, ...] = (
                 linux="writes are the stack owner's; no group access yet"),
     # In io-pkt 6.6.0's table but silently ignored.
     TcpipOption("min_fperms", None, read="none", bare=None, field=None, linux="ignored by io-pkt too"),
+    # NetBSD's cluster-pool limit (kern.mbuf.nmbclusters): io-pkt sets an exported variable
+    # named as an option (its nlist fallback), so this works there too. The bound of the
+    # packet-buffer pool (stack/mbuf.py).
+    TcpipOption("nmbclusters", None, clamp=_at_least(16)),
     # Ours, not io-pkt's: pins the stack's pseudo-random generator (tests, replays).
     TcpipOption("seed", None),
 )

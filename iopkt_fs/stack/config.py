@@ -52,9 +52,9 @@ class StackConfig:
     threads_max: int = 200
     # Packet buffers (stack/mbuf.py).
     cache: bool = True
-    bigpage_strict: bool = False
     mbuf_cache: int = 128
     pkt_cache: int = 64
     mclbytes: int = 2048
     pagesize: int = 131072
+    nmbclusters: int | None = None   # the pool's bound (None: 64 MiB of clusters; mbuf.py)
     seed: int | None = None       # ours: pins the stack's RNG (tests, reproducible runs)

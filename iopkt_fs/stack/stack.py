@@ -27,6 +27,7 @@ from . import slog
 from .config import StackConfig
 from .errors import StackError
 from .inet.ipv4 import Ipv4Layer
+from .mbuf import MbufPool
 from .socket.unix import UnixProtocol
 from .tcp.inet import TcpProtosw
 from .iface.interface import (
@@ -70,6 +71,8 @@ class Stack:
         # Set by a protocol layer; receives (iface, frame, now) for frames the core accepts.
         self.frame_input: Callable[[Interface, memoryview, Instant], None] | None = None
         self.loop_input: Callable[[Interface, memoryview, Instant], None] | None = None
+        # Packet buffers: every retained buffer is charged here, bounded (stack/mbuf.py).
+        self.mbufs = MbufPool.from_config(self.config, log)
         self.sysctl = SysctlTree()
         self._init_sysctl(hostname)
         self.lo0 = self.create_loopback("lo", 0)
@@ -77,6 +80,9 @@ class Stack:
         self._socket_events: dict[int, object] = {}
         # IPv4: ARP, IP, ICMP, UDP, routes; sets frame_input/loop_input (stack/inet/).
         self.inet = Ipv4Layer(self)
+        self.inet.reass.pool = self.mbufs
+        # NetBSD ip_drain: out of buffers, the reassembly queues go first.
+        self.mbufs.drain_routines.append(self.inet.reass.drain)
         # TCP on IPv4: protocol 6 in the protocol switch; sets self.tcp (stack/tcp/).
         TcpProtosw.install(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
@@ -91,6 +97,9 @@ class Stack:
         t.add("kern.ostype", "QNX", "Operating system type", writable=False)
         t.add("kern.somaxconn", c.somaxconn, "Maximum listen queue length", minimum=0)
         t.add("kern.mbuf.mclbytes", c.mclbytes, "mbuf cluster size", writable=False)
+        t.add("kern.mbuf.msize", 256, "mbuf size", writable=False)
+        t.add("kern.mbuf.nmbclusters", self.mbufs.nmbclusters, "Limit on the number of mbuf clusters",
+              writable=False)
         t.add("net.inet.ip.forwarding", int(c.forward), "Enable forwarding of INET datagrams",
               minimum=0, maximum=1)
         t.add("net.inet.ip.fastforwarding", int(c.forward and c.fastforward),
@@ -378,14 +387,21 @@ class Stack:
         """Frames a driver read from ``iface``; counted, then handed to the protocol layer."""
         stats = iface.stats
         handler = self.frame_input
+        pool = self.mbufs
         for frame in frames:
+            n = len(frame)
             stats.ipackets += 1
-            stats.ibytes += len(frame)
+            stats.ibytes += n
             if not iface.flags & IFF_UP:
                 stats.iqdrops += 1
                 continue
             if handler is None:
                 stats.noproto += 1
+                continue
+            # The driver needs a chain for the frame (io-pkt receive.c): none -> dropped,
+            # counted in the interface's iqdrops and the pool's denied requests.
+            if pool.in_use + pool.cost(n) > pool.limit and not pool.admit(n):
+                stats.iqdrops += 1
                 continue
             handler(iface, memoryview(frame), now)
 

@@ -37,6 +37,7 @@ def test_defaults_are_io_pkts():
     assert (c.mclbytes, c.pagesize, c.somaxconn) == (2048, 131072, 128)
     assert (c.recv_ctxt, c.reply_ctxt, c.stacksize, c.bigstack) == (135168, 90, 4096, 131072)
     assert (c.mbuf_cache, c.pkt_cache, c.mtag_cache) == (128, 64, 128)
+    assert c.nmbclusters is None            # derived from mclbytes (stack/mbuf.py)
     assert (c.rx_prio, c.timer_pulse_prio) == (21, 21)
     assert (c.num_tap_interface, c.num_tun_control_interface) == (5, 4)
     assert c.enmap and c.cache and c.fastforward and c.cryptodev
@@ -109,6 +110,8 @@ TABLE = [
     ("rgroup_allowed=33", "rgroup_allowed", 33, [(slog.INFO, "tcpip: option rgroup_allowed: allowing root-group access")]),
     ("min_fperms=1", "prefix", "", []),
     ("seed=42", "seed", 42, []),
+    ("nmbclusters=4", "nmbclusters", 16, []),
+    ("nmbclusters=512", "nmbclusters", 512, []),
 ]
 
 
