@@ -91,12 +91,14 @@ class MbufPool:
     drain_routines: list[Callable[[], None]] = attrs.Factory(list)
     limit: int = attrs.field(init=False, default=0)     # bytes, mbufs included
     in_use: int = attrs.field(init=False, default=0)    # bytes
+    slack: int = attrs.field(init=False, default=0)     # cost(n) <= 2n + slack
     _logged: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self):
         if self.nmbclusters is None:
             self.nmbclusters = default_nmbclusters(self.mclbytes)
         self.limit = self.nmbclusters * self.mclbytes
+        self.slack = MSIZE + self.mclbytes
 
     @classmethod
     def from_config(cls, config, log=slog.discard) -> "MbufPool":

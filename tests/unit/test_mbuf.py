@@ -251,3 +251,10 @@ def test_netstat_m_reads_the_mbuf_file(tmp_path):
     (tmp_path / "mbuf").write_text(p.render())
     assert netstat.mbufs(str(tmp_path)) == render_netstat(p.figures())
     assert netstat.mbufs(str(tmp_path)).startswith("1 mbufs in use:\n\t1 mbufs allocated to packet headers\n")
+
+
+def test_the_fast_admission_bound_holds():
+    for mcl in (2048, 4096, 16384):
+        p = MbufPool(mclbytes=mcl)
+        for n in (0, 1, 200, 201, 1500, mcl, mcl + 1, 9000, 65535):
+            assert p.cost(n) <= 2 * n + p.slack
