@@ -14,7 +14,7 @@ import trio
 from .. import paths
 from ..drivers import registry
 from ..manager import Instance, StartError
-from ..options import parse_command_line, parse_tcpip_options
+from ..options import no_effect_on_linux, parse_command_line, parse_tcpip_options
 from ..slog import SlogRing
 from ..stack.config import V4, V4_HC, V6_HC, Variant
 
@@ -24,6 +24,14 @@ _FEATURES = {
     "io-pkt-v4-hc": "IPv4 with the crypto API (ipsec, nocryptodev, pfil_ipsec options).\n",
     "io-pkt-v6-hc": "IPv6 and IPv4 with the crypto API; /dev/socket/24 is served.\n",
 }
+
+
+def _no_effect(variant: Variant) -> str:
+    """The options io-pkt has that are accepted (clamped, logged) but change nothing here."""
+    lines = ["                   Accepted as io-pkt does, with no effect on Linux:"]
+    for name, why in no_effect_on_linux(variant):
+        lines.append(f"                     {name:<26}{why}")
+    return "\n".join(lines) + "\n"
 
 
 def usage(variant: Variant) -> str:
@@ -44,9 +52,9 @@ Options:
  -p tcpip [opts]   Options of the TCP/IP stack, comma-separated, e.g.
                    prefix=/path, forward, fastforward=0, random, enmap=0,
                    reuseport_unicast, somaxconn=N, threads_min=N, threads_max=N,
-                   mclbytes=N, pagesize=N, recv_ctxt=N{', forward6' if variant.inet6 else ''}{', ipsec' if variant.crypto else ''}.
+                   mclbytes=N, pagesize=N, pkt_cache=N, cache=0{', forward6' if variant.inet6 else ''}{', ipsec' if variant.crypto else ''}.
                    Unknown ones are logged as 'tcpip: unrecognized option'.
- -i instance       Instance number N: serves mount -T io-pktN. Its default prefix is
+{_no_effect(variant)} -i instance       Instance number N: serves mount -T io-pktN. Its default prefix is
                    {paths.default_prefix(1)[:-1]}N.
  -P priority       Main thread priority (recorded; default 21).
  -S                Don't install the fault handler for SIGSEGV.

@@ -4,6 +4,7 @@
     netstat -r [-n]               routing tables
     netstat -i [-n]               interfaces and their counters
     netstat -s [-p proto]         protocol statistics: ip, icmp, tcp, udp, arp
+    netstat -m                    packet-buffer (mbuf) statistics, from dev/socket/mbuf
 
 Addresses are always numeric (the stack has no resolver), so -n changes nothing.
 """
@@ -16,7 +17,8 @@ USAGE = """\
 usage: netstat [-an]
        netstat -r [-n]
        netstat -i [-n]
-       netstat -s [-p protocol]"""
+       netstat -s [-p protocol]
+       netstat -m"""
 
 
 def _pl(n: int, word: str = "s") -> str:
@@ -161,6 +163,13 @@ def stats(sock: str, proto: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def mbufs(sock: str) -> str:
+    """``netstat -m``: NetBSD's mbuf report (qnx.md §4.2) from the stack's pool figures."""
+    from ..stack.mbuf import render_netstat  # noqa: PLC0415
+    path = os.path.join(sock, "mbuf")
+    return render_netstat({k: int(v) for k, v in parse_fields(read_text(path)).items()})
+
+
 def interfaces(sock: str) -> str:
     head = f"{'Name':<5.5} {'Mtu':<5.5} {'Network':<13.13} {'Address':<17.17} {'Ipkts':>8.8} {'Ierrs':>5.5} {'Opkts':>8.8} {'Oerrs':>5.5} {'Colls':>5.5}"
     rows = [head]
@@ -224,13 +233,15 @@ def main(argv: list[str]) -> int:
                 if not w[j + 1:]:
                     i += 1
                 break
-            if c not in "anrisvf":
+            if c not in "anrisvfm":
                 raise ToolError(f"netstat: illegal option -- {c}\n{USAGE}")
             opts.add(c)
             j += 1
         i += 1
     sock = require_stack("netstat")
-    if "r" in opts:
+    if "m" in opts:
+        print(mbufs(sock), end="")
+    elif "r" in opts:
         print("Routing tables\n\nInternet:")
         print(read_text(os.path.join(sock, "route")), end="")
     elif "i" in opts:

@@ -5,6 +5,7 @@
     dev/socket/1 2 17 [24] [29]     address-family nodes (24 on v6-hc; 29 with ipsec)
     dev/socket/ctl status log       stack-wide verbs, what runs, the slog ring
     dev/socket/route arp pcb        routing table, ARP cache, sockets (tables.py)
+    dev/socket/mbuf                 packet-buffer pool figures (stack/mbuf.py; netstat -m)
     dev/socket/stats/ip icmp udp arp   protocol counters, "name: value" lines
     dev/socket/if/<name>/ctl status stats
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
@@ -52,6 +53,7 @@ def build(ns: Namespace, inst) -> StaticDir:
     sock.add(TextFile(ns, "arp", render=lambda: tables.arp_table(stack),
                       write_fn=lambda text, h: _table_ctl(inst, tables.arp_ctl, text)))
     sock.add(TextFile(ns, "pcb", render=lambda: tables.sockets(stack)))
+    sock.add(TextFile(ns, "mbuf", render=stack.mbufs.render))     # netstat -m
     inst.sockets = SocketFS(ns, inst)
     for d in inst.sockets.directories():
         sock.add(d)

@@ -30,7 +30,12 @@ VARIANTS = {v.name: v for v in (V4, V4_HC, V6_HC)}
 
 @attrs.frozen
 class StackConfig:
-    """The tcpip options in force, with io-pkt's defaults (reference/qnx.md §1.3)."""
+    """The tcpip options the stack reads, with io-pkt's defaults (reference/qnx.md §1.3).
+
+    Only options with an effect on Linux have a field; the rest are parsed, clamped and
+    logged as io-pkt does (``iopkt_fs.options.TCPIP_OPTIONS``) and kept in
+    ``TcpipResult.values``.
+    """
 
     variant: Variant = V6_HC
     instance: int = 0
@@ -39,37 +44,17 @@ class StackConfig:
     fastforward: bool = True
     forward6: bool = False
     ipsec: bool = False
-    cryptodev: bool = True
-    pfil_ipsec: bool = False
     random: bool = False          # OS randomness instead of the seeded generator
     enmap: bool = True
     reuseport_unicast: bool = False
-    confstr_monitor: bool = False
-    strict_ts: bool = False
-    so_txprio_enable: bool = False
-    cache: bool = True
-    bigpage_strict: bool = False
-    mbuf_cache: int = 128
-    pkt_cache: int = 64
-    mtag_cache: int = 128
-    mclbytes: int = 2048
-    pagesize: int = 131072
-    pkt_typed_mem: str | None = None
-    recv_ctxt: int = 135168
-    reply_ctxt: int = 90
-    rx_prio: int = 21
-    timer_pulse_prio: int = 21
     somaxconn: int = 128
-    stacksize: int = 4096
-    bigstack: int = 131072
-    stackguard: bool = False
     threads_min: int = 15
     threads_max: int = 200
-    threads_incr: int = 25
-    num_tap_interface: int = 5
-    num_tun_control_interface: int = 4
-    timertol: int | None = None
-    tickstop_min: int = 0
-    tickstop_max: int = 0
-    rgroup_allowed: int | None = None
+    # Packet buffers (stack/mbuf.py).
+    cache: bool = True
+    mbuf_cache: int = 128
+    pkt_cache: int = 64
+    mclbytes: int = 2048
+    pagesize: int = 131072
+    nmbclusters: int | None = None   # the pool's bound (None: 64 MiB of clusters; mbuf.py)
     seed: int | None = None       # ours: pins the stack's RNG (tests, reproducible runs)

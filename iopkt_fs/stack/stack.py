@@ -27,6 +27,7 @@ from . import slog
 from .config import StackConfig
 from .errors import StackError
 from .inet.ipv4 import Ipv4Layer
+from .mbuf import MbufPool
 from .socket.unix import UnixProtocol
 from .tcp.inet import TcpProtosw
 from .iface.interface import (
@@ -74,6 +75,8 @@ class Stack:
         # Set by a protocol layer; receives (iface, frame, now) for frames the core accepts.
         self.frame_input: Callable[[Interface, memoryview, Instant], None] | None = None
         self.loop_input: Callable[[Interface, memoryview, Instant], None] | None = None
+        # Packet buffers: every retained buffer is charged here, bounded (stack/mbuf.py).
+        self.mbufs = MbufPool.from_config(self.config, log)
         self.sysctl = SysctlTree()
         self._init_sysctl(hostname)
         self.lo0 = self.create_loopback("lo", 0)
@@ -81,6 +84,9 @@ class Stack:
         self._socket_events: dict[int, object] = {}
         # IPv4: ARP, IP, ICMP, UDP, routes; sets frame_input/loop_input (stack/inet/).
         self.inet = Ipv4Layer(self)
+        self.inet.reass.pool = self.mbufs
+        # NetBSD ip_drain: out of buffers, the reassembly queues go first.
+        self.mbufs.drain_routines.append(self.inet.reass.drain)
         # TCP on IPv4: protocol 6 in the protocol switch; sets self.tcp (stack/tcp/).
         TcpProtosw.install(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
@@ -95,6 +101,9 @@ class Stack:
         t.add("kern.ostype", "QNX", "Operating system type", writable=False)
         t.add("kern.somaxconn", c.somaxconn, "Maximum listen queue length", minimum=0)
         t.add("kern.mbuf.mclbytes", c.mclbytes, "mbuf cluster size", writable=False)
+        t.add("kern.mbuf.msize", 256, "mbuf size", writable=False)
+        t.add("kern.mbuf.nmbclusters", self.mbufs.nmbclusters, "Limit on the number of mbuf clusters",
+              writable=False)
         t.add("net.inet.ip.forwarding", int(c.forward), "Enable forwarding of INET datagrams",
               minimum=0, maximum=1)
         t.add("net.inet.ip.fastforwarding", int(c.forward and c.fastforward),
@@ -410,19 +419,27 @@ class Stack:
                 else:
                     stats.iqdrops += 1
             return
+        pool = self.mbufs
         items = []
         for frame in frames:
+            n = len(frame)
             stats.ipackets += 1
+            stats.ibytes += n - hl
+            # The driver needs a chain for the frame (io-pkt receive.c): none -> dropped,
+            # counted in the interface's iqdrops and the pool's denied requests.
+            # (Fast test first: a chain never costs more than 2n + MSIZE + mclbytes.)
+            if pool.in_use + 2 * n + pool.slack > pool.limit and not pool.admit(n):
+                stats.iqdrops += 1
+                continue
             mv = memoryview(frame)
             vh = None
             if hl:
-                if len(mv) < hl:
+                if n < hl:
                     stats.ierrors += 1
                     continue
                 if mv[0] or mv[1]:
                     vh = mv[:hl]
                 mv = mv[hl:]
-            stats.ibytes += len(mv)
             items.append((mv, vh))
         if self.gro and len(items) > 1 and iface.kind == IFT_ETHER:
             items = gro.coalesce(items, self.inet.is_local)

@@ -2,16 +2,32 @@
 
 import pytest
 
-from iopkt_fs.options import parse_command_line, parse_tcpip_options
+import attrs
+
+from iopkt_fs.options import REQUIRED, TCPIP_OPTIONS, no_effect_on_linux, parse_command_line, parse_tcpip_options, tcpip_defaults
 from iopkt_fs.stack import slog
 from iopkt_fs.stack.config import V4, V4_HC, V6_HC, StackConfig
 
 DEFAULTS = StackConfig()
 
 
+class Values:
+    """Every option's value: the StackConfig field when the stack reads it, else the
+    parsed value io-pkt would hold (TcpipResult.values)."""
+
+    def __init__(self, result):
+        self._r = result
+
+    def __getattr__(self, name):
+        if name in attrs.fields_dict(StackConfig):
+            assert self._r.values[name] == getattr(self._r.config, name)
+            return getattr(self._r.config, name)
+        return self._r.values[name]
+
+
 def opts(text, variant=V6_HC):
     r = parse_tcpip_options(text, variant)
-    return r.config, r.messages
+    return Values(r), r.messages
 
 
 def test_defaults_are_io_pkts():
@@ -21,6 +37,7 @@ def test_defaults_are_io_pkts():
     assert (c.mclbytes, c.pagesize, c.somaxconn) == (2048, 131072, 128)
     assert (c.recv_ctxt, c.reply_ctxt, c.stacksize, c.bigstack) == (135168, 90, 4096, 131072)
     assert (c.mbuf_cache, c.pkt_cache, c.mtag_cache) == (128, 64, 128)
+    assert c.nmbclusters is None            # derived from mclbytes (stack/mbuf.py)
     assert (c.rx_prio, c.timer_pulse_prio) == (21, 21)
     assert (c.num_tap_interface, c.num_tun_control_interface) == (5, 4)
     assert c.enmap and c.cache and c.fastforward and c.cryptodev
@@ -93,6 +110,8 @@ TABLE = [
     ("rgroup_allowed=33", "rgroup_allowed", 33, [(slog.INFO, "tcpip: option rgroup_allowed: allowing root-group access")]),
     ("min_fperms=1", "prefix", "", []),
     ("seed=42", "seed", 42, []),
+    ("nmbclusters=4", "nmbclusters", 16, []),
+    ("nmbclusters=512", "nmbclusters", 512, []),
 ]
 
 
@@ -105,9 +124,10 @@ def test_tcpip_option(text, field, value, messages):
 
 @pytest.mark.parametrize("text", ["bogus", "bogus=1", "xtcpip=1", "tcpipfoo"])
 def test_unrecognized_options_are_logged(text):
-    c, msgs = opts(text)
-    assert msgs == [(slog.INFO, f'tcpip: unrecognized option: "{text}"')]
-    assert c == StackConfig(variant=V6_HC)
+    r = parse_tcpip_options(text, V6_HC)
+    assert r.messages == [(slog.INFO, f'tcpip: unrecognized option: "{text}"')]
+    assert r.config == StackConfig(variant=V6_HC)
+    assert r.values == tcpip_defaults()
 
 
 @pytest.mark.parametrize("variant,text", [
@@ -130,6 +150,53 @@ def test_options_apply_in_order():
     # mclbytes is capped by the pagesize in force when it is parsed.
     assert opts("pagesize=4096,mclbytes=16384")[0].mclbytes == 4096
     assert opts("mclbytes=16384,pagesize=8192")[0].mclbytes == 8192
+    # ... and a later, larger pagesize does not raise it again.
+    assert opts("pagesize=4096,mclbytes=16384,pagesize=65536")[0].mclbytes == 4096
+
+
+# -- the table itself --------------------------------------------------------------------
+
+def test_table_defaults_are_stackconfigs():
+    fields = attrs.fields_dict(StackConfig)
+    for name, value in tcpip_defaults().items():
+        if name in fields:
+            assert fields[name].default == value, name
+
+
+def test_every_stackconfig_option_field_is_in_the_table():
+    # variant and instance come from the command line, not -p tcpip.
+    assert set(attrs.fields_dict(StackConfig)) - set(tcpip_defaults()) == {"variant", "instance"}
+
+
+def test_every_row_is_exercised_by_the_value_table():
+    tested = {item.partition("=")[0] for t in TABLE for item in t[0].split(",")}
+    assert {o.name for o in TCPIP_OPTIONS} <= tested
+
+
+@pytest.mark.parametrize("opt", [o for o in TCPIP_OPTIONS if o.read == "int" and o.bare is REQUIRED],
+                         ids=lambda o: o.name)
+def test_numbers_need_a_value_and_a_number(opt):
+    r = parse_tcpip_options(f"{opt.name},{opt.name}=x", V6_HC)
+    assert r.messages == [(slog.WARNING, f'tcpip: option "{opt.name}" requires a value'),
+                          (slog.WARNING, f'tcpip: invalid value for option "{opt.name}": "x"')]
+    assert r.values == tcpip_defaults()
+
+
+@pytest.mark.parametrize("opt", [o for o in TCPIP_OPTIONS if o.read == "bool"], ids=lambda o: o.name)
+def test_flags_bare_zero_and_one(opt):
+    assert parse_tcpip_options(f"{opt.name}", V6_HC).values[opt.target] is True
+    assert parse_tcpip_options(f"{opt.name}=0", V6_HC).values[opt.target] is False
+    assert parse_tcpip_options(f"{opt.name}=0x10", V6_HC).values[opt.target] is True
+
+
+def test_options_without_effect_on_linux_are_documented_and_not_in_the_config():
+    fields = attrs.fields_dict(StackConfig)
+    quiet = dict(no_effect_on_linux())
+    assert {"rx_prio", "stacksize", "recv_ctxt", "timertol", "mtag_cache"} <= set(quiet)
+    for o in TCPIP_OPTIONS:
+        if o.name in quiet:
+            assert o.target not in fields, o.name
+            assert quiet[o.name]
 
 
 # -- the command line --------------------------------------------------------------------
@@ -179,3 +246,13 @@ def test_clustered_flags_and_words_between_options():
 def test_dedicated_thread_warning_with_one_thread():
     cl = parse_command_line(["-t1", "-D"], V4)
     assert (slog.WARNING, "Cannot have dedicated stack context core with only 1 core or thread : (-D option, -t option)") in cl.messages
+
+
+def test_help_says_which_options_do_nothing_on_linux():
+    from iopkt_fs.cli.iopkt_manager import usage
+    text = usage(V4)
+    assert "no effect on Linux" in text
+    for name in ("rx_prio", "stacksize", "recv_ctxt"):
+        assert any(line.split()[:1] == [name] for line in text.splitlines()), name
+    assert "pfil_ipsec" not in text          # v4 has no crypto options at all
+    assert "pfil_ipsec" in usage(V6_HC)

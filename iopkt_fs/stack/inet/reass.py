@@ -62,6 +62,9 @@ class Reassembler:
         self.max_bytes = max_bytes
         self.queues: dict[tuple, FragQueue] = {}
         self.nbytes = 0
+        # The stack's MbufPool (stack/mbuf.py), set by Stack; each kept fragment is a
+        # packet chain charged there.
+        self.pool = None
 
     def __len__(self) -> int:
         return len(self.queues)
@@ -69,7 +72,15 @@ class Reassembler:
     def _free(self, q: FragQueue) -> int:
         del self.queues[q.key]
         self.nbytes -= q.nbytes
+        if self.pool is not None:
+            for s, e, _ in q.frags:
+                self.pool.give(e - s)
         return len(q.frags)
+
+    def drain(self) -> None:
+        """NetBSD ip_drain(): out of buffers, every queue is dropped (fragdropped)."""
+        while self.queues:
+            self.stats.fragdropped += self._free(next(iter(self.queues.values())))
 
     def add(self, key: tuple, first: object, hlen: int, offset: int, more: bool, data,
             now: Instant) -> tuple[object, bytes] | None:
@@ -134,6 +145,12 @@ class Reassembler:
                 return None
         else:
             i = len(frags)
+        if self.pool is not None and not self.pool.take(len(data), drain=False):
+            # No buffer to keep it in: NetBSD counts ips_rcvmemdrop ("out of ipqent").
+            stats.rcvmemdrop += 1
+            if not q.frags:
+                del self.queues[key]
+            return None
         frags.insert(i, (offset, end, bytes(data)))
         q.nbytes += len(data)
         self.nbytes += len(data)

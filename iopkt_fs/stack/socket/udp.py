@@ -42,6 +42,7 @@ import ipaddress
 from collections import deque
 
 from ..errors import StackError
+from ..mbuf import MT_HEADER, MT_SONAME
 from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmp import DstUnreachableCode
@@ -313,6 +314,7 @@ class UdpSocket:
         if self.rxq:
             data, sender = self.rxq.popleft()
             self.rx_bytes -= len(data)
+            self._release(data)
             return data, sender
         self._take_error()
         self._check_open()
@@ -329,6 +331,8 @@ class UdpSocket:
             self._proto.ip.leave_group(group)
         self.groups.clear()
         self._proto.unbind(self)
+        for data, _ in self.rxq:
+            self._release(data)
         self.rxq.clear()
         self.rx_bytes = 0
 
@@ -337,12 +341,25 @@ class UdpSocket:
     def _enqueue(self, data: bytes, sender: tuple[bytes, int]) -> bool:
         if self.rx_bytes + len(data) > self.rcvbuf:
             return False
+        # sbappendaddr: the datagram's chain and an MT_SONAME mbuf for the sender; no
+        # buffers -> refused like a full buffer (udpstat.fullsock, NetBSD udp_input).
+        pool = self._proto.ip.stack.mbufs
+        if not pool.take(len(data), MT_HEADER):
+            return False
+        if not pool.take(0, MT_SONAME):
+            pool.give(len(data), MT_HEADER)
+            return False
         was_readable = bool(self.rxq)
         self.rxq.append((data, (_text(sender[0]), sender[1])))
         self.rx_bytes += len(data)
         if not was_readable:
             self._proto.ip.stack.notify_socket(self)
         return True
+
+    def _release(self, data: bytes) -> None:
+        pool = self._proto.ip.stack.mbufs
+        pool.give(len(data), MT_HEADER)
+        pool.give(0, MT_SONAME)
 
     def _set_error(self, err: int) -> None:
         self.error = err

@@ -18,17 +18,36 @@ from __future__ import annotations
 
 import bisect
 
+from ..mbuf import MT_DATA
+
 
 class Ring:
-    __slots__ = ("_buf", "_cap", "_head", "_len")
+    __slots__ = ("_buf", "_cap", "_head", "_len", "pool")
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, pool=None):
         # The storage is allocated on first write: an idle connection holds no buffers
         # (10,000 idle connections must not cost 10,000 x (sendspace + recvspace)).
         self._buf: bytearray | None = None
         self._cap = capacity
         self._head = 0
         self._len = 0
+        # The stack's MbufPool (stack/mbuf.py): storage is charged as socket-buffer data
+        # while allocated. Always granted: the bytes were already let into the window.
+        self.pool = pool
+
+    def _alloc(self, capacity: int) -> bytearray:
+        if self.pool is not None:
+            self.pool.take(capacity, MT_DATA, force=True)
+        return bytearray(capacity)
+
+    def _drop_storage(self) -> None:
+        if self._buf is not None and self.pool is not None:
+            self.pool.give(len(self._buf), MT_DATA)
+        self._buf = None
+
+    @property
+    def allocated(self) -> bool:
+        return self._buf is not None
 
     def __len__(self) -> int:
         return self._len
@@ -46,7 +65,8 @@ class Ring:
         capacity = max(capacity, self._len)
         if self._buf is not None:
             data = self.peek_bytes(0, self._len)
-            self._buf = bytearray(capacity)
+            self._drop_storage()
+            self._buf = self._alloc(capacity)
             self._buf[:len(data)] = data
         self._cap, self._head = capacity, 0
 
@@ -57,18 +77,19 @@ class Ring:
             return
         buf = self._buf
         if buf is not None:
-            new = bytearray(capacity)
+            new = self._alloc(capacity)
             head = self._head
             tail = self._cap - head
             new[:tail] = buf[head:]
             new[tail:self._cap] = buf[:head]
+            self._drop_storage()
             self._buf = new
         self._cap, self._head = capacity, 0
 
     def _copy_in(self, pos: int, data) -> None:
         """Copy ``data`` to absolute ring position ``pos`` (wrapping)."""
         if self._buf is None:
-            self._buf = bytearray(self._cap)
+            self._buf = self._alloc(self._cap)
         n = len(data)
         first = min(n, self._cap - pos)
         self._buf[pos:pos + first] = data[:first]
@@ -122,8 +143,13 @@ class Ring:
     def release(self) -> None:
         """Give the storage back if nothing is stored (an idle connection)."""
         if self._len == 0:
-            self._buf = None
+            self._drop_storage()
             self._head = 0
+
+    def discard(self) -> None:
+        """Drop what is stored and the storage (a closed connection's leftovers)."""
+        self._len = 0
+        self.release()
 
     def read_into(self, out) -> int:
         """Copy up to ``len(out)`` bytes into the writable buffer ``out``; returns the count."""

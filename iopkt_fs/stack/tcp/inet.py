@@ -52,6 +52,7 @@ class TcpProtosw:
         self.inet.protosw[PROTO] = self
         stack.layers.append(self.layer)
         stack.tcp = self.layer
+        self.layer.mbufs = getattr(stack, "mbufs", None)   # ring storage is charged there
         return self.layer
 
     def input(self, ctx, payload, now: Instant) -> None:

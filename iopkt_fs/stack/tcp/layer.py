@@ -136,6 +136,7 @@ class TcpLayer:
         self._cookie_key = self.rng.getrandbits(256).to_bytes(32, "big")
         self._challenge_window = 0
         self._challenge_count = 0
+        self.mbufs = None         # the stack's MbufPool: ring storage is charged there
 
     # -- configuration --------------------------------------------------------------------
 
@@ -204,6 +205,7 @@ class TcpLayer:
 
     def register(self, conn: Connection) -> None:
         self.connections[conn.key] = conn
+        conn.snd_buf.pool = conn.rcv_buf.pool = self.mbufs
         ep = (conn.local_ip, conn.local_port)
         self._local_use[ep] = self._local_use.get(ep, 0) + 1
         conn.ts_offset = self.ts_offset(*conn.key)
@@ -309,6 +311,9 @@ class TcpLayer:
             conn.listener = None
         if old.synchronized or old == State.SYN_SENT:
             self.stats.closed += 1
+        # Nothing will be sent again; unread data stays readable until the socket goes.
+        conn.snd_buf.discard()
+        conn.rcv_buf.release()
         # (the socket is woken by the connection's _set_state)
 
     def pcblist(self) -> list[TcpStatus]:

@@ -15,6 +15,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ..errors import StackError
+from ..mbuf import MT_DATA
 from ..time import Instant
 from .connection import Connection, State
 
@@ -228,6 +229,11 @@ class TcpSocket:
             raise StackError(_errno.EPIPE, "connection is closed for sending")
         if not len(data):
             return 0
+        pool = c.snd_buf.pool
+        if pool is not None and not c.snd_buf.allocated and not pool.room(c.snd_buf.capacity, MT_DATA):
+            # No buffers for the send ring: a blocking sosend would wait (mbstat.m_wait).
+            pool.delay()
+            raise StackError(_errno.EAGAIN, "no buffers (Mbufs exhausted)")
         n = c.send(data, now)
         self.layer.touch(c)
         if n == 0:
@@ -241,6 +247,8 @@ class TcpSocket:
             raise StackError(_errno.ENOTCONN)
         if len(c.rcv_buf):
             n = c.recv_into(out, now)
+            if c.state == State.CLOSED:
+                c.rcv_buf.release()     # the last of a closed connection's data
             self.layer.touch(c)
             return n
         self._check_error()
@@ -292,6 +300,8 @@ class TcpSocket:
         if c is not None and c.state != State.CLOSED:
             c.close(now)
             layer.touch(c)
+        if c is not None and c.state == State.CLOSED:
+            c.rcv_buf.discard()         # unread and unreadable now: the buffers go back
         layer.events.discard(self)
 
     def abort(self, now: Instant) -> None:
