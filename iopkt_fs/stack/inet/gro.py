@@ -98,26 +98,31 @@ def coalesce(frames: list, is_local) -> list:
     unpack = _HEAD.unpack_from
     for item in frames:
         frame, vh = item
-        if (vh is not None and vh[1]) or len(frame) < _HEAD_LEN or frame[12] != 8 or frame[13] or frame[14] != 0x45 \
-                or frame[23] != 6:
+        if len(frame) < _HEAD_LEN or frame[12] != 8 or frame[13] or frame[23] != 6:
+            out.append(item)          # not TCP/IPv4: no flow of ours to keep in order
+            continue
+        if frame[14] != 0x45 or (vh is not None and vh[1]):
+            # TCP behind IP options, or a super-segment: goes up alone, and since its
+            # flow is not worked out here, no run may overtake it.
+            runs.clear()
             out.append(item)
             continue
         fields = unpack(frame, 0)
         tot = fields[4]
         thl = (fields[16] >> 4) * 4
         flags = fields[17]
+        key = (fields[10], fields[11], fields[12], fields[13])
         if fields[6] & 0x3FFF or tot < 20 + thl or thl < 20 or 14 + tot > len(frame) \
-                or tot == 20 + thl or flags & ~_ENDS_RUN != _ACK or not is_local(fields[11]):
+                or tot == 20 + thl or flags & ~_ENDS_RUN != _ACK or not is_local(fields[11]) or (
+                not (vh is not None and vh[0] & 3) and (ones_sum(frame[14:34]) != 0xFFFF or ones_sum(
+                    frame[34:14 + tot],
+                    int.from_bytes(fields[10] + fields[11], "big") + 6 + tot - 20) != 0xFFFF)):
+            # Not joinable (or a bad checksum: the normal path counts it where it drops
+            # it). It goes up alone, after what came before it in its flow: the flow's
+            # run is closed, so nothing later joins it and overtakes this one.
+            runs.pop(key, None)
             out.append(item)
             continue
-        if not (vh is not None and vh[0] & 3):
-            ip = frame[14:34]
-            if ones_sum(ip) != 0xFFFF or ones_sum(
-                    frame[34:14 + tot],
-                    int.from_bytes(fields[10] + fields[11], "big") + 6 + tot - 20) != 0xFFFF:
-                out.append(item)      # the normal path counts it where it drops it
-                continue
-        key = (fields[10], fields[11], fields[12], fields[13])
         run = runs.get(key)
         if run is not None and run.joinable(frame, fields, thl, tot):
             run.join(frame, fields, thl, tot)
