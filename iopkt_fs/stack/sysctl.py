@@ -37,10 +37,14 @@ class Sysctl:
 class SysctlTree:
     def __init__(self) -> None:
         self._nodes: dict[str, Sysctl] = {}
+        # Bumped by every add and set: readers that derive values from many nodes (the
+        # TCP layer's TcpConfig) rebuild them only when it moved.
+        self.generation = 0
 
     def add(self, name: str, value: int | str, description: str = "", **kw) -> Sysctl:
         node = Sysctl(name, value, description, **kw)
         self._nodes[name] = node
+        self.generation += 1
         return node
 
     def __contains__(self, name: str) -> bool:
@@ -76,6 +80,7 @@ class SysctlTree:
             if "\n" in parsed or "\0" in parsed:
                 raise StackError(errno.EINVAL, f"{name} takes one line of text")
         node.value = parsed
+        self.generation += 1
         if node.on_change is not None:
             node.on_change(parsed)
         return node

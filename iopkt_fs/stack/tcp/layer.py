@@ -109,6 +109,8 @@ class TcpLayer:
         self._sysctl = sysctl
         self._config = config
         self._overrides = config_overrides or {}
+        self._config_gen = -1
+        self._sysctl_config: TcpConfig | None = None
         self.log = log
         self.source_address = source_address
         self.route_mtu = route_mtu or (lambda dst: 1500)
@@ -145,7 +147,12 @@ class TcpLayer:
         if self._config is not None:
             return self._config
         if self._sysctl is not None:
-            return TcpConfig.from_sysctl(self._sysctl, **self._overrides)
+            # Rebuilt only after a sysctl changed: a connection costs no 20 look-ups.
+            gen = self._sysctl.generation
+            if self._config_gen != gen:
+                self._sysctl_config = TcpConfig.from_sysctl(self._sysctl, **self._overrides)
+                self._config_gen = gen
+            return self._sysctl_config
         self._config = TcpConfig(**self._overrides)
         return self._config
 
