@@ -42,15 +42,14 @@ MAX_RUN = 65535 - 20 - 60     # the IPv4 total length bounds what one segment ca
 
 
 class _Run:
-    __slots__ = ("first", "tail", "parts", "size", "next_seq", "ack", "win", "flags", "opts",
-                 "head", "closed")
+    __slots__ = ("first", "parts", "size", "next_seq", "ack", "win", "flags", "opts", "head",
+                 "closed", "thl")
 
-    def __init__(self, frame, fields, thl: int, tot: int):
-        (head, _t, _vihl, _tos, _tot, _id, _frag, _ttl, _proto, _ipsum, _src, _dst, _sp, _dp,
-         seq, ack, _doff, flags, win, _csum, _urg) = fields
+    def __init__(self, frame, head, seq, ack, flags, win, thl: int, tot: int):
         self.first = frame
         self.head = head
-        self.parts = [frame[14 + 20 + thl:14 + tot]]
+        self.thl = thl
+        self.parts = [frame[34 + thl:14 + tot]]
         self.size = tot - 20 - thl
         self.next_seq = (seq + self.size) & 0xFFFFFFFF
         self.ack = ack
@@ -59,27 +58,12 @@ class _Run:
         self.opts = bytes(frame[54:34 + thl])
         self.closed = bool(flags & _ENDS_RUN)
 
-    def joinable(self, frame, fields, thl: int, tot: int) -> bool:
-        seq, ack, flags, win = fields[14], fields[15], fields[17], fields[18]
-        n = tot - 20 - thl
-        return (not self.closed and seq == self.next_seq and ack == self.ack and win == self.win
-                and flags & ~_ENDS_RUN == _ACK and fields[0] == self.head
-                and self.size + n <= MAX_RUN and frame[54:34 + thl] == self.opts)
-
-    def join(self, frame, fields, thl: int, tot: int) -> None:
-        n = tot - 20 - thl
-        self.parts.append(frame[34 + thl:14 + tot])
-        self.size += n
-        self.next_seq = (self.next_seq + n) & 0xFFFFFFFF
-        self.flags |= fields[17] & _ENDS_RUN
-        self.closed = bool(fields[17] & _ENDS_RUN)
-
     def frame(self):
         """The joined frame (the first frame itself when nothing joined it)."""
         first = self.first
         if len(self.parts) == 1:
             return first, VALID_VH
-        thl = (first[46] >> 4) * 4
+        thl = self.thl
         ip = bytearray(first[14:34])
         ip[2:4] = (20 + thl + self.size).to_bytes(2, "big")
         ip[10:12] = b"\0\0"
@@ -92,10 +76,18 @@ class _Run:
 def coalesce(frames: list, is_local) -> list:
     """``frames``: (memoryview, vh or None) from one driver batch. Returns the same, with
     runs of joinable TCP segments replaced by one joined frame each. ``is_local(dst)``
-    says whether an IPv4 address is ours."""
+    says whether an IPv4 address is ours.
+
+    The checksum test sums the IPv4 header and the TCP segment as one big integer with
+    the pseudo-header: each is intact when its own sum is 0 modulo 0xffff, so the total
+    is 0 when both are. (One error in either is always seen; two could cancel - as two
+    errors inside one segment can for the checksum itself.) A frame that fails goes up
+    alone, and the normal path tells which header was bad.
+    """
     out: list = []
     runs: dict = {}
     unpack = _HEAD.unpack_from
+    from_bytes = int.from_bytes
     for item in frames:
         frame, vh = item
         if len(frame) < _HEAD_LEN or frame[12] != 8 or frame[13] or frame[23] != 6:
@@ -107,16 +99,19 @@ def coalesce(frames: list, is_local) -> list:
             runs.clear()
             out.append(item)
             continue
-        fields = unpack(frame, 0)
-        tot = fields[4]
-        thl = (fields[16] >> 4) * 4
-        flags = fields[17]
-        key = (fields[10], fields[11], fields[12], fields[13])
-        if fields[6] & 0x3FFF or tot < 20 + thl or thl < 20 or 14 + tot > len(frame) \
-                or tot == 20 + thl or flags & ~_ENDS_RUN != _ACK or not is_local(fields[11]) or (
-                not (vh is not None and vh[0] & 3) and (ones_sum(frame[14:34]) != 0xFFFF or ones_sum(
-                    frame[34:14 + tot],
-                    int.from_bytes(fields[10] + fields[11], "big") + 6 + tot - 20) != 0xFFFF)):
+        (head, _t, _vihl, _tos, tot, _id, frag, _ttl, _proto, _ipsum, src, dst, sport, dport,
+         seq, ack, doff, flags, win, _csum, _urg) = unpack(frame, 0)
+        thl = (doff >> 4) * 4
+        key = (src, dst, sport, dport)
+        end = 14 + tot
+        ok = not frag & 0x3FFF and 40 <= 20 + thl < tot and end <= len(frame) \
+            and flags & ~_ENDS_RUN == _ACK and is_local(dst)
+        if ok and not (vh is not None and vh[0] & 3):
+            n = from_bytes(frame[14:end], "big")
+            if tot & 1:
+                n <<= 8
+            ok = (n + from_bytes(src + dst, "big") + 6 + tot - 20) % 0xFFFF == 0
+        if not ok:
             # Not joinable (or a bad checksum: the normal path counts it where it drops
             # it). It goes up alone, after what came before it in its flow: the flow's
             # run is closed, so nothing later joins it and overtakes this one.
@@ -124,10 +119,18 @@ def coalesce(frames: list, is_local) -> list:
             out.append(item)
             continue
         run = runs.get(key)
-        if run is not None and run.joinable(frame, fields, thl, tot):
-            run.join(frame, fields, thl, tot)
+        n = tot - 20 - thl
+        if run is not None and not run.closed and seq == run.next_seq and ack == run.ack \
+                and win == run.win and head == run.head and run.size + n <= MAX_RUN \
+                and frame[54:34 + thl] == run.opts:
+            run.parts.append(frame[34 + thl:end])
+            run.size += n
+            run.next_seq = (seq + n) & 0xFFFFFFFF
+            if flags & _ENDS_RUN:
+                run.flags |= flags & _ENDS_RUN
+                run.closed = True
             continue
-        run = _Run(frame, fields, thl, tot)
+        run = _Run(frame, head, seq, ack, flags, win, thl, tot)
         runs[key] = run
         out.append(run)
     return [r.frame() if r.__class__ is _Run else r for r in out]
