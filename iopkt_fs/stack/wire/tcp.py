@@ -102,6 +102,7 @@ _TS = struct.Struct("!II")
 _MSS_OPT = struct.Struct("!BBH")
 _TS_OPT = struct.Struct("!BBBBII")  # NOP NOP kind len (the RFC 7323 Appendix A layout)
 _SACK_BLOCK = struct.Struct("!II")
+_TS_LAYOUT = b"\x01\x01\x08\x0a"
 
 
 def pseudo_sum(src_ip: bytes, dst_ip: bytes, length: int) -> int:
@@ -141,6 +142,10 @@ def parse_options(data) -> TcpOptions:
     n = len(mv)
     if n == 0:
         return NO_OPTIONS
+    if n == 12 and mv[:4] == _TS_LAYOUT:
+        # RFC 7323 Appendix A's layout (NOP NOP TS), on nearly every segment of a
+        # connection that uses timestamps: no loop.
+        return TcpOptions(timestamp=_TS.unpack_from(mv, 4))
     mss = wscale = timestamp = None
     sack_permitted = False
     sack_blocks: tuple[tuple[int, int], ...] = ()
