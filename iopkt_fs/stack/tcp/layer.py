@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno as _errno
 import hashlib
+import os
 import heapq
 import random
 import struct
@@ -134,8 +135,12 @@ class TcpLayer:
         self._heap: list[tuple[int, int, Connection]] = []
         self._heap_n = 0
         # RFC 6528 3: "a secret key ... SHOULD be of at least 128 bits"; ours are 256.
-        self._isn_key = self.rng.getrandbits(256).to_bytes(32, "big")
-        self._cookie_key = self.rng.getrandbits(256).to_bytes(32, "big")
+        # The keys come from the OS, never from the (possibly seeded, always
+        # reconstructible) stack RNG: its outputs are visible on the wire (ephemeral
+        # ports, IP idents), and whoever rebuilds its state must not be able to predict
+        # our ISNs or forge SYN cookies (RFC 6528 3, RFC 4987 3.6).
+        self._isn_key = os.urandom(32)
+        self._cookie_key = os.urandom(32)
         self._challenge_window = 0
         self._challenge_count = 0
         self.mbufs = None         # the stack's MbufPool: ring storage is charged there
