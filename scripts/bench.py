@@ -248,10 +248,10 @@ def fmt(v, digits=1) -> str:
 
 # -- links ----------------------------------------------------------------------------------
 
-def tap_instance(env: Env, key: str, net: int, driver_extra: str = "") -> tuple:
+def tap_instance(env: Env, key: str, net: int, driver_extra: str = "", ns: str | None = None) -> tuple:
     """io-pkt-v4-hc -d tap into a namespace of its own: stack 10.231.NET.2, kernel .1.
-    Returns (instance, namespace, device, note)."""
-    ns = env.ns(key)
+    Returns (instance, namespace, device)."""
+    ns = ns or env.ns(key)
     dev = f"{env.tag}{key}"[:15]
     opts = f"dev={dev},netns={ns}" + (f",{driver_extra}" if driver_extra else "")
     inst = Instance(env, key, ["-d", "tap", opts])
@@ -271,11 +271,15 @@ def offload_tap(env: Env):
     """The stack with the TAP driver's offloads off, or (None, ..., note) if it cannot."""
     def make():
         notes = []
-        try:
-            inst, ns, dev = tap_instance(env, "o", 4, "offload=0")
-        except subprocess.CalledProcessError:
+        ns = env.ns("o")
+        # io-pkt keeps running when a driver refuses its options (as on QNX): whether the
+        # option exists shows as tap0 being there or not.
+        probe = Instance(env, "oprobe", ["-d", "tap", f"dev={env.tag}op,netns={ns},offload=0"])
+        accepted = os.path.isdir(f"{probe.prefix}/dev/socket/if/tap0")
+        probe.stop()
+        if not accepted:
             notes.append("offload option not available")
-            inst, ns, dev = tap_instance(env, "o", 4)
+        inst, ns, dev = tap_instance(env, "o", 4, "offload=0" if accepted else "", ns=ns)
         r = inst.tool("iopkt", "ifconfig", "tap0", *OFFLOAD_FLAGS, check=False)
         if r.returncode:
             notes.append("ifconfig " + " ".join(OFFLOAD_FLAGS) + " not available")
