@@ -8,7 +8,8 @@ Groups (``--only``; references a group needs are measured with it):
 
     files    kernel -> stack through tcp/N/data (dd, cat, sha256sum), stack -> kernel
              (cat FILE > data, dd of=data), stack CPU per segment and per byte
-    inproc   the same two directions with the stack in this process (tcpstream)
+    inproc   the same two directions with the stack in this process (tcpstream); in-core
+             TCP between two stacks in memory
     offload  files and in-process kernel -> stack with the TAP driver's offloads off
     vxlan    stack -> stack over devnp-vxlan, two instances, through the data files
     ping     RTT kernel -> stack
@@ -46,6 +47,7 @@ sys.path.insert(0, str(HERE))
 
 import trio  # noqa: E402
 
+import bench_files  # noqa: E402
 import bench_fuse  # noqa: E402
 import bench_ip  # noqa: E402
 import bench_tcp  # noqa: E402
@@ -510,6 +512,9 @@ def g_inproc(env: Env, t: Table, s: float) -> None:
           digits=2)
     t.add("stack -> kernel, in-process sender", o["bytes"] / o["seconds"] / MB, "MB/s",
           "raw peer sender, vnet", raw_tx(env, True, s))
+    mb = max(10, int(10 * s))
+    t.add("in-core TCP, two stacks over an in-memory link (no I/O)", bench_files.in_core(mb),
+          "MB/s", note=f"{mb} MiB; both ends in this one process, no files, drivers or kernel")
 
 
 def g_offload(env: Env, t: Table, s: float) -> None:
