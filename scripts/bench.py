@@ -564,7 +564,7 @@ def g_vxlan(env: Env, t: Table, s: float) -> None:
     th.start()
     time.sleep(0.2)
     na = a.connect("10.231.9.2!5400")
-    mb = max(8, int(25 * s))
+    mb = max(8, int(15 * s))     # about s seconds at the usual rate
     sh("dd", "if=/dev/zero", f"of={a.tcp}/{na}/data", "bs=1M", f"count={mb}", timeout=s * 6 + 60)
     a.ctl(na, "close")
     th.join(s * 6 + 90)
@@ -767,7 +767,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="groups: " + ", ".join(GROUPS))
-    ap.add_argument("--seconds", type=float, help="per transfer/rate measurement (default 5, --quick 2)")
+    ap.add_argument("--seconds", type=float, help="per transfer/rate measurement (default 10, as speed.md; --quick 2)")
     ap.add_argument("--quick", action="store_true", help="short runs (about 3 minutes in all)")
     ap.add_argument("--only", help="comma-separated groups to run")
     ap.add_argument("--idle", type=int, help="connections held for the memory figure (10000; --quick 2000)")
@@ -775,7 +775,7 @@ def main() -> None:
     ap.add_argument("--json", metavar="FILE", help="write the rows and the run's facts as JSON")
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = ap.parse_args()
-    args.seconds = args.seconds or (2.0 if args.quick else 5.0)
+    args.seconds = args.seconds or (2.0 if args.quick else 10.0)
     args.idle = args.idle or (2000 if args.quick else 10000)
     args.only = set(GROUPS) if not args.only else set(args.only.split(","))
     unknown = args.only - set(GROUPS)
