@@ -62,6 +62,14 @@ GROUPS = ("files", "inproc", "offload", "vxlan", "ping", "cps", "udp", "forward"
 OFFLOAD_FLAGS = ("-tso4", "-tso6", "-tcp4csum", "-udp4csum", "-tcp6csum", "-udp6csum")
 
 
+def interrupted(exc: BaseException) -> bool:
+    """Ctrl-C/SIGTERM, also when trio hands it over inside an exception group."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.subgroup(
+        (KeyboardInterrupt, SystemExit)) is not None
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -534,7 +542,7 @@ def g_offload(env: Env, t: Table, s: float) -> None:
         t.add("kernel -> stack, in-process, offloads off", r["bytes"] / r["seconds"] / MB, "MB/s",
               "raw peer, plain", raw_rx(env, False, s)["mbs"])
     except BaseException as exc:      # trio wraps the driver's StackError in a group
-        if isinstance(exc, KeyboardInterrupt):
+        if interrupted(exc):
             raise
         t.add("kernel -> stack, in-process, offloads off", None, "MB/s", "raw peer, plain",
               raw_rx(env, False, s)["mbs"], note="offload option not available")
@@ -756,9 +764,9 @@ def run(args, env: Env, table: Table) -> None:
         log(f"group {name}")
         try:
             steps[name]()
-        except (KeyboardInterrupt, SystemExit):
-            raise
         except BaseException as exc:        # one broken group must not lose the rest
+            if interrupted(exc):
+                raise
             table.add(f"({name})", None, "", note=f"failed: {type(exc).__name__}: {str(exc)[:200]}")
     references(env, table, s)
 
@@ -791,7 +799,9 @@ def main() -> None:
     t0 = time.monotonic()
     try:
         run(args, env, table)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
         log("interrupted: cleaning up")
         table.add("(run)", None, "", note="interrupted")
     finally:
