@@ -12,7 +12,8 @@ Not a stack: no trio, no timers, no checksum checks, one ``os.read``/``os.write`
 * ``--send HOST:PORT``: connects to a kernel receiver and sends for ``--seconds``, then FIN.
   Plain frames carry one MSS with a checksum computed here; with ``--vnet`` every write is a
   64 KB GSO_TCPV4 + NEEDS_CSUM frame with only the pseudo-header sum in the checksum field
-  (the kernel segments and checksums). No SACK; a stall of 0.2 s goes back to the last ACK.
+  (the kernel segments and checksums). No SACK; three duplicate ACKs or
+  a 20 ms stall go back to the last ACK (go-back-N).
 * ``--vnet``: IFF_VNET_HDR + TUNSETOFFLOAD(CSUM|TSO4|TSO6), so the kernel also hands us
   64 KB super-frames; we strip the 10-byte virtio_net_hdr and never verify checksums.
 
@@ -248,22 +249,31 @@ class Peer:
         una = nxt = 0                       # offsets from base
         ps = pseudo(self.ip, dst, 0)
         last_progress = time.monotonic()
+        dups = 0
         end = time.monotonic() + self.args.seconds
-        while time.monotonic() < end and not self.stop:
+        high = 0                            # the most ever sent: after `end`, only resends
+        while not self.stop:
+            now = time.monotonic()
+            if now >= end and (una >= high or now > end + 3):
+                break
             limit = min(wnd, 8 << 20)
-            while nxt - una + seg <= limit:
+            while nxt - una + seg <= limit and (now < end or nxt < high):
                 self.write_segment(mac, dst, sport, dport, base + nxt, rcv, payload, ps)
                 nxt += seg
+                high = max(high, nxt)
             ready, _, _ = select.select([self.fd], [], [], 0.05)
             for f in self.drain():
                 got = f[12:14] == b"\x08\x00" and self.ipv4(f)
                 if got and got[3] == dport and got[7] & ACK:
-                    off = (got[6] - base) & 0xFFFFFFFF
-                    if una < off <= nxt:
-                        una, last_progress = off, time.monotonic()
+                    # offsets are unbounded, sequence numbers wrap: compare relative to una
+                    adv = (got[6] - base - una) & 0xFFFFFFFF
+                    if 0 < adv <= nxt - una:
+                        una, last_progress, dups = una + adv, time.monotonic(), 0
+                    elif adv == 0 and nxt > una:
+                        dups += 1
                     wnd = got[8] << scale
-            if nxt > una and time.monotonic() - last_progress > 0.2:
-                nxt, last_progress = una, time.monotonic()     # go back N
+            if nxt > una and (dups >= 3 or time.monotonic() - last_progress > 0.02):
+                nxt, last_progress, dups = una, time.monotonic(), 0     # go back N
         fin = base + nxt
         deadline = time.monotonic() + 3
         done = False
