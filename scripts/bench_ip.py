@@ -1,6 +1,7 @@
-"""IPv4 figures over real TAP devices, each against the Linux kernel in the same run.
+"""IPv4 measuring helpers for scripts/bench.py (ping, UDP floods counted in a namespace).
 
     sudo .venv/bin/python scripts/bench_ip.py [--seconds 2]
+    (the same as: scripts/bench.py --only ping,udp,forward)
 
 * ping RTT kernel -> stack over TAP (median of 100) vs kernel -> kernel over a veth pair;
 * UDP datagrams/s the stack takes in from the kernel (64-byte payloads);
@@ -11,14 +12,11 @@ Everything runs in network namespaces made here and deleted at the end; traffic 
 to their addresses. Prints figures; asserts nothing.
 """
 
-import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
+import time  # noqa: F401  (FLOOD/COUNT run elsewhere)
 
 BIN = os.path.dirname(sys.executable)
 TAG = f"bip{os.getpid() % 10000}"
@@ -80,102 +78,7 @@ def counted_flow(src_ns, dst_ns, dst, seconds):
     return sent, int(got), float(span)
 
 
-class Stack:
-    def __init__(self, prefix, args):
-        self.prefix = prefix
-        sh(os.path.join(BIN, "io-pkt-v4-hc"), *args, "-ptcpip", f"prefix={prefix}")
-        self.env = dict(os.environ, SOCK=prefix)
-
-    def tool(self, *args):
-        return sh(os.path.join(BIN, args[0]), *args[1:], env=self.env)
-
-    def stop(self):
-        pid = int(open(f"{self.prefix}/dev/socket/status").read().split("pid: ")[1].split()[0])
-        os.kill(pid, signal.SIGTERM)
-        time.sleep(0.5)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=2.0)
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("bench_ip: needs root (namespaces, TAP)")
-    nss = [f"{TAG}-{n}" for n in ("peer", "kA", "kB", "L", "R", "kL", "kR", "kRt")]
-    stacks = []
-    base = tempfile.mkdtemp(prefix="iopkt-bench-ip-")
-    try:
-        for ns in nss:
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        peer, kA, kB, L, R, kL, kR, kRt = nss
-        # Stack with one TAP; the kernel in `peer`.
-        s1 = Stack(f"{base}/one", ["-d", "tap", f"dev={TAG}t0,netns={peer}"])
-        stacks.append(s1)
-        s1.tool("iopkt", "ifconfig", "tap0", "10.210.0.2/24")
-        sh("ip", "-n", peer, "addr", "add", "10.210.0.1/24", "dev", f"{TAG}t0")
-        sh("ip", "-n", peer, "link", "set", f"{TAG}t0", "up")
-        s1.tool("if_up", "-l", "-m", "100", "-r", "50", "tap0")
-        # Kernel to kernel over a veth pair.
-        sh("ip", "link", "add", f"{TAG}va", "netns", kA, "type", "veth", "peer", "name", f"{TAG}vb", "netns", kB)
-        for ns, dev, addr in ((kA, f"{TAG}va", "10.211.0.1/24"), (kB, f"{TAG}vb", "10.211.0.2/24")):
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        ping_median(peer, "10.210.0.2", 5)
-        ping_median(kA, "10.211.0.2", 5)
-        ours, n1 = ping_median(peer, "10.210.0.2")
-        kern, n2 = ping_median(kA, "10.211.0.2")
-        print(f"ping RTT, median of {n1}/{n2}: stack over TAP {ours * 1000:.0f} us, "
-              f"kernel over veth {kern * 1000:.0f} us (ratio {ours / kern:.1f}x)")
-        before = int(open(f"{base}/one/dev/socket/stats/udp").read().split("ipackets: ")[1].split()[0])
-        t0 = time.monotonic()
-        sent = int(ns_py(peer, FLOOD.format(secs=args.seconds, dst="10.210.0.2")))
-        time.sleep(0.3)
-        after = int(open(f"{base}/one/dev/socket/stats/udp").read().split("ipackets: ")[1].split()[0])
-        took = time.monotonic() - t0 - 0.3
-        print(f"UDP kernel -> stack: {(after - before) / took:,.0f} datagrams/s taken in "
-              f"({sent / took:,.0f}/s offered, {after - before} of {sent})")
-        # Forwarding through the stack: L - tapL [stack] tapR - R.
-        s2 = Stack(f"{base}/router", ["-d", "tap", f"dev={TAG}tl,netns={L}", "-d", "tap", f"dev={TAG}tr,netns={R}"])
-        stacks.append(s2)
-        s2.tool("iopkt", "ifconfig", "tap0", "10.212.1.1/24")
-        s2.tool("iopkt", "ifconfig", "tap1", "10.212.2.1/24")
-        s2.tool("iopkt", "sysctl", "-w", "net.inet.ip.forwarding=1")
-        for ns, dev, addr, gw in ((L, f"{TAG}tl", "10.212.1.2/24", "10.212.1.1"),
-                                  (R, f"{TAG}tr", "10.212.2.2/24", "10.212.2.1")):
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "route", "add", "default", "via", gw)
-        s2.tool("if_up", "-a", "-l", "-m", "100", "-r", "50", "tap0", "tap1")
-        ping_median(L, "10.212.2.2", 3)
-        sent, got, span = counted_flow(L, R, "10.212.2.2", args.seconds)
-        ours_pps = got / span if span else 0
-        # The same through a kernel router namespace.
-        for a, b, ns_a in ((f"{TAG}la", f"{TAG}lb", kL), (f"{TAG}ra", f"{TAG}rb", kR)):
-            sh("ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", kRt)
-        sh("ip", "netns", "exec", kRt, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for ns, dev, addr, gw in ((kL, f"{TAG}la", "10.213.1.2/24", "10.213.1.1"),
-                                  (kR, f"{TAG}ra", "10.213.2.2/24", "10.213.2.1")):
-            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-            sh("ip", "-n", ns, "route", "add", "default", "via", gw)
-        for dev, addr in ((f"{TAG}lb", "10.213.1.1/24"), (f"{TAG}rb", "10.213.2.1/24")):
-            sh("ip", "-n", kRt, "addr", "add", addr, "dev", dev)
-            sh("ip", "-n", kRt, "link", "set", dev, "up")
-        ping_median(kL, "10.213.2.2", 3)
-        ksent, kgot, kspan = counted_flow(kL, kR, "10.213.2.2", args.seconds)
-        kern_pps = kgot / kspan if kspan else 0
-        print(f"forwarding, 64-byte UDP: stack {ours_pps:,.0f} pkt/s ({got} of {sent} arrived), "
-              f"kernel router {kern_pps:,.0f} pkt/s ({kgot} of {ksent}); ratio {ours_pps / kern_pps:.2f}")
-    finally:
-        for s in stacks:
-            try:
-                s.stop()
-            except Exception:
-                pass
-        for ns in nss:
-            sh("ip", "netns", "del", ns, check=False)
-
-
 if __name__ == "__main__":
-    main()
+    os.execv(sys.executable, [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                           "bench.py"),
+                              "--only", "ping,udp,forward", *sys.argv[1:]])

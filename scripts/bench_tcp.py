@@ -1,21 +1,23 @@
 #!/usr/bin/env python3
-"""TCP figures against the Linux kernel, with same-run ratios (needs root; not a test).
+"""In-process TCP against the Linux kernel: the measuring functions behind scripts/bench.py.
 
-    sudo .venv/bin/python scripts/bench_tcp.py [--mb 200] [--rr 2000] [--idle 10000]
+    sudo .venv/bin/python scripts/bench_tcp.py [--seconds 5]
+    (the same as: scripts/bench.py --only inproc,cps,memory)
 
-* throughput at MTU 1500 over TAP: kernel -> stack and stack -> kernel, against kernel ->
-  kernel over a veth pair measured in the same run (same sender/receiver programs);
-* connections per second, kernel client -> stack server: connect, one request, the
-  reply, close;
-* memory per idle established connection: RSS growth of this process while the kernel
-  holds N connections open to a stack listener, divided by N.
+The stack runs in the calling process (Stack + Runtime + devnp-tap, the TCP core behind
+``iopkt_fs.tcpstream``); the kernel's side is ``tests/kernel/kpeer.py`` in a namespace the
+caller makes (``mkns``) and deletes. Everything stays inside that namespace.
 
-The stack runs in this process (Stack + Runtime + devnp-tap, the TCP core behind
-``iopkt_fs.tcpstream``); the kernel's side is ``tests/kernel/kpeer.py`` in namespaces
-named ``ktbench-<pid>-N``, deleted on exit. Everything stays inside those namespaces.
+* ``k2s``: the kernel sends for N seconds, a TcpListener reads and discards;
+* ``s2k``: open_tcp_stream sends one reused buffer for N seconds, the kernel discards;
+* ``cps``: connections/s, kernel client -> stack server (connect, one byte, shut down; the
+  server reads to EOF and closes);
+* ``idle_memory``: RSS growth of this process per idle established connection.
+
+Throughput results carry this process's CPU seconds and the frames the kernel put on / took
+off the TAP (``ip -s -j link``) during the transfer, for CPU per segment.
 """
 
-import argparse
 import gc
 import ipaddress
 import json
@@ -35,9 +37,8 @@ from iopkt_fs.stack.stack import Stack  # noqa: E402
 from iopkt_fs.tcpstream import TcpListener, open_tcp_stream  # noqa: E402
 
 KPEER = str(ROOT / "tests" / "kernel" / "kpeer.py")
-MB = 1_000_000
 BUF = 256 * 1024          # the stack's socket buffers for bulk transfer
-_made: list[str] = []
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def sh(*args, input=None):
@@ -45,15 +46,20 @@ def sh(*args, input=None):
                           input=input)
 
 
-def netns() -> str:
-    name = f"ktbench-{os.getpid()}-{len(_made)}"
-    sh("ip", "netns", "add", name)
-    _made.append(name)
-    sh("ip", "-n", name, "link", "set", "lo", "up")
-    return name
+def proc_cpu(pid="self") -> float:
+    """utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 
 
-async def kpeer(ns: str, *args, timeout: float = 600) -> dict:
+def link_stats(ns: str, dev: str) -> dict:
+    """The kernel side's counters of a device in a namespace: {"tx": {...}, "rx": {...}}."""
+    out = sh("ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev).stdout
+    return json.loads(out)[0]["stats64"]
+
+
+async def kpeer(ns: str, *args, timeout: float = 120) -> dict:
     with trio.fail_after(timeout):
         proc = await trio.run_process(
             ["ip", "netns", "exec", ns, sys.executable, KPEER, *map(str, args)],
@@ -68,101 +74,113 @@ def rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-async def veth_kernel_to_kernel(nbytes: int) -> float:
-    a, b = netns(), netns()
-    sh("ip", "-n", a, "link", "add", "kbva", "type", "veth", "peer", "name", "kbvb", "netns", b)
-    sh("ip", "-n", a, "addr", "add", "10.79.0.1/24", "dev", "kbva")
-    sh("ip", "-n", b, "addr", "add", "10.79.0.2/24", "dev", "kbvb")
-    sh("ip", "-n", a, "link", "set", "kbva", "up")
-    sh("ip", "-n", b, "link", "set", "kbvb", "up")
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(kpeer, b, "sink", 5100)
-        await trio.sleep(0.3)
-        out = await kpeer(a, "blast", "10.79.0.2", 5100, nbytes)
-    return nbytes / out["transfer_seconds"]
+class InProcess:
+    """One in-process stack with one TAP to namespace ``ns``: us .2, the kernel .1."""
 
+    def __init__(self, ns: str, dev: str, net: str = "10.79.1", driver_opts: str = ""):
+        self.ns, self.dev, self.net, self.driver_opts = ns, dev, net, driver_opts
+        self.stack = Stack(StackConfig(seed=7))
+        self.runtime = Runtime(self.stack)
+        self.host, self.peer = f"{net}.2", f"{net}.1"
 
-async def main(args) -> None:
-    stack = Stack(StackConfig(seed=7))
-    runtime = Runtime(stack)
-    results = {}
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runtime.run)
-        ns = netns()
-        dev = f"kb{os.getpid() % 100000}"
-        driver = await runtime.load_driver("devnp-tap", f"dev={dev},netns={ns},mtu=1500")
+    async def start(self, nursery) -> None:
+        await nursery.start(self.runtime.run)
+        opts = f"dev={self.dev},netns={self.ns},mtu=1500" + (f",{self.driver_opts}" if self.driver_opts else "")
+        driver = await self.runtime.load_driver("devnp-tap", opts)
         iface = driver.interfaces[0]
-        stack.add_address(iface, ipaddress.ip_address("10.79.1.2"), 24)
-        stack.up(iface)
-        sh("ip", "-n", ns, "addr", "add", "10.79.1.1/24", "dev", dev)
-        sh("ip", "-n", ns, "link", "set", dev, "up")
-        while not iface.link_up:
-            await trio.sleep(0.02)
-        nbytes = args.mb * MB
+        self.stack.add_address(iface, ipaddress.ip_address(self.host), 24)
+        self.stack.up(iface)
+        sh("ip", "-n", self.ns, "addr", "add", f"{self.peer}/24", "dev", self.dev)
+        sh("ip", "-n", self.ns, "link", "set", self.dev, "up")
+        with trio.fail_after(10):
+            while not iface.link_up:
+                await trio.sleep(0.02)
 
-        # kernel -> stack: the kernel sends, the stack reads and discards.
-        lst = await TcpListener.open(runtime, 5000, rcvbuf=BUF, sndbuf=BUF)
+    def snapshot(self) -> tuple[float, dict]:
+        return proc_cpu(), link_stats(self.ns, self.dev)
+
+    def delta(self, before, nbytes: int, seconds: float, way: str) -> dict:
+        cpu, stats = self.snapshot()
+        return {"bytes": nbytes, "seconds": seconds, "cpu": cpu - before[0],
+                "frames": stats[way]["packets"] - before[1][way]["packets"],
+                "acks": stats["rx" if way == "tx" else "tx"]["packets"]
+                - before[1]["rx" if way == "tx" else "tx"]["packets"]}
+
+    async def k2s(self, seconds: float, port: int = 5000) -> dict:
+        """The kernel sends for ``seconds``; the stack reads and discards."""
+        lst = await TcpListener.open(self.runtime, port, rcvbuf=BUF, sndbuf=BUF)
+        got = 0
 
         async def drain():
+            nonlocal got
             s = await lst.accept()
-            while await s.receive_some(1 << 20):
-                pass
+            while chunk := await s.receive_some(1 << 20):
+                got += len(chunk)
             await s.send_eof()
             await s.aclose()
-        nursery.start_soon(drain)
-        out = await kpeer(ns, "blast", "10.79.1.2", 5000, nbytes)
-        results["k2s"] = nbytes / out["transfer_seconds"]
-        await lst.aclose()
-
-        # stack -> kernel: the stack sends one reused buffer, the kernel discards.
         async with trio.open_nursery() as inner:
-            inner.start_soon(kpeer, ns, "sink", 5001)
+            inner.start_soon(drain)
+            before = self.snapshot()
+            out = await kpeer(self.ns, "blastfor", self.host, port, seconds, timeout=seconds + 60)
+        result = self.delta(before, got, out["transfer_seconds"], "tx")
+        await lst.aclose()
+        return result
+
+    async def s2k(self, seconds: float, port: int = 5001) -> dict:
+        """The stack sends one reused buffer for ``seconds``; the kernel discards."""
+        result = {}
+
+        async def send():
             for _ in range(200):
                 try:
-                    s = await open_tcp_stream(runtime, "10.79.1.1", 5001, sndbuf=BUF,
-                                              rcvbuf=BUF)
+                    s = await open_tcp_stream(self.runtime, self.peer, port, sndbuf=BUF, rcvbuf=BUF)
                     break
                 except OSError:
                     await trio.sleep(0.025)
-            block = bytes(1 << 20)
+            else:
+                raise RuntimeError("the kernel sink never listened")
+            block = memoryview(bytes(1 << 20))
+            before = self.snapshot()
             t0 = trio.current_time()
-            left = nbytes
-            while left:
-                n = min(left, len(block))
-                await s.send_all(memoryview(block)[:n])
-                left -= n
+            sent = 0
+            while trio.current_time() - t0 < seconds:
+                await s.send_all(block)
+                sent += len(block)
             await s.send_eof()
             await s.receive_some()
-            results["s2k"] = nbytes / (trio.current_time() - t0)
+            result.update(self.delta(before, sent, trio.current_time() - t0, "rx"))
+            await s.aclose()
+        async with trio.open_nursery() as inner:
+            inner.start_soon(send)
+            out = await kpeer(self.ns, "sink", port, timeout=seconds + 60)
+        result["kernel_bytes"] = out["bytes"]
+        return result
+
+    async def cps(self, seconds: float, port: int = 5002, most: int = 50000) -> dict:
+        """Kernel client -> stack server: accept, read to EOF, close."""
+        lst = await TcpListener.open(self.runtime, port, backlog=-1)
+
+        async def one(s):
+            while await s.receive_some(4096):
+                pass
             await s.aclose()
 
-        results["veth"] = await veth_kernel_to_kernel(nbytes)
-
-        # connections per second: kernel client -> stack server.
-        lst = await TcpListener.open(runtime, 5002, backlog=-1)
-
-        async def rr_server():
-            async def one(s):
-                got = b""
-                while not got.endswith(b"\n"):
-                    chunk = await s.receive_some(64)
-                    if not chunk:
-                        break
-                    got += chunk
-                await s.send_all(b"HTTP/1.0 200 OK\r\n\r\nhello\n")
-                await s.aclose()
+        async def serve():
             async with trio.open_nursery() as n2:
                 while True:
                     n2.start_soon(one, await lst.accept())
         async with trio.open_nursery() as inner:
-            inner.start_soon(rr_server)
-            out = await kpeer(ns, "rr", "10.79.1.2", 5002, args.rr)
+            inner.start_soon(serve)
+            cpu = proc_cpu()
+            out = await kpeer(self.ns, "cps", self.host, port, seconds, most, timeout=seconds + 60)
+            out["cpu"] = proc_cpu() - cpu
             inner.cancel_scope.cancel()
-        results["cps"] = args.rr / out["rr_seconds"]
         await lst.aclose()
+        return out
 
-        # memory per idle established connection.
-        lst = await TcpListener.open(runtime, 5003, backlog=-1)
+    async def idle_memory(self, count: int, port: int = 5003) -> dict:
+        """RSS growth of this process per idle established connection."""
+        lst = await TcpListener.open(self.runtime, port, backlog=-1)
         held = []
 
         async def acceptor():
@@ -172,44 +190,36 @@ async def main(args) -> None:
         before = rss()
         async with trio.open_nursery() as inner:
             inner.start_soon(acceptor)
-            hold_for = 5 + args.idle / 1000
-            inner.start_soon(kpeer, ns, "hold", "10.79.1.2", 5003, args.idle, hold_for)
+            hold_for = 5 + count / 1000
+            inner.start_soon(kpeer, self.ns, "hold", self.host, port, count, hold_for)
             with trio.fail_after(hold_for + 120):
-                while len(held) < args.idle or any(
+                while len(held) < count or any(
                         h.status().state != "ESTABLISHED" for h in held[-10:]):
                     await trio.sleep(0.1)
             gc.collect()
             after = rss()
             established = sum(1 for h in held if h.status().state == "ESTABLISHED")
             inner.cancel_scope.cancel()
-        results["idle"] = (after - before) / args.idle
-        results["established"] = established
         for h in held:
             await h.abort()
         await lst.aclose()
-        runtime.shutdown()
+        return {"per_connection": (after - before) / count, "established": established,
+                "count": count}
 
-    mbs = lambda v: f"{v / MB:8.1f} MB/s"  # noqa: E731
-    print(f"TCP at MTU 1500, {args.mb} MB per transfer (Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs)")
-    print(f"  kernel -> stack over TAP   {mbs(results['k2s'])}   "
-          f"{results['k2s'] / results['veth']:.3f} x veth")
-    print(f"  stack -> kernel over TAP   {mbs(results['s2k'])}   "
-          f"{results['s2k'] / results['veth']:.3f} x veth")
-    print(f"  kernel -> kernel over veth {mbs(results['veth'])}")
-    print(f"  connections/s kernel client -> stack server (connect, request, reply, "
-          f"close): {results['cps']:.0f} over {args.rr}")
-    print(f"  memory per idle established connection: {results['idle']:.0f} bytes "
-          f"(RSS growth / {args.idle}; {results['established']} established)")
+
+async def run(ns: str, dev: str, jobs: dict, net: str = "10.79.1", driver_opts: str = "") -> dict:
+    """Start one in-process stack on a TAP into ``ns`` and run ``jobs`` ({name: (method,
+    args)}) in order; returns {name: result}. The stack is shut down before returning."""
+    results = {}
+    bench = InProcess(ns, dev, net, driver_opts)
+    async with trio.open_nursery() as nursery:
+        await bench.start(nursery)
+        for name, (method, args) in jobs.items():
+            results[name] = await getattr(bench, method)(*args)
+        bench.runtime.shutdown()
+    return results
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--mb", type=int, default=200)
-    p.add_argument("--rr", type=int, default=2000)
-    p.add_argument("--idle", type=int, default=10000)
-    try:
-        trio.run(main, p.parse_args())
-    finally:
-        for name in _made:
-            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    os.execv(sys.executable, [sys.executable, str(ROOT / "scripts" / "bench.py"),
+                              "--only", "inproc,cps,memory", *sys.argv[1:]])

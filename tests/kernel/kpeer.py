@@ -14,6 +14,13 @@
     rr HOST PORT COUNT             COUNT times: connect, send "GET\n", read to EOF, close
     hold HOST PORT COUNT SECONDS   open COUNT connections, keep them SECONDS, close
 
+    For scripts/bench.py (bounded by time, not size):
+    blastfor HOST PORT SECONDS     connect, send for SECONDS, shut down, time until the EOF;
+                                   reports bytes and TCP_INFO bytes_acked
+    cps HOST PORT SECONDS MAX      connect, send one byte, shut down, read to EOF, close;
+                                   again until SECONDS or MAX connections
+    (sink also reports first_to_eof: seconds from its first byte to the EOF)
+
 Data comes from ``chunks(nbytes, seed)``; both sides hash what they sent or received.
 """
 
@@ -42,6 +49,12 @@ def info(sock: socket.socket) -> dict:
     # byte 6 the send/receive window scales (4 bits each).
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     return {"options": raw[5], "wscale": raw[6], "retrans": int.from_bytes(raw[100:104], "little")}
+
+
+def bytes_acked(sock: socket.socket) -> int:
+    # struct tcp_info: tcpi_bytes_acked is the u64 at byte 120.
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 128)
+    return int.from_bytes(raw[120:128], "little") if len(raw) >= 128 else -1
 
 
 def _csum(data: bytes) -> int:
@@ -155,12 +168,42 @@ def main(argv):
         lst.listen(1)
         lst.settimeout(30)
         s, _ = lst.accept()
+        s.settimeout(120)
         buf = bytearray(CHUNK)
-        n = 0
-        while k := s.recv_into(buf):
+        n = k = s.recv_into(buf)
+        first = time.monotonic()
+        while k:
+            k = s.recv_into(buf)
             n += k
         s.close()
-        out = {"bytes": n}
+        out = {"bytes": n, "first_to_eof": time.monotonic() - first}
+    elif mode == "blastfor":
+        s = socket.create_connection((argv[1], int(argv[2])), timeout=60)
+        block = memoryview(bytes(CHUNK))
+        t1 = time.monotonic()
+        end = t1 + float(argv[3])
+        sent = 0
+        while time.monotonic() < end:
+            sent += s.send(block)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        out = {"bytes": sent, "transfer_seconds": time.monotonic() - t1,
+               "bytes_acked": bytes_acked(s)}
+        s.close()
+    elif mode == "cps":
+        host, port, seconds, most = argv[1], int(argv[2]), float(argv[3]), int(argv[4])
+        t1 = time.monotonic()
+        end = t1 + seconds
+        count = 0
+        while count < most and time.monotonic() < end:
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"x")
+            s.shutdown(socket.SHUT_WR)
+            while s.recv(4096):
+                pass
+            s.close()
+            count += 1
+        out = {"count": count, "cps_seconds": time.monotonic() - t1}
     elif mode == "rr":
         host, port, count = argv[1], int(argv[2]), int(argv[3])
         t1 = time.monotonic()

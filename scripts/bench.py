@@ -1,0 +1,841 @@
+#!/usr/bin/env python3
+"""The benchmark: every figure of the stack with its reference, measured in the same run.
+
+    sudo .venv/bin/python scripts/bench.py [--quick] [--seconds S] [--only NAME,...]
+                                           [--json FILE] [--markdown]
+
+Groups (``--only``; references a group needs are measured with it):
+
+    files    kernel -> stack through tcp/N/data (dd, cat, sha256sum), stack -> kernel
+             (cat FILE > data, dd of=data), stack CPU per segment and per byte
+    inproc   the same two directions with the stack in this process (tcpstream); in-core
+             TCP between two stacks in memory
+    offload  files and in-process kernel -> stack with the TAP driver's offloads off
+    vxlan    stack -> stack over devnp-vxlan, two instances, through the data files
+    ping     RTT kernel -> stack
+    cps      connections/s: in-process, threaded server on iopkt_fs.client, bash server
+    udp      UDP datagrams/s taken in
+    forward  forwarding packets/s through the stack (two TAPs)
+    memory   memory per idle established connection (in-process)
+    ctl      control-file reads/s against a minimal pyfuse3 file
+
+References: scripts/rawtap_peer.py (a raw Python TAP peer, plain and IFF_VNET_HDR), kernel
+<-> kernel over veth, a kernel router namespace, scripts/minimal_fuse.py. The kernel's side
+is tests/kernel/kpeer.py. Everything runs in network namespaces made here (``bnPID-*``) or
+on loopback; namespaces, TAPs, mounts and processes (by PID) are removed at the end, also
+after Ctrl-C. Prints a table and, with --json, writes the rows. Asserts nothing.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+import trio  # noqa: E402
+
+import bench_files  # noqa: E402
+import bench_fuse  # noqa: E402
+import bench_ip  # noqa: E402
+import bench_tcp  # noqa: E402
+from bench_tcp import link_stats, proc_cpu  # noqa: E402
+
+BIN = pathlib.Path(sys.executable).parent
+PY = sys.executable
+KPEER = str(ROOT / "tests" / "kernel" / "kpeer.py")
+RAWPEER = str(HERE / "rawtap_peer.py")
+MB = 1_000_000
+GROUPS = ("files", "inproc", "offload", "vxlan", "ping", "cps", "udp", "forward", "memory", "ctl")
+CPS_MAX = 30000            # connections per cps run (ephemeral ports, TIME_WAIT)
+OFFLOAD_FLAGS = ("-tso4", "-tso6", "-tcp4csum", "-udp4csum", "-tcp6csum", "-udp6csum")
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Ctrl-C/SIGTERM, also when trio hands it over inside an exception group."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return True
+    return isinstance(exc, BaseExceptionGroup) and exc.subgroup(
+        (KeyboardInterrupt, SystemExit)) is not None
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(*args, check=True, timeout=30, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], check=check, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def last_json(text: str) -> dict:
+    return json.loads(text.strip().splitlines()[-1])
+
+
+# -- what we start, and how it all goes away ---------------------------------------------------
+
+class Instance:
+    """An io-pkt-v4-hc started as a user starts it; stopped by its PID."""
+
+    def __init__(self, env, name: str, args: list[str], instance: int | None = None):
+        self.prefix = os.path.join(env.base, name)
+        cmd = [BIN / "io-pkt-v4-hc"] + (["-i", str(instance)] if instance else [])
+        sh(*cmd, *args, "-ptcpip", f"prefix={self.prefix}", timeout=30)
+        status = open(f"{self.prefix}/dev/socket/status").read()
+        self.pid = int(status.split("pid: ")[1].split()[0])
+        env.instances.append(self)
+        self.env = dict(os.environ, SOCK=self.prefix)
+        self.tcp = f"{self.prefix}/dev/socket/tcp"
+
+    def tool(self, *args, check=True):
+        return sh(BIN / args[0], *args[1:], env=self.env, check=check)
+
+    def clone(self) -> str:
+        with open(f"{self.tcp}/clone") as f:
+            return f.read().strip()
+
+    def ctl(self, n: str, line: str) -> None:
+        with open(f"{self.tcp}/{n}/ctl", "w") as f:
+            f.write(line + "\n")
+
+    def connect(self, addr: str, tries: int = 100) -> str:
+        """A new connection to addr (HOST!PORT), retried while the peer is not listening."""
+        for _ in range(tries):
+            n = self.clone()
+            try:
+                self.ctl(n, f"connect {addr}")
+                return n
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"connect {addr}: no answer")
+
+    def accept(self, n: str, timeout: float = 30) -> str:
+        """The next call on announced connection n (``cat listen``, bounded)."""
+        return sh("cat", f"{self.tcp}/{n}/listen", timeout=timeout).stdout.strip()
+
+    def cpu(self) -> float:
+        return proc_cpu(self.pid)
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        for _ in range(100):
+            if not os.path.exists(f"/proc/{self.pid}"):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(self.pid, signal.SIGKILL)
+            time.sleep(0.2)
+        if os.path.ismount(self.prefix):
+            sh("fusermount3", "-u", "-z", self.prefix, check=False)
+
+
+class Env:
+    def __init__(self):
+        self.tag = f"bn{os.getpid() % 100000}"
+        self.base = tempfile.mkdtemp(prefix="iopkt-bench-")
+        self.namespaces: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.instances: list[Instance] = []
+        self.cache: dict = {}
+
+    def ns(self, name: str) -> str:
+        full = f"{self.tag}-{name}"
+        sh("ip", "netns", "add", full)
+        self.namespaces.append(full)
+        sh("ip", "-n", full, "link", "set", "lo", "up")
+        return full
+
+    def popen(self, argv, **kw) -> subprocess.Popen:
+        p = subprocess.Popen([str(a) for a in argv], start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def finish(self, p: subprocess.Popen, timeout: float) -> str:
+        """Wait for p (killing its process group after timeout); its stdout."""
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(p)
+            out, _ = p.communicate(timeout=10)
+        return out or ""
+
+    @staticmethod
+    def kill(p: subprocess.Popen) -> None:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)     # the group we made for it
+                p.wait(3)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait(5)
+
+    def once(self, key, make):
+        """Shared set-ups and references: made at most once per run."""
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            try:
+                self.kill(p)
+            except Exception as exc:          # keep cleaning
+                log(f"cleanup: {exc}")
+        for inst in reversed(self.instances):
+            try:
+                inst.stop()
+            except Exception as exc:
+                log(f"cleanup: {exc}")
+        for ns in reversed(self.namespaces):
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+# -- results --------------------------------------------------------------------------------
+
+class Table:
+    def __init__(self):
+        self.rows: list[dict] = []
+
+    def add(self, figure, value, unit, ref_name=None, ref_value=None, note="", digits=1):
+        ratio = value / ref_value if value is not None and ref_value else None
+        row = {"figure": figure, "value": value, "unit": unit, "reference": ref_name,
+               "reference_value": ref_value, "ratio": ratio, "note": note, "digits": digits}
+        self.rows.append(row)
+        log(f"{figure}: {fmt(value, digits)} {unit}" + (f"  ({ref_name} {fmt(ref_value, digits)})" if ref_name else ""))
+
+    def text(self) -> str:
+        head = ("figure", "value", "unit", "reference", "ref. value", "ratio")
+        cells = [head] + [(r["figure"], fmt(r["value"], r["digits"]), r["unit"], r["reference"] or "-",
+                           fmt(r["reference_value"], r["digits"]), fmt(r["ratio"], 3))
+                          for r in self.rows]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+        lines = []
+        for k, c in enumerate(cells):
+            lines.append("  ".join(s.rjust(w) if i in (1, 4, 5) else s.ljust(w)
+                                   for i, (s, w) in enumerate(zip(c, widths))).rstrip())
+            if k == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        notes = [f"  {r['figure']}: {r['note']}" for r in self.rows if r["note"]]
+        return "\n".join(lines + (["", "notes:"] + notes if notes else []))
+
+    def markdown(self) -> str:
+        lines = ["| figure | value | unit | reference | ref. value | ratio | note |",
+                 "|---|---:|---|---|---:|---:|---|"]
+        for r in self.rows:
+            lines.append(f"| {r['figure']} | {fmt(r['value'], r['digits'])} | {r['unit']} | "
+                         f"{r['reference'] or '-'} | {fmt(r['reference_value'], r['digits'])} | "
+                         f"{fmt(r['ratio'], 3)} | {r['note']} |")
+        return "\n".join(lines)
+
+
+def fmt(v, digits=1) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v != v:
+        return "nan"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+# -- links ----------------------------------------------------------------------------------
+
+def tap_instance(env: Env, key: str, net: int, driver_extra: str = "", ns: str | None = None) -> tuple:
+    """io-pkt-v4-hc -d tap into a namespace of its own: stack 10.231.NET.2, kernel .1.
+    Returns (instance, namespace, device)."""
+    ns = ns or env.ns(key)
+    dev = f"{env.tag}{key}"[:15]
+    opts = f"dev={dev},netns={ns}" + (f",{driver_extra}" if driver_extra else "")
+    inst = Instance(env, key, ["-d", "tap", opts])
+    inst.host, inst.peer = f"10.231.{net}.2", f"10.231.{net}.1"
+    inst.tool("iopkt", "ifconfig", "tap0", f"10.231.{net}.2/24")
+    sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.1/24", "dev", dev)
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    inst.tool("if_up", "-l", "-m", "100", "-r", "50", "tap0")
+    return inst, ns, dev
+
+
+def main_tap(env: Env):
+    return env.once("tap", lambda: tap_instance(env, "t", 1))
+
+
+def offload_tap(env: Env):
+    """The stack with the TAP driver's offloads off, or (None, ..., note) if it cannot."""
+    def make():
+        notes = []
+        ns = env.ns("o")
+        # io-pkt keeps running when a driver refuses its options (as on QNX): whether the
+        # option exists shows as tap0 being there or not.
+        probe = Instance(env, "oprobe", ["-d", "tap", f"dev={env.tag}op,netns={ns},offload=0"])
+        accepted = os.path.isdir(f"{probe.prefix}/dev/socket/if/tap0")
+        probe.stop()
+        if not accepted:
+            notes.append("offload option not available")
+        inst, ns, dev = tap_instance(env, "o", 4, "offload=0" if accepted else "", ns=ns)
+        r = inst.tool("iopkt", "ifconfig", "tap0", *OFFLOAD_FLAGS, check=False)
+        if r.returncode:
+            notes.append("ifconfig " + " ".join(OFFLOAD_FLAGS) + " not available")
+        return inst, ns, dev, "; ".join(notes)
+    return env.once("offload-tap", make)
+
+
+def veth_pair(env: Env):
+    """Two namespaces joined by a veth pair: 10.231.3.1 (a) and 10.231.3.2 (b)."""
+    def make():
+        a, b = env.ns("va"), env.ns("vb")
+        sh("ip", "-n", a, "link", "add", "bnva", "type", "veth", "peer", "name", "bnvb", "netns", b)
+        sh("ip", "-n", a, "addr", "add", "10.231.3.1/24", "dev", "bnva")
+        sh("ip", "-n", b, "addr", "add", "10.231.3.2/24", "dev", "bnvb")
+        sh("ip", "-n", a, "link", "set", "bnva", "up")
+        sh("ip", "-n", b, "link", "set", "bnvb", "up")
+        return a, b
+    return env.once("veth", make)
+
+
+def kpeer(env: Env, ns: str, *args) -> subprocess.Popen:
+    return env.popen(["ip", "netns", "exec", ns, PY, KPEER, *args], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+
+
+# -- references -----------------------------------------------------------------------------
+
+class RawPeer:
+    """rawtap_peer.py in namespace ns (its TAP 10.231.NET.2, the kernel .1)."""
+
+    def __init__(self, env: Env, ns: str, net: int, vnet: bool, send: str | None = None,
+                 seconds: float = 0):
+        self.env, self.ns = env, ns
+        self.dev = f"{env.tag}r{'v' if vnet else 'p'}{'s' if send else ''}"[:15]
+        argv = ["ip", "netns", "exec", ns, PY, RAWPEER, "--dev", self.dev, "--ip", f"10.231.{net}.2"]
+        argv += ["--vnet"] if vnet else []
+        argv += ["--send", send, "--seconds", str(seconds)] if send else ["--limit", "900"]
+        self.proc = env.popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("{"):
+            raise RuntimeError("rawtap_peer did not start")
+        sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.1/24", "dev", self.dev)
+        sh("ip", "-n", ns, "link", "set", self.dev, "up")
+
+    def go(self) -> None:
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+
+    def stop(self, timeout: float = 30) -> dict:
+        out = self.env.finish(self.proc, timeout)
+        try:
+            return last_json(out)
+        except (ValueError, IndexError):
+            return {}
+
+    def terminate(self) -> dict:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.stop()
+
+
+def raw_ns(env: Env) -> str:
+    def make():
+        ns = env.ns("r")
+        # The raw peer has no timestamps, so the kernel client cannot reuse TIME_WAIT ports:
+        # give it all of them (the kernel's side only; the stack gets no sysctl).
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535")
+        return ns
+    return env.once("raw-ns", make)
+
+
+def raw_rx(env: Env, vnet: bool, seconds: float) -> dict:
+    """The kernel sends to the raw peer for seconds: MB/s and CPU per frame."""
+    def make():
+        ns = raw_ns(env)
+        peer = RawPeer(env, ns, 2 if vnet else 5, vnet)
+        dst = "10.231.2.2" if vnet else "10.231.5.2"
+        try:
+            out = last_json(env.finish(kpeer(env, ns, "blastfor", dst, "5000", str(seconds)), seconds + 60))
+            extra = {}
+            if vnet:
+                bench_ip.ping_median(ns, dst, 5)
+                extra["rtt"] = bench_ip.ping_median(ns, dst, 100)[0]
+                c = last_json(env.finish(kpeer(env, ns, "cps", dst, "5001", str(seconds), str(CPS_MAX)), seconds + 60))
+                extra["cps"] = c["count"] / c["cps_seconds"]
+        finally:
+            stats = peer.terminate()
+        return {"mbs": out["bytes"] / out["transfer_seconds"] / MB,
+                "us_per_frame": stats["cpu"] / max(1, stats["frames_in"]) * 1e6 if stats else None,
+                "mean_frame": stats["bytes"] / max(1, stats["frames_in"]) if stats else None,
+                **extra}
+    return env.once(("raw-rx", vnet), make)
+
+
+def raw_tx(env: Env, vnet: bool, seconds: float) -> float:
+    """The raw peer sends to a kernel sink for seconds: MB/s as the kernel counted."""
+    def make():
+        ns = raw_ns(env)
+        net = 6 if vnet else 7
+        peer = RawPeer(env, ns, net, vnet, send=f"10.231.{net}.1:5002", seconds=seconds)
+        sink = kpeer(env, ns, "sink", "5002")
+        time.sleep(0.3)
+        peer.go()
+        sent = peer.stop(seconds + 30)
+        text = env.finish(sink, 5)
+        if text.strip():
+            out = last_json(text)
+            return out["bytes"] / out["first_to_eof"] / MB
+        # No EOF at the sink (the peer's FIN went unanswered): what the kernel ACKed.
+        log("raw peer sender: no EOF at the kernel sink; using the bytes it acknowledged")
+        return sent.get("bytes", 0) / seconds / MB
+    return env.once(("raw-tx", vnet), make)
+
+
+def veth_mbs(env: Env, seconds: float) -> float:
+    def make():
+        a, b = veth_pair(env)
+        sink = kpeer(env, b, "sink", "5100")
+        time.sleep(0.3)
+        out = last_json(env.finish(kpeer(env, a, "blastfor", "10.231.3.2", "5100", str(seconds)), seconds + 60))
+        env.finish(sink, 30)
+        return out["bytes"] / out["transfer_seconds"] / MB
+    return env.once("veth-mbs", make)
+
+
+def veth_rtt(env: Env) -> float:
+    def make():
+        a, _ = veth_pair(env)
+        bench_ip.ping_median(a, "10.231.3.2", 5)
+        return bench_ip.ping_median(a, "10.231.3.2", 100)[0]
+    return env.once("veth-rtt", make)
+
+
+def refs_rx(env, t, s):
+    return raw_rx(env, True, s)["mbs"]
+
+
+# -- the stack through its files ------------------------------------------------------------
+
+READERS = {"dd": "dd if={data} of=/dev/null bs=1M", "cat": "cat {data} > /dev/null",
+           "sha256sum": "sha256sum < {data} > /dev/null"}
+WRITERS = {"cat": "cat {file} > {data}", "dd": "dd if=/dev/zero of={data} bs=1M count={mb}"}
+
+
+def files_rx(env: Env, inst: Instance, ns: str, dev: str, reader: str, seconds: float,
+             port: int) -> dict:
+    """A kernel sender for seconds -> tcp/M/data -> a reader started on the host."""
+    n = inst.clone()
+    inst.ctl(n, f"announce {port}")
+    sender = kpeer(env, ns, "blastfor", inst.host, str(port), str(seconds))
+    m = inst.accept(n)
+    data = f"{inst.tcp}/{m}/data"
+    cpu0, st0 = inst.cpu(), link_stats(ns, dev)
+    t0 = time.monotonic()
+    r = sh("bash", "-c", READERS[reader].format(data=data), timeout=seconds * 4 + 60)
+    took = time.monotonic() - t0
+    cpu1, st1 = inst.cpu(), link_stats(ns, dev)
+    for conn in (m, n):             # our FIN now, not when the files' linger runs out
+        try:
+            inst.ctl(conn, "close")
+        except OSError:
+            pass
+    out = last_json(env.finish(sender, 60))
+    got = out["bytes"]
+    if reader == "dd":
+        got = int(r.stderr.split(" bytes")[0].split("\n")[-1].strip())
+    frames = st1["tx"]["packets"] - st0["tx"]["packets"]
+    return {"mbs": got / took / MB, "bytes": got, "sent": out["bytes"], "cpu": cpu1 - cpu0,
+            "frames": frames, "acks": st1["rx"]["packets"] - st0["rx"]["packets"]}
+
+
+def files_tx(env: Env, inst: Instance, ns: str, writer: str, seconds: float, port: int,
+             guess_mbs: float) -> dict:
+    """A writer on the host -> tcp/N/data -> a kernel sink that counts."""
+    mb = max(8, int(guess_mbs * seconds))
+    sink = kpeer(env, ns, "sink", str(port))
+    time.sleep(0.3)
+    n = inst.connect(f"{inst.peer}!{port}")
+    data = f"{inst.tcp}/{n}/data"
+    src = os.path.join("/dev/shm", f"{env.tag}-src")
+    if writer == "cat":
+        with open(src, "wb") as f:
+            f.truncate(mb * 1 << 20)
+    try:
+        sh("bash", "-c", WRITERS[writer].format(file=src, data=data, mb=mb), timeout=seconds * 6 + 60)
+        inst.ctl(n, "close")
+    finally:
+        if os.path.exists(src):
+            os.unlink(src)
+    out = last_json(env.finish(sink, 60))
+    return {"mbs": out["bytes"] / out["first_to_eof"] / MB, "bytes": out["bytes"]}
+
+
+def g_files(env: Env, t: Table, s: float) -> None:
+    inst, ns, dev = main_tap(env)
+    ref = raw_rx(env, True, s)
+    port = 5200
+    dd = None
+    for reader in READERS:
+        r = files_rx(env, inst, ns, dev, reader, s, port)
+        port += 1
+        t.add(f"kernel -> stack, `{READERS[reader].format(data='data')}`", r["mbs"], "MB/s",
+              "raw peer, vnet", ref["mbs"])
+        if reader == "dd":
+            dd = r
+    t.add("stack CPU per received segment (files, dd)", dd["cpu"] / max(1, dd["frames"]) * 1e6,
+          "µs", "raw peer, plain", raw_rx(env, False, s)["us_per_frame"],
+          note=f"{dd['frames']:,} frames, {dd['acks'] / max(1, dd['frames']):.2f} ACKs per frame")
+    t.add("stack CPU per received byte (files, dd)", dd["cpu"] / max(1, dd["bytes"]) * 1e9, "ns",
+          "raw peer, vnet", ref["us_per_frame"] * 1e3 / ref["mean_frame"] if ref["mean_frame"] else None,
+          digits=2)
+    tx_ref = raw_tx(env, True, s)
+    for writer in WRITERS:
+        r = files_tx(env, inst, ns, writer, s, port, dd["mbs"])
+        port += 1
+        t.add(f"stack -> kernel, `{WRITERS[writer].format(file='FILE', data='data', mb='N')}`",
+              r["mbs"], "MB/s", "raw peer sender, vnet", tx_ref)
+
+
+# -- in-process ------------------------------------------------------------------------------
+
+def inproc(env: Env, key: str, jobs: dict, driver_opts: str = "") -> dict:
+    ns = env.ns(key)
+    dev = f"{env.tag}{key}"[:15]
+    net = {"i": "10.231.10", "io": "10.231.11", "ic": "10.231.12", "im": "10.231.13"}[key]
+    return trio.run(bench_tcp.run, ns, dev, jobs, net, driver_opts)
+
+
+def g_inproc(env: Env, t: Table, s: float) -> None:
+    ref = raw_rx(env, True, s)
+    r = inproc(env, "i", {"k2s": ("k2s", (s,)), "s2k": ("s2k", (s,))})
+    k, o = r["k2s"], r["s2k"]
+    t.add("kernel -> stack, in-process sink (SO_RCVBUF 256 KiB)", k["bytes"] / k["seconds"] / MB,
+          "MB/s", "raw peer, vnet", ref["mbs"])
+    t.add("stack CPU per received segment (in-process)", k["cpu"] / max(1, k["frames"]) * 1e6, "µs",
+          "raw peer, plain", raw_rx(env, False, s)["us_per_frame"],
+          note=f"{k['frames']:,} frames, {k['acks'] / max(1, k['frames']):.2f} ACKs per frame")
+    t.add("stack CPU per received byte (in-process)", k["cpu"] / max(1, k["bytes"]) * 1e9, "ns",
+          "raw peer, vnet", ref["us_per_frame"] * 1e3 / ref["mean_frame"] if ref["mean_frame"] else None,
+          digits=2)
+    t.add("stack -> kernel, in-process sender", o["bytes"] / o["seconds"] / MB, "MB/s",
+          "raw peer sender, vnet", raw_tx(env, True, s))
+    mb = max(10, int(10 * s))
+    t.add("in-core TCP, two stacks over an in-memory link (no I/O)", bench_files.in_core(mb),
+          "MB/s", note=f"{mb} MiB; both ends in this one process, no files, drivers or kernel")
+
+
+def g_offload(env: Env, t: Table, s: float) -> None:
+    ref = raw_rx(env, True, s)
+    inst, ns, dev, note = offload_tap(env)
+    if "offload option not available" in note and "ifconfig" in note:
+        t.add("kernel -> stack, `dd` of data, offloads off", None, "MB/s", "raw peer, vnet",
+              ref["mbs"], note=note)
+    else:
+        r = files_rx(env, inst, ns, dev, "dd", s, 5300)
+        t.add("kernel -> stack, `dd` of data, offloads off", r["mbs"], "MB/s", "raw peer, vnet",
+              ref["mbs"], note=note)
+        t.add("stack CPU per received segment, offloads off", r["cpu"] / max(1, r["frames"]) * 1e6,
+              "µs", "raw peer, plain", raw_rx(env, False, s)["us_per_frame"])
+    try:
+        r = inproc(env, "io", {"k2s": ("k2s", (s,))}, "offload=0")["k2s"]
+        t.add("kernel -> stack, in-process, offloads off", r["bytes"] / r["seconds"] / MB, "MB/s",
+              "raw peer, plain", raw_rx(env, False, s)["mbs"])
+    except BaseException as exc:      # trio wraps the driver's StackError in a group
+        if interrupted(exc):
+            raise
+        t.add("kernel -> stack, in-process, offloads off", None, "MB/s", "raw peer, plain",
+              raw_rx(env, False, s)["mbs"], note="offload option not available")
+
+
+# -- vxlan ----------------------------------------------------------------------------------
+
+def g_vxlan(env: Env, t: Table, s: float) -> None:
+    a = Instance(env, "xa", ["-d", "vxlan", "vni=7,bind=127.0.0.2:4789,peer=127.0.0.3:4789"], instance=1)
+    b = Instance(env, "xb", ["-d", "vxlan", "vni=7,bind=127.0.0.3:4789,peer=127.0.0.2:4789"], instance=2)
+    a.tool("iopkt", "ifconfig", "vx0", "10.231.9.1/24")
+    b.tool("iopkt", "ifconfig", "vx0", "10.231.9.2/24")
+    n = b.clone()
+    b.ctl(n, "announce 5400")
+    got = {}
+
+    def reader():
+        try:
+            m = b.accept(n)
+            t0 = time.monotonic()
+            r = sh("dd", f"if={b.tcp}/{m}/data", "of=/dev/null", "bs=1M", timeout=s * 6 + 60)
+            got["bytes"] = int(r.stderr.split(" bytes")[0].split("\n")[-1].strip())
+            got["seconds"] = time.monotonic() - t0
+        except Exception as exc:
+            got["error"] = str(exc)
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    time.sleep(0.2)
+    na = a.connect("10.231.9.2!5400")
+    mb = max(8, int(15 * s))     # about s seconds at the usual rate
+    sh("dd", "if=/dev/zero", f"of={a.tcp}/{na}/data", "bs=1M", f"count={mb}", timeout=s * 6 + 60)
+    a.ctl(na, "close")
+    th.join(s * 6 + 90)
+    value = got["bytes"] / got["seconds"] / MB if "bytes" in got else None
+    t.add("stack -> stack over devnp-vxlan, `dd` both ends", value, "MB/s", "kernel <-> kernel, veth",
+          veth_mbs(env, s), note=got.get("error", f"{mb} MB"))
+
+
+# -- small figures ---------------------------------------------------------------------------
+
+def g_ping(env: Env, t: Table, s: float) -> None:
+    inst, ns, dev = main_tap(env)
+    bench_ip.ping_median(ns, "10.231.1.2", 5)
+    ours, n = bench_ip.ping_median(ns, "10.231.1.2", 100)
+    raw = raw_rx(env, True, s)["rtt"]
+    t.add("ping RTT kernel -> stack (median)", ours, "ms", "raw peer, vnet", raw, digits=3,
+          note=f"{n} replies")
+    t.add("ping RTT kernel -> stack (median), vs veth", ours, "ms", "kernel <-> kernel, veth",
+          veth_rtt(env), digits=3)
+
+
+def g_cps(env: Env, t: Table, s: float) -> None:
+    ref = raw_rx(env, True, s)["cps"]
+    r = inproc(env, "ic", {"cps": ("cps", (s,))})["cps"]
+    cps = r["count"] / r["cps_seconds"]
+    t.add("connections/s in-process (connect, 1 byte, close)", cps, "1/s", "raw peer", ref,
+          note=f"{r['cpu'] / max(1, r['count']) * 1e6:.0f} µs stack CPU per connection")
+    inst, ns, dev = main_tap(env)
+    t.add("connections/s to a threaded server on iopkt_fs.client", files_cps_threaded(env, inst, ns, s),
+          "1/s", "raw peer", ref)
+    t.add("connections/s to `while M=$(cat listen)` in bash", files_cps_bash(env, inst, ns, s),
+          "1/s", "raw peer", ref)
+
+
+def files_cps_threaded(env: Env, inst: Instance, ns: str, s: float) -> float:
+    from iopkt_fs import client
+    stop = threading.Event()
+    lst = client.announce("tcp!*!5500", prefix=inst.prefix)
+
+    def handle(conn):
+        try:
+            conn.read_all()
+        finally:
+            conn.close()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn = lst.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    out = last_json(env.finish(kpeer(env, ns, "cps", "10.231.1.2", "5500", str(s), str(CPS_MAX)), s + 60))
+    stop.set()
+    env.finish(kpeer(env, ns, "cps", "10.231.1.2", "5500", "1", "1"), 20)   # wakes accept()
+    th.join(10)
+    lst.close()
+    return out["count"] / out["cps_seconds"]
+
+
+def files_cps_bash(env: Env, inst: Instance, ns: str, s: float) -> float:
+    script = (f'D={inst.tcp}; N=$(cat $D/clone); echo "announce 5501" > $D/$N/ctl; echo ready; '
+              'while M=$(cat $D/$N/listen); do cat $D/$M/data > /dev/null; '
+              'echo close > $D/$M/ctl 2>/dev/null; done')
+    server = env.popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+    server.stdout.readline()
+    time.sleep(0.2)
+    out = last_json(env.finish(kpeer(env, ns, "cps", "10.231.1.2", "5501", str(s), str(CPS_MAX)), s + 60))
+    env.kill(server)
+    return out["count"] / out["cps_seconds"]
+
+
+def udp_stat(inst: Instance) -> int:
+    text = open(f"{inst.prefix}/dev/socket/stats/udp").read()
+    return int(text.split("ipackets: ")[1].split()[0])
+
+
+def g_udp(env: Env, t: Table, s: float) -> None:
+    inst, ns, dev = main_tap(env)
+    before = udp_stat(inst)
+    t0 = time.monotonic()
+    sent = int(bench_ip.ns_py(ns, bench_ip.FLOOD.format(secs=s, dst="10.231.1.2"), timeout=s + 60))
+    time.sleep(0.3)
+    took = time.monotonic() - t0 - 0.3
+    ours = (udp_stat(inst) - before) / took
+    a, b = veth_pair(env)
+    ksent, kgot, kspan = bench_ip.counted_flow(a, b, "10.231.3.2", s)
+    t.add("UDP datagrams/s taken in (64-byte payloads)", ours, "1/s", "kernel <-> kernel, veth",
+          kgot / kspan if kspan else None, note=f"{sent / took:,.0f}/s offered")
+
+
+def g_forward(env: Env, t: Table, s: float) -> None:
+    L, R = env.ns("fl"), env.ns("fr")
+    inst = Instance(env, "router", ["-d", "tap", f"dev={env.tag}fl,netns={L}",
+                                    "-d", "tap", f"dev={env.tag}fr,netns={R}"])
+    inst.tool("iopkt", "ifconfig", "tap0", "10.231.20.1/24")
+    inst.tool("iopkt", "ifconfig", "tap1", "10.231.21.1/24")
+    inst.tool("iopkt", "sysctl", "-w", "net.inet.ip.forwarding=1")
+    for ns, dev, net in ((L, f"{env.tag}fl", 20), (R, f"{env.tag}fr", 21)):
+        sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.2/24", "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "route", "add", "default", "via", f"10.231.{net}.1")
+    inst.tool("if_up", "-a", "-l", "-m", "100", "-r", "50", "tap0", "tap1")
+    bench_ip.ping_median(L, "10.231.21.2", 3)
+    sent, got, span = bench_ip.counted_flow(L, R, "10.231.21.2", s)
+    kL, kR, kRt = env.ns("kl"), env.ns("kr"), env.ns("krt")
+    for a, b, ns_a in (("bnla", "bnlb", kL), ("bnra", "bnrb", kR)):
+        sh("ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer", "name", b, "netns", kRt)
+    sh("ip", "netns", "exec", kRt, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    for ns, dev, net in ((kL, "bnla", 22), (kR, "bnra", 23)):
+        sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.2/24", "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        sh("ip", "-n", ns, "route", "add", "default", "via", f"10.231.{net}.1")
+    for dev, net in (("bnlb", 22), ("bnrb", 23)):
+        sh("ip", "-n", kRt, "addr", "add", f"10.231.{net}.1/24", "dev", dev)
+        sh("ip", "-n", kRt, "link", "set", dev, "up")
+    bench_ip.ping_median(kL, "10.231.23.2", 3)
+    ksent, kgot, kspan = bench_ip.counted_flow(kL, kR, "10.231.23.2", s)
+    t.add("forwarding, 64-byte UDP, through the stack", got / span if span else 0, "pkt/s",
+          "kernel router namespace", kgot / kspan if kspan else None,
+          note=f"{got} of {sent} arrived (kernel: {kgot} of {ksent})")
+
+
+def g_memory(env: Env, t: Table, s: float, count: int) -> None:
+    r = inproc(env, "im", {"idle": ("idle_memory", (count,))})["idle"]
+    t.add(f"memory per idle established connection ({count:,} open)", r["per_connection"], "bytes",
+          note=f"{r['established']:,} established; RSS growth of the in-process stack / {count}")
+
+
+def g_ctl(env: Env, t: Table, s: float) -> None:
+    inst, ns, dev = main_tap(env)
+    mdir = os.path.join(env.base, "minimal")
+    minimal = env.popen([PY, HERE / "minimal_fuse.py", mdir])
+    try:
+        bench_fuse.wait_for(os.path.join(mdir, "status"))
+        ours = bench_fuse.measure(f"{inst.prefix}/dev/socket/if/lo0/status", s / 2)
+        ceiling = bench_fuse.measure(os.path.join(mdir, "status"), s / 2)
+    finally:
+        minimal.send_signal(signal.SIGTERM)
+        env.finish(minimal, 10)
+        if os.path.ismount(mdir):
+            sh("fusermount3", "-u", "-z", mdir, check=False)
+    t.add("control file pread(4096) on an open fd (if/lo0/status)", ours[0], "1/s",
+          "minimal pyfuse3 file", ceiling[0])
+    t.add("control file open+read+close (if/lo0/status)", ours[1], "1/s", "minimal pyfuse3 file",
+          ceiling[1])
+
+
+def references(env: Env, t: Table, s: float) -> None:
+    """The reference rows themselves, for whatever the groups measured."""
+    c = env.cache
+    for vnet, name in ((False, "plain"), (True, "vnet")):
+        r = c.get(("raw-rx", vnet))
+        if r:
+            t.add(f"reference: kernel -> raw peer, {name}", r["mbs"], "MB/s",
+                  note=f"{r['us_per_frame']:.1f} µs CPU per frame, mean frame {r['mean_frame'] / 1000:.1f} KB")
+        if ("raw-tx", vnet) in c:
+            t.add(f"reference: raw peer -> kernel, {name}", c[("raw-tx", vnet)], "MB/s")
+    if "veth-mbs" in c:
+        t.add("reference: kernel -> kernel over veth", c["veth-mbs"], "MB/s")
+
+
+# -- main -----------------------------------------------------------------------------------
+
+def run(args, env: Env, table: Table) -> None:
+    s = args.seconds
+    only = args.only
+    start = time.monotonic()
+    steps = {
+        "files": lambda: g_files(env, table, s),
+        "inproc": lambda: g_inproc(env, table, s),
+        "offload": lambda: g_offload(env, table, s),
+        "vxlan": lambda: g_vxlan(env, table, s),
+        "ping": lambda: g_ping(env, table, s),
+        "cps": lambda: g_cps(env, table, s),
+        "udp": lambda: g_udp(env, table, s),
+        "forward": lambda: g_forward(env, table, s),
+        "memory": lambda: g_memory(env, table, s, args.idle),
+        "ctl": lambda: g_ctl(env, table, s),
+    }
+    for name in GROUPS:
+        if name not in only:
+            continue
+        if time.monotonic() - start > args.budget:
+            table.add(f"({name})", None, "", note=f"skipped: over the {args.budget:.0f} s budget")
+            continue
+        log(f"group {name}")
+        try:
+            steps[name]()
+        except BaseException as exc:        # one broken group must not lose the rest
+            if interrupted(exc):
+                raise
+            table.add(f"({name})", None, "", note=f"failed: {type(exc).__name__}: {str(exc)[:200]}")
+    references(env, table, s)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="groups: " + ", ".join(GROUPS))
+    ap.add_argument("--seconds", type=float, help="per transfer/rate measurement (default 10, as speed.md; --quick 2)")
+    ap.add_argument("--quick", action="store_true", help="short runs (about 3 minutes in all)")
+    ap.add_argument("--only", help="comma-separated groups to run")
+    ap.add_argument("--idle", type=int, help="connections held for the memory figure (10000; --quick 2000)")
+    ap.add_argument("--budget", type=float, default=600, help="skip groups started after this many seconds")
+    ap.add_argument("--json", metavar="FILE", help="write the rows and the run's facts as JSON")
+    ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    args = ap.parse_args()
+    args.seconds = args.seconds or (2.0 if args.quick else 10.0)
+    args.idle = args.idle or (2000 if args.quick else 10000)
+    args.only = set(GROUPS) if not args.only else set(args.only.split(","))
+    unknown = args.only - set(GROUPS)
+    if unknown:
+        ap.error(f"unknown group(s) {', '.join(sorted(unknown))}; groups: {', '.join(GROUPS)}")
+    if os.geteuid() != 0:
+        raise SystemExit("bench: needs root (namespaces, TAP devices, FUSE mounts)")
+
+    def on_term(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    env, table = Env(), Table()
+    t0 = time.monotonic()
+    try:
+        run(args, env, table)
+    except BaseException as exc:
+        if not interrupted(exc):
+            raise
+        log("interrupted: cleaning up")
+        table.add("(run)", None, "", note="interrupted")
+    finally:
+        env.close()
+    facts = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "commit": sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).stdout.strip(),
+        "kernel": os.uname().release, "python": sys.version.split()[0], "cpus": os.cpu_count(),
+        "seconds": args.seconds, "groups": sorted(args.only),
+        "wall_seconds": round(time.monotonic() - t0, 1), "MB": MB,
+    }
+    head = (f"iopkt_fs benchmark, commit {facts['commit']}, Linux {facts['kernel']}, Python "
+            f"{facts['python']}, {facts['cpus']} CPUs, {args.seconds:g} s per measurement, "
+            f"{facts['wall_seconds']:.0f} s in all; MB = 10^6 bytes")
+    print(head)
+    print(table.markdown() if args.markdown else table.text())
+    if args.json:
+        rows = [{k: v for k, v in r.items() if k != "digits"} for r in table.rows]
+        with open(args.json, "w") as f:
+            json.dump({"facts": facts, "rows": rows}, f, indent=1)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
