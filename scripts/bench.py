@@ -522,7 +522,7 @@ def g_inproc(env: Env, t: Table, s: float) -> None:
     ref = raw_rx(env, True, s)
     r = inproc(env, "i", {"k2s": ("k2s", (s,)), "s2k": ("s2k", (s,))})
     k, o = r["k2s"], r["s2k"]
-    t.add("kernel -> stack, in-process sink (SO_RCVBUF 256 KiB)", k["bytes"] / k["seconds"] / MB,
+    t.add("kernel -> stack, in-process sink (default buffers)", k["bytes"] / k["seconds"] / MB,
           "MB/s", "raw peer, vnet", ref["mbs"])
     t.add("stack CPU per received segment (in-process)", k["cpu"] / max(1, k["frames"]) * 1e6, "µs",
           "raw peer, plain", raw_rx(env, False, s)["us_per_frame"],

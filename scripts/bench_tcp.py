@@ -108,7 +108,8 @@ class InProcess:
 
     async def k2s(self, seconds: float, port: int = 5000) -> dict:
         """The kernel sends for ``seconds``; the stack reads and discards."""
-        lst = await TcpListener.open(self.runtime, port, rcvbuf=BUF, sndbuf=BUF)
+        # Defaults, as a user gets them: the buffers autosize (net.inet.tcp.*buf_auto).
+        lst = await TcpListener.open(self.runtime, port)
         got = 0
 
         async def drain():
@@ -133,7 +134,7 @@ class InProcess:
         async def send():
             for _ in range(200):
                 try:
-                    s = await open_tcp_stream(self.runtime, self.peer, port, sndbuf=BUF, rcvbuf=BUF)
+                    s = await open_tcp_stream(self.runtime, self.peer, port)
                     break
                 except OSError:
                     await trio.sleep(0.025)
