@@ -2,7 +2,13 @@
 
 The loop is aioquic's ``transmit()`` written for trio: poll the stack, flush what it
 queued to the drivers, sleep until the stack's next deadline or until someone calls
-``kick()`` (a driver delivered frames, a file operation changed state).
+``kick()`` (a driver delivered frames, a file operation moved a deadline earlier).
+
+Readiness. The core reports every socket whose readiness changed through one stack-wide
+queue (``stack.notify_socket``). ``Readiness`` drains it once per turn (and after a
+socket call, ``settle()``) and calls the one waker registered for each named socket: a
+connection directory's readers, writers, pollers and listen opens, or a trio stream's
+tasks. Nothing polls to notice data.
 """
 
 import errno
@@ -56,14 +62,47 @@ class _Context(DriverContext):
         return now_us()
 
 
+class Readiness:
+    """Who waits on which socket: ``watch(sock, wake)`` until ``unwatch``; ``dispatch``
+    calls ``wake()`` once for each socket the stack's queue names."""
+
+    __slots__ = ("_stack", "_wakers")
+
+    def __init__(self, stack: Stack):
+        self._stack = stack
+        # id(sock) -> (sock, wake): holding the socket keeps its id from being reused.
+        self._wakers: dict[int, tuple[object, object]] = {}
+
+    def watch(self, sock, wake) -> None:
+        self._wakers[id(sock)] = (sock, wake)
+
+    def unwatch(self, sock, wake=None) -> None:
+        entry = self._wakers.get(id(sock))
+        if entry is not None and entry[0] is sock and (wake is None or entry[1] == wake):
+            del self._wakers[id(sock)]
+
+    def dispatch(self) -> None:
+        events = self._stack.take_socket_events()
+        if not events:
+            return
+        wakers = self._wakers
+        for sock in events:
+            entry = wakers.get(id(sock))
+            if entry is not None and entry[0] is sock:
+                entry[1]()
+
+
 class Runtime:
     def __init__(self, stack: Stack, log=slog.discard):
         self.stack = stack
         self.log = log
+        self.readiness = Readiness(stack)
         self._wakeup = trio.Event()
+        self._planned = math.inf     # when the loop will next look at the stack (s)
         self._nursery: trio.Nursery | None = None
         self.drivers: list[tuple[Driver, trio.CancelScope]] = []
-        # Listeners called after every turn (the resmgr wakes blocked readers from here).
+        # Listeners called after every turn, after the readiness dispatch (the resmgr
+        # sweeps here).
         self.after_turn: list = []
 
     # -- the loop -------------------------------------------------------------------------
@@ -72,10 +111,21 @@ class Runtime:
         """Something changed outside the loop: poll and flush soon."""
         self._wakeup.set()
 
+    def settle(self) -> None:
+        """After a socket call from a request or a task: send what it queued, wake whom
+        it made ready, and wake the loop only if a deadline moved earlier than planned
+        (a request answered at once then costs no task switch)."""
+        self.flush()
+        self.readiness.dispatch()
+        deadline = self.stack.poll_at()
+        if deadline is not None and deadline / MICROS_PER_SECOND < self._planned:
+            self._wakeup.set()
+
     def turn(self) -> None:
-        """Run due timers, hand queued frames to drivers, tell listeners."""
+        """Run due timers, hand queued frames to drivers, wake waiters, tell listeners."""
         self.stack.poll(now_us())
         self.flush()
+        self.readiness.dispatch()
         for fn in self.after_turn:
             fn()
 
@@ -96,6 +146,7 @@ class Runtime:
     def input(self, iface: Interface, frames) -> None:
         self.stack.input(iface, frames, now_us())
         self.flush()
+        self.readiness.dispatch()
         for fn in self.after_turn:
             fn()
         self._wakeup.set()
@@ -108,8 +159,10 @@ class Runtime:
                 self.turn()
                 deadline = self.stack.poll_at()
                 when = math.inf if deadline is None else deadline / MICROS_PER_SECOND
+                self._planned = when
                 with trio.move_on_at(when):
                     await self._wakeup.wait()
+                self._planned = -math.inf   # about to turn: nothing needs a wakeup
                 self._wakeup = trio.Event()
 
     # -- drivers --------------------------------------------------------------------------

@@ -12,17 +12,14 @@
 socket.py), whose calls never block: a call that would block raises ``StackError(EAGAIN)``
 and the stream waits for the socket's readiness to change, then tries again.
 
-Readiness. The TCP layer collects sockets whose readiness changed in its own set
-(``stack.tcp.take_events()``), apart from the stack-wide list the file layer drains
-(``stack.take_socket_events()``, consumed by ``resmgr/sockfs.py``). One ``_Dispatcher``
-per runtime, registered in ``runtime.after_turn``, drains the TCP set after every turn and
-sets the ``trio.Event`` of each socket a task waits on; so streams and a mounted
-filesystem run side by side without taking each other's wakeups. Every wait is also
-bounded (``RECHECK``) and re-checks the socket's state, a safety net should a wakeup
-ever be missed: a missed wakeup costs latency, never a hang.
+Readiness. A task that must wait registers its socket with the runtime's one readiness
+dispatcher (``runtime.readiness``, which drains the stack-wide queue every turn) and
+sleeps on a ``trio.Event`` that the dispatcher sets when the core names the socket; the
+file layer's connections are woken by the same dispatcher, so streams and a mounted
+filesystem run side by side. No wait polls: closing a stream wakes its own waiters.
 
-Every call that may have queued segments or changed a window kicks the runtime, which
-polls the stack and hands the frames to the drivers on its next turn.
+Every call that may have queued segments or changed a window settles the runtime: the
+frames go to the drivers at once, and the loop is woken only when a deadline moved.
 
 Errors. Calls on a stream we closed raise ``trio.ClosedResourceError``; a connection the
 network broke (RST, timeout, EPIPE) raises ``trio.BrokenResourceError`` whose
@@ -36,7 +33,6 @@ import errno
 import ipaddress
 import operator
 import os
-import weakref
 
 import trio
 
@@ -45,7 +41,6 @@ from .stack.errors import StackError
 from .stack.tcp.socket import (IPPROTO_TCP, SHUT_WR, SO_KEEPALIVE, SO_RCVBUF, SO_REUSEADDR,
                                SO_SNDBUF, SOL_SOCKET, TCP_NODELAY, TcpSocket)
 
-RECHECK = 0.5                 # seconds: the longest a wait goes without looking again
 DEFAULT_RECEIVE = 65536       # receive_some() without max_bytes
 
 
@@ -81,55 +76,37 @@ class _ConflictDetector:
         self.held = False
 
 
-class _Dispatcher:
-    """Wakes the tasks waiting on TCP sockets whose readiness changed (one per runtime)."""
+class _Waiter:
+    """Parks the tasks waiting on one socket until the runtime's readiness dispatcher
+    names it; registered with the dispatcher only while some task waits."""
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
-        self.layer = runtime.stack.tcp
-        self.waiting: dict[TcpSocket, trio.Event] = {}
-        runtime.after_turn.append(self.dispatch)
+    __slots__ = ("readiness", "sock", "event", "users")
 
-    def dispatch(self) -> None:
-        events = self.layer.take_events()
-        if not events or not self.waiting:
-            return
-        for sock in events:
-            event = self.waiting.pop(sock, None)
-            if event is not None:
-                event.set()
+    def __init__(self, runtime: Runtime, sock: TcpSocket):
+        self.readiness = runtime.readiness
+        self.sock = sock
+        self.event = trio.Event()
+        self.users = 0
 
-    def wake(self, sock: TcpSocket) -> None:
-        event = self.waiting.pop(sock, None)
-        if event is not None:
-            event.set()
+    def wake(self) -> None:
+        self.event.set()
+        self.event = trio.Event()
 
-    async def wait(self, sock: TcpSocket, ready) -> None:
+    async def wait(self, ready) -> None:
         """Return once ``ready()`` holds; a checkpoint either way."""
         if ready():
             await trio.lowlevel.checkpoint()
             return
-        while not ready():
-            event = self.waiting.get(sock)
-            if event is None:
-                event = self.waiting[sock] = trio.Event()
-            with trio.move_on_after(RECHECK):
-                await event.wait()
-
-
-_dispatchers: weakref.WeakKeyDictionary[Runtime, _Dispatcher] = weakref.WeakKeyDictionary()
-
-
-def streams_attached(runtime: Runtime) -> bool:
-    """Does a dispatcher drain this runtime's TCP readiness set? (Else someone must.)"""
-    return runtime in _dispatchers
-
-
-def _dispatcher(runtime: Runtime) -> _Dispatcher:
-    d = _dispatchers.get(runtime)
-    if d is None:
-        d = _dispatchers[runtime] = _Dispatcher(runtime)
-    return d
+        self.users += 1
+        if self.users == 1:
+            self.readiness.watch(self.sock, self.wake)
+        try:
+            while not ready():
+                await self.event.wait()
+        finally:
+            self.users -= 1
+            if not self.users:
+                self.readiness.unwatch(self.sock, self.wake)
 
 
 class TcpStream(trio.abc.HalfCloseableStream):
@@ -138,7 +115,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
     def __init__(self, runtime: Runtime, sock: TcpSocket):
         self.runtime = runtime
         self.socket = sock
-        self._dispatch = _dispatcher(runtime)
+        self._waiter = _Waiter(runtime, sock)
         self._closed = False
         self._eof_sent = False
         self._send_conflict = _ConflictDetector(
@@ -163,7 +140,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     def setsockopt(self, level: int, name: int, value: int) -> None:
         self.socket.setsockopt(level, name, value, now_us())
-        self.runtime.kick()
+        self.runtime.settle()
 
     def getsockopt(self, level: int, name: int) -> int:
         return self.socket.getsockopt(level, name)
@@ -193,8 +170,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 # mark is free (or the handshake is not done); the peer's ACKs free room
                 # and the layer reports it. An error shows as writable and raises below.
                 if not sock.writable:
-                    runtime.kick()
-                    await self._dispatch.wait(sock, self._writable)
+                    runtime.settle()
+                    await self._waiter.wait(self._writable)
                     if self._closed:
                         raise trio.ClosedResourceError("stream was closed")
                 try:
@@ -202,16 +179,16 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 except StackError as exc:
                     if exc.errno != errno.EAGAIN:
                         raise trio.BrokenResourceError(exc.message) from _oserror(exc)
-                    await self._dispatch.wait(sock, self._writable)   # raced: wait again
+                    await self._waiter.wait(self._writable)   # raced: wait again
                     continue
-                runtime.kick()
+                runtime.settle()
             await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def wait_send_all_might_not_block(self) -> None:
         with self._send_conflict:
             if self._closed:
                 raise trio.ClosedResourceError("stream was closed")
-            await self._dispatch.wait(self.socket, self._writable)
+            await self._waiter.wait(self._writable)
             if self._closed:
                 raise trio.ClosedResourceError("stream was closed")
 
@@ -228,7 +205,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 self.socket.shutdown(SHUT_WR, now_us())
             except StackError:
                 pass   # ENOTCONN: the connection is already gone; nothing left to end
-            self.runtime.kick()
+            self.runtime.settle()
 
     # -- receiving ------------------------------------------------------------------------
 
@@ -257,12 +234,12 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 except StackError as exc:
                     if exc.errno != errno.EAGAIN:
                         raise trio.BrokenResourceError(exc.message) from _oserror(exc)
-                    await self._dispatch.wait(sock, self._readable)
+                    await self._waiter.wait(self._readable)
                     if self._closed:
                         raise trio.ClosedResourceError("stream was closed") from None
                     continue
                 # Reading may have opened the window: a window update may be due.
-                self.runtime.kick()
+                self.runtime.settle()
                 if n < len(buf):
                     del buf[n:]
                 await trio.lowlevel.cancel_shielded_checkpoint()
@@ -276,8 +253,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         if not self._closed:
             self._closed = True
             self.socket.close(now_us())
-            self.runtime.kick()
-            self._dispatch.wake(self.socket)
+            self.runtime.settle()
+            self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
     async def abort(self) -> None:
@@ -285,8 +262,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         if not self._closed:
             self._closed = True
             self.socket.abort(now_us())
-            self.runtime.kick()
-            self._dispatch.wake(self.socket)
+            self.runtime.settle()
+            self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
 
@@ -313,7 +290,7 @@ async def open_tcp_stream(runtime: Runtime, host, port: int, *, local: tuple | N
     connection fails (ECONNREFUSED, ETIMEDOUT after the SYN retries, ENETUNREACH ...);
     a cancelled connect aborts the half-open connection."""
     sock = runtime.stack.tcp.socket()
-    dispatch = _dispatcher(runtime)
+    waiter = _Waiter(runtime, sock)
     try:
         _set_options(sock, sndbuf=sndbuf, rcvbuf=rcvbuf, nodelay=nodelay,
                      keepalive=keepalive)
@@ -323,19 +300,19 @@ async def open_tcp_stream(runtime: Runtime, host, port: int, *, local: tuple | N
     except StackError as exc:
         sock.close(now_us())
         raise _oserror(exc) from None
-    runtime.kick()
+    runtime.settle()
     try:
         # Completion shows as writable; failure as an error (RFC 9293 3.10.7.3).
-        await dispatch.wait(sock, lambda: sock.writable or bool(sock.error)
+        await waiter.wait(lambda: sock.writable or bool(sock.error)
                             or sock.state != "SYN-SENT")
     except BaseException:
         sock.abort(now_us())
-        runtime.kick()
+        runtime.settle()
         raise
     err = sock.take_error()
     if err or sock.state not in ("ESTABLISHED", "CLOSE-WAIT"):
         sock.close(now_us())
-        runtime.kick()
+        runtime.settle()
         err = err or errno.ECONNREFUSED
         raise OSError(err, os.strerror(err))
     return TcpStream(runtime, sock)
@@ -347,7 +324,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
     def __init__(self, runtime: Runtime, sock: TcpSocket):
         self.runtime = runtime
         self.socket = sock
-        self._dispatch = _dispatcher(runtime)
+        self._waiter = _Waiter(runtime, sock)
         self._closed = False
         self._conflict = _ConflictDetector("another task is accepting")
 
@@ -388,7 +365,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
                 except StackError as exc:
                     if exc.errno != errno.EAGAIN:
                         raise _oserror(exc) from None
-                    await self._dispatch.wait(self.socket, self._ready)
+                    await self._waiter.wait(self._ready)
                     if self._closed:
                         raise trio.ClosedResourceError("listener was closed") from None
                     continue
@@ -400,6 +377,6 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         if not self._closed:
             self._closed = True
             self.socket.close(now_us())
-            self.runtime.kick()
-            self._dispatch.wake(self.socket)
+            self.runtime.settle()
+            self._waiter.wake()
         await trio.lowlevel.checkpoint()

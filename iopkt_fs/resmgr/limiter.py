@@ -7,6 +7,10 @@ every slot is busy, new requests wait, and the log says ``Threads exhausted.  Se
 
 pyfuse3's own worker count is set far higher (``max_tasks``) so that parked requests can
 never starve the mount (reference/fs.md B4).
+
+Every request passes through here, so the common case is two integer updates:
+``try_enter()`` / ``leave()``; only a request that finds every slot busy awaits
+``enter()``. A freed slot passes straight to the longest waiter (no barging).
 """
 
 import contextlib
@@ -17,45 +21,59 @@ from ..stack import slog
 
 
 class RequestLimiter:
+    __slots__ = ("max", "serving", "peak", "exhausted", "_lot", "_log")
+
     def __init__(self, threads_max: int, log=slog.discard):
-        self._limiter = trio.CapacityLimiter(threads_max)
-        # Tasks whose re-acquire after a parked wait was cancelled: they hold no slot.
-        self._unheld: set = set()
-        self._log = log
+        self.max = threads_max
+        self.serving = 0
         self.peak = 0
         self.exhausted = 0
+        self._lot = trio.lowlevel.ParkingLot()
+        self._log = log
 
-    @property
-    def serving(self) -> int:
-        return self._limiter.borrowed_tokens
+    def try_enter(self) -> bool:
+        """Take a slot if one is free (the fast path: no await)."""
+        if self.serving >= self.max or self._lot:
+            return False
+        self.serving += 1
+        if self.serving > self.peak:
+            self.peak = self.serving
+        return True
+
+    async def enter(self) -> None:
+        """Take a slot, waiting for one; a waiter woken by ``leave`` holds it already."""
+        if self.try_enter():
+            return
+        self.exhausted += 1
+        if self.exhausted == 1:
+            self._log(slog.WARNING, 'Threads exhausted.  See "threads_max" option')
+        await self._lot.park()
+
+    def leave(self) -> None:
+        if self._lot:
+            self._lot.unpark()      # the slot passes to the woken request
+        else:
+            self.serving -= 1
 
     @contextlib.asynccontextmanager
     async def serve(self):
-        try:
-            self._limiter.acquire_nowait()
-        except trio.WouldBlock:
-            self.exhausted += 1
-            if self.exhausted == 1:
-                self._log(slog.WARNING, 'Threads exhausted.  See "threads_max" option')
-            await self._limiter.acquire()
-        self.peak = max(self.peak, self._limiter.borrowed_tokens)
+        await self.enter()
         try:
             yield
         finally:
-            task = trio.lowlevel.current_task()
-            if task in self._unheld:
-                self._unheld.discard(task)
-            else:
-                self._limiter.release()
+            self.leave()
 
     @contextlib.asynccontextmanager
     async def parked(self):
         """Give the slot back while waiting for data; take one again to finish serving."""
-        self._limiter.release()
-        task = trio.lowlevel.current_task()
+        self.leave()
         try:
             yield
         finally:
-            self._unheld.add(task)
-            await self._limiter.acquire()   # may be cancelled (shutdown): then no slot held
-            self._unheld.discard(task)
+            try:
+                await self.enter()
+            except trio.Cancelled:
+                # Shutdown cancelled the re-take: count the slot as held anyway, so the
+                # request's own leave() on its way out balances it.
+                self.serving += 1
+                raise

@@ -16,6 +16,13 @@ from ..stack.errors import StackError
 from .nodes import Dir, File, Handle, Namespace
 
 
+def _bug(self, fn, exc: Exception) -> pyfuse3.FUSEError:
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    self.log(slog.ERROR, f"internal error in {fn.__name__}: {type(exc).__name__}: {exc} "
+                         f"({os.path.basename(where.filename)}:{where.lineno})")
+    return pyfuse3.FUSEError(errno.EIO)
+
+
 def _guarded(fn):
     """A bug in a handler must not take the filesystem down: pyfuse3 lets any exception
     other than FUSEError escape its worker and end the session. Log it and answer EIO."""
@@ -27,10 +34,28 @@ def _guarded(fn):
         except (pyfuse3.FUSEError, trio.Cancelled):
             raise
         except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            self.log(slog.ERROR, f"internal error in {fn.__name__}: {type(exc).__name__}: {exc} "
-                                 f"({os.path.basename(where.filename)}:{where.lineno})")
-            raise pyfuse3.FUSEError(errno.EIO) from None
+            raise _bug(self, fn, exc) from None
+    return handler
+
+
+def _served(fn):
+    """``_guarded``, and served under the request limiter. Every request passes here, so
+    it is one coroutine frame, and a free slot costs two integer updates and no await
+    (reference/speed.md: the fixed cost per request is what limits the file path)."""
+
+    @functools.wraps(fn)
+    async def handler(self, *args, **kwargs):
+        limiter = self.limiter
+        if not limiter.try_enter():
+            await limiter.enter()
+        try:
+            return await fn(self, *args, **kwargs)
+        except (pyfuse3.FUSEError, trio.Cancelled):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
+            raise _bug(self, fn, exc) from None
+        finally:
+            limiter.leave()
     return handler
 
 
@@ -58,25 +83,24 @@ class Operations(pyfuse3.Operations):
 
     # -- lookups --------------------------------------------------------------------------
 
-    @_guarded
+    @_served
     async def lookup(self, parent_inode, name, ctx=None):
-        async with self.limiter.serve():
-            parent = self.ns.get(parent_inode)
-            if not parent.is_dir:
-                raise pyfuse3.FUSEError(errno.ENOTDIR)
-            text = os.fsdecode(name)
-            if text == ".":
-                node = parent
-            else:
-                node = parent.child(text)
-            if node is None or not node.alive():
-                raise pyfuse3.FUSEError(errno.ENOENT)
-            self._lookups[node.ino] = self._lookups.get(node.ino, 0) + 1
-            attrs = node.attributes()
-            if node.name != text and node is not parent:
-                # An alias (enmap's en0 for wm0): never cached, the mapping can change.
-                attrs.entry_timeout = 0
-            return attrs
+        parent = self.ns.get(parent_inode)
+        if not parent.is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        text = os.fsdecode(name)
+        if text == ".":
+            node = parent
+        else:
+            node = parent.child(text)
+        if node is None or not node.alive():
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        self._lookups[node.ino] = self._lookups.get(node.ino, 0) + 1
+        attrs = node.attributes()
+        if node.name != text and node is not parent:
+            # An alias (enmap's en0 for wm0): never cached, the mapping can change.
+            attrs.entry_timeout = 0
+        return attrs
 
     def invalidate(self, parent, name: str) -> None:
         """Drop a cached directory entry (from the loop, never inside a handler's wait)."""
@@ -95,19 +119,17 @@ class Operations(pyfuse3.Operations):
                 self._lookups.pop(ino, None)
                 self.ns.forget(ino)
 
-    @_guarded
+    @_served
     async def getattr(self, inode, ctx=None):
-        async with self.limiter.serve():
-            return self.ns.get(inode).attributes()
+        return self.ns.get(inode).attributes()
 
-    @_guarded
+    @_served
     async def setattr(self, inode, attr, fields, fh, ctx):
         # truncate(1)/O_TRUNC on a ctl file is accepted and means nothing (fs.md B6).
-        async with self.limiter.serve():
-            node = self.ns.get(inode)
-            if fields.update_mode or fields.update_uid or fields.update_gid:
-                raise pyfuse3.FUSEError(errno.EPERM)
-            return node.attributes()
+        node = self.ns.get(inode)
+        if fields.update_mode or fields.update_uid or fields.update_gid:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        return node.attributes()
 
     @_guarded
     async def statfs(self, ctx):
@@ -118,27 +140,25 @@ class Operations(pyfuse3.Operations):
 
     # -- directories ----------------------------------------------------------------------
 
-    @_guarded
+    @_served
     async def opendir(self, inode, ctx):
-        async with self.limiter.serve():
-            node = self.ns.get(inode)
-            if not node.is_dir:
-                raise pyfuse3.FUSEError(errno.ENOTDIR)
-            fh = self._fh()
-            self._dirs[fh] = node
-            return fh
+        node = self.ns.get(inode)
+        if not node.is_dir:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        fh = self._fh()
+        self._dirs[fh] = node
+        return fh
 
-    @_guarded
+    @_served
     async def readdir(self, fh, start_id, token):
-        async with self.limiter.serve():
-            node = self._dirs.get(fh)
-            if node is None:
-                raise pyfuse3.FUSEError(errno.EBADF)
-            entries = list(node.entries())
-            for i, (name, child) in enumerate(entries[start_id:], start_id):
-                if not pyfuse3.readdir_reply(token, os.fsencode(name), child.attributes(), i + 1):
-                    break
-                self._lookups[child.ino] = self._lookups.get(child.ino, 0) + 1
+        node = self._dirs.get(fh)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        entries = list(node.entries())
+        for i, (name, child) in enumerate(entries[start_id:], start_id):
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), child.attributes(), i + 1):
+                break
+            self._lookups[child.ino] = self._lookups.get(child.ino, 0) + 1
 
     @_guarded
     async def releasedir(self, fh):
@@ -146,47 +166,45 @@ class Operations(pyfuse3.Operations):
 
     # -- files ----------------------------------------------------------------------------
 
-    @_guarded
+    @_served
     async def open(self, inode, flags, ctx):
-        async with self.limiter.serve():
-            node = self.ns.get(inode)
-            if node.is_dir:
-                raise pyfuse3.FUSEError(errno.EISDIR)
-            assert isinstance(node, File)
-            try:
-                handle = node.open(flags, ctx)
-                if hasattr(handle, "__await__"):
-                    handle = await handle   # listen: blocks until a call arrives
-            except StackError as exc:
-                raise self._refuse(exc, node.label) from None
-            fh = self._fh()
-            self._handles[fh] = handle
-            return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False,
-                                    nonseekable=getattr(handle, "nonseekable", False))
+        node = self.ns.get(inode)
+        if node.is_dir:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        assert isinstance(node, File)
+        try:
+            handle = node.open(flags, ctx)
+            if hasattr(handle, "__await__"):
+                handle = await handle   # listen: blocks until a call arrives
+        except StackError as exc:
+            raise self._refuse(exc, node.label) from None
+        fh = self._fh()
+        self._handles[fh] = handle
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False,
+                                nonseekable=getattr(handle, "nonseekable", False))
 
-    @_guarded
+    @_served
     async def read(self, fh, off, size):
         handle = self._handles.get(fh)
         if handle is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        async with self.limiter.serve():
-            try:
-                data = await handle.read(off, size)
-            except StackError as exc:
-                raise self._refuse(exc, handle.node.label) from None
-            # More bytes than asked is EIO for the reader (fs.md B5).
-            return bytes(data[:size])
+        try:
+            data = await handle.node.read(handle, off, size)
+        except StackError as exc:
+            raise self._refuse(exc, handle.node.label) from None
+        # More bytes than asked is EIO for the reader (fs.md B5). pyfuse3 replies from
+        # any contiguous buffer: no copy here (the one copy was ring -> reply buffer).
+        return data if len(data) <= size else memoryview(data)[:size]
 
-    @_guarded
+    @_served
     async def write(self, fh, off, buf):
         handle = self._handles.get(fh)
         if handle is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        async with self.limiter.serve():
-            try:
-                return await handle.write(off, buf)
-            except StackError as exc:
-                raise self._refuse(exc, handle.node.label) from None
+        try:
+            return await handle.node.write(handle, off, buf)
+        except StackError as exc:
+            raise self._refuse(exc, handle.node.label) from None
 
     @_guarded
     async def poll(self, inode, fh, poll_handle, ctx):

@@ -277,13 +277,21 @@ class Tcp(Protocol):
         return conv.sock.writable
 
     def read(self, conv, size, now):
+        """Everything buffered up to ``size`` (never capped at a window or buffer size),
+        copied once: from the receive ring into the buffer pyfuse3 replies from."""
         s = conv.sock
+        c = s.conn
+        # Nothing buffered: a one-byte probe tells end of stream from "would block".
+        buf = bytearray(min(size, len(c.rcv_buf)) or 1 if c is not None else 1)
         try:
-            return s.recv(size, now)
+            n = s.recv_into(buf, now)
         except StackError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return None
             raise
+        if n < len(buf):
+            del buf[n:]
+        return buf
 
     def write(self, conv, data, now):
         try:

@@ -17,12 +17,19 @@ seconds more, because FUSE's release is asynchronous and shells work in separate
 (``N=$(cat clone); echo connect ... > $N/ctl``). Then it is closed (a TCP peer that has
 finished gets our FIN) and its number may be reused. Inodes are never reused.
 
-Waiting (reference/fs.md B3, B4). pyfuse3 cannot be interrupted, so no wait is unbounded
-in a way a dying process would notice: every wait re-checks the opener's pending signals
-each ``PROBE`` seconds and answers EINTR at once when a fatal one is pending, leaving the
-data queued. A read that finds nothing for ``HEARTBEAT`` seconds answers EINTR too (cat,
-dd, bash and Python retry it), which also frees readers that inherited the fd. While
-waiting, a request holds no io-pkt "thread" (``limiter.parked``).
+Serving. A request that can be answered at once is: one socket call, then
+``runtime.settle()`` (send what the call queued, wake whom it made ready; the loop task is
+woken only when a deadline moved). Nothing on that path reads /proc or switches tasks.
+
+Waiting (reference/fs.md B3, B4). A request that cannot be answered parks until the
+runtime's readiness dispatcher names its socket (``Conv.wake``; the core reports through
+the stack's one queue). pyfuse3 cannot be interrupted, so a parked request also looks at
+its opener's pending signals every ``PROBE`` seconds, and once more when woken, before
+data is taken: a fatal signal is answered EINTR at once with the data left queued. A read
+that finds nothing for ``HEARTBEAT`` seconds answers EINTR too (cat, dd, bash and Python
+retry it), which also frees readers that inherited the fd. While parked, a request holds
+no io-pkt "thread" (``limiter.parked``). The instance's ``status`` counts both kinds of
+EINTR (``parked_signalled``, ``parked_heartbeats``).
 
 Permissions. A connection's files belong to the uid that opened clone, mode 0660 (the
 address files 0440): the kernel refuses other users (EACCES). Announcing a TCP port below
@@ -31,32 +38,41 @@ address files 0440): the kernel refuses other users (EACCES). Announcing a TCP p
 
 import errno
 import os
+import select
 
 import pyfuse3
 import trio
 
-from .. import tcpstream
 from ..runtime import now_us
 from ..stack.errors import StackError
 from . import protos
 from .nodes import DynamicDir, File, Handle, Namespace, TextFile
 
-PROBE = 0.1
+PROBE = 0.25       # s: how often a parked request looks for a signalled opener
 HEARTBEAT = 1.0
 GRACE = 5.0
 
 
 def dying(pid: int | None) -> bool:
-    """Is ``pid`` gone or about to die (SIGKILL pending, as a fatal signal shows)?"""
+    """Is ``pid`` gone or about to die (SIGKILL pending, as a fatal signal shows)?
+
+    Only parked requests ask (it costs a /proc read). One binary read, no line loop."""
     if not pid:
         return False
     try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & 0x100:
-                    return True
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
     except OSError:
         return True
+    try:
+        text = os.read(fd, 4096)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    for field in (b"\nSigPnd:", b"\nShdPnd:"):
+        at = text.find(field)
+        if at >= 0 and int(text[at + 8:text.index(b"\n", at + 8)], 16) & 0x100:
+            return True
     return False
 
 
@@ -92,10 +108,11 @@ class Conv:
         self.pollers.clear()
 
     def rebind(self, old) -> None:
-        """The adapter replaced ``sock`` (unix ``dgram``): route the new one's events here,
-        and forget the old one (its id may be reused by a later object)."""
-        self.table.by_sock.pop(id(old), None)
-        self.table.by_sock[id(self.sock)] = self
+        """The adapter replaced ``sock`` (unix ``dgram``): the new one's readiness wakes
+        this connection, the old one's nobody."""
+        readiness = self.table.fs.readiness
+        readiness.unwatch(old, self.wake)
+        readiness.watch(self.sock, self.wake)
 
     def hold(self) -> None:
         self.opens += 1
@@ -112,7 +129,6 @@ class ConvTable:
         self.fs = fs
         self.proto = proto
         self.convs: dict[int, Conv] = {}
-        self.by_sock: dict[int, Conv] = {}
         self._gen = 0
 
     def _number(self) -> int:
@@ -126,7 +142,7 @@ class ConvTable:
         conv = Conv(self, self._number(), self._gen, uid, gid,
                     sock if sock is not None else self.proto.new_socket())
         self.convs[conv.n] = conv
-        self.by_sock[id(conv.sock)] = conv
+        self.fs.readiness.watch(conv.sock, conv.wake)
         return conv
 
     def free(self, conv: Conv) -> None:
@@ -138,7 +154,7 @@ class ConvTable:
         except StackError:
             pass
         self.convs.pop(conv.n, None)
-        self.by_sock.pop(id(conv.sock), None)
+        self.fs.readiness.unwatch(conv.sock, conv.wake)
         conv.wake()
         self.fs.after_call()
 
@@ -156,7 +172,11 @@ class SocketFS:
         self.inst = inst
         self.stack = inst.stack
         self.limiter = inst.limiter
+        self.runtime = inst.runtime
+        self.readiness = inst.runtime.readiness
         self.stopping = trio.Event()
+        self.signalled = 0     # parked requests answered EINTR for a signalled opener
+        self.heartbeats = 0    # ... and for a heartbeat
         self.tables: dict[str, ConvTable] = {}
         kinds = [protos.Udp, protos.Raw, protos.Unix]
         if getattr(self.stack, "tcp", None) is not None:
@@ -164,27 +184,12 @@ class SocketFS:
         for kind in kinds:
             proto = kind(self.stack)
             self.tables[proto.name] = ConvTable(self, proto)
-        inst.runtime.after_turn.append(self.dispatch_events)
 
     # -- plumbing -------------------------------------------------------------------------
 
     def after_call(self) -> None:
-        """Send what a socket call queued now, and let the runtime re-plan its timers."""
-        self.inst.runtime.flush()
-        self.inst.runtime.kick()
-
-    def dispatch_events(self) -> None:
-        tcp = getattr(self.stack, "tcp", None)
-        if tcp is not None and not tcpstream.streams_attached(self.inst.runtime):
-            # The TCP layer also keeps its own readiness set for trio streams; with none
-            # attached nobody else drains it, and it would hold closed sockets forever.
-            tcp.take_events()
-        for sock in self.stack.take_socket_events():
-            for table in self.tables.values():
-                conv = table.by_sock.get(id(sock))
-                if conv is not None:
-                    conv.wake()
-                    break
+        """Send what a socket call queued, wake whom it made ready (runtime.settle)."""
+        self.runtime.settle()
 
     async def sweeper(self) -> None:
         while True:
@@ -201,21 +206,37 @@ class SocketFS:
                 conv.wake()
                 table.free(conv)
 
-    async def wait(self, conv: Conv, ready, handle: Handle, *, heartbeat: float | None) -> None:
-        """Park until ``ready()``; EINTR for a dying opener, a heartbeat, or shutdown."""
+    async def wait(self, conv: Conv, ready, handle: Handle, *, heartbeat: float | None) -> bool:
+        """Park until ``ready()``; EINTR for a signalled opener, a heartbeat, or shutdown.
+        Returns whether it parked (then the caller checks the opener once more before
+        taking data: a signal may have come with the wakeup)."""
         if ready():
-            return
+            return False
         start = trio.current_time()
         async with self.limiter.parked():
             while not ready():
-                if self.stopping.is_set() or dying(handle.pid):
+                if self.stopping.is_set():
                     raise pyfuse3.FUSEError(errno.EINTR)
                 if conv.gone:
                     raise pyfuse3.FUSEError(errno.ECONNABORTED)
-                if heartbeat is not None and trio.current_time() - start >= heartbeat:
-                    raise pyfuse3.FUSEError(errno.EINTR)
-                with trio.move_on_after(PROBE):
+                left = PROBE
+                if heartbeat is not None:
+                    left = min(left, start + heartbeat - trio.current_time())
+                    if left <= 0:
+                        self.heartbeats += 1
+                        raise pyfuse3.FUSEError(errno.EINTR)
+                with trio.move_on_after(left) as timer:
                     await conv.event.wait()
+                # Readiness wakes a parked request; the timer only looks for a signal.
+                if timer.cancelled_caught:
+                    self.interrupt_if_dying(handle)
+        return True
+
+    def interrupt_if_dying(self, handle: Handle) -> None:
+        """EINTR now if the opener is dying: an answer to it would be lost (fs.md B3)."""
+        if dying(handle.pid):
+            self.signalled += 1
+            raise pyfuse3.FUSEError(errno.EINTR)
 
     def call(self, conv: Conv, fn, *args):
         """A socket call; its error becomes the connection's err text."""
@@ -400,7 +421,6 @@ class DataFile(ConvFile):
         return handle
 
     def poll(self, handle) -> int:
-        import select
         conv = handle.conv
         proto = conv.table.proto
         mask = 0
@@ -416,44 +436,53 @@ class DataFile(ConvFile):
     async def read(self, handle, off, size):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
-        if handle.nonblocking:
-            if not proto.readable(conv):
-                raise pyfuse3.FUSEError(errno.EAGAIN)
-            data = fs.call(conv, proto.read, conv, size, now_us())
-            if data is None:
-                raise pyfuse3.FUSEError(errno.EAGAIN)
-            return data
+        # Bounded: each pass takes data, or parks until readiness, a signal or a heartbeat.
         while True:
-            await fs.wait(conv, lambda: proto.readable(conv), handle, heartbeat=HEARTBEAT)
-            if dying(handle.pid):
-                raise pyfuse3.FUSEError(errno.EINTR)   # keep the data for someone alive
             data = fs.call(conv, proto.read, conv, size, now_us())
             if data is not None:
                 return data
+            if handle.nonblocking:
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            if await fs.wait(conv, lambda: proto.readable(conv), handle, heartbeat=HEARTBEAT):
+                fs.interrupt_if_dying(handle)   # keep the data for someone alive
 
     async def write(self, handle, off, buf):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
-        view = memoryview(bytes(buf))
-        if handle.nonblocking:
-            n = fs.call(conv, proto.write, conv, view, now_us()) if proto.writable(conv) else None
-            if n is None:
-                raise pyfuse3.FUSEError(errno.EAGAIN)
-            return n
+        view = memoryview(buf)     # pyfuse3's bytes: the send ring copies from it once
         if getattr(conv.sock, "kind", "stream") == "dgram" or proto.name in ("udp", "raw"):
-            # One write is one datagram.
-            await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
-            fs.call(conv, proto.write, conv, view, now_us())
-            return len(view)
+            return await self._write_datagram(handle, conv, proto, view)
+        # A byte stream: take it all, parking while the send buffer is full (flow
+        # control: nothing is dropped). Bounded: each pass takes bytes or parks.
         done = 0
         while done < len(view):
-            # A byte stream: take it all, waiting while the send buffer is full (flow
-            # control: nothing is dropped).
-            await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
-            n = fs.call(conv, proto.write, conv, view[done:], now_us())
+            n = fs.call(conv, proto.write, conv, view[done:] if done else view, now_us())
             if n:
                 done += n
+                continue
+            if handle.nonblocking:
+                if done:
+                    return done
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            try:
+                await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
+            except pyfuse3.FUSEError as exc:
+                if done and exc.errno == errno.EINTR:
+                    return done    # what was taken is sent: say so
+                raise
         return done
+
+    async def _write_datagram(self, handle, conv, proto, view):
+        """One write is one datagram."""
+        fs = self.fs
+        if not proto.writable(conv):
+            if handle.nonblocking:
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
+        n = fs.call(conv, proto.write, conv, view, now_us())
+        if n is None and handle.nonblocking:
+            raise pyfuse3.FUSEError(errno.EAGAIN)
+        return len(view)
 
 
 class ListenFile(ConvFile):
@@ -466,11 +495,13 @@ class ListenFile(ConvFile):
             raise StackError(errno.EINVAL, f"{self.label}: not announced")
         handle = super().open(flags, ctx)
         try:
+            # Bounded: each pass accepts, or parks until a call, a signal or shutdown.
             while True:
-                await fs.wait(conv, lambda: conv.sock.readable, handle, heartbeat=None)
                 child = fs.call(conv, proto.accept, conv)
                 if child is not None:
                     break
+                if await fs.wait(conv, lambda: conv.sock.readable, handle, heartbeat=None):
+                    fs.interrupt_if_dying(handle)   # leave the call for a live opener
         except BaseException:
             handle.conv.release()
             raise

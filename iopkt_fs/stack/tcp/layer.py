@@ -12,8 +12,8 @@ Integration points (sans-IO, no dependency on the IP layer):
   invalidation (trio's ``Deadlines``), so 10,000 idle connections cost nothing per poll.
 * routes: ``source_address(dst_ip) -> bytes | None`` picks the local address for an
   unbound ``connect``; ``route_mtu(dst_ip) -> int`` gives the MTU the MSS is clamped to.
-* users: ``socket()`` makes a ``TcpSocket`` (socket.py); readiness changes collect in
-  ``events`` (drain with ``take_events()``).
+* users: ``socket()`` makes a ``TcpSocket`` (socket.py); every readiness change is told to
+  ``notify(sock)`` (the stack's one readiness queue, ``stack.notify_socket``).
 * ICMP: ``icmp_error(local_ip, remote_ip, quoted_tcp_header, kind, mtu, now)`` (BSD's
   ``tcp_ctlinput``): path MTU updates and unreachable errors.
 
@@ -95,6 +95,10 @@ def fmt_ip(ip: bytes) -> str:
     return ":".join(f"{ip[i]:02x}{ip[i + 1]:02x}" for i in range(0, len(ip), 2))
 
 
+def _ignore(sock: TcpSocket) -> None:
+    """A layer built without a stack (unit tests) has nobody to tell."""
+
+
 class TcpLayer:
     def __init__(self, output: OutputFn, rng: random.Random | None = None, *,
                  sysctl=None, config: TcpConfig | None = None,
@@ -129,8 +133,8 @@ class TcpLayer:
         self.listeners: dict[tuple[bytes, int], TcpSocket] = {}
         self.bound: dict[tuple[bytes, int], set[TcpSocket]] = {}
         self._local_use: dict[tuple[bytes, int], int] = {}   # connections per local endpoint
-        self.events: set[TcpSocket] = set()
-        self.notify = notify      # also told of every readiness change (stack.notify_socket)
+        # Told of every readiness change: the stack's one queue (stack.notify_socket).
+        self.notify = notify if notify is not None else _ignore
         self.now: Instant = 0     # the latest time any entry point was given
         self._heap: list[tuple[int, int, Connection]] = []
         self._heap_n = 0
@@ -243,14 +247,7 @@ class TcpLayer:
 
     def signal(self, sock: TcpSocket) -> None:
         """``sock`` may have become readable, writable or errored."""
-        self.events.add(sock)
-        if self.notify is not None:
-            self.notify(sock)
-
-    def take_events(self) -> set[TcpSocket]:
-        """Sockets whose readability, writability or state changed since the last call."""
-        ev, self.events = self.events, set()
-        return ev
+        self.notify(sock)
 
     def emit(self, conn: Connection, segment: bytes, now: Instant, gso: int | None = None) -> None:
         """Hand one segment to IP. ``gso`` None: the checksum is complete; an int: it is

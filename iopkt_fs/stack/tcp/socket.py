@@ -1,7 +1,7 @@
 """The socket calls on TCP (BSD ``tcp_usrreq.c``): what a trio wrapper or the file layer
 calls. Everything is synchronous and non-blocking: a call that would block raises
-``StackError(EAGAIN)`` and the owner waits for the socket to show up in
-``layer.take_events()`` with ``readable``/``writable`` set.
+``StackError(EAGAIN)`` and the owner waits until the layer's ``notify`` names the socket
+(the stack's readiness queue) with ``readable``/``writable`` set.
 
 Errors follow POSIX: EADDRINUSE, EISCONN, ENOTCONN, EPIPE, EINVAL, ECONNREFUSED,
 ECONNRESET, ETIMEDOUT (a failed connection reports its error once through
@@ -302,7 +302,6 @@ class TcpSocket:
             layer.touch(c)
         if c is not None and c.state == State.CLOSED:
             c.rcv_buf.discard()         # unread and unreadable now: the buffers go back
-        layer.events.discard(self)
 
     def abort(self, now: Instant) -> None:
         """Close with a RST (SO_LINGER with a zero timeout)."""

@@ -29,10 +29,12 @@ BASE = dict(timestamps=False, sack=False, win_scale=False, delack=False, msl=30_
 class Harness:
     def __init__(self, **cfg):
         self.out: list[tuple[bytes, bytes, bytes]] = []
+        self.notified: set = set()     # what the layer told its readiness queue
         conf = dict(BASE)
         conf.update(cfg)
         self.layer = TcpLayer(lambda s, d, seg: self.out.append((s, d, seg)), random.Random(7),
-                              config=TcpConfig(**conf), source_address=lambda dst: LOCAL_IP)
+                              config=TcpConfig(**conf), source_address=lambda dst: LOCAL_IP,
+                              notify=self.notified.add)
         self.layer.isn = lambda *a: LOCAL_SEQ
         self.sock = None        # the socket under test
         self.listener = None
@@ -43,6 +45,12 @@ class Harness:
         r = TcpRepr(port, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, TcpFlags(flags), window,
                     payload=payload, **opts)
         self.layer.input(REMOTE_IP, LOCAL_IP, memoryview(r.to_bytes(REMOTE_IP, LOCAL_IP)), t)
+
+    def take_events(self) -> set:
+        """Sockets the layer reported through ``notify`` since the last call."""
+        got, self.notified = set(self.notified), set()
+        self.layer.notify = self.notified.add
+        return got
 
     def recv(self) -> list[TcpRepr]:
         got = []

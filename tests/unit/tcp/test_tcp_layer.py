@@ -178,15 +178,15 @@ def test_timer_heap_does_not_grow_per_ack():
 
 def test_readiness_events_follow_the_connection():
     h = syn_sent()
-    h.layer.take_events()
+    h.take_events()
     h.send(10, S | A, r(0), l(1), mss=1460)
-    assert h.layer.take_events() == {h.sock} and h.sock.writable and not h.sock.readable
+    assert h.take_events() == {h.sock} and h.sock.writable and not h.sock.readable
     h.recv()
     h.send(20, A, r(1), l(1), payload=b"hi")
-    assert h.layer.take_events() == {h.sock} and h.sock.readable
+    assert h.take_events() == {h.sock} and h.sock.readable
     assert h.sock.recv(10, 20) == b"hi" and not h.sock.readable
     h.send(30, F | A, r(3), l(1))
-    assert h.layer.take_events() == {h.sock} and h.sock.readable
+    assert h.take_events() == {h.sock} and h.sock.readable
     assert h.sock.recv(10, 30) == b""
     seen = []
     h.layer.notify = seen.append

@@ -123,7 +123,7 @@ def test_syn_received_ack_establishes_and_queues():
     assert not h.listener.readable
     h.send(10, A, r(1), l(1))
     h.recv_nothing()
-    assert h.listener in h.layer.take_events() and h.listener.readable
+    assert h.listener in h.take_events() and h.listener.readable
     s = h.listener.accept()
     assert s.state == "ESTABLISHED" and s.remote_address == (REMOTE_IP, REMOTE_PORT)
     with pytest.raises(StackError) as e:

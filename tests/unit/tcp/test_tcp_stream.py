@@ -134,19 +134,26 @@ async def test_peer_reset_is_broken_resource(runtime):
     await listener.aclose()
 
 
-async def test_streams_coexist_with_the_file_layers_events(runtime):
-    """The file layer drains stack.take_socket_events() after every turn (resmgr/sockfs);
-    streams wake from the TCP layer's own set, so neither takes the other's wakeups."""
-    seen: set = set()
-    runtime.after_turn.insert(0, lambda: seen.update(runtime.stack.take_socket_events()))
+async def test_one_dispatcher_wakes_streams_and_other_watchers(runtime):
+    """Streams and the file layer's connections are woken by one dispatcher
+    (runtime.readiness) from the stack's one queue: neither takes the other's wakeups."""
+    plain = runtime.stack.tcp.socket()          # what a connection directory would hold
+    plain.bind(b"\x7f\0\0\1", 0)
+    plain.listen(4)
+    woken = trio.Event()
+    runtime.readiness.watch(plain, lambda: woken.set() if plain.readable else None)
     listener = await TcpListener.open(runtime, 0, "127.0.0.1")
     with trio.fail_after(5):
         client, server = await _pair(runtime, listener)
+        caller = await open_tcp_stream(runtime, "127.0.0.1", plain.local[1])
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client.send_all, b"z" * 200_000)
             got = 0
             while got < 200_000:
                 got += len(await server.receive_some())
-    assert {client.socket, server.socket, listener.socket} <= seen
-    for s in (client, server, listener):
+        await woken.wait()                      # the call arrived: the watcher was told
+    assert plain.accept() is not None
+    runtime.readiness.unwatch(plain)
+    plain.close(0)
+    for s in (client, server, listener, caller):
         await s.aclose()
