@@ -22,7 +22,7 @@ def test_starts_serving_and_returns(stack):
     st = stack.status()
     assert st["variant"] == "io-pkt-v4-hc" and st["name"] == "io-pkt" and st["instance"] == "0"
     assert stack.alive()
-    assert sorted(os.listdir(stack.sock())) == ["1", "17", "2", "arp", "ctl", "if", "log", "pcb", "raw", "route",
+    assert sorted(os.listdir(stack.sock())) == ["1", "17", "2", "arp", "ctl", "if", "log", "mbuf", "pcb", "raw", "route",
                                                 "stats", "status", "sysctl", "tcp", "udp", "unix"]
     # The FUSE fsname is the instance name, so tools find instances in mountinfo.
     with open("/proc/self/mountinfo") as f:
