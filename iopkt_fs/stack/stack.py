@@ -128,6 +128,7 @@ class Stack:
               minimum=1)
         t.add("net.inet.tcp.sendbuf_max", 4 * 1024 * 1024, "Max size of automatic send buffer",
               minimum=512)
+        t.add("net.inet.tcp.debug", 0, "Log TCP state changes (TCP_DEBUG)", minimum=0, maximum=1)
         t.add("net.inet.tcp.mssdflt", 536, "Default maximum segment size", minimum=64)
         t.add("net.inet.tcp.keepidle", 14400, "Keepalive idle time (s)", minimum=1)
         t.add("net.inet.tcp.keepintvl", 150, "Keepalive probe interval (s)", minimum=1)

@@ -115,6 +115,8 @@ class TcpLayer:
         self._config = config
         self._overrides = config_overrides or {}
         self._config_gen = -1
+        self._debug = sysctl.node("net.inet.tcp.debug") if sysctl is not None and \
+            "net.inet.tcp.debug" in sysctl else None
         self._sysctl_config: TcpConfig | None = None
         self.log = log
         self.source_address = source_address
@@ -169,7 +171,10 @@ class TcpLayer:
         return f"{fmt_ip(ip)}.{port}"
 
     def log_state(self, conn: Connection, old: State, new: State) -> None:
-        if self.log is not None:
+        # Only with net.inet.tcp.debug set (NetBSD's TCP_DEBUG trace): io-pkt logs no
+        # state changes, and five slog entries per connection would flush the ring -
+        # and cost more than the connection's own processing.
+        if self.log is not None and self._debug is not None and self._debug.value:
             self.log(7, f"tcp: {self.fmt_ep(conn.local_ip, conn.local_port)} > "
                         f"{self.fmt_ep(conn.remote_ip, conn.remote_port)}: {old} -> {new}")
 
