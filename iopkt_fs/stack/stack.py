@@ -35,6 +35,7 @@ from .iface.interface import (
 )
 from .sysctl import SysctlTree
 from .time import Instant
+from .wire.virtio import PLAIN  # temporary stack shim
 
 LogFn = Callable[..., None]
 _EN_NAME = re.compile(r"en(\d+)\Z")
@@ -378,7 +379,10 @@ class Stack:
         """Frames a driver read from ``iface``; counted, then handed to the protocol layer."""
         stats = iface.stats
         handler = self.frame_input
+        strip = iface.vnet_hdr   # temporary stack shim: drop the virtio_net_hdr
         for frame in frames:
+            if strip:
+                frame = memoryview(frame)[strip:]
             stats.ipackets += 1
             stats.ibytes += len(frame)
             if not iface.flags & IFF_UP:
@@ -400,6 +404,8 @@ class Stack:
         if iface.kind == IFT_LOOP:
             self._loop_pending.append((iface, frame))
             return
+        if iface.vnet_hdr:   # temporary stack shim: a header saying "nothing to do"
+            frame = PLAIN + frame
         iface.txq.append(frame)
         self._tx_pending[iface.index] = iface
 
