@@ -35,7 +35,8 @@ from .iface.interface import (
 )
 from .sysctl import SysctlTree
 from .time import Instant
-from .wire.virtio import PLAIN  # temporary stack shim
+from .wire.checksum import internet_checksum  # temporary stack shim
+from .wire.virtio import HDR, NEEDS_CSUM, PLAIN  # temporary stack shim
 
 LogFn = Callable[..., None]
 _EN_NAME = re.compile(r"en(\d+)\Z")
@@ -382,7 +383,7 @@ class Stack:
         strip = iface.vnet_hdr   # temporary stack shim: drop the virtio_net_hdr
         for frame in frames:
             if strip:
-                frame = memoryview(frame)[strip:]
+                frame = _shim_strip(frame, strip)
             stats.ipackets += 1
             stats.ibytes += len(frame)
             if not iface.flags & IFF_UP:
@@ -461,3 +462,14 @@ def _classful_prefix(address: ipaddress.IPv4Address) -> int:
     if first < 192:
         return 16
     return 24
+
+
+def _shim_strip(frame, hdr_len: int):
+    """Temporary stack shim: drop the virtio_net_hdr; complete a NEEDS_CSUM checksum (the
+    field holds the pseudo-header sum: sum from csum_start on, store at +csum_offset)."""
+    flags, _, _, _, start, offset = HDR.unpack_from(frame)
+    if not flags & NEEDS_CSUM:
+        return memoryview(frame)[hdr_len:]
+    buf = bytearray(memoryview(frame)[hdr_len:])
+    buf[start + offset:start + offset + 2] = internet_checksum(buf[start:]).to_bytes(2, "big")
+    return memoryview(buf)
