@@ -3,6 +3,7 @@
     ifconfig [-a] [-l [-u|-d]] [-C] [-v]
     ifconfig IF [inet|inet6] [ADDR[/LEN]] [netmask M] [broadcast B] [prefixlen N]
                 [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
+                [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
 
 Errors print as ifconfig does (``ifconfig: SIOCGIFFLAGS xx0: No such device or address``)
@@ -23,6 +24,10 @@ usage: ifconfig [-v] interface [address_family] [address [dest_address]] [parame
 
 _FLAG_WORDS = {"up", "down", "debug", "-debug", "promisc", "-promisc", "arp", "-arp",
                "link0", "-link0", "link1", "-link1", "link2", "-link2"}
+# NetBSD's capability words (resmgr/verbs.py CAP_WORDS gives their bits; the tool only
+# recognises them, so it need not import the stack), each also with a leading '-'.
+_CAP_WORDS = {"tso4", "tso6"} | {f"{proto}csum{way}" for proto in ("ip4", "tcp4", "udp4", "tcp6", "udp6")
+                                  for way in ("", "-rx", "-tx")}
 _WITH_ARG = {"netmask", "broadcast", "mtu", "metric", "prefixlen", "dest"}
 
 
@@ -163,6 +168,7 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     params: dict[str, str] = {}
     mode = None
     flag_words = []
+    cap_words = []
     while args:
         word = args.pop(0)
         if word in _WITH_ARG:
@@ -175,6 +181,8 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             mode = "-alias" if word in ("delete", "remove") else word
         elif word in _FLAG_WORDS:
             flag_words.append(word)
+        elif word.removeprefix("-") in _CAP_WORDS:
+            cap_words.append(word)
         elif address is None and not word.startswith("-"):
             address = word
         elif address is not None and "dest" not in params and not word.startswith("-"):
@@ -200,6 +208,8 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
         _ctl(sock, name, f"metric {params['metric']}", "SIOCSIFMETRIC")
     for word in flag_words:
         _ctl(sock, name, word, "SIOCSIFFLAGS")
+    if cap_words:
+        _ctl(sock, name, " ".join(cap_words), "SIOCSIFCAP")   # one SIOCSIFCAP, as NetBSD
     return 0
 
 

@@ -4,6 +4,12 @@
 
 Without names it reports every interface except loopbacks (nicinfo is about NICs); ``-a``
 includes them. Labels are padded with dots to column 44, as on QNX.
+
+An interface with offloads (the ``capabilities``/``enabled`` rows of its stats file, NetBSD
+IFCAP_* bits) gets three more rows after the MTUs: ``Receive Checksumming Enabled`` and
+``Transmit Checksumming Enabled`` (QNX's labels; the enabled protocols space-separated in
+QNX's spelling, ``IPv4 TCPv4 UDPv4 TCPv6 UDPv6``) and ``TCP Segmentation Offload Enabled``
+(``TSOv4 TSOv6``); ``None`` when nothing of that kind is enabled.
 """
 
 import argparse
@@ -13,6 +19,15 @@ import re
 from .common import ToolError, parse_fields, read_text, require_stack, run
 
 IFT_LOOP = 0x18
+
+# (label, ((IFCAP_* bit, name), ...)): NetBSD sys/net/if.h bits, QNX nicinfo names.
+_OFFLOAD_ROWS = (
+    ("Receive Checksumming Enabled", ((0x00100, "IPv4"), (0x00400, "TCPv4"), (0x01000, "UDPv4"),
+                                      (0x04000, "TCPv6"), (0x10000, "UDPv6"))),
+    ("Transmit Checksumming Enabled", ((0x00200, "IPv4"), (0x00800, "TCPv4"), (0x02000, "UDPv4"),
+                                       (0x08000, "TCPv6"), (0x20000, "UDPv6"))),
+    ("TCP Segmentation Offload Enabled", ((0x00080, "TSOv4"), (0x40000, "TSOv6"))),
+)
 
 
 def _row(label: str, value) -> str:
@@ -25,6 +40,14 @@ def _rate(media: str) -> str | None:
         return None
     duplex = f" {m.group(2)}-duplex" if m.group(2) else ""
     return f"{int(m.group(1)):.2f} Mb/s{duplex}"
+
+
+def _offload_rows(s: dict[str, str]) -> str:
+    if not int(s.get("capabilities", "0"), 16):
+        return ""
+    enabled = int(s.get("enabled", "0"), 16)
+    return "".join(_row(label, " ".join(name for bit, name in bits if enabled & bit) or "None")
+                   for label, bits in _OFFLOAD_ROWS)
 
 
 def report(s: dict[str, str]) -> str:
@@ -43,6 +66,7 @@ def report(s: dict[str, str]) -> str:
     header = 14 if node != "-" else 0
     out += _row("Maximum Transmittable data Unit", mtu + header)
     out += _row("Maximum Receivable data Unit", mtu + header)
+    out += _offload_rows(s)
     flags = int(s.get("flags", "0"), 16)
     out += _row("Promiscuous Mode", "On" if flags & 0x100 else "Off")
     out += _row("Multicast Support", "Enabled" if flags & 0x8000 else "Disabled")

@@ -248,6 +248,66 @@ async def wait_readable(fd_or_sock) -> bool:
     return not (hasattr(fd_or_sock, "fileno") and fd_or_sock.fileno() < 0)
 
 
+# -- tun offloads (<linux/if_tun.h>) -------------------------------------------------------
+
+TUNSETOFFLOAD = 0x400454D0      # _IOW('T', 208, unsigned int)
+TUNSETVNETHDRSZ = 0x400454D8    # _IOW('T', 216, int)
+TUN_F_CSUM = 0x01               # "You can hand me unchecksummed packets."
+TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
+TUN_F_USO4 = 0x20               # Linux 6.2+; USO4 and USO6 only together
+TUN_F_USO6 = 0x40
+TUN_F_USO = TUN_F_USO4 | TUN_F_USO6
+TUN_F_NAMES = ((TUN_F_CSUM, "CSUM"), (TUN_F_TSO4, "TSO4"), (TUN_F_TSO6, "TSO6"), (TUN_F_USO, "USO4|USO6"))
+
+# Probe order: each group is tried on top of what was accepted before it. drivers/net/tun.c
+# set_offload() honours TSO and USO only together with CSUM and answers -EINVAL for any bit
+# it does not consume ("a way to test for new features"), so a group the kernel refuses
+# costs one failed ioctl and the rest still get their turn.
+OFFLOAD_GROUPS = (TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO)
+
+
+def tun_flag_names(flags: int) -> str:
+    return ",".join(name for bit, name in TUN_F_NAMES if flags & bit == bit) or "none"
+
+
+def tun_set_vnet_hdr_len(fd: int, length: int) -> None:
+    """TUNSETVNETHDRSZ: bytes of struct virtio_net_hdr in front of every frame (tun.c
+    refuses fewer than sizeof(struct virtio_net_hdr), 10)."""
+    fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", length))
+
+
+def tun_set_offload(fd: int, flags: int) -> None:
+    """TUNSETOFFLOAD: what the kernel may hand us (and so what it segments for us)."""
+    fcntl.ioctl(fd, TUNSETOFFLOAD, flags)
+
+
+def tun_probe_offload(fd: int, wanted: int) -> tuple[int, int]:
+    """Switch on as much of ``wanted`` as this kernel takes -> (accepted, refused).
+
+    One ioctl when the kernel knows every bit; otherwise group by group (OFFLOAD_GROUPS).
+    The device is left with exactly ``accepted`` set.
+    """
+    try:
+        tun_set_offload(fd, wanted)
+        return wanted, 0
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+    accepted = 0
+    for group in OFFLOAD_GROUPS:
+        if not wanted & group:
+            continue
+        try:
+            tun_set_offload(fd, accepted | group)
+            accepted |= group
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+    tun_set_offload(fd, accepted)
+    return accepted, wanted & ~accepted
+
+
 # -- reading in batches -----------------------------------------------------------------------
 
 def drain_fd(fd: int, bufsize: int, limit: int = BATCH) -> list[bytes]:

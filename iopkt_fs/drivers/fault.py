@@ -13,7 +13,8 @@ driver sees it, as the stack does with ``name=``/``unit=``)::
     fault_dup=PCT      send this percentage twice
     fault_reorder=PCT  hold this percentage back and release it right after the next frame
                        in the same direction (adjacent swap), or after 50 ms if none follows
-    fault_corrupt=PCT  flip one random bit in this percentage
+    fault_corrupt=PCT  flip one random bit in this percentage (past the virtio_net_hdr of
+                       an IFF_VNET_HDR link, whose flags it then clears: see FaultPlan)
     fault_delay=MS     delay every frame by MS milliseconds ...
     fault_jitter=MS    ... plus a uniform 0..MS more (jitter alone also reorders)
     fault_dir=rx|tx|both   which direction suffers (default both)
@@ -117,8 +118,9 @@ def take_options(opts) -> FaultConfig | None:
 class FaultPlan:
     """The faults of one direction of one interface: pure, clocked by the caller's ``now``."""
 
-    def __init__(self, config: FaultConfig, rng: random.Random, stats: FaultStats):
+    def __init__(self, config: FaultConfig, rng: random.Random, stats: FaultStats, vnet_hdr: int = 0):
         self.config = config
+        self.vnet_hdr = vnet_hdr             # the interface's header bytes, never corrupted
         self.rng = rng
         self.stats = stats
         self.heap: list = []                 # (due, seq, frame)
@@ -136,11 +138,8 @@ class FaultPlan:
             if c.drop and rng.random() < c.drop:
                 stats.dropped += 1
                 continue
-            if c.corrupt and rng.random() < c.corrupt and len(frame):
-                buf = bytearray(frame)
-                bit = rng.randrange(len(buf) * 8)
-                buf[bit >> 3] ^= 1 << (bit & 7)
-                frame = bytes(buf)
+            if c.corrupt and rng.random() < c.corrupt and len(frame) > self.vnet_hdr:
+                frame = self._corrupt(frame)
                 stats.corrupted += 1
             copies = 1
             if c.dup and rng.random() < c.dup:
@@ -158,6 +157,21 @@ class FaultPlan:
                 else:
                     self._emit(frame, delay, now, out)
         return out
+
+    def _corrupt(self, frame) -> bytes:
+        """Flip one bit of the frame proper. On a link with a virtio_net_hdr its flags are
+        cleared too: NEEDS_CSUM/DATA_VALID say the bytes never crossed a wire, so the
+        receiver would complete or trust a checksum over the flipped bit; without them it
+        checks the field, as a NIC checks what came off the wire, and drops the frame.
+        (A GSO frame the kernel gets this way may still be re-checksummed by its
+        segmentation: wire corruption of our super-segments is best effort.)"""
+        hdr = self.vnet_hdr
+        buf = bytearray(frame)
+        bit = self.rng.randrange((len(buf) - hdr) * 8)
+        buf[hdr + (bit >> 3)] ^= 1 << (bit & 7)
+        if hdr:
+            buf[0] = 0      # struct virtio_net_hdr.flags
+        return bytes(buf)
 
     def _emit(self, frame, delay: float, now: float, out: list) -> None:
         if delay > 0.0:
@@ -201,7 +215,7 @@ class FaultInjector:
         if plan is None:
             # A string seed is hashed deterministically by random.Random (version 2).
             rng = random.Random(f"{self.config.seed}:{direction}:{iface.name}")
-            plan = self.plans[key] = FaultPlan(self.config, rng, self.stats)
+            plan = self.plans[key] = FaultPlan(self.config, rng, self.stats, getattr(iface, "vnet_hdr", 0))
         return plan
 
     def filter(self, direction: str, iface, frames) -> list:

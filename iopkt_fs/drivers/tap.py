@@ -9,6 +9,16 @@ Options (comma-separated, as every io-pkt driver takes them):
 ``mac=MAC``    our station address; default a random locally administered MAC.
 ``mtu=N``      our MTU, also set on the Linux side (default: 1500 for a device we create,
                the device's own MTU for one we found).
+``offload=0``  start with every offload switched off (``enabled=0``); ``ifconfig tapN tso4
+               tcp4csum ...`` can still switch them on. Default 1: all the kernel takes.
+
+Offloads: the device is opened with ``IFF_VNET_HDR``, so every frame, both ways, starts with
+a 10-byte struct virtio_net_hdr (wire/virtio.py; the stack strips and writes it, this
+driver moves buffers untouched). ``TUNSETOFFLOAD`` is probed at attach with
+CSUM|TSO4|TSO6|USO4|USO6; what the kernel takes becomes the interface's IFCAP_*
+capabilities (TSO4/TSO6, TCP/UDP v4/v6 checksums). ``ifconfig tapN -tso4 ...`` (SIOCSIFCAP)
+is carried back to the kernel by ``apply_config``: with everything off the kernel hands us
+plain frames of at most MTU + 14 bytes (after a zero header).
 
 Link state follows the Linux side: the interface has carrier while the Linux device is up
 (``ip link set NAME up``) and loses it when that device goes down.
@@ -23,8 +33,14 @@ import trio
 
 from ..stack import slog
 from ..stack.errors import StackError
-from ..stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER
+from ..stack.iface.interface import (
+    IFCAP_CSUM_TCPv4_Rx, IFCAP_CSUM_TCPv4_Tx, IFCAP_CSUM_TCPv6_Rx, IFCAP_CSUM_TCPv6_Tx,
+    IFCAP_CSUM_UDPv4_Rx, IFCAP_CSUM_UDPv4_Tx, IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx,
+    IFCAP_TSOv4, IFCAP_TSOv6, IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER,
+)
+from ..stack.wire.virtio import VNET_HDR_LEN
 from . import _linux
+from ._linux import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO
 from .base import Driver
 
 # <linux/if_tun.h>
@@ -32,8 +48,65 @@ TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000        # no 4-byte packet-information prefix: reads and writes are bare frames
-IFF_VNET_HDR = 0x4000     # reserved for the offload work (TUNSETOFFLOAD / virtio_net_hdr)
+IFF_VNET_HDR = 0x4000     # a struct virtio_net_hdr before every frame, both ways
 TUN_DEV = "/dev/net/tun"
+TAP_FLAGS = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR
+
+# The largest frame a read can return: a GSO super-frame is at most GSO_LEGACY_MAX_SIZE
+# (65536) bytes of IP, plus the Ethernet header and a VLAN tag.
+GSO_FRAME_MAX = 65536 + 18
+
+# TUNSETOFFLOAD bit -> the capabilities it gives the interface. TUN_F_CSUM ("you can hand
+# me unchecksummed packets") is what makes the kernel's frames carry NEEDS_CSUM; we offer
+# the Tx checksums with it, as the kernel takes NEEDS_CSUM/GSO frames from us either way
+# (tun_get_user -> virtio_net_hdr_to_skb). USO has no IFCAP bit: it rides on tso4.
+IFCAP_RX_CSUM = IFCAP_CSUM_TCPv4_Rx | IFCAP_CSUM_UDPv4_Rx | IFCAP_CSUM_TCPv6_Rx | IFCAP_CSUM_UDPv6_Rx
+IFCAP_TX_CSUM = IFCAP_CSUM_TCPv4_Tx | IFCAP_CSUM_UDPv4_Tx | IFCAP_CSUM_TCPv6_Tx | IFCAP_CSUM_UDPv6_Tx
+CAPS_FOR_TUN = ((TUN_F_CSUM, IFCAP_RX_CSUM | IFCAP_TX_CSUM), (TUN_F_TSO4, IFCAP_TSOv4), (TUN_F_TSO6, IFCAP_TSOv6))
+
+# Back from ``enabled`` to TUNSETOFFLOAD (apply_config): CSUM while any Rx checksum is on;
+# each further bit needs CSUM (tun.c set_offload ignores TSO without it) and every
+# capability listed beside it.
+TUN_FOR_ENABLED = ((TUN_F_TSO4, IFCAP_TSOv4), (TUN_F_TSO6, IFCAP_TSOv6),
+                   (TUN_F_USO, IFCAP_TSOv4 | IFCAP_CSUM_UDPv4_Rx | IFCAP_CSUM_UDPv6_Rx))
+
+
+def capabilities_for(tun_flags: int) -> int:
+    """What the TUNSETOFFLOAD bits the kernel accepted let the interface offload."""
+    return sum(caps for bit, caps in CAPS_FOR_TUN if tun_flags & bit)
+
+
+def tun_offload_for(enabled: int, accepted: int) -> int:
+    """The TUNSETOFFLOAD bits for an interface's ``enabled`` capabilities."""
+    if not enabled & IFCAP_RX_CSUM:
+        return 0
+    flags = TUN_F_CSUM
+    for bit, needs in TUN_FOR_ENABLED:
+        if enabled & needs == needs:
+            flags |= bit
+    return flags & accepted
+
+
+def open_tap(dev: str | None, flags: int = TAP_FLAGS) -> tuple[int, str]:
+    """Open /dev/net/tun and TUNSETIFF it -> (fd, device name), in the caller's namespace."""
+    try:
+        fd = os.open(TUN_DEV, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StackError(exc.errno, f"{TUN_DEV}: {exc.strerror}") from None
+    req = bytearray(struct.pack("16sH22x", (dev or "tap%d").encode(), flags))
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, req)
+    except OSError as exc:
+        os.close(fd)
+        # EBUSY: another process holds it; EINVAL: a tun, not a tap; EPERM: not ours.
+        raise StackError(exc.errno, f"TUNSETIFF {dev or 'tap%d'}: {exc.strerror}") from None
+    return fd, req[:16].rstrip(b"\0").decode()
+
+
+def setup_offload(fd: int) -> tuple[int, int]:
+    """A 10-byte vnet header, then as many offloads as the kernel takes -> (accepted, refused)."""
+    _linux.tun_set_vnet_hdr_len(fd, VNET_HDR_LEN)
+    return _linux.tun_probe_offload(fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO)
 
 MEDIA_UP = "Ethernet autoselect (tap full-duplex)"
 MEDIA_DOWN = "Ethernet autoselect (none)"
@@ -43,14 +116,8 @@ class TapDriver(_linux.LinkFollower, Driver):
     MEDIA_UP, MEDIA_DOWN = MEDIA_UP, MEDIA_DOWN
     name = "devnp-tap"
     description = "Linux TAP device"
-    KNOWN = frozenset({"dev", "netns", "mac", "mtu"})
+    KNOWN = frozenset({"dev", "netns", "mac", "mtu", "offload"})
     max_mtu = 65521   # tun.c: MAX_MTU minus the Ethernet header
-
-    # Hooks for IFF_VNET_HDR offloads: a subclass sets ``vnet_hdr_len`` (10 or 12, see
-    # <linux/virtio_net.h>), adds IFF_VNET_HDR in ``tun_flags`` and overrides ``rx_frames``/
-    # ``tx_frame`` to strip and prepend the header. Plain frames need none of it.
-    tun_flags = IFF_TAP | IFF_NO_PI
-    vnet_hdr_len = 0
 
     def __init__(self, ctx, options):
         super().__init__(ctx, options)
@@ -59,7 +126,10 @@ class TapDriver(_linux.LinkFollower, Driver):
         self.netns: str | None = None
         self.created = False
         self.watcher: _linux.LinkWatcher | None = None
-        self.bufsize = 65536
+        self.bufsize = GSO_FRAME_MAX + VNET_HDR_LEN
+        self.accepted = 0     # TUNSETOFFLOAD bits this kernel takes (the probe's answer)
+        self.refused = 0      # ... and those it refused (logged once, at attach)
+        self.offload = 0      # TUNSETOFFLOAD bits set on the device now
 
     # -- attach / detach --------------------------------------------------------------------
 
@@ -69,20 +139,32 @@ class TapDriver(_linux.LinkFollower, Driver):
         dev = opts.get("dev")
         self.netns = opts.get("netns") or None
         mtu = opts.get_int("mtu", None, minimum=68, maximum=self.max_mtu)
+        offload = opts.get_int("offload", 1, minimum=0, maximum=1)
         mac = _linux.mac_option(opts, getattr(self.ctx.stack, "rng", None))
         if dev is not None and (not dev or len(dev.encode()) >= _linux.IFNAMSIZ or "/" in dev):
             raise StackError(errno.EINVAL, f"option dev={dev}: not a Linux interface name")
         self.fd, self.dev, self.created, self.watcher, mtu = _linux.in_netns(self.netns, self._open, dev, mtu)
-        self.bufsize = max(65536, mtu + 18) + self.vnet_hdr_len
+        self.bufsize = self._bufsize(mtu)
         try:
+            caps = capabilities_for(self.accepted)
             iface = self.ctx.new_interface(
                 "tap", kind=IFT_ETHER, mtu=mtu, mac=mac,
                 flags=IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST,
-                media=MEDIA_DOWN, description=f"TAP {self.dev}" + (f" (netns {self.netns})" if self.netns else ""))
+                media=MEDIA_DOWN, description=f"TAP {self.dev}" + (f" (netns {self.netns})" if self.netns else ""),
+                capabilities=caps, enabled=caps if offload else 0, vnet_hdr=VNET_HDR_LEN)
+            self._set_offload(iface)
         except BaseException:
             self._close()
             raise
+        refused = self.refused
+        if refused:
+            self.ctx.log(slog.NOTICE, f"{iface.name}: {self.dev}: the kernel refused offloads "
+                                      f"{_linux.tun_flag_names(refused)}")
         return self._adopt(iface)
+
+    @staticmethod
+    def _bufsize(mtu: int) -> int:
+        return max(GSO_FRAME_MAX, mtu + 18) + VNET_HDR_LEN
 
     def _open(self, dev: str | None, mtu: int | None):
         """In the device's namespace: open (or create) the tap, size it, watch its link.
@@ -91,19 +173,14 @@ class TapDriver(_linux.LinkFollower, Driver):
         which we then use too.
         """
         existed = dev is not None and _linux.exists(dev)
-        try:
-            fd = os.open(TUN_DEV, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            raise StackError(exc.errno, f"{TUN_DEV}: {exc.strerror}") from None
+        fd, name = open_tap(dev)
         watcher = None
         try:
-            req = bytearray(struct.pack("16sH22x", (dev or "tap%d").encode(), self.tun_flags))
             try:
-                fcntl.ioctl(fd, TUNSETIFF, req)
+                self.accepted, self.refused = setup_offload(fd)
+                self.offload = self.accepted    # the probe leaves these set
             except OSError as exc:
-                # EBUSY: another process holds it; EINVAL: a tun, not a tap; EPERM: not ours.
-                raise StackError(exc.errno, f"TUNSETIFF {dev or 'tap%d'}: {exc.strerror}") from None
-            name = req[:16].rstrip(b"\0").decode()
+                raise StackError(exc.errno, f"TUNSETOFFLOAD {name}: {exc.strerror}") from None
             watcher = _linux.LinkWatcher(name)
             if not existed:
                 # A device we create must not outlive us: closing the fd of a non-persistent
@@ -131,6 +208,14 @@ class TapDriver(_linux.LinkFollower, Driver):
             self.watcher.close()
             self.watcher = None
         if self.fd is not None:
+            if not self.created and self.offload:
+                # The offloads of a persistent tap outlive our fd (tun->set_features): the
+                # next opener may read without a vnet header, so it gets plain frames back.
+                try:
+                    _linux.tun_set_offload(self.fd, 0)
+                except OSError:
+                    pass
+            self.offload = 0
             _linux.close_fd(self.fd)   # a tap we created goes away with its last fd
             self.fd = None
 
@@ -140,12 +225,21 @@ class TapDriver(_linux.LinkFollower, Driver):
 
     def apply_config(self, iface) -> None:
         """``ifconfig tapN mtu N``: the Linux side follows, so full-size frames pass both
-        ways; the receive buffer grows with it."""
+        ways; the receive buffer grows with it. ``ifconfig tapN [-]tso4 ...``: the
+        kernel's offloads follow ``enabled``."""
         if self.watcher is None or self.dev is None:
             return
         if _linux.get_mtu(self.watcher.ctl, self.dev) != iface.mtu:
             _linux.set_mtu(self.watcher.ctl, self.dev, iface.mtu)
-        self.bufsize = max(65536, iface.mtu + 18) + self.vnet_hdr_len
+        self.bufsize = self._bufsize(iface.mtu)
+        self._set_offload(iface)
+
+    def _set_offload(self, iface) -> None:
+        """Re-issue TUNSETOFFLOAD when ``enabled`` maps to other bits than the device has."""
+        flags = tun_offload_for(iface.enabled, self.accepted)
+        if flags != self.offload and self.fd is not None:
+            _linux.tun_set_offload(self.fd, flags)
+            self.offload = flags
 
     # -- data path (link reports and run(): _linux.LinkFollower) ---------------------------
 
@@ -155,11 +249,10 @@ class TapDriver(_linux.LinkFollower, Driver):
     async def _receive(self):
         fd = self.fd
         iface = self.interfaces[0]
-        bufsize = self.bufsize
         failing = False
         while await _linux.wait_readable(fd) and self.fd == fd:
             try:
-                frames = _linux.drain_fd(fd, bufsize)
+                frames = _linux.drain_fd(fd, self.bufsize)   # apply_config may grow it
                 failing = False
             except OSError as exc:
                 # EIO/EBADFD: the device is going away under us. Count every failure, log
@@ -171,17 +264,11 @@ class TapDriver(_linux.LinkFollower, Driver):
                 await trio.sleep(0.1)
                 continue
             if frames:
-                self.ctx.input(iface, self.rx_frames(frames))
-
-    def rx_frames(self, frames: list[bytes]) -> list[bytes]:
-        """Hook: turn what the fd gave into Ethernet frames (identity without a vnet header)."""
-        return frames
-
-    def tx_frame(self, frame) -> bytes:
-        """Hook: what to write for one Ethernet frame (identity without a vnet header)."""
-        return frame
+                # Each still starts with its virtio_net_hdr: the stack strips it.
+                self.ctx.input(iface, frames)
 
     def transmit(self, iface, frames):
+        """Frames from the stack already start with their virtio_net_hdr: written as-is."""
         fd = self.fd
         if fd is None:
             iface.stats.oerrors += len(frames)
@@ -189,7 +276,7 @@ class TapDriver(_linux.LinkFollower, Driver):
         write = os.write
         for frame in frames:
             try:
-                write(fd, self.tx_frame(frame))
+                write(fd, frame)
             except BlockingIOError:
                 # The tap's queue (txqueuelen) is full: drop, as a NIC with a full ring does.
                 iface.stats.oerrors += 1

@@ -8,7 +8,7 @@ import os
 
 import attrs
 
-from ..stack.iface.interface import IFF_POINTOPOINT, IFT_ETHER, Interface, flag_names
+from ..stack.iface.interface import IFF_POINTOPOINT, IFT_ETHER, Interface, cap_names, flag_names
 
 
 def ifconfig_block(iface: Interface) -> str:
@@ -18,6 +18,8 @@ def ifconfig_block(iface: Interface) -> str:
     if iface.metric:
         head += f" metric {iface.metric}"
     lines = [head + f" mtu {iface.mtu}"]
+    if iface.capabilities:
+        lines += [f"\tcapabilities={_bits(iface.capabilities)}", f"\tenabled={_bits(iface.enabled)}"]
     if iface.mac is not None:
         lines.append(f"\taddress: {iface.mac_text()}")
     if iface.media or iface.kind == IFT_ETHER:
@@ -40,6 +42,12 @@ def ifconfig_block(iface: Interface) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bits(caps: int) -> str:
+    """NetBSD's snprintb form: ``7ff80<TSO4,...>``; no ``<>`` when zero (``enabled=0``)."""
+    names = cap_names(caps)
+    return f"{caps:x}" + (f"<{names}>" if names else "")
+
+
 def interface_stats(iface: Interface) -> str:
     """Counters and identity, one ``Name: value`` per line (nicinfo and netstat -i read it)."""
     rows = [
@@ -52,6 +60,8 @@ def interface_stats(iface: Interface) -> str:
         ("address", iface.mac_text() or "-"),
         ("link", "up" if iface.link_up else "down"),
         ("media", iface.media or "-"),
+        ("capabilities", f"0x{iface.capabilities:x}"),
+        ("enabled", f"0x{iface.enabled:x}"),
     ]
     rows += list(attrs.asdict(iface.stats).items())
     return "".join(f"{k}: {v}\n" for k, v in rows)

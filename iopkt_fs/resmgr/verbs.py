@@ -8,6 +8,8 @@ Interface ctl (``if/<name>/ctl``)::
     del ADDR                                              (SIOCDIFADDR)
     mtu N | metric N
     debug | -debug | promisc | -promisc | arp | -arp | link0..2 | -link0..2
+    [-]tso4 [-]tso6 [-]ip4csum[-rx|-tx] [-]tcp4csum[-rx|-tx] [-]udp4csum[-rx|-tx]
+        [-]tcp6csum[-rx|-tx] [-]udp6csum[-rx|-tx] ...    offloads (SIOCSIFCAP), several a line
     destroy
 
 Stack ctl (``ctl``)::
@@ -24,6 +26,9 @@ import ipaddress
 
 from ..stack.errors import StackError
 from ..stack.iface.interface import (
+    IFCAP_CSUM_IPv4_Rx, IFCAP_CSUM_IPv4_Tx, IFCAP_CSUM_TCPv4_Rx, IFCAP_CSUM_TCPv4_Tx,
+    IFCAP_CSUM_TCPv6_Rx, IFCAP_CSUM_TCPv6_Tx, IFCAP_CSUM_UDPv4_Rx, IFCAP_CSUM_UDPv4_Tx,
+    IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx, IFCAP_TSOv4, IFCAP_TSOv6,
     IFF_DEBUG, IFF_LINK0, IFF_LINK1, IFF_LINK2, IFF_NOARP, IFF_PROMISC, Interface,
 )
 from ..stack.stack import Stack
@@ -36,6 +41,8 @@ del ADDR
 mtu N
 metric N
 debug | -debug | promisc | -promisc | arp | -arp | link0 | -link0 | link1 | -link1 | link2 | -link2
+tso4 | -tso4 | tso6 | -tso6 | ip4csum | -ip4csum | ip4csum-rx | -ip4csum-rx | ip4csum-tx | -ip4csum-tx
+tcp4csum[-rx|-tx] | udp4csum[-rx|-tx] | tcp6csum[-rx|-tx] | udp6csum[-rx|-tx]  (each also with '-'; several a line)
 destroy
 """
 
@@ -52,6 +59,36 @@ _FLAG_WORDS = {
     "arp": (IFF_NOARP, False),   # "arp" clears NOARP, "-arp" sets it
     "link0": (IFF_LINK0, True), "link1": (IFF_LINK1, True), "link2": (IFF_LINK2, True),
 }
+
+
+# Capability word -> IFCAP_* bits, as NetBSD's ifconfig names them (sbin/ifconfig ifcaps):
+# the bare checksum word is both directions, ``-rx``/``-tx`` one; ``-WORD`` clears.
+_CSUM_WORDS = (
+    ("ip4csum", IFCAP_CSUM_IPv4_Rx, IFCAP_CSUM_IPv4_Tx),
+    ("tcp4csum", IFCAP_CSUM_TCPv4_Rx, IFCAP_CSUM_TCPv4_Tx),
+    ("udp4csum", IFCAP_CSUM_UDPv4_Rx, IFCAP_CSUM_UDPv4_Tx),
+    ("tcp6csum", IFCAP_CSUM_TCPv6_Rx, IFCAP_CSUM_TCPv6_Tx),
+    ("udp6csum", IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx),
+)
+CAP_WORDS = {"tso4": IFCAP_TSOv4, "tso6": IFCAP_TSOv6}
+for _word, _rx, _tx in _CSUM_WORDS:
+    CAP_WORDS.update({_word: _rx | _tx, f"{_word}-rx": _rx, f"{_word}-tx": _tx})
+del _word, _rx, _tx
+
+
+def parse_caps(words: list[str]) -> tuple[int, int]:
+    """``-tso4 tcp4csum ...`` -> (enable, disable) bits; later words win, as NetBSD's
+    ifconfig applies each to the running mask in order."""
+    enable = disable = 0
+    for word in words:
+        bits = CAP_WORDS.get(word.removeprefix("-"))
+        if bits is None:
+            raise StackError(errno.EINVAL, f"unknown capability {word!r}")
+        if word.startswith("-"):
+            enable, disable = enable & ~bits, disable | bits
+        else:
+            enable, disable = enable | bits, disable & ~bits
+    return enable, disable
 
 
 def lines(text: str) -> list[list[str]]:
@@ -148,6 +185,9 @@ def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
                 stack.set_flags(iface, set_bits=bits)
             else:
                 stack.set_flags(iface, clear_bits=bits)
+        elif verb.removeprefix("-") in CAP_WORDS:
+            enable, disable = parse_caps(fields)
+            stack.set_capabilities(iface, enable=enable, disable=disable)
         elif verb == "destroy" and not args:
             stack.destroy(iface.name)
         else:
