@@ -20,6 +20,7 @@ from ..stack.errors import StackError
 # Frames handed to the stack per trio wakeup. A wakeup costs ~10 us; a batch bounded at
 # this size keeps one busy driver from starving the loop while amortising that cost.
 BATCH = 256
+BATCH_BYTES = 512 * 1024
 
 # <linux/sockios.h>
 SIOCGIFFLAGS = 0x8913
@@ -310,13 +311,19 @@ def tun_probe_offload(fd: int, wanted: int) -> tuple[int, int]:
 
 # -- reading in batches -----------------------------------------------------------------------
 
-def drain_fd(fd: int, bufsize: int, limit: int = BATCH) -> list[bytes]:
-    """Read frames from a non-blocking packet fd (tun) until EAGAIN or ``limit`` frames."""
+def drain_fd(fd: int, bufsize: int, limit: int = BATCH, budget: int = BATCH_BYTES) -> list[bytes]:
+    """Read frames from a non-blocking packet fd (tun) until EAGAIN, ``limit`` frames or
+    ``budget`` bytes (NAPI's budget: with 64 KB super-frames 256 of them would hold the
+    loop for milliseconds while FUSE requests - a reader waiting for this very data -
+    queue behind them)."""
     frames = []
     read = os.read
+    got = 0
     try:
-        while len(frames) < limit:
-            frames.append(read(fd, bufsize))
+        while len(frames) < limit and got < budget:
+            frame = read(fd, bufsize)
+            frames.append(frame)
+            got += len(frame)
     except BlockingIOError:
         pass
     return frames

@@ -69,6 +69,8 @@ class Node:
     # How long the kernel may cache this node's entry and attributes (s). Structural
     # nodes are stable; anything that comes and goes is 0 so the kernel always asks.
     timeout = 0.0
+    # st_blksize, the "preferred I/O size" readers size their buffers by.
+    blksize = 4096
 
     def __init__(self, ns: Namespace, name: str, mode: int, key: object | None = None,
                  *, root: bool = False, uid: int | None = None, label: str | None = None):
@@ -92,7 +94,7 @@ class Node:
         a.st_uid = self.uid
         a.st_gid = self.gid
         a.st_size = 0
-        a.st_blksize = 4096
+        a.st_blksize = self.blksize
         a.st_blocks = 0
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.ns.started_ns
         a.entry_timeout = self.timeout
