@@ -28,8 +28,9 @@ Options:
 ``ttl=N``            multicast TTL (default 1).
 ``netns=NS``         make the UDP socket in that network namespace.
 ``mac=MAC``, ``mtu=N``  our station address (default random, locally administered) and
-                     MTU (default 1450, Linux's vxlan default: 1500 minus 50 bytes of
-                     outer Ethernet/IP/UDP/VXLAN headers).
+                     MTU: by default the underlay's MTU less 50 bytes of outer headers, as
+                     Linux's vxlan sizes itself from its lower device - 1450 over
+                     Ethernet, 65000 when the socket and every peer are on loopback.
 ``learn=0``          turn learning off (every frame is flooded).
 
 Batching (Linux UDP GSO/GRO, ``udp(7)``): frames to one endpoint leave as one
@@ -53,6 +54,7 @@ from .base import Driver
 
 VXLAN_PORT = 4789          # IANA-assigned (RFC 7348 §5)
 VXLAN_HLEN = 8
+LOOPBACK_MTU = 65536       # Linux lo
 FLAG_I = 0x08
 ETHER_HLEN = 14
 MAX_VNI = (1 << 24) - 1
@@ -153,7 +155,9 @@ class VxlanDriver(Driver):
                 raise StackError(errno.EINVAL, f"{addr}: not the same address family as bind={bind_addr}")
         ttl = opts.get_int("ttl", 1, minimum=0, maximum=255)
         self.learn = opts.get("learn") is None or opts.get_flag("learn")
-        mtu = opts.get_int("mtu", 1450, minimum=68, maximum=self.max_mtu)
+        mtu = opts.get_int("mtu", None, minimum=68, maximum=self.max_mtu)
+        if mtu is None:
+            mtu = self._default_mtu(bind_addr)
         mac = _linux.mac_option(opts, getattr(self.ctx.stack, "rng", None))
         netns = opts.get("netns") or None
 
@@ -171,6 +175,16 @@ class VxlanDriver(Driver):
         iface.driver = self
         self.interfaces = [iface]
         return self.interfaces
+
+    def _default_mtu(self, bind_addr: str) -> int:
+        """Linux's rule: the lower device's MTU less the 50 bytes of outer headers. An
+        underlay wholly on loopback (bound there, every peer there, no group) has lo's
+        65536; anything else is assumed to be 1500 Ethernet, hence 1450. Instances on one
+        host then carry 64 KB frames - one TCP segment where 1450 would need 45."""
+        ends = [bind_addr] + [a for a, _ in self.peers]
+        if self.group is None and all(ipaddress.ip_address(a).is_loopback for a in ends):
+            return min(LOOPBACK_MTU - 50, self.max_mtu)
+        return 1450
 
     def _open(self, family: int, addr: str, port: int, ttl: int) -> socket.socket:
         af = socket.AF_INET if family == 4 else socket.AF_INET6
