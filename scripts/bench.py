@@ -545,8 +545,9 @@ def g_offload(env: Env, t: Table, s: float) -> None:
               ref["mbs"], note=note)
     else:
         r = files_rx(env, inst, ns, dev, "dd", s, 5300)
-        t.add("kernel -> stack, `dd` of data, offloads off", r["mbs"], "MB/s", "raw peer, vnet",
-              ref["mbs"], note=note)
+        # Plain frames both ways: the peer to match is the raw peer on plain frames.
+        t.add("kernel -> stack, `dd` of data, offloads off", r["mbs"], "MB/s", "raw peer, plain",
+              raw_rx(env, False, s)["mbs"], note=note)
         t.add("stack CPU per received segment, offloads off", r["cpu"] / max(1, r["frames"]) * 1e6,
               "µs", "raw peer, plain", raw_rx(env, False, s)["us_per_frame"])
     try:
