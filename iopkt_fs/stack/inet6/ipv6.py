@@ -48,7 +48,6 @@ import attrs
 from ..errors import StackError
 from ..iface.interface import IFF_MULTICAST, IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT, RouteTable
-from ..slog import WARNING
 from ..time import Instant, seconds
 from ..wire.errors import Malformed
 from ..wire.ethernet import pad_frame
@@ -68,46 +67,13 @@ from .icmp6 import Icmp6Protocol
 from .nd6 import NdCache
 from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE, Ndisc
 from .stats import Ip6Stat
+from .tunables import SYSCTLS
 
 ETHERTYPE_IPV6 = b"\x86\xdd"
 ALL_NODES_IF = bytes.fromhex("ff010000000000000000000000000001")
 _V4MAPPED = bytes(10) + b"\xff\xff"
 PMTU_EXPIRE = seconds(600)          # QNX pmtu_expire; RFC 8201 4: at least 5 min
 _KNOWN_OPTIONS = frozenset((OPT_PAD1, OPT_PADN, OPT_ROUTER_ALERT))
-
-# net.inet6.* tunables with QNX's defaults (reference ipv6.md 1.1): name, default, text,
-# minimum, maximum. forwarding and hlim are made by the Stack.
-SYSCTLS = (
-    ("net.inet6.ip6.accept_rtadv", 0, "Accept router advertisements", 0, 1),
-    ("net.inet6.ip6.redirect", 1, "Send ICMPv6 redirects", 0, 1),
-    ("net.inet6.ip6.defmcasthlim", 1, "Default multicast hop limit", 1, 255),
-    ("net.inet6.ip6.maxfragpackets", 200, "Maximum fragmented packets held (-1 unlimited)", -1, None),
-    ("net.inet6.ip6.maxfrags", 200, "Maximum fragments held (-1 unlimited)", -1, None),
-    ("net.inet6.ip6.hdrnestlimit", 50, "Maximum number of extension headers", 0, None),
-    ("net.inet6.ip6.dad_count", 1, "Neighbor solicitations sent for DAD", 0, 15),
-    ("net.inet6.ip6.auto_flowlabel", 1, "Set a flow label on outgoing packets", 0, 1),
-    ("net.inet6.ip6.use_deprecated", 1, "Use deprecated addresses", 0, 1),
-    ("net.inet6.ip6.v6only", 1, "AF_INET6 sockets are IPv6 only", 0, 1),
-    ("net.inet6.ip6.rht0", -1, "Routing header type 0 processing (-1 disabled)", -1, -1),
-    ("net.inet6.ip6.prefer_tempaddr", 0, "Prefer temporary addresses", 0, 1),
-    ("net.inet6.ip6.mcast_pmtu", 0, "Path MTU discovery for multicast", 0, 1),
-    ("net.inet6.icmp6.rediraccept", 1, "Accept ICMPv6 redirects", 0, 1),
-    ("net.inet6.icmp6.redirtimeout", 600, "Redirect route lifetime (s)", 0, None),
-    ("net.inet6.icmp6.errppslimit", 100, "Maximum ICMPv6 errors sent per second (-1 unlimited)", -1, None),
-    ("net.inet6.icmp6.nodeinfo", 0, "Answer node information queries", 0, 3),
-    ("net.inet6.icmp6.nd6_prune", 1, "Neighbor cache walk interval (s)", 1, None),
-    ("net.inet6.icmp6.nd6_delay", 5, "DELAY_FIRST_PROBE_TIME (s)", 1, None),
-    ("net.inet6.icmp6.nd6_umaxtries", 3, "MAX_UNICAST_SOLICIT", 1, None),
-    ("net.inet6.icmp6.nd6_mmaxtries", 3, "MAX_MULTICAST_SOLICIT", 1, None),
-    ("net.inet6.icmp6.nd6_useloopback", 1, "Use loopback for local neighbours", 0, 1),
-    ("net.inet6.icmp6.nd6_maxnudhint", 0, "Upper-layer hints before NUD", 0, None),
-    ("net.inet6.icmp6.nd6_debug", 0, "ND debug output", 0, 1),
-    ("net.inet6.icmp6.maxqueuelen", 1, "Packets held per unresolved neighbour", 1, None),
-    ("net.inet6.icmp6.mtudisc_hiwat", 1280, "PMTU entries high-water mark", 0, None),
-    ("net.inet6.icmp6.mtudisc_lowat", 256, "PMTU entries low-water mark", 0, None),
-    ("net.inet6.icmp6.fragechoreplies", 1, "Fragment ICMPv6 echo replies to the minimum MTU", 0, 1),
-)
-
 
 class Ip6Input:
     """What a protocol's ``input`` learns about the packet besides its payload."""
@@ -637,6 +603,3 @@ class Ipv6Layer:
 
     def ndp_show(self) -> list[dict]:
         return self.nd.show()
-
-    def log_warning(self, text: str) -> None:
-        self.stack.log(WARNING, text)

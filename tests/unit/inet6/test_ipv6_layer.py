@@ -281,3 +281,15 @@ def test_tcp_over_ipv6_handshake():
     assert synack[TCP].flags == "SA" and synack[TCP].ack == 101
     assert dict(synack[TCP].options)["MSS"] == 1500 - 60
     assert TCP(raw(synack[TCP])).chksum == synack[TCP].chksum
+
+
+def test_ifconfig_prints_kame_inet6_lines():
+    from iopkt_fs.resmgr.render import ifconfig_block
+    stack, en0 = host()
+    text = ifconfig_block(en0)
+    assert f"\tinet6 {OUR_LL}%en0 prefixlen 64 tentative scopeid 0x{en0.index:x}" in text
+    assert f"\tinet6 {OUR} prefixlen 64 tentative" in text
+    stack.poll(0)
+    stack.poll(S)
+    text = ifconfig_block(en0)
+    assert f"\tinet6 {OUR_LL}%en0 prefixlen 64 scopeid 0x{en0.index:x}" in text and "tentative" not in text
