@@ -8,6 +8,7 @@ import os
 
 import attrs
 
+from ..stack.inet6.ndisc import FLAG_WORDS as IN6_FLAG_WORDS
 from ..stack.iface.interface import IFF_POINTOPOINT, IFT_ETHER, Interface, cap_names, flag_names
 
 
@@ -34,10 +35,13 @@ def ifconfig_block(iface: Interface) -> str:
                 line += f" broadcast {ifa.broadcast}"
         lines.append(line)
     for ifa in iface.inet6_addrs():
+        # NetBSD af_inet6.c in6_alias(): address[%IF], prefixlen, the IN6_IFF_* words, then
+        # the scope id (the interface index) for link-local addresses only.
+        words = "".join(f" {w}" for bit, w in IN6_FLAG_WORDS if ifa.flags6 & bit)
         if ifa.address.is_link_local:
-            line = f"\tinet6 {ifa.address}%{iface.name} prefixlen {ifa.prefixlen} scopeid 0x{iface.index:x}"
+            line = f"\tinet6 {ifa.address}%{iface.name} prefixlen {ifa.prefixlen}{words} scopeid 0x{iface.index:x}"
         else:
-            line = f"\tinet6 {ifa.address} prefixlen {ifa.prefixlen}"
+            line = f"\tinet6 {ifa.address} prefixlen {ifa.prefixlen}{words}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -89,6 +89,11 @@ class Stack:
         self.mbufs.drain_routines.append(self.inet.reass.drain)
         # TCP on IPv4: protocol 6 in the protocol switch; sets self.tcp (stack/tcp/).
         TcpProtosw.install(self)
+        # IPv6 on v6 variants only: input, ND, ICMPv6, TCP/UDP over IPv6 (stack/inet6/).
+        self.inet6 = None
+        if self.variant.inet6:
+            from .inet6.glue import install as install_inet6   # noqa: PLC0415 - v6 only
+            self.inet6 = install_inet6(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
         self.unix = UnixProtocol(self)
 

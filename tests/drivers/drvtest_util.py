@@ -15,7 +15,7 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 
 from iopkt_fs.runtime import Runtime
-from iopkt_fs.stack.config import StackConfig
+from iopkt_fs.stack.config import StackConfig, V4_HC
 from iopkt_fs.stack.stack import Stack
 
 IS_ROOT = os.geteuid() == 0
@@ -64,7 +64,9 @@ class Harness:
 
     def __init__(self, seed: int = 1, raw: bool = True):
         self.logs: list[tuple[int, str]] = []
-        self.stack = Stack(StackConfig(seed=seed))
+        # Frame-level tests count every frame: io-pkt-v4-hc, so no IPv6 link-local
+        # address and DAD solicitation appear when an interface comes up.
+        self.stack = Stack(StackConfig(seed=seed, variant=V4_HC) if raw else StackConfig(seed=seed))
         self.runtime = Runtime(self.stack, log=self._log)
         self.frames: dict[str, list[bytes]] = {}
         self.on_frame = None

@@ -35,6 +35,15 @@ import time
 CHUNK = 1 << 20
 
 
+def _dual_listener(port: int) -> socket.socket:
+    """A listener on :: that takes IPv4 too (IPV6_V6ONLY off): the IPv6 tests share it."""
+    lst = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    lst.bind(("::", port))
+    return lst
+
+
 def chunks(nbytes: int, seed: int):
     rng = random.Random(seed)
     left = nbytes
@@ -109,9 +118,7 @@ def main(argv):
         out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
         s.close()
     elif mode == "recv":
-        lst = socket.socket()
-        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lst.bind(("0.0.0.0", int(argv[1])))
+        lst = _dual_listener(int(argv[1]))
         lst.listen(1)
         lst.settimeout(30)
         print(json.dumps({"listening": True}), flush=True)
@@ -162,9 +169,7 @@ def main(argv):
         out = {"transfer_seconds": time.monotonic() - t1}
         s.close()
     elif mode == "sink":
-        lst = socket.socket()
-        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lst.bind(("0.0.0.0", int(argv[1])))
+        lst = _dual_listener(int(argv[1]))
         lst.listen(1)
         lst.settimeout(30)
         s, _ = lst.accept()

@@ -101,6 +101,7 @@ class IfAddr:
     prefixlen: int
     broadcast: ipaddress.IPv4Address | None = None
     dest: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None  # point-to-point peer
+    flags6: int = 0       # IPv6: IN6_IFF_* (tentative, duplicated ...; inet6/ndisc.py)
 
     @property
     def family(self) -> int:

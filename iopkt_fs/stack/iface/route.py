@@ -1,4 +1,7 @@
-"""The IPv4 routing table: longest prefix match over routes with BSD's RTF_* flags.
+"""Routing tables: longest prefix match over routes with BSD's RTF_* flags.
+
+One ``RouteTable(bits=32)`` serves IPv4 and one ``RouteTable(bits=128)`` IPv6; the code is
+the same, the address width (and the ``ipaddress`` classes used for text) differ.
 
 Theory of operation
 -------------------
@@ -58,19 +61,23 @@ FLAG_LETTERS = (
 )
 
 _ALL = 0xFFFFFFFF
+# Address width -> (address class, network class).
+_FAMILY = {32: (ipaddress.IPv4Address, ipaddress.IPv4Network),
+           128: (ipaddress.IPv6Address, ipaddress.IPv6Network)}
 
 
 def flag_letters(flags: int) -> str:
     return "".join(letter for bit, letter in FLAG_LETTERS if flags & bit)
 
 
-def mask_of(prefixlen: int) -> int:
-    return (_ALL << (32 - prefixlen)) & _ALL
+def mask_of(prefixlen: int, bits: int = 32) -> int:
+    full = (1 << bits) - 1
+    return (full << (bits - prefixlen)) & full
 
 
-def _addr(value, what: str) -> int:
+def _addr(value, what: str, bits: int = 32) -> int:
     try:
-        return int(ipaddress.IPv4Address(value))
+        return int(_FAMILY[bits][0](value))
     except (ValueError, ipaddress.AddressValueError):
         raise StackError(errno.EINVAL, f"bad {what} {value!r}") from None
 
@@ -88,10 +95,11 @@ class Route:
     mtu: int = 0                      # 0: the interface's
     refs: int = 0                     # holders (flow cache entries)
     use: int = 0                      # packets routed with it
+    bits: int = 32                    # 32: IPv4, 128: IPv6
 
     @property
-    def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.IPv4Network((self.dest, self.prefixlen))
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return _FAMILY[self.bits][1]((self.dest, self.prefixlen))
 
     @property
     def is_host(self) -> bool:
@@ -105,13 +113,13 @@ class Route:
         if self.prefixlen == 0:
             destination = "default"           # netstat -rn prints it so even with -n
         elif self.is_host:
-            destination = str(ipaddress.IPv4Address(self.dest))
+            destination = str(_FAMILY[self.bits][0](self.dest))
         else:
             destination = str(self.network)
         return {
             "destination": destination,
             "prefixlen": self.prefixlen,
-            "gateway": (str(ipaddress.IPv4Address(self.gateway)) if self.gateway is not None
+            "gateway": (str(_FAMILY[self.bits][0](self.gateway)) if self.gateway is not None
                         else f"link#{self.iface.index}"),
             "flags": flag_letters(self.flags),
             "refs": self.refs,
@@ -126,7 +134,9 @@ def _iface_usable(route: Route) -> bool:
 
 
 class RouteTable:
-    def __init__(self) -> None:
+    def __init__(self, bits: int = 32) -> None:
+        self.bits = bits
+        self._masks = [mask_of(n, bits) for n in range(bits + 1)]
         self._by_len: dict[int, dict[int, list[Route]]] = {}
         self._lengths: list[int] = []        # prefix lengths present, longest first
         self.generation = 0
@@ -179,8 +189,9 @@ class RouteTable:
         dead primary gateway falls back to a less specific route (or the default).
         """
         by_len = self._by_len
+        masks = self._masks
         for plen in self._lengths:
-            routes = by_len[plen].get(dst & mask_of(plen))
+            routes = by_len[plen].get(dst & masks[plen])
             if routes is None:
                 continue
             for route in routes:
@@ -197,12 +208,13 @@ class RouteTable:
         NetBSD 4/5 keeps one interface route per prefix: a second interface with an address
         in the same subnet gets none (rtinit() fails with EEXIST and that is ignored).
         """
-        dest &= mask_of(prefixlen)
+        dest &= self._masks[prefixlen]
         for other in self.exact(dest, prefixlen):
             if other.gateway is None or other.flags & RTF_CLONING:
                 return None
         flags = RTF_UP | (RTF_HOST if host else RTF_CLONING)
-        return self._insert(Route(dest, prefixlen, iface, gateway, flags, ifa_address=ifa_address))
+        return self._insert(Route(dest, prefixlen, iface, gateway, flags, ifa_address=ifa_address,
+                                  bits=self.bits))
 
     def remove_interface_routes(self, iface: Interface, ifa_address: int | None = None) -> list[Route]:
         """Drop the routes an address (or, with None, a whole interface) brought."""
@@ -225,25 +237,27 @@ class RouteTable:
         """"default", "10.0.0.0/8", "10.1.2.3" (+ host) -> (network int, prefix length)."""
         if isinstance(dest, str) and dest == "default":
             return 0, 0
-        if isinstance(dest, ipaddress.IPv4Network):
+        bits = self.bits
+        address_cls, network_cls = _FAMILY[bits]
+        if isinstance(dest, network_cls):
             return int(dest.network_address), dest.prefixlen
         text = str(dest)
         if "/" in text:
             if prefixlen is not None or host:
                 raise StackError(errno.EINVAL, f"{text}: prefix given twice")
             try:
-                net = ipaddress.IPv4Network(text, strict=False)
+                net = network_cls(text, strict=False)
             except ValueError:
                 raise StackError(errno.EINVAL, f"bad destination {text!r}") from None
             return int(net.network_address), net.prefixlen
-        addr = _addr(text, "destination")
+        addr = _addr(text, "destination", bits)
         if host:
-            return addr, 32
+            return addr, bits
         if prefixlen is None:
-            prefixlen = 32
-        if not 0 <= prefixlen <= 32:
+            prefixlen = bits
+        if not 0 <= prefixlen <= bits:
             raise StackError(errno.EINVAL, f"bad prefix length {prefixlen}")
-        return addr & mask_of(prefixlen), prefixlen
+        return addr & self._masks[prefixlen], prefixlen
 
     def add(self, dest, gateway=None, *, iface: Interface | None = None, prefixlen: int | None = None,
             host: bool = False, reject: bool = False, blackhole: bool = False,
@@ -257,7 +271,7 @@ class RouteTable:
         """
         net, plen = self.parse_destination(dest, prefixlen, host=host)
         flags = RTF_UP | RTF_STATIC
-        if plen == 32:
+        if plen == self.bits:
             flags |= RTF_HOST
         if reject:
             flags |= RTF_REJECT
@@ -265,24 +279,24 @@ class RouteTable:
             flags |= RTF_BLACKHOLE
         gw: int | None = None
         if gateway is not None:
-            gw = _addr(gateway, "gateway")
+            gw = _addr(gateway, "gateway", self.bits)
             if iface is None:
                 # The gateway must be on a directly connected network (rtrequest's
                 # ifa_ifwithroute: ENETUNREACH otherwise).
                 iface = resolve_iface(gw) if resolve_iface is not None else self._direct_iface(gw)
                 if iface is None:
-                    raise StackError(errno.ENETUNREACH, f"gateway {ipaddress.IPv4Address(gw)} is unreachable")
+                    raise StackError(errno.ENETUNREACH, f"gateway {_FAMILY[self.bits][0](gw)} is unreachable")
             flags |= RTF_GATEWAY
         elif iface is None:
             raise StackError(errno.EINVAL, "a route needs a gateway or an interface")
         for other in self.exact(net, plen):
             if other.gateway == gw and (gw is not None or other.iface is iface):
-                raise StackError(errno.EEXIST, f"route to {ipaddress.IPv4Network((net, plen))} already exists")
-        return self._insert(Route(net, plen, iface, gw, flags, mtu=mtu))
+                raise StackError(errno.EEXIST, f"route to {_FAMILY[self.bits][1]((net, plen))} already exists")
+        return self._insert(Route(net, plen, iface, gw, flags, mtu=mtu, bits=self.bits))
 
     def _direct_iface(self, addr: int) -> Interface | None:
         for plen in self._lengths:
-            for route in self._by_len[plen].get(addr & mask_of(plen), ()):
+            for route in self._by_len[plen].get(addr & self._masks[plen], ()):
                 if route.gateway is None:
                     return route.iface
         return None
@@ -293,16 +307,16 @@ class RouteTable:
         With several gateways and none named the first (oldest) goes, as on QNX.
         """
         net, plen = self.parse_destination(dest, prefixlen, host=host)
-        gw = None if gateway is None else _addr(gateway, "gateway")
+        gw = None if gateway is None else _addr(gateway, "gateway", self.bits)
         for route in self.exact(net, plen):
             if gw is None or route.gateway == gw:
                 self._remove(route)
                 return route
-        raise StackError(errno.ESRCH, f"route to {ipaddress.IPv4Network((net, plen))}: not in table")
+        raise StackError(errno.ESRCH, f"route to {_FAMILY[self.bits][1]((net, plen))}: not in table")
 
     def get(self, dst, usable: Callable[[Route], bool] = _iface_usable) -> Route:
         """``route get``: the route a packet to ``dst`` would take."""
-        route = self.lookup(_addr(dst, "destination"), usable)
+        route = self.lookup(_addr(dst, "destination", self.bits), usable)
         if route is None:
             raise StackError(errno.ESRCH, f"route to {dst}: not in table")
         return route

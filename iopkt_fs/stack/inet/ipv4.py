@@ -66,6 +66,7 @@ ETHERTYPE_IP = b"\x08\x00"
 ETHERTYPE_ARP_B = b"\x08\x06"
 _ETH_IP = 0x0800
 _ETH_ARP = 0x0806
+_ETH_IPV6 = 0x86DD
 ALL_HOSTS = bytes((224, 0, 0, 1))      # RFC 1112 4: every host is a member, always
 LOOPBACK = bytes((127, 0, 0, 1))
 MAX_FLOWS = 1024                        # NetBSD ip_maxflows is 256; memory is cheaper here
@@ -159,6 +160,9 @@ class Ipv4Layer:
         # address brings the interface up first, and one announcement is enough.
         self._announced: set[tuple[int, bytes]] = set()
         self._ident = stack.rng.randrange(0x10000)
+        # IPv6 input (inet6/ipv6.py) on v6 variants: Ethernet type 0x86dd and version-6
+        # packets from loopback go there; None on v4 variants (counted as noproto).
+        self.inet6_input = None
         self.icmp = IcmpProtocol(self)
         self.protosw: dict[int, object] = {self.icmp.proto: self.icmp}
         from ..socket.udp import UdpProtocol    # noqa: PLC0415 - socket/ imports this module
@@ -315,6 +319,9 @@ class Ipv4Layer:
         """One frame from a driver; ``vh`` is its virtio_net_hdr when it says anything
         (a checksum left to us or already checked, a super-segment), else None."""
         if iface.kind != IFT_ETHER:
+            if frame and frame[0] >> 4 == 6 and self.inet6_input is not None:
+                self.inet6_input(iface, frame, now, vh=vh)
+                return
             self.process_ipv4(iface, frame, now, False, vh)
             return
         try:
@@ -339,6 +346,8 @@ class Ipv4Layer:
             self.process_ipv4(iface, frame[14:], now, link_bcast, vh)
         elif ethertype == _ETH_ARP:
             self.process_arp(iface, frame[14:], now)
+        elif ethertype == _ETH_IPV6 and self.inet6_input is not None:
+            self.inet6_input(iface, frame[14:], now, link_bcast, bytes(frame[6:12]), vh)
         else:
             self.link_stats.noproto += 1
             iface.stats.noproto += 1

@@ -35,6 +35,13 @@ Readiness: every time a socket becomes readable, or gets an error, the socket ca
 ``stack.notify_socket(self)``; the file layer collects the set with
 ``stack.take_socket_events()`` after each turn and wakes the readers of those sockets.
 A socket is always writable (UDP has no send buffer to fill).
+
+Both families: addresses are 4 or 16 bytes and the same protocol object is entry 17 of
+the IPv4 and the IPv6 protocol switches. A socket bound to the wildcard ``None``
+(0.0.0.0) hears both families, one bound to :: only IPv6, one bound to an address only
+that address's family; each datagram goes out through the layer of its destination's
+family (``layer``). Over IPv6 the checksum is mandatory both ways (RFC 8200 8.1) and an
+unreachable port is answered with ICMPv6 (RFC 4443 3.1 code 4).
 """
 
 import errno
@@ -77,16 +84,25 @@ SOCKET_OPTIONS = ("SO_BROADCAST", "SO_REUSEADDR", "SO_REUSEPORT", "SO_RCVBUF", "
                   "IP_TTL", "IP_TOS", "IP_ADD_MEMBERSHIP", "IP_DROP_MEMBERSHIP")
 
 
+ANY6 = bytes(16)
+_WILD = (ANY, ANY6)
+
+
 def _addr(value, *, allow_none: bool = True) -> bytes:
     if value is None or value == "" or value == "*":
         if allow_none:
             return ANY
     try:
-        if isinstance(value, bytes) and len(value) == 4:
+        if isinstance(value, bytes) and len(value) in (4, 16):
             return value
-        return ipaddress.IPv4Address(value).packed
+        return ipaddress.ip_address(value).packed
     except (ValueError, ipaddress.AddressValueError):
-        raise StackError(errno.EINVAL, f"bad IPv4 address {value!r}") from None
+        raise StackError(errno.EINVAL, f"bad IP address {value!r}") from None
+
+
+def _overlap(a: bytes, b: bytes) -> bool:
+    """Do two local addresses take some datagram in common? (ANY: both families.)"""
+    return a == b or a == ANY or b == ANY or (a == ANY6 and len(b) == 16) or (b == ANY6 and len(a) == 16)
 
 
 def _port(value) -> int:
@@ -96,6 +112,8 @@ def _port(value) -> int:
 
 
 def _text(addr: bytes) -> str:
+    if len(addr) == 16:
+        return ipaddress.IPv6Address(addr).compressed
     return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"   # 5x cheaper than ipaddress, per datagram
 
 
@@ -229,7 +247,7 @@ class UdpSocket:
         proto = self._proto
         if addr is None:                     # AF_UNSPEC: dissolve the association
             self.faddr, self.fport = ANY, 0
-            if self.bound and proto.ip.is_local(self.laddr) and self._implicit_laddr:
+            if self.bound and proto.layer(self.laddr).is_local(self.laddr) and self._implicit_laddr:
                 self.laddr = ANY
             return
         faddr = _addr(addr, allow_none=False)
@@ -239,13 +257,18 @@ class UdpSocket:
         if faddr == ANY:
             # in_pcbconnect(): INADDR_ANY means "this host".
             faddr = proto.ip.local_addresses()[0] if proto.ip.local_addresses() else bytes((127, 0, 0, 1))
+        ip = proto.layer(faddr)
         laddr = self.laddr
         implicit = False
-        if laddr == ANY:
-            if faddr == BROADCAST or proto.ip.is_broadcast_or_multicast(faddr):
+        if laddr not in _WILD and len(laddr) != len(faddr):
+            raise StackError(errno.EINVAL, "the peer is not of the bound address's family")
+        if laddr == ANY6 and len(faddr) == 4:
+            raise StackError(errno.EINVAL, "a socket bound to :: speaks IPv6 only")
+        if laddr in _WILD:
+            if faddr == BROADCAST or ip.is_broadcast_or_multicast(faddr):
                 laddr = ANY
             else:
-                laddr = proto.ip.source_for(faddr)
+                laddr = ip.source_for(faddr)
                 implicit = True
         for other in proto.ports.get(self.lport, ()) if self.bound else ():
             if other is not self and other.connected and other.faddr == faddr and other.fport == port \
@@ -278,18 +301,21 @@ class UdpSocket:
 
     def _output(self, data, faddr: bytes, fport: int, now: Instant) -> int:
         proto = self._proto
-        ip = proto.ip
+        ip = proto.layer(faddr)
+        v6 = len(faddr) == 16
         self._take_error()
         n = len(data)
         if n > MAX_DATAGRAM or n > self.sndbuf:
             raise StackError(errno.EMSGSIZE, f"datagram of {n} bytes is too long")
-        if ip.is_broadcast_or_multicast(faddr) and not 224 <= faddr[0] < 240 and not self.broadcast:
+        if self.laddr not in _WILD and len(self.laddr) != len(faddr) or (self.laddr == ANY6 and not v6):
+            raise StackError(errno.EINVAL, "the peer is not of the bound address's family")
+        if not v6 and ip.is_broadcast_or_multicast(faddr) and not 224 <= faddr[0] < 240 and not self.broadcast:
             # BSD ip_output(): a broadcast needs SO_BROADCAST.
             raise StackError(errno.EACCES, "broadcast needs SO_BROADCAST")
         if not self.bound:
             proto.bind(self, ANY, 0, True)
         src = self.laddr
-        if src == ANY:
+        if src in _WILD:
             if faddr == BROADCAST:
                 # The checksum covers the source, so pick it here as ip_output will.
                 iface, _, _ = ip.route_to(faddr)
@@ -297,7 +323,7 @@ class UdpSocket:
             else:
                 src = ip.source_for(faddr)
         datagram = UdpRepr(self.lport, fport, bytes(data)).to_bytes(
-            src, faddr, checksum=bool(proto.checksum_node.value))
+            src, faddr, checksum=v6 or bool(proto.checksum_node.value))
         # A limited broadcast from a socket bound to one of our addresses leaves by that
         # address's interface (BSD picks it from the bound address as well).
         out = ip.interface_of(self.laddr) if faddr == BROADCAST else None
@@ -389,13 +415,22 @@ class UdpProtocol:
 
     # -- binding ------------------------------------------------------------------------
 
+    def layer(self, addr: bytes):
+        """The IP layer of ``addr``'s family (EAFNOSUPPORT for IPv6 on a v4 variant)."""
+        if len(addr) == 16:
+            inet6 = self.ip.stack.inet6
+            if inet6 is None:
+                raise StackError(errno.EAFNOSUPPORT, f"{self.ip.stack.variant.name} has no IPv6")
+            return inet6
+        return self.ip
+
     def _conflict(self, sock: UdpSocket, laddr: bytes, port: int) -> bool:
-        multicast = 224 <= laddr[0] < 240
+        multicast = 224 <= laddr[0] < 240 or laddr[0] == 0xFF
         for other in self.ports.get(port, ()):
             if other is sock:
                 continue
             same = other.laddr == laddr
-            overlap = same or other.laddr == ANY or laddr == ANY
+            overlap = _overlap(other.laddr, laddr)
             if not overlap:
                 continue
             if sock.reuseport and other.reuseport:
@@ -408,9 +443,8 @@ class UdpProtocol:
         return False
 
     def bind(self, sock: UdpSocket, laddr: bytes, port: int, privileged: bool) -> None:
-        ip = self.ip
-        if laddr != ANY and not ip.is_local(laddr) and not 224 <= laddr[0] < 240 \
-                and not ip.is_broadcast_or_multicast(laddr):
+        ip = self.layer(laddr)
+        if laddr not in _WILD and not ip.is_local(laddr) and not ip.is_broadcast_or_multicast(laddr):
             raise StackError(errno.EADDRNOTAVAIL, f"{_text(laddr)} is not a local address")
         if port == 0:
             port = self._ephemeral(sock, laddr)
@@ -460,8 +494,10 @@ class UdpProtocol:
             # RFC 1122 4.1.3.4 lets the IP length exceed the UDP one; the rest is ignored.
             pass
         # A checksum the link vouched for (or left partial: virtio NEEDS_CSUM) is not
-        # verified; 0 means the sender computed none (RFC 768).
-        if pkt.checksum and not getattr(ctx, "csum_ok", False) and not pkt.verify_checksum(src, dst):
+        # verified. Otherwise IPv4's 0 means none was computed (RFC 768); IPv6's 0 is
+        # invalid (RFC 8200 8.1), so IPv6 is always verified.
+        if not getattr(ctx, "csum_ok", False) and (pkt.checksum or len(src) == 16) \
+                and not pkt.verify_checksum(src, dst):
             st.badsum += 1
             return
         sport = pkt.src_port
@@ -488,13 +524,17 @@ class UdpProtocol:
             for sock in reversed(bound):      # most recent bind first (BSD hash order)
                 if not self._matches(sock, src, sport, dst):
                     continue
-                score = (2 if sock.connected else 0) + (1 if sock.laddr != ANY else 0)
+                score = (2 if sock.connected else 0) + (1 if sock.laddr not in _WILD else 0)
                 if score > best:
                     best, target = score, sock
         if target is None:
             st.noport += 1
-            self.ip.icmp.error(ctx.datagram, ICMP_UNREACH, UNREACH_PORT, now,
-                               link_broadcast=ctx.link_broadcast, in_iface=ctx.iface)
+            if len(src) == 16:    # RFC 4443 3.1: destination unreachable, port unreachable
+                self.ip.stack.inet6.icmp.error(ctx.datagram, 1, 4, now, in_iface=ctx.iface,
+                                               link_multicast=ctx.link_broadcast)
+            else:
+                self.ip.icmp.error(ctx.datagram, ICMP_UNREACH, UNREACH_PORT, now,
+                                   link_broadcast=ctx.link_broadcast, in_iface=ctx.iface)
             return
         data = bytes(pkt.payload)
         if self.ip.stack.config.reuseport_unicast and target.reuseport:
@@ -509,7 +549,8 @@ class UdpProtocol:
 
     @staticmethod
     def _matches(sock: UdpSocket, src: bytes, sport: int, dst: bytes) -> bool:
-        if sock.laddr != ANY and sock.laddr != dst:
+        laddr = sock.laddr
+        if laddr != dst and laddr != ANY and not (laddr == ANY6 and len(dst) == 16):
             return False
         if sock.fport and (sock.faddr != src or sock.fport != sport):
             return False
@@ -530,5 +571,5 @@ class UdpProtocol:
         src, dst = quoted.src, quoted.dst
         for sock in self.ports.get(sport, ()):
             if sock.connected and sock.faddr == dst and sock.fport == dport \
-                    and (sock.laddr == ANY or sock.laddr == src):
+                    and (sock.laddr in _WILD or sock.laddr == src):
                 sock._set_error(err)

@@ -41,7 +41,7 @@ class TcpProtosw:
         self.stack = stack
         self.inet = inet if inet is not None else stack.inet
         self.layer = TcpLayer(self._output, stack.rng, sysctl=stack.sysctl, log=stack.log,
-                              source_address=self.inet.source_for, route_mtu=self._mtu,
+                              source_address=self._source, route_mtu=self._mtu,
                               notify=getattr(stack, "notify_socket", None),
                               route_tso=self._tso, csum_offload=True, **layer_options)
         self.broadcast_drops = 0
@@ -76,7 +76,16 @@ class TcpProtosw:
             mtu = next((p for p in PLATEAUS if p < current), 68)
         self.layer.icmp_error(quoted.src, quoted.dst, quoted.payload, kind, mtu, now)
 
+    def _source(self, dst: bytes) -> bytes:
+        if len(dst) == 16:
+            return self.stack.inet6.source_for(dst)
+        return self.inet.source_for(dst)
+
     def _output(self, src: bytes, dst: bytes, segment: bytes, gso_size: int | None = None) -> None:
+        if len(dst) == 16:
+            from ..inet6.glue import tcp_output   # noqa: PLC0415 - IPv6 (inet6/glue.py)
+            tcp_output(self.stack.inet6, src, dst, segment, gso_size, self.layer.now)
+            return
         # A partial checksum (gso_size not None) sits at offset 16 of the TCP header,
         # which starts at 20: our IPv4 header has no options.
         tx = None if gso_size is None else Tx(20, 16, GSO_TCPV4 if gso_size else GSO_NONE, gso_size)
@@ -88,7 +97,10 @@ class TcpProtosw:
     def _tso(self, dst: bytes) -> int:
         """Super-segments go to every Ethernet link: the device cuts them if it can
         (TSO), the IP layer in software otherwise - cheaper than one TCP output per MSS
-        (Linux keeps GSO on for the same reason). lo0 has a 33 KB MTU: no need."""
+        (Linux keeps GSO on for the same reason). lo0 has a 33 KB MTU: no need.
+        IPv6: none yet (plain MSS-sized segments)."""
+        if len(dst) == 16:
+            return 0
         try:
             iface, _nexthop, _route = self.inet.route_to(dst)
         except StackError:
@@ -96,6 +108,8 @@ class TcpProtosw:
         return GSO_MAX if iface.kind == IFT_ETHER else 0
 
     def _mtu(self, dst: bytes) -> int:
+        if len(dst) == 16:
+            return self.stack.inet6.path_mtu(dst)
         try:
             iface, _nexthop, route = self.inet.route_to(dst)
         except StackError:

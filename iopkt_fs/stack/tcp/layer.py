@@ -420,8 +420,11 @@ class TcpLayer:
             else:
                 conn.segment_arrived(seg, now)
                 return
+        # The IPv4 wildcard listener takes both families (the files' "announce PORT");
+        # one bound to :: takes IPv6 only.
         lst = self.listeners.get((dst_ip, dport)) or self.listeners.get(
-            (ANY4 if len(dst_ip) == 4 else ANY6, dport))
+            (ANY4 if len(dst_ip) == 4 else ANY6, dport)) or (
+            self.listeners.get((ANY4, dport)) if len(dst_ip) == 16 else None)
         if lst is not None:
             self._listen_input(lst, src_ip, dst_ip, sport, dport, seg, now)
             return

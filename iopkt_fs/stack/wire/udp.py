@@ -1,4 +1,4 @@
-"""UDP datagrams (RFC 768) over IPv4.
+"""UDP datagrams (RFC 768) over IPv4 and IPv6.
 
 Layout::
 
@@ -9,6 +9,8 @@ Layout::
 checksum covers the IPv4 pseudo-header (source, destination, zero, protocol 17, UDP
 length), the header and the data (RFC 768 "Fields"). On IPv4 a transmitted checksum of 0
 means "none was computed" and is accepted; a computed 0 is therefore sent as 0xffff.
+On IPv6 (16-byte addresses) the pseudo-header is RFC 8200 8.1's and the checksum is
+mandatory: 0 never verifies, and ``checksum=False`` is ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import struct
 
 import attrs
 
-from .checksum import internet_checksum, ones_sum, pseudo_header_sum_v4
+from .checksum import internet_checksum, ones_sum, pseudo_header_sum_v4, pseudo_header_sum_v6
 from .errors import Malformed
 
 __all__ = ["HEADER_LEN", "UdpPacket", "UdpRepr"]
@@ -28,6 +30,12 @@ _PROTO_UDP = 17
 
 _HDR = struct.Struct("!HHHH")
 _U16 = struct.Struct("!H")
+
+
+def _pseudo(src: bytes, dst: bytes, length: int) -> int:
+    if len(src) == 16:
+        return pseudo_header_sum_v6(src, dst, _PROTO_UDP, length)
+    return pseudo_header_sum_v4(src, dst, _PROTO_UDP, length)
 
 
 class UdpPacket:
@@ -89,10 +97,10 @@ class UdpPacket:
         return len(self._buf)
 
     def verify_checksum(self, src: bytes, dst: bytes) -> bool:
-        """True if the checksum is absent (0, allowed on IPv4) or right for ``src``->``dst``."""
+        """True if the checksum is absent (0, allowed on IPv4 only) or right for ``src``->``dst``."""
         if _U16.unpack_from(self._buf, 6)[0] == 0:
-            return True
-        pseudo = pseudo_header_sum_v4(src, dst, _PROTO_UDP, len(self._buf))
+            return len(src) == 4      # RFC 8200 8.1: IPv6 receivers discard checksum 0
+        pseudo = _pseudo(src, dst, len(self._buf))
         return ones_sum(self._buf, pseudo) == 0xFFFF
 
 
@@ -133,11 +141,11 @@ class UdpRepr:
         length = HEADER_LEN + len(self.payload)
         if length > MAX_LEN:
             raise ValueError(f"udp: {length} bytes do not fit the 16-bit length field")
-        if not checksum:
+        if not checksum and len(src) == 4:
             return _HDR.pack(self.src_port, self.dst_port, length, 0) + self.payload
         # Sum pseudo-header and header first, then the data once: no copy just to patch
         # the checksum field in.
-        initial = pseudo_header_sum_v4(src, dst, _PROTO_UDP, length) + ones_sum(
+        initial = _pseudo(src, dst, length) + ones_sum(
             _HDR.pack(self.src_port, self.dst_port, length, 0)
         )
         ck = internet_checksum(self.payload, initial) or 0xFFFF  # RFC 768: 0 is sent as ~0

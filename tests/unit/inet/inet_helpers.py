@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from iopkt_fs.stack.config import StackConfig
+from iopkt_fs.stack.config import V4_HC, StackConfig
 from iopkt_fs.stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFT_ETHER
 from iopkt_fs.stack.stack import Stack
 from iopkt_fs.stack.wire.arp import ArpRepr
@@ -22,7 +22,12 @@ def ip(text: str) -> bytes:
 
 
 def host(seed: int = 7, **config):
-    """A stack with en0 = 10.0.0.1/24 (MAC ...01); the announcement is drained."""
+    """A stack with en0 = 10.0.0.1/24 (MAC ...01); the announcement is drained.
+
+    io-pkt-v4-hc unless asked otherwise: these are IPv4 tests, and on v6-hc the
+    interface's link-local address and its DAD solicitation would join the frames they
+    count (tests/unit/inet6/ covers that)."""
+    config.setdefault("variant", V4_HC)
     stack = Stack(StackConfig(seed=seed, **config))
     en0 = stack.new_interface("en", 0, kind=IFT_ETHER, mac=OUR_MAC, flags=IFF_BROADCAST | IFF_MULTICAST)
     stack.add_address(en0, ipaddress.ip_address(OUR_IP), 24)

@@ -1,0 +1,54 @@
+"""The transports on IPv6: TCP and UDP entries of the IPv6 protocol switch.
+
+TCP is one ``TcpLayer`` for both families (addresses are 4 or 16 bytes): ``Tcp6`` feeds
+it IPv6 segments and ICMPv6 errors, and ``tcp_output`` is where the TCP glue
+(tcp/inet.py) sends segments with 16-byte addresses. A segment with a partial checksum
+(the TCP core leaves it to the device on IPv4) is finished here in software: no IPv6
+offload is used yet. UDP is the IPv4 layer's ``UdpProtocol`` itself, which speaks both
+families (socket/udp.py).
+"""
+
+from ..errors import StackError
+from ..wire.checksum import ones_sum
+from .ipv6 import Ipv6Layer
+
+PROTO_TCP = 6
+
+
+class Tcp6:
+    proto = PROTO_TCP
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.broadcast_drops = 0
+
+    def input(self, ctx, payload, now) -> None:
+        if ctx.broadcast or ctx.link_broadcast:
+            self.broadcast_drops += 1        # RFC 9293 3.9.1.3: never to a multicast address
+            return
+        self.stack.tcp.input(ctx.ip.src, ctx.ip.dst, payload, now, ctx.csum_ok)
+
+    def ctlinput6(self, kind: str, mtu, quoted, now) -> None:
+        self.stack.tcp.icmp_error(quoted.src, quoted.dst, quoted.payload, kind, mtu, now)
+
+
+def tcp_output(inet6: Ipv6Layer, src: bytes, dst: bytes, segment: bytes, gso_size, now) -> None:
+    if gso_size is not None:
+        # CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (wire/tcp.py).
+        seg = bytearray(segment)
+        ck = ~ones_sum(seg) & 0xFFFF
+        seg[16] = ck >> 8
+        seg[17] = ck & 0xFF
+        segment = bytes(seg)
+    try:
+        inet6.output(segment, src, dst, PROTO_TCP, now)
+    except StackError as exc:
+        inet6.output_failed(exc)
+
+
+def install(stack) -> Ipv6Layer:
+    inet6 = Ipv6Layer(stack)
+    inet6.protosw[PROTO_TCP] = Tcp6(stack)
+    inet6.udp = stack.inet.udp
+    inet6.protosw[17] = stack.inet.udp
+    return inet6
