@@ -6,7 +6,8 @@
     stats            the protocol's counters
     N/ctl            verbs (connect, announce, bind, hangup, ...); read: "N\\n"
     N/data           the byte stream (tcp, unix) or one datagram per read/write (udp, raw)
-    N/listen         open blocks until a call arrives; read: the new connection's number
+    N/listen         open blocks until a call arrives; read: the new connection's number;
+                     writes go to the new connection's ctl (Plan 9)
     N/local N/remote "ADDR!PORT\\n"
     N/status         one line: state, queues, rtt, cwnd ...
     N/err            the last error's text
@@ -37,6 +38,7 @@ address files 0440): the kernel refuses other users (EACCES). Announcing a TCP p
 """
 
 import errno
+import heapq
 import os
 import select
 
@@ -51,6 +53,15 @@ from .nodes import DynamicDir, File, Handle, Namespace, TextFile
 PROBE = 0.25       # s: how often a parked request looks for a signalled opener
 HEARTBEAT = 1.0
 GRACE = 5.0
+CACHE = 60.0       # s: the kernel may keep a connection directory's entries and attributes
+
+
+def _invalidate(batch) -> None:
+    for table, n in batch:
+        try:
+            pyfuse3.invalidate_entry(table.dir.ino, str(n).encode())
+        except OSError:
+            pass   # ENOENT: the kernel had not cached it
 
 
 def dying(pid: int | None) -> bool:
@@ -129,13 +140,21 @@ class ConvTable:
         self.fs = fs
         self.proto = proto
         self.convs: dict[int, Conv] = {}
+        self.dir = None          # the protocol directory's node (SocketFS._proto_dir)
         self._gen = 0
+        self._top = 0            # numbers from here up were never handed out
+        self._free: list[int] = []   # heap: numbers below _top free again
 
     def _number(self) -> int:
-        n = 0
-        while n in self.convs:
-            n += 1
-        return n
+        """The lowest free number (Plan 9). A freed number is free again only once the
+        kernel has forgotten the old directory's entry (SocketFS.retire)."""
+        if self._free:
+            return heapq.heappop(self._free)
+        self._top += 1
+        return self._top - 1
+
+    def reuse(self, n: int) -> None:
+        heapq.heappush(self._free, n)
 
     def allocate(self, uid: int, gid: int, sock=None) -> Conv:
         self._gen += 1
@@ -157,6 +176,7 @@ class ConvTable:
         self.fs.readiness.unwatch(conv.sock, conv.wake)
         conv.wake()
         self.fs.after_call()
+        self.fs.retire(self, conv.n)
 
     def sweep(self, now: float) -> None:
         for conv in list(self.convs.values()):
@@ -177,6 +197,8 @@ class SocketFS:
         self.stopping = trio.Event()
         self.signalled = 0     # parked requests answered EINTR for a signalled opener
         self.heartbeats = 0    # ... and for a heartbeat
+        self._retiring: list[tuple[ConvTable, int]] = []   # freed, entry still cached
+        self._retired = trio.Event()
         self.tables: dict[str, ConvTable] = {}
         kinds = [protos.Udp, protos.Raw, protos.Unix]
         if getattr(self.stack, "tcp", None) is not None:
@@ -192,11 +214,35 @@ class SocketFS:
         self.runtime.settle()
 
     async def sweeper(self) -> None:
+        """Free idle connections once a second; have the kernel forget freed ones."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._invalidator)
+            while True:
+                await trio.sleep(1.0)
+                now = trio.current_time()
+                for table in self.tables.values():
+                    table.sweep(now)
+
+    def retire(self, table: ConvTable, n: int) -> None:
+        """A freed connection's number: the kernel may hold its directory entry (CACHE
+        seconds), so the number is reused only after that entry has been invalidated;
+        a new connection N can never be reached through the old N's cached entries."""
+        if not getattr(self.inst, "_mounted", False) or table.dir is None:
+            table.reuse(n)
+            return
+        self._retiring.append((table, n))
+        self._retired.set()
+
+    async def _invalidator(self) -> None:
         while True:
-            await trio.sleep(1.0)
-            now = trio.current_time()
-            for table in self.tables.values():
-                table.sweep(now)
+            await self._retired.wait()
+            self._retired = trio.Event()
+            batch, self._retiring = self._retiring, []
+            # pyfuse3.invalidate_entry blocks (until a lookup in flight in that directory
+            # is answered): a worker thread does it, the loop keeps serving meanwhile.
+            await trio.to_thread.run_sync(_invalidate, batch, abandon_on_cancel=True)
+            for table, n in batch:
+                table.reuse(n)
 
     def stop(self) -> None:
         """Shutdown: answer every parked request, close every connection."""
@@ -271,7 +317,8 @@ class SocketFS:
                 return self._conv_dir(table.convs[int(child)])
             return None
 
-        return DynamicDir(self.ns, name, (name,), listing, lookup, timeout=60.0)
+        table.dir = DynamicDir(self.ns, name, (name,), listing, lookup, timeout=60.0)
+        return table.dir
 
     def _conv_dir(self, conv: Conv) -> DynamicDir:
         key = ("conv", conv.table.proto.name, conv.gen)
@@ -299,7 +346,10 @@ class SocketFS:
                                          label=f"{label}/listen", **own)
         for f in files.values():
             f.gid = conv.gid
-        d = DynamicDir(ns, str(conv.n), key, lambda: files.items(), files.get, alive, uid=conv.uid)
+        # Cached by the kernel (no LOOKUP/GETATTR per path walk); freeing the connection
+        # invalidates the entry before its number is reused (SocketFS.retire).
+        d = DynamicDir(ns, str(conv.n), key, lambda: files.items(), files.get, alive,
+                       uid=conv.uid, timeout=CACHE)
         d.gid = conv.gid
         return d
 
@@ -308,6 +358,8 @@ class SocketFS:
 
 class ConvFile(File):
     """A file of one connection: holds the connection while open."""
+
+    timeout = CACHE
 
     def __init__(self, ns, name, key, *, fs: SocketFS, conv: Conv, alive_fn=None, mode=0o660, **kw):
         super().__init__(ns, name, key, mode=mode, **kw)
@@ -505,14 +557,20 @@ class ListenFile(ConvFile):
         except BaseException:
             handle.conv.release()
             raise
-        handle.accepted = conv.table.allocate(ctx.uid, ctx.gid, sock=child)
+        # From here the handle belongs to the new connection (reads give its number,
+        # writes go to its ctl), not to the listener.
+        handle.accepted = handle.conv = conv.table.allocate(ctx.uid, ctx.gid, sock=child)
         handle.accepted.hold()
+        conv.release()
         return handle
 
     async def read(self, handle, off, size):
         return f"{handle.accepted.n}\n".encode()[off:off + size]
 
+    async def write(self, handle, off, buf):
+        # Plan 9: the opened listen file is the new connection's ctl.
+        await ctl(self.fs, handle.accepted, bytes(buf), handle)
+        return len(buf)
+
     def release(self, handle):
-        super().release(handle)
-        if getattr(handle, "accepted", None) is not None:
-            handle.accepted.release()
+        handle.conv.release()   # the new connection (or the listener, if none came)
