@@ -325,33 +325,46 @@ class SocketFS:
         return self.ns.cached(key, lambda: self._make_conv_dir(conv, key))
 
     def _make_conv_dir(self, conv: Conv, key) -> DynamicDir:
-        ns, proto = self.ns, conv.table.proto
-        label = f"{proto.name}/{conv.n}"
+        names = _CONV_FILES if conv.table.proto.can_listen else _CONV_FILES[:-1]
+        made: dict[str, File] = {}
+
+        def child(name):
+            # Files are made when first looked up: most connections only ever see
+            # ctl and data (or none at all: a clone fd and a listen fd are ctl files).
+            f = made.get(name)
+            if f is None and name in names:
+                f = made[name] = self._conv_file(conv, key, name)
+            return f
+
         alive = lambda: not conv.gone  # noqa: E731
-        own = dict(uid=conv.uid, alive_fn=alive)
-        files = {
-            "ctl": CtlFile(ns, "ctl", key + ("ctl",), fs=self, conv=conv, label=f"{label}/ctl", **own),
-            "data": DataFile(ns, "data", key + ("data",), fs=self, conv=conv, label=f"{label}/data", **own),
-            "local": ConvText(ns, "local", key + ("local",), fs=self, conv=conv, mode=0o440,
-                              render=lambda: proto.local(conv), **own),
-            "remote": ConvText(ns, "remote", key + ("remote",), fs=self, conv=conv, mode=0o440,
-                               render=lambda: proto.remote(conv), **own),
-            "status": ConvText(ns, "status", key + ("status",), fs=self, conv=conv, mode=0o440,
-                               render=lambda: proto.status(conv), **own),
-            "err": ConvText(ns, "err", key + ("err",), fs=self, conv=conv, mode=0o660,
-                            render=lambda: conv.err + ("\n" if conv.err else ""), **own),
-        }
-        if proto.can_listen:
-            files["listen"] = ListenFile(ns, "listen", key + ("listen",), fs=self, conv=conv,
-                                         label=f"{label}/listen", **own)
-        for f in files.values():
-            f.gid = conv.gid
         # Cached by the kernel (no LOOKUP/GETATTR per path walk); freeing the connection
         # invalidates the entry before its number is reused (SocketFS.retire).
-        d = DynamicDir(ns, str(conv.n), key, lambda: files.items(), files.get, alive,
-                       uid=conv.uid, timeout=CACHE)
+        d = DynamicDir(self.ns, str(conv.n), key, lambda: [(n, child(n)) for n in names], child,
+                       alive, uid=conv.uid, timeout=CACHE)
         d.gid = conv.gid
         return d
+
+    def _conv_file(self, conv: Conv, key, name: str) -> File:
+        ns, proto = self.ns, conv.table.proto
+        label = f"{proto.name}/{conv.n}/{name}"
+        own = dict(fs=self, conv=conv, uid=conv.uid, alive_fn=lambda: not conv.gone)
+        k = key + (name,)
+        if name == "ctl":
+            f = CtlFile(ns, name, k, label=label, **own)
+        elif name == "data":
+            f = DataFile(ns, name, k, label=label, **own)
+        elif name == "listen":
+            f = ListenFile(ns, name, k, label=label, **own)
+        elif name == "err":
+            f = ConvText(ns, name, k, mode=0o660, render=lambda: conv.err + ("\n" if conv.err else ""), **own)
+        else:
+            render = getattr(proto, name)    # local, remote, status
+            f = ConvText(ns, name, k, mode=0o440, render=lambda: render(conv), **own)
+        f.gid = conv.gid
+        return f
+
+
+_CONV_FILES = ("ctl", "data", "local", "remote", "status", "err", "listen")
 
 
 # -- file kinds --------------------------------------------------------------------------
