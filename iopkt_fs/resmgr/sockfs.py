@@ -42,6 +42,7 @@ import heapq
 import os
 import select
 
+import outcome
 import pyfuse3
 import trio
 
@@ -87,6 +88,22 @@ def dying(pid: int | None) -> bool:
     return False
 
 
+class _Parked:
+    """A request parked until its connection's wake or the next probe tick: one
+    ``wait_task_rescheduled``, no cancel scope or Event per wait."""
+
+    __slots__ = ("task", "done")
+
+    def __init__(self):
+        self.task = trio.lowlevel.current_task()
+        self.done = False
+
+    def resume(self, tick: bool = False) -> None:
+        if not self.done:
+            self.done = True
+            trio.lowlevel.reschedule(self.task, outcome.Value(tick))
+
+
 class Conv:
     """One connection directory."""
 
@@ -105,12 +122,16 @@ class Conv:
         self.keepalive_ms = None
         self.err = ""
         self.gone = False
-        self.event = trio.Event()
+        self.parked: list[_Parked] = []   # requests waiting for this connection
         self.pollers: set = set()     # handles whose poll() asked to be notified
 
     def wake(self) -> None:
-        self.event.set()
-        self.event = trio.Event()
+        if self.parked:
+            parked, self.parked = self.parked, []
+            for p in parked:
+                p.resume()
+        if not self.pollers:
+            return
         for handle in list(self.pollers):
             ph = getattr(handle, "poll_handle", None)
             handle.poll_handle = None
@@ -199,6 +220,8 @@ class SocketFS:
         self.heartbeats = 0    # ... and for a heartbeat
         self._retiring: list[tuple[ConvTable, int]] = []   # freed, entry still cached
         self._retired = trio.Event()
+        self._parked: set[_Parked] = set()    # every parked request (probe ticks)
+        self._ticking = trio.Event()          # set while something is parked
         self.tables: dict[str, ConvTable] = {}
         kinds = [protos.Udp, protos.Raw, protos.Unix]
         if getattr(self.stack, "tcp", None) is not None:
@@ -217,11 +240,40 @@ class SocketFS:
         """Free idle connections once a second; have the kernel forget freed ones."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._invalidator)
+            nursery.start_soon(self._ticker)
             while True:
                 await trio.sleep(1.0)
                 now = trio.current_time()
                 for table in self.tables.values():
                     table.sweep(now)
+
+    async def _ticker(self) -> None:
+        """Every PROBE seconds while anything is parked, resume every parked request so
+        it looks for a signalled opener (and counts its heartbeat)."""
+        while True:
+            if not self._parked:
+                self._ticking = trio.Event()
+                await self._ticking.wait()
+            await trio.sleep(PROBE)
+            for p in list(self._parked):
+                p.resume(tick=True)
+
+    async def _park(self, conv: Conv) -> bool:
+        """Wait for the connection's next wake (False) or the next probe tick (True)."""
+        p = _Parked()
+        conv.parked.append(p)
+        self._parked.add(p)
+        self._ticking.set()
+
+        def abort(_):
+            p.done = True
+            return trio.lowlevel.Abort.SUCCEEDED
+        try:
+            return await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            self._parked.discard(p)
+            if conv.parked and p in conv.parked:    # resumed by a tick, not a wake
+                conv.parked.remove(p)
 
     def retire(self, table: ConvTable, n: int) -> None:
         """A freed connection's number: the kernel may hold its directory entry (CACHE
@@ -260,21 +312,19 @@ class SocketFS:
             return False
         start = trio.current_time()
         async with self.limiter.parked():
-            while not ready():
+            while True:
                 if self.stopping.is_set():
                     raise pyfuse3.FUSEError(errno.EINTR)
                 if conv.gone:
                     raise pyfuse3.FUSEError(errno.ECONNABORTED)
-                left = PROBE
-                if heartbeat is not None:
-                    left = min(left, start + heartbeat - trio.current_time())
-                    if left <= 0:
-                        self.heartbeats += 1
-                        raise pyfuse3.FUSEError(errno.EINTR)
-                with trio.move_on_after(left) as timer:
-                    await conv.event.wait()
-                # Readiness wakes a parked request; the timer only looks for a signal.
-                if timer.cancelled_caught:
+                if heartbeat is not None and trio.current_time() - start >= heartbeat:
+                    self.heartbeats += 1
+                    raise pyfuse3.FUSEError(errno.EINTR)
+                tick = await self._park(conv)
+                if ready():     # asked once per wakeup (connect's ready takes the error)
+                    break
+                # Readiness wakes a parked request; the probe tick looks for a signal.
+                if tick:
                     self.interrupt_if_dying(handle)
         return True
 
