@@ -144,14 +144,15 @@ class Listener:
         self._ctl = ctl_fd
 
     def accept(self, *, nonblocking: bool = False) -> Connection:
-        fd = os.open(os.path.join(self.dir, "listen"), os.O_RDONLY)   # blocks until a call
+        # Plan 9: the open listen file is the new connection's ctl (no second open).
+        fd = os.open(os.path.join(self.dir, "listen"), os.O_RDWR)   # blocks until a call
         try:
             n = os.read(fd, 64).decode().strip()
-        finally:
+            return Connection(os.path.join(os.path.dirname(self.dir), n), fd,
+                              nonblocking=nonblocking)
+        except BaseException:
             os.close(fd)
-        directory = os.path.join(os.path.dirname(self.dir), n)
-        return Connection(directory, os.open(os.path.join(directory, "ctl"), os.O_RDWR),
-                          nonblocking=nonblocking)
+            raise
 
     def close(self) -> None:
         try:
@@ -171,14 +172,14 @@ def _clone(proto: str, prefix: str | None) -> tuple[str, int]:
     base = os.path.join(_sockdir(prefix), proto)
     if not os.path.isdir(base):
         raise OSError(errno.EAFNOSUPPORT, f"this stack serves no {proto} ({base})")
+    # Plan 9: the open clone file is the new connection's ctl (no second open).
     fd = os.open(os.path.join(base, "clone"), os.O_RDWR)
     try:
         n = os.read(fd, 64).decode().strip()
-        directory = os.path.join(base, n)
-        ctl = os.open(os.path.join(directory, "ctl"), os.O_RDWR)
-    finally:
+    except BaseException:
         os.close(fd)
-    return directory, ctl
+        raise
+    return os.path.join(base, n), fd
 
 
 def dial(address: str, *, local_port: int | None = None, prefix: str | None = None,

@@ -117,6 +117,9 @@ class Runtime:
         (a request answered at once then costs no task switch)."""
         self.flush()
         self.readiness.dispatch()
+        self._wake_if_earlier()
+
+    def _wake_if_earlier(self) -> None:
         deadline = self.stack.poll_at()
         if deadline is not None and deadline / MICROS_PER_SECOND < self._planned:
             self._wakeup.set()
@@ -152,9 +155,9 @@ class Runtime:
         self.readiness.dispatch()
         for fn in self.after_turn:
             fn()
-        deadline = self.stack.poll_at()
-        if deadline is not None and deadline / MICROS_PER_SECOND < self._planned:
-            self._wakeup.set()
+        # Like settle: the loop task is woken only when a deadline moved earlier than
+        # it planned to look (a batch of frames then costs no extra task switch).
+        self._wake_if_earlier()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

@@ -222,7 +222,10 @@ class Operations(pyfuse3.Operations):
 
     @_guarded
     async def flush(self, fh):
-        pass
+        # Nothing to flush (every write is taken whole, at once). ENOSYS tells the kernel
+        # so for the whole mount (fc->no_flush): close() then costs no FLUSH request at
+        # all, and returns 0 as before.
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @_guarded
     async def release(self, fh):

@@ -6,7 +6,8 @@
     stats            the protocol's counters
     N/ctl            verbs (connect, announce, bind, hangup, ...); read: "N\\n"
     N/data           the byte stream (tcp, unix) or one datagram per read/write (udp, raw)
-    N/listen         open blocks until a call arrives; read: the new connection's number
+    N/listen         open blocks until a call arrives; read: the new connection's number;
+                     writes go to the new connection's ctl (Plan 9)
     N/local N/remote "ADDR!PORT\\n"
     N/status         one line: state, queues, rtt, cwnd ...
     N/err            the last error's text
@@ -37,9 +38,11 @@ address files 0440): the kernel refuses other users (EACCES). Announcing a TCP p
 """
 
 import errno
+import heapq
 import os
 import select
 
+import outcome
 import pyfuse3
 import trio
 
@@ -51,6 +54,15 @@ from .nodes import DynamicDir, File, Handle, Namespace, TextFile
 PROBE = 0.25       # s: how often a parked request looks for a signalled opener
 HEARTBEAT = 1.0
 GRACE = 5.0
+CACHE = 60.0       # s: the kernel may keep a connection directory's entries and attributes
+
+
+def _invalidate(batch) -> None:
+    for table, n in batch:
+        try:
+            pyfuse3.invalidate_entry(table.dir.ino, str(n).encode())
+        except OSError:
+            pass   # ENOENT: the kernel had not cached it
 
 
 def dying(pid: int | None) -> bool:
@@ -76,6 +88,22 @@ def dying(pid: int | None) -> bool:
     return False
 
 
+class _Parked:
+    """A request parked until its connection's wake or the next probe tick: one
+    ``wait_task_rescheduled``, no cancel scope or Event per wait."""
+
+    __slots__ = ("task", "done")
+
+    def __init__(self):
+        self.task = trio.lowlevel.current_task()
+        self.done = False
+
+    def resume(self, tick: bool = False) -> None:
+        if not self.done:
+            self.done = True
+            trio.lowlevel.reschedule(self.task, outcome.Value(tick))
+
+
 class Conv:
     """One connection directory."""
 
@@ -94,12 +122,16 @@ class Conv:
         self.keepalive_ms = None
         self.err = ""
         self.gone = False
-        self.event = trio.Event()
+        self.parked: list[_Parked] = []   # requests waiting for this connection
         self.pollers: set = set()     # handles whose poll() asked to be notified
 
     def wake(self) -> None:
-        self.event.set()
-        self.event = trio.Event()
+        if self.parked:
+            parked, self.parked = self.parked, []
+            for p in parked:
+                p.resume()
+        if not self.pollers:
+            return
         for handle in list(self.pollers):
             ph = getattr(handle, "poll_handle", None)
             handle.poll_handle = None
@@ -129,13 +161,21 @@ class ConvTable:
         self.fs = fs
         self.proto = proto
         self.convs: dict[int, Conv] = {}
+        self.dir = None          # the protocol directory's node (SocketFS._proto_dir)
         self._gen = 0
+        self._top = 0            # numbers from here up were never handed out
+        self._free: list[int] = []   # heap: numbers below _top free again
 
     def _number(self) -> int:
-        n = 0
-        while n in self.convs:
-            n += 1
-        return n
+        """The lowest free number (Plan 9). A freed number is free again only once the
+        kernel has forgotten the old directory's entry (SocketFS.retire)."""
+        if self._free:
+            return heapq.heappop(self._free)
+        self._top += 1
+        return self._top - 1
+
+    def reuse(self, n: int) -> None:
+        heapq.heappush(self._free, n)
 
     def allocate(self, uid: int, gid: int, sock=None) -> Conv:
         self._gen += 1
@@ -157,6 +197,7 @@ class ConvTable:
         self.fs.readiness.unwatch(conv.sock, conv.wake)
         conv.wake()
         self.fs.after_call()
+        self.fs.retire(self, conv.n)
 
     def sweep(self, now: float) -> None:
         for conv in list(self.convs.values()):
@@ -177,6 +218,10 @@ class SocketFS:
         self.stopping = trio.Event()
         self.signalled = 0     # parked requests answered EINTR for a signalled opener
         self.heartbeats = 0    # ... and for a heartbeat
+        self._retiring: list[tuple[ConvTable, int]] = []   # freed, entry still cached
+        self._retired = trio.Event()
+        self._parked: set[_Parked] = set()    # every parked request (probe ticks)
+        self._ticking = trio.Event()          # set while something is parked
         self.tables: dict[str, ConvTable] = {}
         kinds = [protos.Udp, protos.Raw, protos.Unix]
         if getattr(self.stack, "tcp", None) is not None:
@@ -192,11 +237,64 @@ class SocketFS:
         self.runtime.settle()
 
     async def sweeper(self) -> None:
+        """Free idle connections once a second; have the kernel forget freed ones."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._invalidator)
+            nursery.start_soon(self._ticker)
+            while True:
+                await trio.sleep(1.0)
+                now = trio.current_time()
+                for table in self.tables.values():
+                    table.sweep(now)
+
+    async def _ticker(self) -> None:
+        """Every PROBE seconds while anything is parked, resume every parked request so
+        it looks for a signalled opener (and counts its heartbeat)."""
         while True:
-            await trio.sleep(1.0)
-            now = trio.current_time()
-            for table in self.tables.values():
-                table.sweep(now)
+            if not self._parked:
+                self._ticking = trio.Event()
+                await self._ticking.wait()
+            await trio.sleep(PROBE)
+            for p in list(self._parked):
+                p.resume(tick=True)
+
+    async def _park(self, conv: Conv) -> bool:
+        """Wait for the connection's next wake (False) or the next probe tick (True)."""
+        p = _Parked()
+        conv.parked.append(p)
+        self._parked.add(p)
+        self._ticking.set()
+
+        def abort(_):
+            p.done = True
+            return trio.lowlevel.Abort.SUCCEEDED
+        try:
+            return await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            self._parked.discard(p)
+            if conv.parked and p in conv.parked:    # resumed by a tick, not a wake
+                conv.parked.remove(p)
+
+    def retire(self, table: ConvTable, n: int) -> None:
+        """A freed connection's number: the kernel may hold its directory entry (CACHE
+        seconds), so the number is reused only after that entry has been invalidated;
+        a new connection N can never be reached through the old N's cached entries."""
+        if not getattr(self.inst, "_mounted", False) or table.dir is None:
+            table.reuse(n)
+            return
+        self._retiring.append((table, n))
+        self._retired.set()
+
+    async def _invalidator(self) -> None:
+        while True:
+            await self._retired.wait()
+            self._retired = trio.Event()
+            batch, self._retiring = self._retiring, []
+            # pyfuse3.invalidate_entry blocks (until a lookup in flight in that directory
+            # is answered): a worker thread does it, the loop keeps serving meanwhile.
+            await trio.to_thread.run_sync(_invalidate, batch, abandon_on_cancel=True)
+            for table, n in batch:
+                table.reuse(n)
 
     def stop(self) -> None:
         """Shutdown: answer every parked request, close every connection."""
@@ -214,21 +312,19 @@ class SocketFS:
             return False
         start = trio.current_time()
         async with self.limiter.parked():
-            while not ready():
+            while True:
                 if self.stopping.is_set():
                     raise pyfuse3.FUSEError(errno.EINTR)
                 if conv.gone:
                     raise pyfuse3.FUSEError(errno.ECONNABORTED)
-                left = PROBE
-                if heartbeat is not None:
-                    left = min(left, start + heartbeat - trio.current_time())
-                    if left <= 0:
-                        self.heartbeats += 1
-                        raise pyfuse3.FUSEError(errno.EINTR)
-                with trio.move_on_after(left) as timer:
-                    await conv.event.wait()
-                # Readiness wakes a parked request; the timer only looks for a signal.
-                if timer.cancelled_caught:
+                if heartbeat is not None and trio.current_time() - start >= heartbeat:
+                    self.heartbeats += 1
+                    raise pyfuse3.FUSEError(errno.EINTR)
+                tick = await self._park(conv)
+                if ready():     # asked once per wakeup (connect's ready takes the error)
+                    break
+                # Readiness wakes a parked request; the probe tick looks for a signal.
+                if tick:
                     self.interrupt_if_dying(handle)
         return True
 
@@ -271,43 +367,62 @@ class SocketFS:
                 return self._conv_dir(table.convs[int(child)])
             return None
 
-        return DynamicDir(self.ns, name, (name,), listing, lookup, timeout=60.0)
+        table.dir = DynamicDir(self.ns, name, (name,), listing, lookup, timeout=60.0)
+        return table.dir
 
     def _conv_dir(self, conv: Conv) -> DynamicDir:
         key = ("conv", conv.table.proto.name, conv.gen)
         return self.ns.cached(key, lambda: self._make_conv_dir(conv, key))
 
     def _make_conv_dir(self, conv: Conv, key) -> DynamicDir:
-        ns, proto = self.ns, conv.table.proto
-        label = f"{proto.name}/{conv.n}"
+        names = _CONV_FILES if conv.table.proto.can_listen else _CONV_FILES[:-1]
+        made: dict[str, File] = {}
+
+        def child(name):
+            # Files are made when first looked up: most connections only ever see
+            # ctl and data (or none at all: a clone fd and a listen fd are ctl files).
+            f = made.get(name)
+            if f is None and name in names:
+                f = made[name] = self._conv_file(conv, key, name)
+            return f
+
         alive = lambda: not conv.gone  # noqa: E731
-        own = dict(uid=conv.uid, alive_fn=alive)
-        files = {
-            "ctl": CtlFile(ns, "ctl", key + ("ctl",), fs=self, conv=conv, label=f"{label}/ctl", **own),
-            "data": DataFile(ns, "data", key + ("data",), fs=self, conv=conv, label=f"{label}/data", **own),
-            "local": ConvText(ns, "local", key + ("local",), fs=self, conv=conv, mode=0o440,
-                              render=lambda: proto.local(conv), **own),
-            "remote": ConvText(ns, "remote", key + ("remote",), fs=self, conv=conv, mode=0o440,
-                               render=lambda: proto.remote(conv), **own),
-            "status": ConvText(ns, "status", key + ("status",), fs=self, conv=conv, mode=0o440,
-                               render=lambda: proto.status(conv), **own),
-            "err": ConvText(ns, "err", key + ("err",), fs=self, conv=conv, mode=0o660,
-                            render=lambda: conv.err + ("\n" if conv.err else ""), **own),
-        }
-        if proto.can_listen:
-            files["listen"] = ListenFile(ns, "listen", key + ("listen",), fs=self, conv=conv,
-                                         label=f"{label}/listen", **own)
-        for f in files.values():
-            f.gid = conv.gid
-        d = DynamicDir(ns, str(conv.n), key, lambda: files.items(), files.get, alive, uid=conv.uid)
+        # Cached by the kernel (no LOOKUP/GETATTR per path walk); freeing the connection
+        # invalidates the entry before its number is reused (SocketFS.retire).
+        d = DynamicDir(self.ns, str(conv.n), key, lambda: [(n, child(n)) for n in names], child,
+                       alive, uid=conv.uid, timeout=CACHE)
         d.gid = conv.gid
         return d
+
+    def _conv_file(self, conv: Conv, key, name: str) -> File:
+        ns, proto = self.ns, conv.table.proto
+        label = f"{proto.name}/{conv.n}/{name}"
+        own = dict(fs=self, conv=conv, uid=conv.uid, alive_fn=lambda: not conv.gone)
+        k = key + (name,)
+        if name == "ctl":
+            f = CtlFile(ns, name, k, label=label, **own)
+        elif name == "data":
+            f = DataFile(ns, name, k, label=label, **own)
+        elif name == "listen":
+            f = ListenFile(ns, name, k, label=label, **own)
+        elif name == "err":
+            f = ConvText(ns, name, k, mode=0o660, render=lambda: conv.err + ("\n" if conv.err else ""), **own)
+        else:
+            render = getattr(proto, name)    # local, remote, status
+            f = ConvText(ns, name, k, mode=0o440, render=lambda: render(conv), **own)
+        f.gid = conv.gid
+        return f
+
+
+_CONV_FILES = ("ctl", "data", "local", "remote", "status", "err", "listen")
 
 
 # -- file kinds --------------------------------------------------------------------------
 
 class ConvFile(File):
     """A file of one connection: holds the connection while open."""
+
+    timeout = CACHE
 
     def __init__(self, ns, name, key, *, fs: SocketFS, conv: Conv, alive_fn=None, mode=0o660, **kw):
         super().__init__(ns, name, key, mode=mode, **kw)
@@ -509,14 +624,20 @@ class ListenFile(ConvFile):
         except BaseException:
             handle.conv.release()
             raise
-        handle.accepted = conv.table.allocate(ctx.uid, ctx.gid, sock=child)
+        # From here the handle belongs to the new connection (reads give its number,
+        # writes go to its ctl), not to the listener.
+        handle.accepted = handle.conv = conv.table.allocate(ctx.uid, ctx.gid, sock=child)
         handle.accepted.hold()
+        conv.release()
         return handle
 
     async def read(self, handle, off, size):
         return f"{handle.accepted.n}\n".encode()[off:off + size]
 
+    async def write(self, handle, off, buf):
+        # Plan 9: the opened listen file is the new connection's ctl.
+        await ctl(self.fs, handle.accepted, bytes(buf), handle)
+        return len(buf)
+
     def release(self, handle):
-        super().release(handle)
-        if getattr(handle, "accepted", None) is not None:
-            handle.accepted.release()
+        handle.conv.release()   # the new connection (or the listener, if none came)

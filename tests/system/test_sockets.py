@@ -411,10 +411,65 @@ def test_connections_go_away_when_done(stack):
         n = f.read().strip()
     # Unused, it outlives its last close for a grace period (N=$(cat clone) works) ...
     assert os.path.isdir(f"{tcp}/{n}")
-    # ... then it goes, and its number is free again.
-    assert wait_until(lambda: not os.path.exists(f"{tcp}/{n}"), 10)
-    with open(f"{tcp}/clone") as f:
+    with open(f"{tcp}/{n}/ctl") as f:
         assert f.read().strip() == n
+    old = os.stat(f"{tcp}/{n}/ctl").st_ino
+    # ... then it goes, although the kernel may cache its entries for a minute: freeing
+    # it invalidated them (without that, these stats would answer from the cache) ...
+    assert wait_until(lambda: not os.path.exists(f"{tcp}/{n}"), 10)
+    assert not os.path.exists(f"{tcp}/{n}/ctl")
+    # ... and its number is free again once the kernel has forgotten it; the new
+    # connection N is reached by path, never the old one through a stale entry.
+    held = []
+
+    def clone_gives_n():
+        fd = os.open(f"{tcp}/clone", os.O_RDWR)
+        held.append(fd)
+        return os.read(fd, 64).decode().strip() == n
+    try:
+        assert wait_until(clone_gives_n, 5)
+        with open(f"{tcp}/{n}/ctl") as f:
+            assert f.read().strip() == n
+        assert os.stat(f"{tcp}/{n}/ctl").st_ino != old
+        with open(f"{tcp}/{n}/ctl", "w") as f:
+            f.write("announce 0\n")
+        assert open(f"{tcp}/{n}/status").read().startswith("Listen")
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
+def test_listen_and_clone_fds_are_the_new_connections_ctl(stack):
+    """Plan 9: the fd an open of clone or listen returns is the new connection's ctl."""
+    tcp = f"{stack.prefix}/dev/socket/tcp"
+    with client.announce("tcp!*!7070", prefix=stack.prefix) as lst:
+        fd = os.open(f"{tcp}/clone", os.O_RDWR)
+        try:
+            n = os.read(fd, 64).decode().strip()
+            os.write(fd, b"connect 127.0.0.1!7070\n")      # the clone fd as n's ctl
+            assert open(f"{tcp}/{n}/status").read().startswith("ESTABLISHED")
+            lfd = os.open(f"{lst.dir}/listen", os.O_RDWR)
+            try:
+                m = os.read(lfd, 64).decode().strip()
+                assert m not in (n, os.path.basename(lst.dir))
+                assert open(f"{tcp}/{m}/remote").read().strip() == \
+                    open(f"{tcp}/{n}/local").read().strip().replace("*", "127.0.0.1")
+                os.write(lfd, b"close\n")                   # the listen fd as m's ctl: FIN
+                data = os.open(f"{tcp}/{n}/data", os.O_RDONLY)
+                try:
+                    assert os.read(data, 100) == b""        # n sees m's end of stream
+                finally:
+                    os.close(data)
+                with pytest.raises(OSError) as bad:
+                    os.write(lfd, b"frobnicate\n")
+                assert bad.value.errno == errno.EINVAL
+                assert "frobnicate" in open(f"{tcp}/{m}/err").read()
+            finally:
+                os.close(lfd)
+            # The listener itself still takes calls and verbs on its own ctl.
+            assert open(f"{lst.dir}/status").read().startswith("Listen")
+        finally:
+            os.close(fd)
 
 
 def test_parked_readers_hold_no_threads(make_stack):
