@@ -89,9 +89,8 @@ def stack_status(instance) -> str:
         ("threads_max", cfg.threads_max),
         ("threads_serving", instance.limiter.serving),
         ("threads_peak", instance.limiter.peak),
-        # Parked requests answered EINTR: for a signalled opener / for a heartbeat.
+        # Parked requests answered EINTR for a signalled opener.
         ("parked_signalled", getattr(instance.sockets, "signalled", 0)),
-        ("parked_heartbeats", getattr(instance.sockets, "heartbeats", 0)),
         ("somaxconn", cfg.somaxconn),
         ("mclbytes", cfg.mclbytes),
         ("pagesize", cfg.pagesize),

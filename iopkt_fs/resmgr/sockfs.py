@@ -26,11 +26,12 @@ Waiting (reference/fs.md B3, B4). A request that cannot be answered parks until 
 runtime's readiness dispatcher names its socket (``Conv.wake``; the core reports through
 the stack's one queue). pyfuse3 cannot be interrupted, so a parked request also looks at
 its opener's pending signals every ``PROBE`` seconds, and once more when woken, before
-data is taken: a fatal signal is answered EINTR at once with the data left queued. A read
-that finds nothing for ``HEARTBEAT`` seconds answers EINTR too (cat, dd, bash and Python
-retry it), which also frees readers that inherited the fd. While parked, a request holds
-no io-pkt "thread" (``limiter.parked``). The instance's ``status`` counts both kinds of
-EINTR (``parked_signalled``, ``parked_heartbeats``).
+data is taken: a signal the opener will act on (a fatal one, or one it has a handler
+for: Python's SIGINT, a bash trap) is answered EINTR at once with the data left queued,
+as a blocking read(2) is interrupted by a handled signal. Nothing else ends a wait: a
+reader that waits for a slow sender keeps waiting (sha256sum and other stdio readers do
+not retry EINTR). While parked, a request holds no io-pkt "thread" (``limiter.parked``).
+The instance's ``status`` counts these EINTRs (``parked_signalled``).
 
 Permissions. A connection's files belong to the uid that opened clone, mode 0660 (the
 address files 0440): the kernel refuses other users (EACCES). Announcing a TCP port below
@@ -52,7 +53,6 @@ from . import protos
 from .nodes import DynamicDir, File, Handle, Namespace, TextFile
 
 PROBE = 0.25       # s: how often a parked request looks for a signalled opener
-HEARTBEAT = 1.0
 GRACE = 5.0
 CACHE = 60.0       # s: the kernel may keep a connection directory's entries and attributes
 
@@ -65,8 +65,17 @@ def _invalidate(batch) -> None:
             pass   # ENOENT: the kernel had not cached it
 
 
+def _mask(text: bytes, field: bytes) -> int:
+    at = text.find(field)
+    if at < 0:
+        return 0
+    return int(text[at + len(field):text.index(b"\n", at + len(field))], 16)
+
+
 def dying(pid: int | None) -> bool:
-    """Is ``pid`` gone or about to die (SIGKILL pending, as a fatal signal shows)?
+    """Is ``pid`` gone, or has it a signal pending that it will act on - a fatal one
+    (the kernel marks it as SIGKILL, 0x100) or one it neither blocks nor ignores (it has
+    a handler: an answer must come now so the handler can run)?
 
     Only parked requests ask (it costs a /proc read). One binary read, no line loop."""
     if not pid:
@@ -81,11 +90,10 @@ def dying(pid: int | None) -> bool:
         return True
     finally:
         os.close(fd)
-    for field in (b"\nSigPnd:", b"\nShdPnd:"):
-        at = text.find(field)
-        if at >= 0 and int(text[at + 8:text.index(b"\n", at + 8)], 16) & 0x100:
-            return True
-    return False
+    pending = _mask(text, b"\nSigPnd:") | _mask(text, b"\nShdPnd:")
+    if pending & 0x100:
+        return True
+    return bool(pending & ~_mask(text, b"\nSigBlk:") & ~_mask(text, b"\nSigIgn:"))
 
 
 class _Parked:
@@ -217,7 +225,6 @@ class SocketFS:
         self.readiness = inst.runtime.readiness
         self.stopping = trio.Event()
         self.signalled = 0     # parked requests answered EINTR for a signalled opener
-        self.heartbeats = 0    # ... and for a heartbeat
         self._retiring: list[tuple[ConvTable, int]] = []   # freed, entry still cached
         self._retired = trio.Event()
         self._parked: set[_Parked] = set()    # every parked request (probe ticks)
@@ -249,7 +256,7 @@ class SocketFS:
 
     async def _ticker(self) -> None:
         """Every PROBE seconds while anything is parked, resume every parked request so
-        it looks for a signalled opener (and counts its heartbeat)."""
+        it looks for a signalled opener."""
         while True:
             if not self._parked:
                 self._ticking = trio.Event()
@@ -304,22 +311,18 @@ class SocketFS:
                 conv.wake()
                 table.free(conv)
 
-    async def wait(self, conv: Conv, ready, handle: Handle, *, heartbeat: float | None) -> bool:
-        """Park until ``ready()``; EINTR for a signalled opener, a heartbeat, or shutdown.
+    async def wait(self, conv: Conv, ready, handle: Handle) -> bool:
+        """Park until ``ready()``; EINTR for a signalled opener or shutdown.
         Returns whether it parked (then the caller checks the opener once more before
         taking data: a signal may have come with the wakeup)."""
         if ready():
             return False
-        start = trio.current_time()
         async with self.limiter.parked():
             while True:
                 if self.stopping.is_set():
                     raise pyfuse3.FUSEError(errno.EINTR)
                 if conv.gone:
                     raise pyfuse3.FUSEError(errno.ECONNABORTED)
-                if heartbeat is not None and trio.current_time() - start >= heartbeat:
-                    self.heartbeats += 1
-                    raise pyfuse3.FUSEError(errno.EINTR)
                 tick = await self._park(conv)
                 if ready():     # asked once per wakeup (connect's ready takes the error)
                     break
@@ -517,7 +520,7 @@ async def ctl(fs: SocketFS, conv: Conv, buf: bytes, handle: Handle) -> None:
                     outcome.append(code)
                 return bool(outcome)
 
-            await fs.wait(conv, finished, handle, heartbeat=None)
+            await fs.wait(conv, finished, handle)
             code = outcome[0]
             conv.connecting = False
             if code:
@@ -555,14 +558,14 @@ class DataFile(ConvFile):
     async def read(self, handle, off, size):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
-        # Bounded: each pass takes data, or parks until readiness, a signal or a heartbeat.
+        # Each pass takes data, or parks until readiness, a signal or shutdown.
         while True:
             data = fs.call(conv, proto.read, conv, size, now_us())
             if data is not None:
                 return data
             if handle.nonblocking:
                 raise pyfuse3.FUSEError(errno.EAGAIN)
-            if await fs.wait(conv, lambda: proto.readable(conv), handle, heartbeat=HEARTBEAT):
+            if await fs.wait(conv, lambda: proto.readable(conv), handle):
                 fs.interrupt_if_dying(handle)   # keep the data for someone alive
 
     async def write(self, handle, off, buf):
@@ -584,7 +587,7 @@ class DataFile(ConvFile):
                     return done
                 raise pyfuse3.FUSEError(errno.EAGAIN)
             try:
-                await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
+                await fs.wait(conv, lambda: proto.writable(conv), handle)
             except pyfuse3.FUSEError as exc:
                 if done and exc.errno == errno.EINTR:
                     return done    # what was taken is sent: say so
@@ -597,7 +600,7 @@ class DataFile(ConvFile):
         if not proto.writable(conv):
             if handle.nonblocking:
                 raise pyfuse3.FUSEError(errno.EAGAIN)
-            await fs.wait(conv, lambda: proto.writable(conv), handle, heartbeat=None)
+            await fs.wait(conv, lambda: proto.writable(conv), handle)
         n = fs.call(conv, proto.write, conv, view, now_us())
         if n is None and handle.nonblocking:
             raise pyfuse3.FUSEError(errno.EAGAIN)
@@ -619,7 +622,7 @@ class ListenFile(ConvFile):
                 child = fs.call(conv, proto.accept, conv)
                 if child is not None:
                     break
-                if await fs.wait(conv, lambda: conv.sock.readable, handle, heartbeat=None):
+                if await fs.wait(conv, lambda: conv.sock.readable, handle):
                     fs.interrupt_if_dying(handle)   # leave the call for a live opener
         except BaseException:
             handle.conv.release()

@@ -172,6 +172,68 @@ def test_interrupted_reader_loses_nothing(tap_stack):
         peer.wait()
 
 
+def test_a_reader_survives_a_pause_and_a_handled_signal_interrupts_it(tap_stack):
+    """No EINTR without a signal: sha256sum (stdio, which does not retry EINTR) reads
+    across a 2.5 s pause of the sender and hashes every byte; a Python reader with a
+    SIGINT handler is answered by the signal path at once, not after a timeout."""
+    sp = tap_stack
+    listener = client.announce("tcp!*!5006", prefix=sp.prefix)
+    payload = os.urandom(300_000)
+    peer = in_ns(sp, "python3", "-c", textwrap.dedent(f"""\
+        import socket, sys, time
+        data = bytes.fromhex(sys.stdin.readline())
+        s = socket.create_connection(('{STACK}', 5006), timeout=30)
+        s.sendall(data[:100_000]); time.sleep(2.5); s.sendall(data[100_000:])
+        s.shutdown(socket.SHUT_WR); s.recv(1)
+        """), stdin=subprocess.PIPE, text=True)
+    try:
+        peer.stdin.write(payload.hex() + "\n")
+        peer.stdin.flush()
+        conn = listener.accept()
+        data = f"{sp.prefix}/dev/socket/tcp/{conn.number}/data"
+        out = subprocess.run(["sha256sum"], stdin=open(data, "rb"), capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[0] == hashlib.sha256(payload).hexdigest()
+        conn.close()
+    finally:
+        peer.kill()
+        peer.wait()
+    # A handled SIGINT (Python's KeyboardInterrupt) while parked with nothing to read.
+    peer = in_ns(sp, "python3", "-c", textwrap.dedent(f"""\
+        import socket, sys
+        s = socket.create_connection(('{STACK}', 5006), timeout=30)
+        sys.stdin.readline()
+        """), stdin=subprocess.PIPE, text=True)
+    try:
+        conn = listener.accept()
+        data = f"{sp.prefix}/dev/socket/tcp/{conn.number}/data"
+        reader = subprocess.Popen([shutil.which("python3"), "-c", textwrap.dedent(f"""\
+            import os, sys
+            fd = os.open({data!r}, os.O_RDONLY)
+            print("reading", flush=True)
+            try:
+                os.read(fd, 4096)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+            """)], stdout=subprocess.PIPE, text=True)
+        assert reader.stdout.readline() == "reading\n"
+        time.sleep(1.5)                              # longer than any old heartbeat
+        assert reader.poll() is None
+        before = int(sp.status()["parked_signalled"])
+        t0 = time.monotonic()
+        reader.send_signal(signal.SIGINT)
+        assert reader.stdout.readline() == "interrupted\n"
+        reader.wait(timeout=5)
+        assert time.monotonic() - t0 < 1.0
+        assert int(sp.status()["parked_signalled"]) == before + 1
+        conn.close()
+    finally:
+        listener.close()
+        peer.kill()
+        peer.wait()
+
+
 def test_blocked_listen_is_interruptible(stack):
     listener = client.announce("tcp!*!5003", prefix=stack.prefix)
     try:
