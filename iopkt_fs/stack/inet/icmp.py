@@ -22,13 +22,14 @@ the protocol switch), which tells the socket.
 from collections import deque
 
 from ..errors import StackError
-from ..time import Instant, seconds
+from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmp import HEADER_LEN as ICMP_HLEN
 from ..wire.icmp import (
     IcmpDstUnreachable, IcmpEchoRequest, IcmpGeneric, IcmpPacket, IcmpTimeExceeded,
 )
 from ..wire.ipv4 import Ipv4Packet
+from .ratelimit import ErrorRate
 from .stats import (
     ICMP_ECHO, ICMP_ECHOREPLY, ICMP_MAXTYPE, ICMP_PARAMPROB, ICMP_REDIRECT, ICMP_SOURCEQUENCH,
     ICMP_TIMXCEED, ICMP_UNREACH, IcmpStat, UNREACH_NEEDFRAG,
@@ -82,8 +83,7 @@ class IcmpProtocol:
                        "Answer echo requests sent to broadcast or multicast", minimum=0, maximum=1)
         self._node_limit = sysctl.node("net.inet.icmp.errppslimit")
         self._node_bmcast = sysctl.node("net.inet.icmp.bmcastecho")
-        self._window = -seconds(1)
-        self._sent_in_window = 0
+        self._rate = ErrorRate(lambda: self._node_limit.value)
         # Echo replies addressed to us, for an in-core ping (a raw socket comes later):
         # (now, src, ident, seq, data, ttl).
         self.echo_replies: deque = deque(maxlen=ECHO_REPLY_LOG)
@@ -164,14 +164,7 @@ class IcmpProtocol:
         self.ip.output(message, src, dst, self.proto, now, ttl=ttl)
 
     def _rate_ok(self, now: Instant) -> bool:
-        limit = self._node_limit.value
-        if limit < 0:
-            return True
-        if now - self._window >= seconds(1):
-            self._window = now
-            self._sent_in_window = 0
-        self._sent_in_window += 1
-        return self._sent_in_window <= limit
+        return self._rate.allow(now)
 
     def error(self, datagram, icmp_type: int, code: int, now: Instant, *, mtu: int = 0,
               link_broadcast: bool = False, in_iface=None, gateway: bytes | None = None) -> bool:

@@ -26,7 +26,8 @@ from collections import deque
 
 from ..errors import StackError
 from ..inet.stats import ICMP_TIMXCEED, ICMP_UNREACH, UNREACH_HOST, UNREACH_NEEDFRAG, UNREACH_PORT, UNREACH_PROTOCOL
-from ..time import Instant, seconds
+from ..inet.ratelimit import ErrorRate
+from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmpv6 import (
     Icmpv6DstUnreachable, Icmpv6EchoReply, Icmpv6EchoRequest, Icmpv6Packet, Icmpv6PacketTooBig,
@@ -90,8 +91,7 @@ class Icmp6Protocol:
         self.ip = ip
         self.stats = Icmp6Stat()
         self._node_limit = ip.stack.sysctl.node("net.inet6.icmp6.errppslimit")
-        self._window = -seconds(1)
-        self._sent = 0
+        self._rate = ErrorRate(lambda: self._node_limit.value)
         self.echo_replies: deque = deque(maxlen=ECHO_REPLY_LOG)
         self.ndisc = None                    # set by the layer (ndisc.py)
 
@@ -180,14 +180,7 @@ class Icmp6Protocol:
                   iface=iface, hlim=hlim)
 
     def _rate_ok(self, now: Instant) -> bool:
-        limit = self._node_limit.value
-        if limit < 0:
-            return True
-        if now - self._window >= seconds(1):
-            self._window = now
-            self._sent = 0
-        self._sent += 1
-        return self._sent <= limit
+        return self._rate.allow(now)
 
     def error(self, datagram, icmp_type: int, code: int, now: Instant, *, pointer: int = 0,
               mtu: int = 0, in_iface=None, link_multicast: bool = False,

@@ -26,6 +26,7 @@ import attrs
 
 from .checksum import internet_checksum, ones_sum, pseudo_header_sum_v6
 from .errors import Malformed
+from .icmp import IcmpPacket
 
 __all__ = [
     "HEADER_LEN",
@@ -103,13 +104,11 @@ def checksum_base(src: bytes, dst: bytes, length: int) -> int:
     return pseudo_header_sum_v6(src, dst, PROTO, length)
 
 
-class Icmpv6Packet:
-    """A read-only view of one ICMPv6 message."""
+class Icmpv6Packet(IcmpPacket):
+    """A read-only view of one ICMPv6 message: ICMP's layout (RFC 4443 2.1), with the
+    IPv6 pseudo-header in the checksum (RFC 4443 2.3)."""
 
-    __slots__ = ("_buf",)
-
-    def __init__(self, buf):
-        self._buf = buf if type(buf) is memoryview else memoryview(buf)
+    __slots__ = ()
 
     @classmethod
     def new_checked(cls, buf) -> Icmpv6Packet:
@@ -118,39 +117,7 @@ class Icmpv6Packet:
             raise Malformed(f"icmpv6: {len(mv)} bytes, header needs {HEADER_LEN}")
         return cls(mv)
 
-    @property
-    def type(self) -> int:
-        return self._buf[0]
-
-    @property
-    def code(self) -> int:
-        return self._buf[1]
-
-    @property
-    def checksum(self) -> int:
-        return (self._buf[2] << 8) | self._buf[3]
-
-    @property
-    def rest(self) -> int:
-        return int.from_bytes(self._buf[4:8], "big")
-
-    @property
-    def ident(self) -> int:
-        return (self._buf[4] << 8) | self._buf[5]
-
-    @property
-    def seq(self) -> int:
-        return (self._buf[6] << 8) | self._buf[7]
-
-    @property
-    def payload(self) -> memoryview:
-        """Everything after the first 8 bytes (the quote of an error, echo data)."""
-        return self._buf[HEADER_LEN:]
-
-    def __len__(self) -> int:
-        return len(self._buf)
-
-    def verify_checksum(self, src: bytes, dst: bytes) -> bool:
+    def verify_checksum(self, src: bytes, dst: bytes) -> bool:  # type: ignore[override]
         return ones_sum(self._buf, checksum_base(src, dst, len(self._buf))) == 0xFFFF
 
 
