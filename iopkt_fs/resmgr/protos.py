@@ -37,6 +37,39 @@ def parse_addr(text: str, *, need_port: bool = True) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_inet(stack, text: str) -> tuple[bytes, int]:
+    """TCP's ``ADDR!PORT``: an IPv4 or (on v6 variants) IPv6 address, packed. ``*`` and
+    a bare PORT are IPv4's wildcard, which accepts calls of both families. A link-local
+    address may name its zone (``fe80::2%wan0``); the zone must be an interface of ours
+    (ENXIO otherwise) and the core picks the link by the neighbour it knows."""
+    host, sep, port = text.rpartition("!")
+    if not sep:
+        host, port = "*", text
+    if host in ("*", ""):
+        host = "0.0.0.0"
+    if "%" in host:
+        host, _, zone = host.partition("%")
+        stack.interface(zone)                 # ENXIO: no such interface
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise StackError(errno.EINVAL, f"bad address {text!r}: want ADDR!PORT") from None
+    if addr.version == 6 and not stack.variant.inet6:
+        raise StackError(errno.EAFNOSUPPORT, f"{stack.variant.name} has no IPv6")
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise StackError(errno.EINVAL, f"bad port in {text!r}")
+    return addr.packed, int(port)
+
+
+def inet_text(ip: bytes) -> str:
+    """4 or 16 bytes as ``local``/``remote`` print them (``*`` for a wildcard)."""
+    if ip in (b"\0" * 4, b"\0" * 16):
+        return "*"
+    if len(ip) == 4:
+        return pysocket.inet_ntoa(ip)
+    return str(ipaddress.IPv6Address(ip))
+
+
 def addr_text(addr: tuple[str, int] | None) -> str:
     if addr is None:
         return "*!*\n"
@@ -228,16 +261,16 @@ class Tcp(Protocol):
     def ctl(self, conv, verb, args, handle, now):
         s = conv.sock
         if verb == "connect" and len(args) in (1, 2):
-            host, port = parse_addr(args[0])
+            ip, port = parse_inet(self.stack, args[0])
             if len(args) == 2:
-                s.bind(b"\0\0\0\0", _int(args[1], "local port"))
-            s.connect(pysocket.inet_aton(host), port, now)
+                s.bind(b"\0" * len(ip), _int(args[1], "local port"))
+            s.connect(ip, port, now)
             conv.connecting = True
         elif verb in ("announce", "bind") and len(args) == 1:
-            host, port = parse_addr(args[0])
+            ip, port = parse_inet(self.stack, args[0])
             if 0 < port < 1024 and handle.uid != 0:
                 raise StackError(errno.EACCES, f"port {port} needs root")
-            s.bind(pysocket.inet_aton(host), port)
+            s.bind(ip, port)
             if verb == "announce":
                 s.listen(int(self.stack.sysctl.get("kern.somaxconn")))
                 conv.announced = True
@@ -314,7 +347,7 @@ class Tcp(Protocol):
         if pair is None:
             return None
         ip, port = pair
-        return pysocket.inet_ntoa(ip), port
+        return inet_text(ip), port
 
     def local(self, conv):
         return addr_text(self._addr(conv.sock.local_address))

@@ -595,3 +595,50 @@ async def test_trio_stream_over_the_files(stack):
             await stream.aclose()
     finally:
         listener.close()
+
+
+def test_tcp_over_ipv6_through_the_files(make_stack):
+    """v6-hc: `connect ADDR6!PORT` and `announce PORT` through ctl, both ways against the
+    Linux kernel over a TAP; `local`/`remote` print the IPv6 addresses."""
+    ns = f"sys6-{os.getpid()}"
+    dev = f"s6{os.getpid() % 100000}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    sp = make_stack(variant="io-pkt-v6-hc", args=["-d", "tap", f"dev={dev},netns={ns}"])
+    try:
+        assert sp.start().returncode == 0
+        S = f"{sp.prefix}/dev/socket"
+        with open(f"{S}/if/tap0/ctl", "w") as f:
+            f.write("add fd00:203::2/64\n")
+        for cmd in (["link", "set", "lo", "up"], ["addr", "add", "fd00:203::1/64", "dev", dev, "nodad"],
+                    ["link", "set", dev, "up"]):
+            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+        # The kernel serves a greeting on [fd00:203::1]:7006 and echoes a caller's bytes upper-cased.
+        server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", textwrap.dedent("""\
+            import socket
+            s = socket.socket(socket.AF_INET6); s.bind(('fd00:203::1', 7006)); s.listen(1)
+            print('ready', flush=True)
+            c, _ = s.accept(); c.sendall(b'hello over ipv6\\n'); c.close()
+            c = socket.create_connection(('fd00:203::2', 7007), timeout=20)
+            c.sendall(b'from the kernel'); c.shutdown(socket.SHUT_WR)
+            print(c.recv(100).decode(), flush=True)
+            """)], stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline() == "ready\n"
+        out = subprocess.run(["bash", "-c", textwrap.dedent(f"""\
+            S={S}/tcp
+            L=$(cat $S/clone); echo "announce 7007" > $S/$L/ctl
+            N=$(cat $S/clone)
+            for i in $(seq 50); do echo "connect fd00:203::1!7006" > $S/$N/ctl 2>/dev/null && break; sleep 0.1; done
+            cat $S/$N/remote; timeout 10 cat $S/$N/data
+            M=$(cat $S/$L/listen); cat $S/$M/remote $S/$M/local
+            exec 3<>$S/$M/data; timeout 10 cat <&3 | tr a-z A-Z >&3
+            echo close > $S/$M/ctl
+            """)], capture_output=True, text=True, timeout=60)
+        lines = out.stdout.splitlines()
+        assert lines[0] == "fd00:203::1!7006", out.stderr
+        assert lines[1] == "hello over ipv6"
+        assert lines[2].startswith("fd00:203::1!") and lines[3] == "fd00:203::2!7007"
+        assert server.stdout.readline().strip() == "FROM THE KERNEL"
+        server.wait(timeout=10)
+    finally:
+        sp.cleanup()
+        subprocess.run(["ip", "netns", "del", ns])
