@@ -101,14 +101,54 @@ def report(record_property, what: str, n: int, elapsed: float, status) -> None:
     record_property(what, line)
 
 
+@pytest.mark.parametrize("offloads", ["on", "off"])
 @pytest.mark.parametrize("direction", ["kernel->stack", "stack->kernel"])
-async def test_100mb_clean(kstack, knetns, direction, record_property):
-    ns, _, _ = await tap_link(kstack, knetns, 10)
+async def test_100mb_clean(kstack, knetns, direction, offloads, record_property):
+    ns, _, driver = await tap_link(kstack, knetns, 10, "" if offloads == "on" else "offload=0")
+    iface = driver.interfaces[0]
+    assert iface.vnet_hdr == 10 and bool(iface.enabled) == (offloads == "on")
+    tcp = kstack.stack.tcp.stats
+    gso_before, gro_before = tcp.sndgso, tcp.rcvgso
     run = stack_server if direction == "kernel->stack" else stack_client
     kernel, ours, n, elapsed, status = await run(kstack, 5001, ns, 100 * MB, 7, "10.77.10.2", "10.77.10.1")
     assert n == 100 * MB
     assert kernel["sha256"] == ours
-    report(record_property, direction, n, elapsed, status)
+    if direction == "kernel->stack":
+        # On: the kernel's super-frames arrive whole. Off: plain frames, joined by GRO
+        # into segments larger than one MSS just the same.
+        assert tcp.rcvgso > gro_before
+    else:
+        assert tcp.sndgso > gso_before       # super-segments, cut by the kernel or by us
+    report(record_property, f"{direction}, offloads {offloads}", n, elapsed, status)
+
+
+@pytest.mark.parametrize("direction", ["kernel->stack", "stack->kernel"])
+async def test_capabilities_flipped_mid_transfer_lose_nothing(kstack, knetns, direction):
+    """ifconfig tap0 -tso4 -tcp4csum ... and back, every 50 ms while 40 MB cross: the
+    kernel and the stack change framing under a live connection, byte-exact."""
+    ns, _, driver = await tap_link(kstack, knetns, 11)
+    iface = driver.interfaces[0]
+    caps = iface.capabilities
+    assert caps
+    flips = 0
+    done = trio.Event()
+
+    async def flipper():
+        nonlocal flips
+        while not done.is_set() and flips < 400:
+            kstack.stack.set_capabilities(iface, disable=caps) if flips % 2 == 0 else \
+                kstack.stack.set_capabilities(iface, enable=caps)
+            flips += 1
+            await trio.sleep(0.05)
+
+    run = stack_server if direction == "kernel->stack" else stack_client
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flipper)
+        kernel, ours, n, _elapsed, _status = await run(kstack, 5002, ns, 40 * MB, 8,
+                                                       "10.77.11.2", "10.77.11.1")
+        done.set()
+    assert kernel["sha256"] == ours and n == 40 * MB
+    assert flips >= 4
 
 
 # name -> (nftables loss %, fault-injector options, bytes). Reordering, duplication,
