@@ -1,6 +1,7 @@
 """End to end with the stack's own IPv4 core: the Linux kernel (and Linux vxlan) as peers."""
 
 import ipaddress
+import subprocess
 import sys
 
 import pytest
@@ -22,11 +23,12 @@ async def kernel(ns: str, *argv: str, timeout: float = 15):
                                       capture_stderr=True, check=False)
 
 
-async def tap_host(host, netns, kernel_ip: str, our_ip: str, prefix: int = 24, ns: str | None = None):
+async def tap_host(host, netns, kernel_ip: str, our_ip: str, prefix: int = 24, ns: str | None = None,
+                   opts: str = ""):
     """A tap whose Linux side (in a fresh namespace) has kernel_ip; the stack side has our_ip."""
     ns = ns or netns()
     dev = unique("dte")
-    driver = await host.load("devnp-tap", f"dev={dev},netns={ns}")
+    driver = await host.load("devnp-tap", f"dev={dev},netns={ns}" + (f",{opts}" if opts else ""))
     iface = driver.interfaces[0]
     host.stack.add_address(iface, ipaddress.ip_address(our_ip), prefix)
     sh("ip", "-n", ns, "addr", "add", f"{kernel_ip}/{prefix}", "dev", dev)
@@ -98,6 +100,67 @@ async def test_forwarding_between_two_taps(host, netns):
     host.stack.sysctl.set("net.inet.ip.forwarding", 0)
     result = await kernel(a, "ping", "-c", "2", "-i", "0.1", "-W", "1", "10.92.2.1")
     assert result.returncode != 0
+
+
+def csum_errors(ns: str) -> int:
+    """InCsumErrors of a namespace's TCP (/proc/net/snmp "Tcp:" rows)."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"], capture_output=True,
+                         text=True, check=True).stdout
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
+    return int(dict(zip(rows[0], rows[1]))["InCsumErrors"])
+
+
+@pytest.mark.system
+@needs_root
+async def test_forwarded_offloaded_frames_reach_a_plain_link_finished(host, netns):
+    """A's kernel sends TCP through the stack to B. A's TAP offloads (its frames come
+    NEEDS_CSUM, as 64 KB super-frames); B's has none (offload=0): the stack finishes the
+    checksums and cuts the super-frames in software, and B's kernel takes every byte
+    with no checksum error."""
+    a, _, ia = await tap_host(host, netns, "10.92.3.1", "10.92.3.2")
+    b, _, ib = await tap_host(host, netns, "10.92.4.1", "10.92.4.2", opts="offload=0")
+    assert ia.enabled and not ib.enabled
+    sh("ip", "-n", a, "route", "add", "default", "via", "10.92.3.2")
+    sh("ip", "-n", b, "route", "add", "default", "via", "10.92.4.2")
+    host.stack.sysctl.set("net.inet.ip.forwarding", 1)
+    before = csum_errors(b)
+    nbytes = 8_000_000
+    recv = await trio.lowlevel.open_process(["ip", "netns", "exec", b, *udp_script("")[:1], "-c",
+        "import socket, hashlib\n"
+        "s = socket.socket(); s.bind(('10.92.4.1', 7100)); s.listen(1); print('ready', flush=True)\n"
+        "c, _ = s.accept(); h = hashlib.sha256(); n = 0\n"
+        "while (d := c.recv(1 << 20)):\n    h.update(d); n += len(d)\n"
+        "print(n, h.hexdigest(), flush=True)\n"], stdout=subprocess.PIPE)
+    try:
+        ready = b""
+        with trio.fail_after(10):
+            while not ready.endswith(b"\n"):
+                ready += await recv.stdout.receive_some(64)
+        payload_sha = __import__("hashlib").sha256(bytes(range(256)) * (nbytes // 256)).hexdigest()
+        sent = await kernel(a, sys.executable, "-c",
+                            "import socket\n"
+                            f"s = socket.create_connection(('10.92.4.1', 7100), timeout=20)\n"
+                            f"s.sendall(bytes(range(256)) * {nbytes // 256}); s.close()\n", timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        out = b""
+        with trio.fail_after(30):
+            while not out.endswith(b"\n"):
+                chunk = await recv.stdout.receive_some(256)
+                if not chunk:
+                    break
+                out += chunk
+        n, digest = out.split()
+        assert int(n) == nbytes and digest.decode() == payload_sha
+        assert csum_errors(b) == before
+        assert host.stack.inet.stats.forward > 0
+        # What came in from A were super-frames (mean frame far above one MTU) ...
+        assert ia.stats.ibytes > 4 * 1514 * ia.stats.ipackets
+        # ... and what left for B were plain frames of at most one MTU.
+        assert ib.stats.obytes <= 1514 * ib.stats.opackets
+    finally:
+        recv.kill()
+        await recv.wait()
+        host.stack.sysctl.set("net.inet.ip.forwarding", 0)
 
 
 @pytest.mark.system
