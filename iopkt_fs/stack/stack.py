@@ -36,6 +36,7 @@ from .iface.interface import (
 )
 from .inet import gro
 from .sysctl import SysctlTree
+from .tcp.config import TcpConfig
 from .wire.virtio import PLAIN as PLAIN_VNET_HDR
 from .time import Instant
 
@@ -121,18 +122,15 @@ class Stack:
         t.add("net.inet.icmp.maskrepl", 0, "Respond to ICMP netmask requests", minimum=0, maximum=1)
         t.add("net.inet.tcp.sendspace", 32768, "Default TCP send buffer size", minimum=512)
         t.add("net.inet.tcp.recvspace", 32768, "Default TCP receive buffer size", minimum=512)
-        t.add("net.inet.tcp.recvbuf_auto", 1, "Enable automatic receive buffer sizing",
-              minimum=0, maximum=1)
-        t.add("net.inet.tcp.recvbuf_inc", 16384, "Incrementor step size of automatic receive buffer",
-              minimum=1)
-        t.add("net.inet.tcp.recvbuf_max", 4 * 1024 * 1024, "Max size of automatic receive buffer",
-              minimum=512)
-        t.add("net.inet.tcp.sendbuf_auto", 1, "Enable automatic send buffer sizing",
-              minimum=0, maximum=1)
-        t.add("net.inet.tcp.sendbuf_inc", 8192, "Incrementor step size of automatic send buffer",
-              minimum=1)
-        t.add("net.inet.tcp.sendbuf_max", 4 * 1024 * 1024, "Max size of automatic send buffer",
-              minimum=512)
+        # Buffer autosizing (NetBSD's names and descriptions); defaults are TcpConfig's.
+        tcp_defaults = TcpConfig()
+        for way, word in (("recv", "receive"), ("send", "send")):
+            t.add(f"net.inet.tcp.{way}buf_auto", int(getattr(tcp_defaults, f"{way}buf_auto")),
+                  f"Enable automatic {word} buffer sizing", minimum=0, maximum=1)
+            t.add(f"net.inet.tcp.{way}buf_inc", getattr(tcp_defaults, f"{way}buf_inc"),
+                  f"Incrementor step size of automatic {word} buffer", minimum=1)
+            t.add(f"net.inet.tcp.{way}buf_max", getattr(tcp_defaults, f"{way}buf_max"),
+                  f"Max size of automatic {word} buffer", minimum=512)
         t.add("net.inet.tcp.debug", 0, "Log TCP state changes (TCP_DEBUG)", minimum=0, maximum=1)
         t.add("net.inet.tcp.mssdflt", 536, "Default maximum segment size", minimum=64)
         t.add("net.inet.tcp.keepidle", 14400, "Keepalive idle time (s)", minimum=1)

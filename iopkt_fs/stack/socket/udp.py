@@ -496,7 +496,7 @@ class UdpProtocol:
         # A checksum the link vouched for (or left partial: virtio NEEDS_CSUM) is not
         # verified. Otherwise IPv4's 0 means none was computed (RFC 768); IPv6's 0 is
         # invalid (RFC 8200 8.1), so IPv6 is always verified.
-        if not getattr(ctx, "csum_ok", False) and (pkt.checksum or len(src) == 16) \
+        if not ctx.csum_ok and (pkt.checksum or len(src) == 16) \
                 and not pkt.verify_checksum(src, dst):
             st.badsum += 1
             return

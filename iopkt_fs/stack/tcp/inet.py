@@ -34,6 +34,18 @@ UNREACH_PROTOCOL, UNREACH_PORT, UNREACH_NEEDFRAG = 2, 3, 4
 PLATEAUS = (65535, 32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68)
 
 
+def _tcp6_output():
+    """inet6/glue.py's tcp_output, imported on first use (inet6 imports this package)."""
+    global _TCP6_OUTPUT
+    if _TCP6_OUTPUT is None:
+        from ..inet6.glue import tcp_output   # noqa: PLC0415 - import cycle
+        _TCP6_OUTPUT = tcp_output
+    return _TCP6_OUTPUT
+
+
+_TCP6_OUTPUT = None
+
+
 class TcpProtosw:
     proto = PROTO
 
@@ -83,8 +95,7 @@ class TcpProtosw:
 
     def _output(self, src: bytes, dst: bytes, segment: bytes, gso_size: int | None = None) -> None:
         if len(dst) == 16:
-            from ..inet6.glue import tcp_output   # noqa: PLC0415 - IPv6 (inet6/glue.py)
-            tcp_output(self.stack.inet6, src, dst, segment, gso_size, self.layer.now)
+            _tcp6_output()(self.stack.inet6, src, dst, segment, gso_size, self.layer.now)
             return
         # A partial checksum (gso_size not None) sits at offset 16 of the TCP header,
         # which starts at 20: our IPv4 header has no options.

@@ -125,7 +125,7 @@ def test_super_segments_leave_whole_with_a_virtio_header_where_the_link_offloads
     stack, iface = tap_host(True, IFCAP_TSOv4 | IFCAP_CSUM_TCPv4_Tx | IFCAP_CSUM_TCPv4_Rx)
     sock, _ = connect(stack, iface, True)
     data = random.Random(1).randbytes(60_000)
-    assert sock.send(data, S) == len(data) or True
+    assert sock.send(data, S) >= 4 * 1448        # taken into the send buffer
     stack.poll(S)
     frames, heads = frames_out(iface, True)
     big = [(f, h) for f, h in zip(frames, heads) if len(f) > 1514]
