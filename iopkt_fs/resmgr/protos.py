@@ -5,7 +5,9 @@ verb, a read or a write on ``data``, and the ``local``/``remote``/``status`` tex
 the core's socket calls. Every method is synchronous and never blocks: "would block" is
 answered with ``None`` and the file layer waits for the socket's next readiness event.
 
-Addresses are Plan 9's ``ADDR!PORT``; ``*`` is the wildcard.
+Addresses are Plan 9's ``ADDR!PORT`` (IPv6 as written, ``fe80::2%wan0!53`` with a zone,
+``[...]`` brackets allowed); ``*`` is the wildcard. TCP, UDP and raw are one ``Inet``
+shape over the core's one socket interface (bytes addresses, (level, name) options).
 """
 
 import errno
@@ -13,61 +15,57 @@ import ipaddress
 import socket as pysocket
 
 from ..stack.errors import StackError
+from ..stack.socket import opts
 from ..stack.tcp import socket as tcpsock
 
-SOL_SOCKET, SO_REUSEADDR, SO_KEEPALIVE, SO_REUSEPORT = 1, 2, 9, 15
-IPPROTO_TCP, TCP_NODELAY = 6, 1
 
-
-def parse_addr(text: str, *, need_port: bool = True) -> tuple[str, int]:
-    """``ADDR!PORT``, ``*!PORT`` or ``PORT`` -> (address or "0.0.0.0", port)."""
+def parse_sockaddr(stack, text: str, *, port_needed: bool = True):
+    """``ADDR!PORT``, ``*!PORT``, ``PORT`` or (``port_needed=False``) ``ADDR`` ->
+    (address bytes, port, scope). An IPv4 or, on v6 variants, IPv6 address, packed as the
+    core takes it; ``*`` and a bare PORT are IPv4's wildcard, which takes both families
+    (``::`` takes IPv6 only unless ``v6only 0``). A link-local address may name its zone
+    (``fe80::2%wan0``, RFC 4007 11): the interface (ENXIO if there is none), else None."""
     host, sep, port = text.rpartition("!")
     if not sep:
-        host, port = "*", text
+        host, port = ("*", text) if port_needed or text.isdigit() else (text, "0")
     if host in ("*", ""):
         host = "0.0.0.0"
-    try:
-        host = str(ipaddress.IPv4Address(host))
-    except ValueError:
-        raise StackError(errno.EINVAL, f"bad address {text!r}: want ADDR!PORT") from None
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        if need_port or port:
-            raise StackError(errno.EINVAL, f"bad port in {text!r}")
-        return host, 0
-    return host, int(port)
-
-
-def parse_inet(stack, text: str) -> tuple[bytes, int]:
-    """TCP's ``ADDR!PORT``: an IPv4 or (on v6 variants) IPv6 address, packed. ``*`` and
-    a bare PORT are IPv4's wildcard, which accepts calls of both families. A link-local
-    address may name its zone (``fe80::2%wan0``); the zone must be an interface of ours
-    (ENXIO otherwise) and the core picks the link by the neighbour it knows."""
-    host, sep, port = text.rpartition("!")
-    if not sep:
-        host, port = "*", text
-    if host in ("*", ""):
-        host = "0.0.0.0"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    scope = None
     if "%" in host:
         host, _, zone = host.partition("%")
-        stack.interface(zone)                 # ENXIO: no such interface
+        scope = stack.interface(zone)            # ENXIO: no such interface
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
         raise StackError(errno.EINVAL, f"bad address {text!r}: want ADDR!PORT") from None
     if addr.version == 6 and not stack.variant.inet6:
         raise StackError(errno.EAFNOSUPPORT, f"{stack.variant.name} has no IPv6")
+    if scope is not None and not (addr.version == 6 and (addr.is_link_local or addr.is_multicast)):
+        raise StackError(errno.EINVAL, f"{text!r}: only a link-local address takes a %zone")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise StackError(errno.EINVAL, f"bad port in {text!r}")
-    return addr.packed, int(port)
+    return addr.packed, int(port), scope
 
 
-def inet_text(ip: bytes) -> str:
-    """4 or 16 bytes as ``local``/``remote`` print them (``*`` for a wildcard)."""
+def parse_inet(stack, text: str) -> tuple[bytes, int]:
+    """``ADDR!PORT`` as (address bytes, port): parse_sockaddr without the zone."""
+    ip, port, _scope = parse_sockaddr(stack, text)
+    return ip, port
+
+
+def inet_text(ip: bytes, scope=None) -> str:
+    """4 or 16 bytes as ``local``/``remote`` print them (``*`` for a wildcard; a
+    link-local IPv6 address with its ``%zone``, KAME's getnameinfo form)."""
     if ip in (b"\0" * 4, b"\0" * 16):
         return "*"
     if len(ip) == 4:
         return pysocket.inet_ntoa(ip)
-    return str(ipaddress.IPv6Address(ip))
+    text = str(ipaddress.IPv6Address(ip))
+    if scope is not None and ip[0] == 0xFE and ip[1] & 0xC0 == 0x80:
+        text += f"%{scope.name}"
+    return text
 
 
 def addr_text(addr: tuple[str, int] | None) -> str:
@@ -83,6 +81,12 @@ def _int(word: str, what: str) -> int:
         return int(word, 0)
     except ValueError:
         raise StackError(errno.EINVAL, f"{what} {word!r} is not a number") from None
+
+
+def _flag(word: str, what: str) -> int:
+    if word not in ("0", "1"):
+        raise StackError(errno.EINVAL, f"{what} takes 0 or 1, not {word!r}")
+    return int(word)
 
 
 class Protocol:
@@ -103,10 +107,97 @@ class Protocol:
         return f"{'Announced' if conv.announced else 'Open'}\n"
 
 
-class Datagram(Protocol):
+class Inet(Protocol):
+    """TCP, UDP and raw ICMP/ICMPv6: one shape. Each core socket takes ``bind(ip, port)``,
+    ``connect(ip, port, now, scope=)``, ``setsockopt(level, name, value, now)`` with
+    addresses as bytes (4 or 16) and options as (level, name) (stack/socket/opts.py), and
+    shows ``local_address``/``remote_address``; what differs is declared, not coded:
+
+    * ``OPTIONS``: ctl verb -> (level, name, arguments), ``arguments`` ``None`` (no
+      argument, value 1), ``int`` or ``flag`` (0/1);
+    * ``VERBS``: the protocol's own verbs (hangup, shutdown, headers ...) -> method name;
+    * ``_announce``/``_connected`` hooks (TCP listens, marks a connect in progress);
+    * ``PORTS``: False for raw sockets (``ADDR`` alone, no ``!PORT``).
+    """
+
+    OPTIONS: dict = {}
+    VERBS: dict = {}
+    PORTS = True
+
+    def ctl(self, conv, verb, args, handle, now):
+        if verb == "connect" and len(args) in (1, 2):
+            self._connect(conv, args, handle, now)
+        elif verb in ("announce", "bind") and len(args) == 1:
+            ip, port, scope = parse_sockaddr(self.stack, args[0], port_needed=self.PORTS)
+            if 0 < port < 1024 and handle.uid != 0:
+                raise StackError(errno.EACCES, f"port {port} needs root")
+            sock = self._socket_for(conv, ip)
+            sock.bind(ip, port)
+            if verb == "announce":
+                self._announce(conv, sock)
+                conv.announced = True
+        elif verb in self.OPTIONS and len(args) == (0 if self.OPTIONS[verb][2] is None else 1):
+            level, name, kind = self.OPTIONS[verb]
+            value = 1 if kind is None else _flag(args[0], verb) if kind == "flag" else _int(args[0], verb)
+            if level is not None:
+                conv.sock.setsockopt(level, name, value, now)
+        elif verb in self.VERBS:
+            return getattr(self, self.VERBS[verb])(conv, args, now)
+        else:
+            return False
+        return True
+
+    def _connect(self, conv, args, handle, now) -> None:
+        ip, port, scope = parse_sockaddr(self.stack, args[0], port_needed=self.PORTS)
+        sock = self._socket_for(conv, ip)
+        if len(args) == 2:
+            lport = _int(args[1], "local port")
+            if 0 < lport < 1024 and handle.uid != 0:
+                raise StackError(errno.EACCES, f"port {lport} needs root")
+            sock.bind(bytes(len(ip)), lport)
+        sock.connect(ip, port, now, scope=scope)
+
+    def _socket_for(self, conv, ip: bytes):
+        return conv.sock
+
+    def _announce(self, conv, sock) -> None:
+        pass
+
+    def _zone(self, sock, ip: bytes):
+        """The interface a link-local address of this socket belongs to (for ``%zone``)."""
+        if len(ip) != 16 or self.stack.inet6 is None:
+            return None
+        scope = getattr(sock, "scope", None)
+        if scope is not None:
+            return scope
+        local = sock.local_address
+        return self.stack.inet6.interface_of(local[0]) if local is not None else None
+
+    def _text(self, sock, pair) -> str:
+        if pair is None:
+            return "*!*\n"
+        ip, port = pair
+        return f"{inet_text(ip, self._zone(sock, ip))}!{port}\n"
+
+    def local(self, conv):
+        return self._text(conv.sock, conv.sock.local_address)
+
+    def remote(self, conv):
+        return self._text(conv.sock, conv.sock.remote_address)
+
+
+class Datagram(Inet):
     """What udp and raw share: one datagram per read/write, and ``headers`` mode, where
     each datagram starts with a text line naming its peer (Plan 9's binary header,
     made readable for shells)."""
+
+    VERBS = {"headers": "_headers"}
+
+    def _headers(self, conv, args, now):
+        if args:
+            return False
+        conv.headers = True
+        return True
 
     def readable(self, conv):
         return conv.sock.readable
@@ -120,9 +211,6 @@ class Datagram(Protocol):
         if not sep:
             raise StackError(errno.EINVAL, f"with headers, a datagram starts with '{form}\\n'")
         return head.decode(errors="replace"), body
-
-    def remote(self, conv):
-        return addr_text(conv.sock.remote)
 
     def close(self, conv, now):
         conv.sock.close()
@@ -139,6 +227,13 @@ class Datagram(Protocol):
 
 class Udp(Datagram):
     name = "udp"
+    OPTIONS = {
+        "reuseport": (opts.SOL_SOCKET, opts.SO_REUSEPORT, None),
+        "broadcast": (opts.SOL_SOCKET, opts.SO_BROADCAST, None),
+        "ttl": (opts.IPPROTO_IP, opts.IP_TTL, int),
+        "tos": (opts.IPPROTO_IP, opts.IP_TOS, int),
+        "v6only": (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY, "flag"),
+    }
 
     def new_socket(self):
         return self.stack.inet.udp.socket()
@@ -146,29 +241,12 @@ class Udp(Datagram):
     def counters(self):
         return self.stack.inet.udp.stats
 
-    def ctl(self, conv, verb, args, handle, now):
+    def _connect(self, conv, args, handle, now) -> None:
+        ip, port, scope = parse_sockaddr(self.stack, args[0])
         s = conv.sock
-        privileged = handle.uid == 0
-        if verb == "connect" and len(args) in (1, 2):
-            host, port = parse_addr(args[0])
-            if len(args) == 2 and not s.bound:
-                s.bind(None, _int(args[1], "local port"), privileged=privileged)
-            s.connect(host, port, now=now)
-        elif verb in ("announce", "bind") and len(args) == 1:
-            host, port = parse_addr(args[0])
-            s.bind(None if host == "0.0.0.0" else host, port, privileged=privileged)
-            conv.announced = verb == "announce"
-        elif verb == "headers" and not args:
-            conv.headers = True
-        elif verb == "reuseport" and not args:
-            s.setsockopt("SO_REUSEPORT", 1)
-        elif verb == "broadcast" and not args:
-            s.setsockopt("SO_BROADCAST", 1)
-        elif verb in ("ttl", "tos") and len(args) == 1:
-            s.setsockopt("IP_TTL" if verb == "ttl" else "IP_TOS", _int(args[0], verb))
-        else:
-            return False
-        return True
+        if len(args) == 2 and not s.bound:
+            s.bind(None, _int(args[1], "local port"), privileged=handle.uid == 0)
+        s.connect(ip, port, now, scope=scope)
 
     def read(self, conv, size, now):
         s = conv.sock
@@ -176,17 +254,17 @@ class Udp(Datagram):
             s.recv()   # raises the pending error (ECONNREFUSED ...) once
         if not s.rxq:
             return None
-        data, (host, port) = s.recvfrom()
+        data, (ip, port, iface) = s.recvmsg()
         if conv.headers:
-            data = f"{host}!{port}\n".encode() + data
+            data = f"{inet_text(ip, iface)}!{port}\n".encode() + data
         return data[:size]
 
     def write(self, conv, data, now):
         s = conv.sock
         if conv.headers:
             peer, body = self.split_header(data, "ADDR!PORT")
-            host, port = parse_addr(peer)
-            s.sendto(body, host, port, now)
+            ip, port, scope = parse_sockaddr(self.stack, peer)
+            s.sendto(body, ip, port, now, scope=scope)
         else:
             if not s.connected:
                 raise StackError(errno.EDESTADDRREQ, "not connected (write 'connect ADDR!PORT' to ctl, or 'headers')")
@@ -194,14 +272,20 @@ class Udp(Datagram):
         return len(data)
 
     def local(self, conv):
-        return addr_text(conv.sock.local if conv.sock.bound else None)
+        s = conv.sock
+        return self._text(s, s.local_address) if s.bound else "*!*\n"
 
 
 class Raw(Datagram):
-    """ICMP: each write is one ICMP message (checksum filled in), each read one received.
-    With ``headers`` a received message starts with ``SOURCE!TTL``, a sent one with ``DEST``."""
+    """ICMP or ICMPv6: each write is one message (checksum filled in), each read one
+    received. The first address written decides the family: ``connect fd00::2`` (or
+    ``announce ::``) makes the connection a raw ICMPv6 socket. With ``headers`` a received
+    message starts with ``SOURCE!TTL`` (a link-local source with its %zone), a sent one
+    with ``DEST``."""
 
     name = "raw"
+    PORTS = False
+    OPTIONS = {"ttl": (opts.IPPROTO_IP, opts.IP_TTL, int)}
 
     def new_socket(self):
         return self.stack.inet.raw.socket()
@@ -209,44 +293,49 @@ class Raw(Datagram):
     def counters(self):
         return self.stack.inet.icmp.stats
 
-    def ctl(self, conv, verb, args, handle, now):
+    def _socket_for(self, conv, ip: bytes):
         s = conv.sock
-        if verb == "connect" and len(args) == 1:
-            s.connect(args[0].partition("!")[0])
-        elif verb in ("announce", "bind") and len(args) == 1:
-            host = args[0].partition("!")[0]
-            s.bind("0.0.0.0" if host == "*" else host)
-            conv.announced = verb == "announce"
-        elif verb == "ttl" and len(args) == 1:
-            s.ttl = _int(args[0], "ttl")
-        elif verb == "headers" and not args:
-            conv.headers = True
-        else:
-            return False
-        return True
+        if len(ip) == s.family_width:
+            return s
+        if s.remote_address is not None or s.local_address[0] != bytes(s.family_width):
+            raise StackError(errno.EAFNOSUPPORT, "this connection is already of the other family")
+        raw = self.stack.inet6.raw if len(ip) == 16 else self.stack.inet.raw
+        s.close()
+        old, conv.sock = s, raw.socket()
+        conv.sock.ttl = old.ttl
+        conv.rebind(old)
+        return conv.sock
 
     def read(self, conv, size, now):
         if not conv.sock.rxq:
             return None
-        message, src, ttl = conv.sock.recv()
+        message, src, ttl, iface = conv.sock.recv()
         if conv.headers:
-            message = f"{src}!{ttl}\n".encode() + message
+            message = f"{inet_text(src, iface)}!{ttl}\n".encode() + message
         return message[:size]
 
     def write(self, conv, data, now):
-        dst = None
         if conv.headers:
             dst, data = self.split_header(data, "ADDR")
-            dst = dst.partition("!")[0]
-        return conv.sock.send(bytes(data), now, dst)
+            ip, _port, scope = parse_sockaddr(self.stack, dst.partition("!")[0], port_needed=False)
+            return conv.sock.send(bytes(data), now, ip, scope=scope)
+        return conv.sock.send(bytes(data), now)
 
     def local(self, conv):
-        return addr_text(conv.sock.local)
+        return self._text(conv.sock, conv.sock.local_address)
 
 
-class Tcp(Protocol):
+class Tcp(Inet):
     name = "tcp"
     can_listen = True
+    OPTIONS = {
+        "nodelay": (opts.IPPROTO_TCP, opts.TCP_NODELAY, None),
+        "reuseport": (opts.SOL_SOCKET, opts.SO_REUSEADDR, None),
+        "v6only": (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY, "flag"),
+        # accepted, as Inferno does; the core uses the defaults
+        "ttl": (None, None, int), "tos": (None, None, int),
+    }
+    VERBS = {"hangup": "_hangup", "close": "_close", "shutdown": "_shutdown", "keepalive": "_keepalive"}
 
     def new_socket(self):
         return self.stack.tcp.socket()
@@ -258,40 +347,47 @@ class Tcp(Protocol):
         # A peer that has finished while nobody holds a file: close our side too (below).
         return state != "CLOSE-WAIT"
 
-    def ctl(self, conv, verb, args, handle, now):
+    def _connect(self, conv, args, handle, now) -> None:
+        ip, port, scope = parse_sockaddr(self.stack, args[0])
         s = conv.sock
-        if verb == "connect" and len(args) in (1, 2):
-            ip, port = parse_inet(self.stack, args[0])
-            if len(args) == 2:
-                s.bind(b"\0" * len(ip), _int(args[1], "local port"))
-            s.connect(ip, port, now)
-            conv.connecting = True
-        elif verb in ("announce", "bind") and len(args) == 1:
-            ip, port = parse_inet(self.stack, args[0])
-            if 0 < port < 1024 and handle.uid != 0:
-                raise StackError(errno.EACCES, f"port {port} needs root")
-            s.bind(ip, port)
-            if verb == "announce":
-                s.listen(int(self.stack.sysctl.get("kern.somaxconn")))
-                conv.announced = True
-        elif verb == "hangup" and not args:
-            s.abort(now)        # Plan 9: hangup sends RST
-        elif verb == "close" and not args:
-            s.close(now)        # ours: an orderly release (FIN)
-        elif verb == "shutdown" and len(args) == 1 and args[0] in ("rd", "wr", "rdwr"):
-            s.shutdown({"rd": tcpsock.SHUT_RD, "wr": tcpsock.SHUT_WR, "rdwr": tcpsock.SHUT_RDWR}[args[0]], now)
-        elif verb == "keepalive" and len(args) <= 1:
-            s.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1, now)
-            if args:
-                conv.keepalive_ms = _int(args[0], "keepalive")
-        elif verb == "nodelay" and not args:
-            s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1, now)
-        elif verb == "reuseport" and not args:
-            s.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1, now)
-        elif verb in ("ttl", "tos") and len(args) == 1:
-            _int(args[0], verb)   # accepted, as Inferno does; the core uses the defaults
-        else:
+        if len(args) == 2:
+            s.bind(b"\0" * len(ip), _int(args[1], "local port"))
+        elif scope is not None and s.local_address is None:
+            # The zone picks the link through our link-local source there: the core routes
+            # a link-local destination by its source's interface (inet6 route_to).
+            src = self.stack.inet6.source_for(ip, scope)
+            s.bind(src, 0)
+        s.connect(ip, port, now)
+        conv.connecting = True
+
+    def _announce(self, conv, sock) -> None:
+        sock.listen(int(self.stack.sysctl.get("kern.somaxconn")))
+
+    def _hangup(self, conv, args, now):
+        if args:
             return False
+        conv.sock.abort(now)        # Plan 9: hangup sends RST
+        return True
+
+    def _close(self, conv, args, now):
+        if args:
+            return False
+        conv.sock.close(now)        # ours: an orderly release (FIN)
+        return True
+
+    def _shutdown(self, conv, args, now):
+        how = {"rd": tcpsock.SHUT_RD, "wr": tcpsock.SHUT_WR, "rdwr": tcpsock.SHUT_RDWR}
+        if len(args) != 1 or args[0] not in how:
+            return False
+        conv.sock.shutdown(how[args[0]], now)
+        return True
+
+    def _keepalive(self, conv, args, now):
+        if len(args) > 1:
+            return False
+        conv.sock.setsockopt(opts.SOL_SOCKET, opts.SO_KEEPALIVE, 1, now)
+        if args:
+            conv.keepalive_ms = _int(args[0], "keepalive")
         return True
 
     def connect_done(self, conv):
@@ -342,18 +438,6 @@ class Tcp(Protocol):
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return None
             raise
-
-    def _addr(self, pair):
-        if pair is None:
-            return None
-        ip, port = pair
-        return inet_text(ip), port
-
-    def local(self, conv):
-        return addr_text(self._addr(conv.sock.local_address))
-
-    def remote(self, conv):
-        return addr_text(self._addr(conv.sock.remote_address))
 
     def status(self, conv):
         st = conv.sock.status()

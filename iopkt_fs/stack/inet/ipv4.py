@@ -354,7 +354,11 @@ class Ipv4Layer:
 
     def loop_input(self, iface: Interface, packet, now: Instant) -> None:
         # Nothing on lo0 ever left the host: its checksums may be partial (Linux's
-        # loopback does the same), so they are not verified.
+        # loopback does the same), so they are not verified. IPv6 packets to our own
+        # addresses come back this way too (v6 variants).
+        if packet and packet[0] >> 4 == 6 and self.inet6_input is not None:
+            self.inet6_input(iface, packet, now, vh=LOOP_VH)
+            return
         self.process_ipv4(iface, packet, now, False, LOOP_VH)
 
     def _link_output(self, iface: Interface, nexthop: bytes, packet: bytes, now: Instant,

@@ -5,10 +5,11 @@ it IPv6 segments and ICMPv6 errors, and ``tcp_output`` is where the TCP glue
 (tcp/inet.py) sends segments with 16-byte addresses. A segment with a partial checksum
 (the TCP core leaves it to the device on IPv4) is finished here in software: no IPv6
 offload is used yet. UDP is the IPv4 layer's ``UdpProtocol`` itself, which speaks both
-families (socket/udp.py).
+families (socket/udp.py). Raw ICMPv6 sockets are ``inet6.raw`` (socket/raw.py).
 """
 
 from ..errors import StackError
+from ..socket.raw import RawIcmpProtocol
 from ..wire.checksum import ones_sum
 from .ipv6 import Ipv6Layer
 
@@ -51,4 +52,5 @@ def install(stack) -> Ipv6Layer:
     inet6.protosw[PROTO_TCP] = Tcp6(stack)
     inet6.udp = stack.inet.udp
     inet6.protosw[17] = stack.inet.udp
+    inet6.raw = RawIcmpProtocol(inet6, width=16)     # raw ICMPv6 sockets (ping6)
     return inet6

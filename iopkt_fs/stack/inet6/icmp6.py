@@ -109,6 +109,9 @@ class Icmp6Protocol:
             return
         icmp_type = pkt.type
         st.count_in(icmp_type)
+        raw = getattr(self.ip, "raw", None)
+        if raw is not None and raw.sockets:
+            raw.input(ctx, payload)          # rip6_input: raw ICMPv6 sockets see every message
         if icmp_type == T.ECHO_REQUEST:
             self._echo_reply(ctx, pkt, now)
         elif icmp_type == T.ECHO_REPLY:

@@ -55,6 +55,7 @@ from ..wire.errors import Malformed
 from ..wire.icmp import DstUnreachableCode
 from ..wire.ipv4 import ANY, BROADCAST
 from ..wire.udp import UdpPacket, UdpRepr
+from . import opts
 from ..inet.stats import (
     ICMP_TIMXCEED, ICMP_UNREACH, UNREACH_HOST, UNREACH_NEEDFRAG, UNREACH_NET, UNREACH_PORT,
     UNREACH_PROTOCOL, UdpStat,
@@ -80,8 +81,23 @@ for _code in (DstUnreachableCode.NET_UNKNOWN, DstUnreachableCode.HOST_UNKNOWN,
               DstUnreachableCode.HOST_UNREACHABLE_TOS, DstUnreachableCode.COMM_PROHIBITED):
     _CTL_ERRNO[(ICMP_UNREACH, int(_code))] = errno.EHOSTUNREACH
 
-SOCKET_OPTIONS = ("SO_BROADCAST", "SO_REUSEADDR", "SO_REUSEPORT", "SO_RCVBUF", "SO_SNDBUF",
-                  "IP_TTL", "IP_TOS", "IP_ADD_MEMBERSHIP", "IP_DROP_MEMBERSHIP")
+# Shorthand names for (level, name) (opts.py numbers), what tests and tools may pass.
+_OPTION_NAMES = {
+    "SO_BROADCAST": (opts.SOL_SOCKET, opts.SO_BROADCAST), "SO_REUSEADDR": (opts.SOL_SOCKET, opts.SO_REUSEADDR),
+    "SO_REUSEPORT": (opts.SOL_SOCKET, opts.SO_REUSEPORT), "SO_RCVBUF": (opts.SOL_SOCKET, opts.SO_RCVBUF),
+    "SO_SNDBUF": (opts.SOL_SOCKET, opts.SO_SNDBUF), "SO_ERROR": (opts.SOL_SOCKET, opts.SO_ERROR),
+    "IP_TTL": (opts.IPPROTO_IP, opts.IP_TTL), "IP_TOS": (opts.IPPROTO_IP, opts.IP_TOS),
+    "IP_ADD_MEMBERSHIP": (opts.IPPROTO_IP, opts.IP_ADD_MEMBERSHIP),
+    "IP_DROP_MEMBERSHIP": (opts.IPPROTO_IP, opts.IP_DROP_MEMBERSHIP),
+    "IPV6_UNICAST_HOPS": (opts.IPPROTO_IPV6, opts.IPV6_UNICAST_HOPS),
+    "IPV6_TCLASS": (opts.IPPROTO_IPV6, opts.IPV6_TCLASS), "IPV6_V6ONLY": (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY),
+}
+SOCKET_OPTIONS = tuple(_OPTION_NAMES)
+# Boolean options and the attribute each sets.
+_FLAGS = {
+    (opts.SOL_SOCKET, opts.SO_BROADCAST): "broadcast", (opts.SOL_SOCKET, opts.SO_REUSEADDR): "reuseaddr",
+    (opts.SOL_SOCKET, opts.SO_REUSEPORT): "reuseport",
+}
 
 
 ANY6 = bytes(16)
@@ -100,9 +116,11 @@ def _addr(value, *, allow_none: bool = True) -> bytes:
         raise StackError(errno.EINVAL, f"bad IP address {value!r}") from None
 
 
-def _overlap(a: bytes, b: bytes) -> bool:
-    """Do two local addresses take some datagram in common? (ANY: both families.)"""
-    return a == b or a == ANY or b == ANY or (a == ANY6 and len(b) == 16) or (b == ANY6 and len(a) == 16)
+def _overlap(a: bytes, b: bytes, a_dual: bool = False, b_dual: bool = False) -> bool:
+    """Do two local addresses take some datagram in common? (ANY: both families; :: both
+    when the socket has IPV6_V6ONLY cleared, ``*_dual``.)"""
+    return a == b or a == ANY or b == ANY or (a == ANY6 and (len(b) == 16 or a_dual)) \
+        or (b == ANY6 and (len(a) == 16 or b_dual))
 
 
 def _port(value) -> int:
@@ -139,6 +157,10 @@ class UdpSocket:
         self.groups: list[bytes] = []    # multicast groups joined through this socket
         self.closed = False
         self.bound = False
+        # IPV6_V6ONLY (opts.py): a socket bound to :: hears IPv4 too only when cleared.
+        self.v6only = opts.v6only_default(proto.ip.stack)
+        self.af6 = False                 # addressed as IPv6: IPv4 peers shown IPv4-mapped
+        self.scope = None                # the interface of a link-local peer (connect)
 
     # -- state -------------------------------------------------------------------------
 
@@ -148,11 +170,33 @@ class UdpSocket:
 
     @property
     def local(self) -> tuple[str, int]:
-        return _text(self.laddr), self.lport
+        return _text(self.local_address[0]), self.lport
 
     @property
     def remote(self) -> tuple[str, int] | None:
-        return (_text(self.faddr), self.fport) if self.connected else None
+        return (_text(self._shown(self.faddr)), self.fport) if self.connected else None
+
+    @property
+    def local_address(self) -> tuple[bytes, int]:
+        """(address bytes, port); an IPv6 socket's IPv4 side as an IPv4-mapped address."""
+        if self.laddr == ANY and self.af6:
+            return ANY6, self.lport
+        return self._shown(self.laddr), self.lport
+
+    @property
+    def remote_address(self) -> tuple[bytes, int] | None:
+        return (self._shown(self.faddr), self.fport) if self.connected else None
+
+    def _shown(self, addr: bytes) -> bytes:
+        return opts.mapped(addr) if self.af6 and len(addr) == 4 and addr != ANY else addr
+
+    def _peer(self, addr: bytes) -> bytes:
+        """A destination as the IP layer takes it: IPv4-mapped -> IPv4 (dual-stack only)."""
+        if opts.is_mapped(addr):
+            if self.v6only:
+                raise StackError(errno.EINVAL, f"{_text(addr)}: IPv4-mapped peer on an IPV6_V6ONLY socket")
+            return addr[12:]
+        return addr
 
     @property
     def readable(self) -> bool:
@@ -173,54 +217,68 @@ class UdpSocket:
 
     # -- options -----------------------------------------------------------------------
 
-    def setsockopt(self, name: str, value: int) -> None:
+    def setsockopt(self, level, name, value=None, now: Instant = 0) -> None:
+        """``setsockopt(level, name, value)`` with opts.py's numbers (the names of
+        ``SOCKET_OPTIONS`` are accepted for ``level`` as a shorthand: ``("SO_BROADCAST", 1)``)."""
         self._check_open()
-        if name == "SO_BROADCAST":
-            self.broadcast = bool(value)
-        elif name == "SO_REUSEADDR":
-            self.reuseaddr = bool(value)
-        elif name == "SO_REUSEPORT":
-            self.reuseport = bool(value)
-        elif name in ("SO_RCVBUF", "SO_SNDBUF"):
+        if isinstance(level, str):
+            level, name, value = (*_OPTION_NAMES.get(level, (None, level)), name)
+        key = (level, name)
+        if key in _FLAGS:
+            setattr(self, _FLAGS[key], bool(value))
+        elif key in ((opts.SOL_SOCKET, opts.SO_RCVBUF), (opts.SOL_SOCKET, opts.SO_SNDBUF)):
             if not isinstance(value, int) or not 1 <= value <= (1 << 24):
-                raise StackError(errno.EINVAL, f"{name} {value!r} out of range")
-            if name == "SO_RCVBUF":
+                raise StackError(errno.EINVAL, f"buffer size {value!r} out of range")
+            if name == opts.SO_RCVBUF:
                 self.rcvbuf = value
             else:
                 self.sndbuf = value
-        elif name == "IP_TTL":
+        elif key in ((opts.IPPROTO_IP, opts.IP_TTL), (opts.IPPROTO_IPV6, opts.IPV6_UNICAST_HOPS)):
             if not isinstance(value, int) or not 1 <= value <= 255:
-                raise StackError(errno.EINVAL, f"IP_TTL {value!r} out of range 1..255")
+                raise StackError(errno.EINVAL, f"hop limit {value!r} out of range 1..255")
             self.ttl = value
-        elif name == "IP_TOS":
+        elif key in ((opts.IPPROTO_IP, opts.IP_TOS), (opts.IPPROTO_IPV6, opts.IPV6_TCLASS)):
             if not isinstance(value, int) or not 0 <= value <= 255:
-                raise StackError(errno.EINVAL, f"IP_TOS {value!r} out of range")
+                raise StackError(errno.EINVAL, f"traffic class {value!r} out of range")
             self.tos = value
-        elif name == "IP_ADD_MEMBERSHIP":
+        elif key == (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY):
+            if self.bound:
+                raise StackError(errno.EINVAL, "IPV6_V6ONLY must be set before bind")   # in6_pcbbind
+            self.v6only = bool(value)
+        elif key == (opts.IPPROTO_IP, opts.IP_ADD_MEMBERSHIP):
             group = self._proto.ip.join_group(value)
             self.groups.append(group)
-        elif name == "IP_DROP_MEMBERSHIP":
+        elif key == (opts.IPPROTO_IP, opts.IP_DROP_MEMBERSHIP):
             group = _addr(value, allow_none=False)
             if group not in self.groups:
                 raise StackError(errno.EADDRNOTAVAIL, f"not a member of {_text(group)}")
             self.groups.remove(group)
             self._proto.ip.leave_group(group)
         else:
-            raise StackError(errno.ENOPROTOOPT, f"unknown option {name}")
+            raise StackError(errno.ENOPROTOOPT, f"option {level}/{name} not supported")
 
-    def getsockopt(self, name: str) -> int:
-        values = {
-            "SO_BROADCAST": int(self.broadcast), "SO_REUSEADDR": int(self.reuseaddr),
-            "SO_REUSEPORT": int(self.reuseport), "SO_RCVBUF": self.rcvbuf,
-            "SO_SNDBUF": self.sndbuf, "IP_TTL": self.ttl or self._proto.ip.stack.sysctl.get("net.inet.ip.ttl"),
-            "IP_TOS": self.tos,
-        }
-        if name == "SO_ERROR":
+    def getsockopt(self, level, name=None) -> int:
+        if isinstance(level, str):
+            level, name = _OPTION_NAMES.get(level, (None, level))
+        key = (level, name)
+        if key == (opts.SOL_SOCKET, opts.SO_ERROR):
             err, self.error = self.error, 0
             return err
-        if name not in values:
-            raise StackError(errno.ENOPROTOOPT, f"unknown option {name}")
-        return values[name]
+        if key in _FLAGS:
+            return int(getattr(self, _FLAGS[key]))
+        if key == (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY):
+            return int(self.v6only)
+        values = {
+            (opts.SOL_SOCKET, opts.SO_RCVBUF): self.rcvbuf, (opts.SOL_SOCKET, opts.SO_SNDBUF): self.sndbuf,
+            (opts.IPPROTO_IP, opts.IP_TOS): self.tos, (opts.IPPROTO_IPV6, opts.IPV6_TCLASS): self.tos,
+        }
+        if key in values:
+            return values[key]
+        if key == (opts.IPPROTO_IP, opts.IP_TTL):
+            return self.ttl or self._proto.ip.stack.sysctl.get("net.inet.ip.ttl")
+        if key == (opts.IPPROTO_IPV6, opts.IPV6_UNICAST_HOPS):
+            return self.ttl or self._proto.ip.stack.sysctl.get("net.inet6.ip6.hlim")
+        raise StackError(errno.ENOPROTOOPT, f"option {level}/{name} not supported")
 
     # -- calls --------------------------------------------------------------------------
 
@@ -235,10 +293,14 @@ class UdpSocket:
             raise StackError(errno.EINVAL, "socket is already bound")
         laddr = _addr(addr)
         port = _port(port)
+        if len(laddr) == 16:
+            self.af6 = True
+            if opts.is_mapped(laddr):
+                laddr = self._peer(laddr)
         self._proto.bind(self, laddr, port, privileged)
         return self.local
 
-    def connect(self, addr, port: int | None = None, *, now: Instant = 0) -> None:
+    def connect(self, addr, port: int | None = None, now: Instant = 0, *, scope=None) -> None:
         """connect(2): fix the peer (and our address toward it). ``addr`` None disconnects.
 
         Raises EADDRNOTAVAIL (port 0), EHOSTUNREACH/ENETUNREACH (no route), EADDRINUSE.
@@ -254,6 +316,9 @@ class UdpSocket:
         port = _port(port if port is not None else 0)
         if port == 0:
             raise StackError(errno.EADDRNOTAVAIL, "cannot connect to port 0")
+        if len(faddr) == 16:
+            self.af6 = True
+            faddr = self._peer(faddr)
         if faddr == ANY:
             # in_pcbconnect(): INADDR_ANY means "this host".
             faddr = proto.ip.local_addresses()[0] if proto.ip.local_addresses() else bytes((127, 0, 0, 1))
@@ -262,13 +327,13 @@ class UdpSocket:
         implicit = False
         if laddr not in _WILD and len(laddr) != len(faddr):
             raise StackError(errno.EINVAL, "the peer is not of the bound address's family")
-        if laddr == ANY6 and len(faddr) == 4:
+        if laddr == ANY6 and len(faddr) == 4 and self.v6only:
             raise StackError(errno.EINVAL, "a socket bound to :: speaks IPv6 only")
         if laddr in _WILD:
             if faddr == BROADCAST or ip.is_broadcast_or_multicast(faddr):
                 laddr = ANY
             else:
-                laddr = ip.source_for(faddr)
+                laddr = ip.source_for(faddr, scope) if len(faddr) == 16 else ip.source_for(faddr)
                 implicit = True
         for other in proto.ports.get(self.lport, ()) if self.bound else ():
             if other is not self and other.connected and other.faddr == faddr and other.fport == port \
@@ -279,6 +344,7 @@ class UdpSocket:
         self.laddr = laddr
         self._implicit_laddr = implicit
         self.faddr, self.fport = faddr, port
+        self.scope = scope if len(faddr) == 16 else None
 
     _implicit_laddr = False
 
@@ -286,9 +352,9 @@ class UdpSocket:
         self._check_open()
         if not self.connected:
             raise StackError(errno.EDESTADDRREQ, "socket is not connected")
-        return self._output(data, self.faddr, self.fport, now)
+        return self._output(data, self.faddr, self.fport, now, self.scope)
 
-    def sendto(self, data, addr, port: int, now: Instant) -> int:
+    def sendto(self, data, addr, port: int, now: Instant, *, scope=None) -> int:
         """sendto(2): EISCONN on a connected socket, as BSD answers."""
         self._check_open()
         if self.connected:
@@ -297,9 +363,9 @@ class UdpSocket:
         port = _port(port)
         if port == 0:
             raise StackError(errno.EADDRNOTAVAIL, "cannot send to port 0")
-        return self._output(data, faddr, port, now)
+        return self._output(data, self._peer(faddr), port, now, scope)
 
-    def _output(self, data, faddr: bytes, fport: int, now: Instant) -> int:
+    def _output(self, data, faddr: bytes, fport: int, now: Instant, scope=None) -> int:
         proto = self._proto
         ip = proto.layer(faddr)
         v6 = len(faddr) == 16
@@ -307,7 +373,8 @@ class UdpSocket:
         n = len(data)
         if n > MAX_DATAGRAM or n > self.sndbuf:
             raise StackError(errno.EMSGSIZE, f"datagram of {n} bytes is too long")
-        if self.laddr not in _WILD and len(self.laddr) != len(faddr) or (self.laddr == ANY6 and not v6):
+        if self.laddr not in _WILD and len(self.laddr) != len(faddr) or (self.laddr == ANY6 and not v6
+                                                                         and self.v6only):
             raise StackError(errno.EINVAL, "the peer is not of the bound address's family")
         if not v6 and ip.is_broadcast_or_multicast(faddr) and not 224 <= faddr[0] < 240 and not self.broadcast:
             # BSD ip_output(): a broadcast needs SO_BROADCAST.
@@ -320,28 +387,35 @@ class UdpSocket:
                 # The checksum covers the source, so pick it here as ip_output will.
                 iface, _, _ = ip.route_to(faddr)
                 src = ip.interface_address(iface) or ANY
+            elif v6:
+                src = ip.source_for(faddr, scope)
             else:
                 src = ip.source_for(faddr)
         datagram = UdpRepr(self.lport, fport, bytes(data)).to_bytes(
             src, faddr, checksum=v6 or bool(proto.checksum_node.value))
         # A limited broadcast from a socket bound to one of our addresses leaves by that
         # address's interface (BSD picks it from the bound address as well).
-        out = ip.interface_of(self.laddr) if faddr == BROADCAST else None
+        out = ip.interface_of(self.laddr) if faddr == BROADCAST else scope if v6 else None
         ip.output(datagram, src, faddr, proto.proto, now, ttl=self.ttl, tos=self.tos, iface=out)
         proto.stats.opackets += 1
         return n
 
     def recvfrom(self) -> tuple[bytes, tuple[str, int]]:
-        """One datagram and its sender; EWOULDBLOCK when none is queued.
+        """One datagram and its sender's (address text, port); EWOULDBLOCK when none is queued.
 
         A pending error (ECONNREFUSED after a port unreachable ...) is reported once the
         queue is empty, and then cleared (soreceive()).
         """
+        data, (addr, port, _iface) = self.recvmsg()
+        return data, (_text(addr), port)
+
+    def recvmsg(self) -> tuple[bytes, tuple[bytes, int, object]]:
+        """One datagram and its sender as (address bytes, port, arrival interface)."""
         if self.rxq:
-            data, sender = self.rxq.popleft()
+            data, (addr, port, iface) = self.rxq.popleft()
             self.rx_bytes -= len(data)
             self._release(data)
-            return data, sender
+            return data, (self._shown(addr), port, iface)
         self._take_error()
         self._check_open()
         raise StackError(errno.EWOULDBLOCK, "no datagram queued")
@@ -364,7 +438,7 @@ class UdpSocket:
 
     # -- from the protocol -------------------------------------------------------------
 
-    def _enqueue(self, data: bytes, sender: tuple[bytes, int]) -> bool:
+    def _enqueue(self, data: bytes, sender: tuple[bytes, int], iface=None) -> bool:
         if self.rx_bytes + len(data) > self.rcvbuf:
             return False
         # sbappendaddr: the datagram's chain and an MT_SONAME mbuf for the sender; no
@@ -376,7 +450,7 @@ class UdpSocket:
             pool.give(len(data), MT_HEADER)
             return False
         was_readable = bool(self.rxq)
-        self.rxq.append((data, (_text(sender[0]), sender[1])))
+        self.rxq.append((data, (sender[0], sender[1], iface)))
         self.rx_bytes += len(data)
         if not was_readable:
             self._proto.ip.stack.notify_socket(self)
@@ -430,7 +504,7 @@ class UdpProtocol:
             if other is sock:
                 continue
             same = other.laddr == laddr
-            overlap = _overlap(other.laddr, laddr)
+            overlap = _overlap(other.laddr, laddr, not other.v6only, not sock.v6only)
             if not overlap:
                 continue
             if sock.reuseport and other.reuseport:
@@ -495,7 +569,11 @@ class UdpProtocol:
             pass
         # A checksum the link vouched for (or left partial: virtio NEEDS_CSUM) is not
         # verified. Otherwise IPv4's 0 means none was computed (RFC 768); IPv6's 0 is
-        # invalid (RFC 8200 8.1), so IPv6 is always verified.
+        # invalid (RFC 8200 8.1) whatever the link says, so it is dropped here (NetBSD
+        # udp6_input counts it as udp6s_nosum) and other IPv6 sums are always verified.
+        if len(src) == 16 and pkt.checksum == 0:
+            st.badsum += 1
+            return
         if not ctx.csum_ok and (pkt.checksum or len(src) == 16) \
                 and not pkt.verify_checksum(src, dst):
             st.badsum += 1
@@ -510,7 +588,7 @@ class UdpProtocol:
                 for sock in reversed(bound):
                     if self._matches(sock, src, sport, dst):
                         delivered = True
-                        if not sock._enqueue(data, (src, sport)):
+                        if not sock._enqueue(data, (src, sport), ctx.iface):
                             st.fullsock += 1
                         if not (sock.reuseport or sock.reuseaddr):
                             break
@@ -541,16 +619,16 @@ class UdpProtocol:
             # QNX reuseport_unicast: every SO_REUSEPORT socket on the port gets a copy.
             for sock in reversed(bound):
                 if sock.reuseport and self._matches(sock, src, sport, dst):
-                    if not sock._enqueue(data, (src, sport)):
+                    if not sock._enqueue(data, (src, sport), ctx.iface):
                         st.fullsock += 1
             return
-        if not target._enqueue(data, (src, sport)):
+        if not target._enqueue(data, (src, sport), ctx.iface):
             st.fullsock += 1
 
     @staticmethod
     def _matches(sock: UdpSocket, src: bytes, sport: int, dst: bytes) -> bool:
         laddr = sock.laddr
-        if laddr != dst and laddr != ANY and not (laddr == ANY6 and len(dst) == 16):
+        if laddr != dst and laddr != ANY and not (laddr == ANY6 and (len(dst) == 16 or not sock.v6only)):
             return False
         if sock.fport and (sock.faddr != src or sock.fport != sport):
             return False

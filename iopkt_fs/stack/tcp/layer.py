@@ -421,15 +421,24 @@ class TcpLayer:
                 conn.segment_arrived(seg, now)
                 return
         # The IPv4 wildcard listener takes both families (the files' "announce PORT");
-        # one bound to :: takes IPv6 only.
+        # one bound to :: takes IPv6 only unless IPV6_V6ONLY was cleared (RFC 3493 5.3).
         lst = self.listeners.get((dst_ip, dport)) or self.listeners.get(
             (ANY4 if len(dst_ip) == 4 else ANY6, dport)) or (
-            self.listeners.get((ANY4, dport)) if len(dst_ip) == 16 else None)
+            self.listeners.get((ANY4, dport)) if len(dst_ip) == 16 else self._dual_listener(dport))
         if lst is not None:
             self._listen_input(lst, src_ip, dst_ip, sport, dport, seg, now)
             return
         stats.noport += 1
         self._reset_closed(src_ip, dst_ip, sport, dport, seg)
+
+    def _dual_listener(self, dport: int):
+        lst = self.listeners.get((ANY6, dport))
+        return lst if lst is not None and not lst.v6only else None
+
+    def v6only_default(self) -> bool:
+        """net.inet6.ip6.v6only (1 on QNX) for a new socket; True without IPv6."""
+        sysctl = self._sysctl
+        return sysctl is None or "net.inet6.ip6.v6only" not in sysctl or bool(sysctl.get("net.inet6.ip6.v6only"))
 
     def _reset_closed(self, src_ip, dst_ip, sport, dport, seg: Segment) -> None:
         """RFC 9293 3.10.7.1 (CLOSED): answer anything but a RST with a RST."""

@@ -31,6 +31,7 @@ SO_SNDBUF = 7
 SO_RCVBUF = 8
 SO_KEEPALIVE = 9
 TCP_NODELAY = 1
+IPPROTO_IPV6, IPV6_V6ONLY = 41, 26      # socket/opts.py has the whole table
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 SB_MAX = 256 * 1024 * 1024   # NetBSD kern.sbmax-like ceiling for SO_SNDBUF/SO_RCVBUF
 SEND_LOWAT = 2048            # BSD so_snd.sb_lowat: writable once this much is free
@@ -40,7 +41,7 @@ class TcpSocket:
     __slots__ = ("layer", "conn", "local", "listening", "backlog", "accept_queue",
                  "embryonic", "reuseaddr", "keepalive", "nodelay", "sndbuf", "rcvbuf",
                  "sndbuf_set", "rcvbuf_set",
-                 "closed", "_error", "shut_rd", "shut_wr", "__weakref__")
+                 "closed", "_error", "shut_rd", "shut_wr", "v6only", "__weakref__")
 
     def __init__(self, layer: TcpLayer):
         cfg = layer.config
@@ -63,6 +64,7 @@ class TcpSocket:
         self._error = 0
         self.shut_rd = False
         self.shut_wr = False
+        self.v6only = layer.v6only_default()   # IPV6_V6ONLY (socket/opts.py)
 
     @classmethod
     def _for_connection(cls, layer: TcpLayer, conn: Connection, parent: TcpSocket) -> TcpSocket:
@@ -72,6 +74,7 @@ class TcpSocket:
         s.reuseaddr, s.keepalive, s.nodelay = parent.reuseaddr, parent.keepalive, parent.nodelay
         s.sndbuf, s.rcvbuf = parent.sndbuf, parent.rcvbuf
         s.sndbuf_set, s.rcvbuf_set = parent.sndbuf_set, parent.rcvbuf_set
+        s.v6only = parent.v6only
         conn.socket = s
         return s
 
@@ -325,6 +328,10 @@ class TcpSocket:
                 if self.nodelay and self.conn.state.can_send_data:
                     self.conn._output(now)
                     self.layer.touch(self.conn)
+        elif level == IPPROTO_IPV6 and name == IPV6_V6ONLY:
+            if self.local is not None:
+                raise StackError(_errno.EINVAL, "IPV6_V6ONLY must be set before bind")
+            self.v6only = bool(value)
         elif level == SOL_SOCKET and name in (SO_SNDBUF, SO_RCVBUF):
             if not 512 <= value <= SB_MAX:
                 raise StackError(_errno.EINVAL, f"buffer size {value} out of range")
@@ -353,6 +360,8 @@ class TcpSocket:
             return self.conn.rcv_buf.capacity if self.conn is not None else self.rcvbuf
         if level == SOL_SOCKET and name == SO_ERROR:
             return self.take_error()
+        if level == IPPROTO_IPV6 and name == IPV6_V6ONLY:
+            return int(self.v6only)
         raise StackError(_errno.ENOPROTOOPT, f"option {level}/{name} not supported")
 
     def take_error(self) -> int:

@@ -86,7 +86,7 @@ def test_unix_datagrams_keep_boundaries_and_senders():
 def test_raw_icmp_socket_pings_loopback():
     s = Stack(StackConfig(seed=1))
     raw = s.inet.raw.socket()
-    raw.connect("127.0.0.1")
+    raw.connect(bytes((127, 0, 0, 1)))
     raw.send(struct.pack("!BBHHH", 8, 0, 0, 0x1234, 7) + b"payload", now=0)
     for _ in range(3):
         s.poll(0)
