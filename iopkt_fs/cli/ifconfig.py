@@ -191,15 +191,18 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             raise ToolError(f"ifconfig: {word}: bad value\n{USAGE}")
     if family == "inet6" and address is not None and "netmask" in params:
         raise ToolError("ifconfig: use prefixlen with inet6")
+    inet6 = _inet6_request(sock, family, address)
     if address is not None:
         if mode == "-alias":
-            _ctl(sock, name, f"del {address}", "SIOCDIFADDR")
+            _ctl(sock, name, f"del {address}", "SIOCDIFADDR_IN6" if inet6 else "SIOCDIFADDR")
         else:
-            line = f"{'add' if mode == 'alias' else 'set'} {address}"
+            # KAME: an inet6 address is always added (SIOCAIFADDR_IN6); there is no
+            # primary one to replace, least of all the link-local address.
+            line = f"{'add' if mode == 'alias' or inet6 else 'set'} {address}"
             for key in ("netmask", "prefixlen", "broadcast", "dest"):
                 if key in params:
                     line += f" {key} {params[key]}"
-            _ctl(sock, name, line, "SIOCAIFADDR")
+            _ctl(sock, name, line, "SIOCAIFADDR_IN6" if inet6 else "SIOCAIFADDR")
     elif mode is not None or any(k in params for k in ("netmask", "broadcast", "prefixlen")):
         raise ToolError(f"ifconfig: an address is required\n{USAGE}")
     if "mtu" in params:
@@ -211,6 +214,15 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     if cap_words:
         _ctl(sock, name, " ".join(cap_words), "SIOCSIFCAP")   # one SIOCSIFCAP, as NetBSD
     return 0
+
+
+def _inet6_request(sock: str, family: str | None, address: str | None) -> bool:
+    """Is this an inet6 request? Without IPv6 (no node 24: v4 and v4-hc) ifconfig's
+    socket(AF_INET6) fails, as on a QNX stack built without INET6."""
+    inet6 = family == "inet6" or (address is not None and ":" in address)
+    if inet6 and not os.path.exists(os.path.join(sock, "24")):
+        raise ToolError("ifconfig: socket: Address family not supported by protocol family")
+    return inet6
 
 
 def entry() -> int:

@@ -1,6 +1,6 @@
 """iopkt: the QNX networking tools under one command, so they don't clobber Linux's.
 
-    iopkt ifconfig|route|netstat|sysctl|arp|mount|umount|if_up|sloginfo|nicinfo [args]
+    iopkt ifconfig|route|netstat|sysctl|arp|ndp|ping|ping6|mount|umount|if_up|sloginfo|nicinfo [args]
     iopkt shell-path      print a directory of QNX-named commands for the front of PATH
 
 A buildfile can run ``PATH=$(iopkt shell-path):$PATH`` and then call ``ifconfig`` and
@@ -27,8 +27,10 @@ COMMANDS = {
     "netstat": ("netstat", "main"),
     "arp": ("arp", "main"),
     "ping": ("ping", "main"),
+    "ping6": ("ping6", "main"),
+    "ndp": ("ndp", "main"),
 }
-SHELL_NAMES = ("ifconfig", "route", "netstat", "sysctl", "arp", "mount", "umount")
+SHELL_NAMES = ("ifconfig", "route", "netstat", "sysctl", "arp", "mount", "umount", "ndp", "ping6")
 
 USAGE = """\
 usage: iopkt COMMAND [ARGS...]
@@ -40,6 +42,7 @@ QNX io-pkt tools for an iopkt_fs stack (the stack is found through $SOCK):
   mount      mount -T io-pkt[N] DRIVER      umount     unload a legacy io-net driver
   if_up      wait for interfaces            sloginfo   the stack's log
   ping       ICMP echo from the stack's side
+  ping6      ICMPv6 echo from the stack's side  ndp        IPv6 neighbour cache (KAME)
   shell-path print a directory of QNX-named commands to put first on PATH
 """
 

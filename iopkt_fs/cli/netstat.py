@@ -1,9 +1,9 @@
 """netstat, in NetBSD's formats (reference/qnx.md §4.2).
 
-    netstat [-an]                 sockets ("Active Internet connections")
-    netstat -r [-n]               routing tables
+    netstat [-an] [-f inet|inet6] sockets ("Active Internet connections", then Internet6)
+    netstat -r [-n] [-f inet|inet6]  routing tables (Internet6 on io-pkt-v6-hc)
     netstat -i [-n]               interfaces and their counters
-    netstat -s [-p proto]         protocol statistics: ip, icmp, tcp, udp, arp
+    netstat -s [-p proto] [-f F]  protocol statistics: ip, icmp, tcp, udp, arp (ip6, icmp6 on v6-hc)
     netstat -m                    packet-buffer (mbuf) statistics, from dev/socket/mbuf
 
 Addresses are always numeric (the stack has no resolver), so -n changes nothing.
@@ -14,8 +14,8 @@ import os
 from .common import ToolError, parse_fields, read_text, require_stack, run
 
 USAGE = """\
-usage: netstat [-an]
-       netstat -r [-n]
+usage: netstat [-an] [-f address_family]
+       netstat -r [-n] [-f address_family]
        netstat -i [-n]
        netstat -s [-p protocol]
        netstat -m"""
@@ -138,16 +138,83 @@ def _arp(s) -> list[str]:
             f"\t\t{g('dfrdropped')} dropped"]
 
 
+def _ip6(s) -> list[str]:
+    """NetBSD netstat inet6.c ip6_stats(), for the counters the IPv6 layer keeps."""
+    g = lambda k: s.get(k, 0)  # noqa: E731
+    return [
+        f"{g('total')} total packet{_pl(g('total'))} received",
+        f"{g('toosmall')} with size smaller than minimum",
+        f"{g('tooshort')} with data size < data length",
+        f"{g('badoptions')} with bad options",
+        f"{g('badvers')} with incorrect version number",
+        f"{g('fragments')} fragment{_pl(g('fragments'))} received",
+        f"{g('fragdropped')} fragment{_pl(g('fragdropped'))} dropped (dup or out of space)",
+        f"{g('fragtimeout')} fragment{_pl(g('fragtimeout'))} dropped after timeout",
+        f"{g('fragoverflow')} fragment{_pl(g('fragoverflow'))} that exceeded limit",
+        f"{g('reassembled')} packet{_pl(g('reassembled'))} reassembled ok",
+        f"{g('atomicfrags')} atomic fragment{_pl(g('atomicfrags'))} processed alone",
+        f"{g('delivered')} packet{_pl(g('delivered'))} for this host",
+        f"{g('forward')} packet{_pl(g('forward'))} forwarded",
+        f"{g('cantforward')} packet{_pl(g('cantforward'))} not forwardable",
+        f"{g('localout')} packet{_pl(g('localout'))} sent from this host",
+        f"{g('odropped')} output packet{_pl(g('odropped'))} dropped due to no bufs, etc.",
+        f"{g('noroute')} output packet{_pl(g('noroute'))} discarded due to no route",
+        f"{g('fragmented')} output datagram{_pl(g('fragmented'))} fragmented",
+        f"{g('ofragments')} fragment{_pl(g('ofragments'))} created",
+        f"{g('cantfrag')} datagram{_pl(g('cantfrag'))} that can't be fragmented",
+        f"{g('toomanyhdr')} packet{_pl(g('toomanyhdr'))} discarded due to too many headers",
+        f"{g('badscope')} packet{_pl(g('badscope'))} that violated scope rules",
+        f"{g('notmember')} multicast packet{_pl(g('notmember'))} which we don't join",
+        f"{g('noproto')} packet{_pl(g('noproto'))} for unknown/unsupported protocol",
+    ]
+
+
+ICMP6_NAMES = {1: "unreach", 2: "packet too big", 3: "time exceed", 4: "parameter problem",
+               128: "echo", 129: "echo reply", 130: "multicast listener query",
+               131: "multicast listener report", 132: "multicast listener done", 133: "router solicitation",
+               134: "router advertisement", 135: "neighbor solicitation", 136: "neighbor advertisement",
+               137: "redirect", 143: "MLDv2 listener report"}
+
+
+def _histogram6(s, prefix: str, title: str) -> list[str]:
+    rows = sorted((int(k.split(".")[1]), v) for k, v in s.items() if k.startswith(prefix + ".") and v)
+    if not rows:
+        return []
+    return [title] + [f"\t\t{ICMP6_NAMES.get(t, f'#{t}')}: {v}" for t, v in rows]
+
+
+def _icmp6(s) -> list[str]:
+    """NetBSD netstat inet6.c icmp6_stats(), for the counters ICMPv6 keeps."""
+    g = lambda k: s.get(k, 0)  # noqa: E731
+    out = [f"{g('error')} call{_pl(g('error'))} to icmp6_error",
+           f"{g('canterror')} error{_pl(g('canterror'))} not generated because old message was icmp6 or so",
+           f"{g('toofreq')} error{_pl(g('toofreq'))} not generated because of rate limitation"]
+    out += _histogram6(s, "outhist", "Output histogram:")
+    out += [f"{g('badcode')} message{_pl(g('badcode'))} with bad code fields",
+            f"{g('tooshort')} message{_pl(g('tooshort'))} < minimum length",
+            f"{g('checksum')} bad checksum{_pl(g('checksum'))}",
+            f"{g('badlen')} message{_pl(g('badlen'))} with bad length"]
+    out += _histogram6(s, "inhist", "Input histogram:")
+    out += [f"{g('reflect')} message response{_pl(g('reflect'))} generated",
+            f"{g('badns')} bad neighbor solicitation message{_pl(g('badns'))}",
+            f"{g('badna')} bad neighbor advertisement message{_pl(g('badna'))}",
+            f"{g('dupaddr')} duplicate address{_pl(g('dupaddr'), 'es')} detected"]
+    return out
+
+
 def _generic(s) -> list[str]:
     return [f"{v} {k}" for k, v in s.items()]
 
 
-RENDER = {"ip": _ip, "icmp": _icmp, "udp": _udp, "arp": _arp}
+RENDER = {"ip": _ip, "icmp": _icmp, "udp": _udp, "arp": _arp, "ip6": _ip6, "icmp6": _icmp6}
 
 
-def stats(sock: str, proto: str | None) -> str:
+def stats(sock: str, proto: str | None, family: str | None = None) -> str:
     available = sorted(os.listdir(os.path.join(sock, "stats")))
-    order = [p for p in ("ip", "icmp", "tcp", "udp", "arp") if p in available]
+    # NetBSD: the inet protocols, then (INET6) ip6 and icmp6.
+    wanted = {None: ("ip", "icmp", "tcp", "udp", "arp", "ip6", "icmp6"), "inet": ("ip", "icmp", "tcp", "udp", "arp"),
+              "inet6": ("ip6", "icmp6")}[family]
+    order = [p for p in wanted if p in available]
     protos = [proto] if proto else order
     out = []
     for p in protos:
@@ -203,21 +270,46 @@ def _addr(text: str) -> str:
     return f"{host}.{port}"
 
 
-def connections(sock: str, all_: bool) -> str:
-    out = ["Active Internet connections" + (" (including servers)" if all_ else ""),
-           f"{'Proto':<5.5} {'Recv-Q':<6.6} {'Send-Q':<6.6}  {'Local Address':<22.22} {'Foreign Address':<22.22} State"]
+def _is6(endpoint: str) -> bool:
+    return endpoint.count(":") > 1
+
+
+def connections(sock: str, all_: bool, family: str | None = None) -> str:
+    """``netstat [-a]``: the Internet section, then (v6-hc) the Internet6 one, whose rows
+    are ``tcp6``/``udp6`` (NetBSD inet6.c); ``-f inet``/``-f inet6`` picks one."""
+    head = f"{'Proto':<5.5} {'Recv-Q':<6.6} {'Send-Q':<6.6}  {'Local Address':<22.22} {'Foreign Address':<22.22} State"
+    sections: dict[str, list[str]] = {"inet": [], "inet6": []}
     for line in read_text(os.path.join(sock, "pcb")).splitlines():
         proto, recvq, sendq, local, remote, state = line.split()
         if not all_ and (remote == "*:*" or state == "LISTEN"):
             continue   # servers (and unconnected UDP) only with -a
-        row = f"{proto:<5.5} {int(recvq):6d} {int(sendq):6d}  {_addr(local):<22.22} {_addr(remote):<22.22}"
-        out.append(row + (f" {state}" if state != "-" else ""))
+        v6 = _is6(local) or _is6(remote)
+        row = f"{proto + '6' if v6 else proto:<5.5} {int(recvq):6d} {int(sendq):6d}  {_addr(local):<22.22} {_addr(remote):<22.22}"
+        sections["inet6" if v6 else "inet"].append(row + (f" {state}" if state != "-" else ""))
+    out = []
+    v6 = os.path.exists(os.path.join(sock, "24"))
+    for name, title in (("inet", "Internet"), ("inet6", "Internet6")):
+        if family not in (None, name) or (name == "inet6" and not v6):
+            continue
+        if out:
+            out.append("")
+        out += [f"Active {title} connections" + (" (including servers)" if all_ else ""), head, *sections[name]]
+    return "\n".join(out) + "\n"
+
+
+def routes(sock: str, family: str | None) -> str:
+    out = ["Routing tables"]
+    if family in (None, "inet"):
+        out += ["", "Internet:", read_text(os.path.join(sock, "route")).rstrip("\n")]
+    if family in (None, "inet6") and os.path.exists(os.path.join(sock, "route6")):
+        out += ["", "Internet6:", read_text(os.path.join(sock, "route6")).rstrip("\n")]
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str]) -> int:
     opts: set[str] = set()
     proto = None
+    family = None
     i = 0
     while i < len(argv):
         w = argv[i]
@@ -226,30 +318,35 @@ def main(argv: list[str]) -> int:
         j = 1
         while j < len(w):
             c = w[j]
-            if c == "p":
-                proto = w[j + 1:] or (argv[i + 1] if i + 1 < len(argv) else None)
-                if proto is None:
-                    raise ToolError("netstat: option requires an argument -- p\n" + USAGE)
+            if c in "pf":
+                value = w[j + 1:] or (argv[i + 1] if i + 1 < len(argv) else None)
+                if value is None:
+                    raise ToolError(f"netstat: option requires an argument -- {c}\n" + USAGE)
+                if c == "p":
+                    proto = value
+                else:
+                    family = value
                 if not w[j + 1:]:
                     i += 1
                 break
-            if c not in "anrisvfm":
+            if c not in "anrisvm":
                 raise ToolError(f"netstat: illegal option -- {c}\n{USAGE}")
             opts.add(c)
             j += 1
         i += 1
+    if family not in (None, "inet", "inet6"):
+        raise ToolError(f"netstat: {family}: unknown address family")
     sock = require_stack("netstat")
     if "m" in opts:
         print(mbufs(sock), end="")
     elif "r" in opts:
-        print("Routing tables\n\nInternet:")
-        print(read_text(os.path.join(sock, "route")), end="")
+        print(routes(sock, family), end="")
     elif "i" in opts:
         print(interfaces(sock), end="")
     elif "s" in opts or proto:
-        print(stats(sock, proto), end="")
+        print(stats(sock, proto, family), end="")
     else:
-        print(connections(sock, "a" in opts), end="")
+        print(connections(sock, "a" in opts, family), end="")
     return 0
 
 

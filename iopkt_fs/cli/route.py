@@ -5,6 +5,8 @@
     route [-n] get DEST
     route [-n] show
     route [-q] flush
+    route [-nq] add|delete -inet6 [-net|-host] DEST[/LEN] [GATEWAY[%IF]] [-prefixlen N] [-ifp IF] ...
+    route [-n] show -inet6 | flush -inet6      (the Internet6 table, io-pkt-v6-hc)
 
 QNX 6.6+ keeps several routes to one destination with different gateways, tried in
 insertion order; delete without a gateway removes the oldest. Success lines are BSD's:
@@ -75,6 +77,9 @@ def main(argv: list[str]) -> int:
         raise ToolError(USAGE)
     sock = require_stack("route")
     cmd, args = argv[0], argv[1:]
+    if "-inet6" in args:
+        args.remove("-inet6")
+        return _inet6(sock, cmd, args, opts)
     if cmd == "show":
         print("Routing tables\n\nInternet:")
         print(read_text(os.path.join(sock, "route")), end="")
@@ -152,6 +157,89 @@ def main(argv: list[str]) -> int:
         reason = _ROUTE_ERRORS.get(exc.errno, os.strerror(exc.errno))
         raise ToolError(f"route: writing to routing socket: {os.strerror(exc.errno)}\n"
                         f"{cmd} {what} {shown}{tail}: {reason}") from None
+    if "q" not in opts:
+        print(f"{cmd} {what} {shown}{tail}")
+    return 0
+
+
+_AFNOSUPPORT = "Address family not supported by protocol family"   # NetBSD's strerror
+
+
+def _inet6(sock: str, cmd: str, args: list[str], opts: set[str]) -> int:
+    """``route ... -inet6``: the same verbs on the Internet6 table (P/dev/socket/route6)."""
+    path = os.path.join(sock, "route6")
+    v6 = os.path.exists(os.path.join(sock, "24"))
+    if cmd == "show":
+        print("Routing tables\n\nInternet6:")
+        if v6:
+            print(read_text(path), end="")
+        return 0
+    if cmd == "flush":
+        if v6:
+            write_ctl(path, "flush")
+        return 0
+    if cmd not in ("add", "delete", "change"):
+        raise ToolError(f"route: {cmd}: bad command\n{USAGE}")
+    kind = plen = iface = mtu = None
+    flags, words = [], []
+    while args:
+        w = args.pop(0)
+        if w in ("-net", "-host"):
+            kind = w
+        elif w in ("-prefixlen", "-ifp", "-interface", "-mtu"):
+            if not args:
+                raise ToolError(f"route: {w}: requires an argument")
+            value = args.pop(0)
+            if w == "-prefixlen":
+                plen = value
+            elif w == "-mtu":
+                mtu = value
+            else:
+                iface = value
+        elif w in ("-reject", "-blackhole"):
+            flags.append(w[1:])
+        elif w in ("-static", "-cloning"):
+            pass
+        elif w.startswith("-"):
+            raise ToolError(f"route: {w}: bad keyword\n{USAGE}")
+        else:
+            words.append(w)
+    if not words or len(words) > 2:
+        raise ToolError(USAGE)
+    shown = words[0]
+    dest = shown
+    try:
+        if dest != "default":
+            host, _, given = dest.partition("/")
+            ipaddress.IPv6Address(host)
+            length = given or plen or ("128" if kind == "-host" or kind is None else "64")
+            dest = f"{host}/{length}"
+        gateway = words[1] if len(words) == 2 else None
+        if gateway is not None:
+            ipaddress.IPv6Address(gateway.partition("%")[0])
+    except ValueError:
+        raise ToolError(f"route: bad address: {shown}") from None
+    is_host = dest.endswith("/128")
+    if cmd == "change":
+        try:
+            write_ctl(path, f"delete {dest}")
+        except OSError:
+            pass
+        cmd = "add"
+    line = f"{cmd} {dest}" + (f" gateway {gateway}" if gateway else "")
+    if cmd == "add":
+        line += (f" interface {iface}" if iface else "") + (f" mtu {mtu}" if mtu else "")
+        line += "".join(f" {f}" for f in flags)
+    what = "host" if is_host else "net"
+    tail = f": gateway {gateway}" if gateway else (f": interface {iface}" if iface else "")
+    try:
+        if not v6:
+            raise OSError(errno.EAFNOSUPPORT, _AFNOSUPPORT)
+        write_ctl(path, line)
+    except OSError as exc:
+        text = _AFNOSUPPORT if exc.errno == errno.EAFNOSUPPORT else os.strerror(exc.errno)
+        reason = _ROUTE_ERRORS.get(exc.errno, text)
+        raise ToolError(f"route: writing to routing socket: {text}\n{cmd} {what} {shown}{tail}: {reason}") from None
     if "q" not in opts:
         print(f"{cmd} {what} {shown}{tail}")
     return 0

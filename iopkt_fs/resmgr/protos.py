@@ -62,6 +62,8 @@ def inet_text(ip: bytes, scope=None) -> str:
         return "*"
     if len(ip) == 4:
         return pysocket.inet_ntoa(ip)
+    if opts.is_mapped(ip):
+        return "::ffff:" + pysocket.inet_ntoa(ip[12:])      # RFC 5952 5: mixed notation
     text = str(ipaddress.IPv6Address(ip))
     if scope is not None and ip[0] == 0xFE and ip[1] & 0xC0 == 0x80:
         text += f"%{scope.name}"

@@ -5,8 +5,9 @@
     dev/socket/1 2 17 [24] [29]     address-family nodes (24 on v6-hc; 29 with ipsec)
     dev/socket/ctl status log       stack-wide verbs, what runs, the slog ring
     dev/socket/route arp pcb        routing table, ARP cache, sockets (tables.py)
+    dev/socket/route6 ndp           IPv6 routes and neighbour cache (v6-hc; tables6.py)
     dev/socket/mbuf                 packet-buffer pool figures (stack/mbuf.py; netstat -m)
-    dev/socket/stats/ip icmp udp arp   protocol counters, "name: value" lines
+    dev/socket/stats/ip icmp udp arp [ip6 icmp6]   protocol counters, "name: value" lines
     dev/socket/if/<name>/ctl status stats
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
     dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
@@ -16,7 +17,8 @@ import errno
 
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
-from . import render, tables, verbs
+from ..runtime import now_us
+from . import render, tables, tables6, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
 from .sockfs import SocketFS
 
@@ -52,13 +54,19 @@ def build(ns: Namespace, inst) -> StaticDir:
                       write_fn=lambda text, h: _table_ctl(inst, tables.route_ctl, text)))
     sock.add(TextFile(ns, "arp", render=lambda: tables.arp_table(stack),
                       write_fn=lambda text, h: _table_ctl(inst, tables.arp_ctl, text)))
+    if stack.inet6 is not None:     # v6-hc: the Internet6 routes and the neighbour cache
+        sock.add(TextFile(ns, "route6", render=lambda: tables6.route6_table(stack),
+                          write_fn=lambda text, h: _table_ctl(inst, tables6.route6_ctl, text)))
+        sock.add(TextFile(ns, "ndp", render=lambda: tables6.ndp_table(stack, now_us()),
+                          write_fn=lambda text, h: _table_ctl(inst, lambda st, f: tables6.ndp_ctl(st, f, now_us()),
+                                                              text)))
     sock.add(TextFile(ns, "pcb", render=lambda: tables.sockets(stack)))
     sock.add(TextFile(ns, "mbuf", render=stack.mbufs.render))     # netstat -m
     inst.sockets = SocketFS(ns, inst)
     for d in inst.sockets.directories():
         sock.add(d)
     stats = sock.add(StaticDir(ns, "stats"))
-    for proto, fn in tables.protocol_stats(stack).items():
+    for proto, fn in {**tables.protocol_stats(stack), **tables6.stats6(stack)}.items():
         stats.add(TextFile(ns, proto, render=fn, label=f"stats/{proto}"))
     sock.add(_sysctl_dir(ns, inst, "", "sysctl"))
     dev.add(_ionet_dir(ns, inst))

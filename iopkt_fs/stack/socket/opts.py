@@ -65,5 +65,7 @@ def v6only_default(stack) -> bool:
 
 def addr_text(addr: bytes) -> str:
     if len(addr) == 16:
+        if is_mapped(addr):
+            return "::ffff:" + addr_text(addr[12:])      # RFC 5952 5: mixed notation
         return ipaddress.IPv6Address(addr).compressed
     return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"

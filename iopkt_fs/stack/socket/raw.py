@@ -70,7 +70,12 @@ class RawSocket:
         self.laddr = addr
 
     def connect(self, addr: bytes, port: int = 0, now: Instant = 0, *, scope=None) -> None:
-        self.faddr = self._packed(addr)
+        faddr = self._packed(addr)
+        if self._proto.proto == 58 and self.laddr == self._proto.any:
+            # rip6_connect: the source is chosen now (EHOSTUNREACH without a route), so
+            # ``local`` names it and only replies to it are taken.
+            self.laddr = self._proto.ip.source_for(faddr, scope)
+        self.faddr = faddr
         self.scope = scope
 
     def send(self, message: bytes, now: Instant, dst: bytes | None = None, *, scope=None) -> int:

@@ -131,7 +131,7 @@ def _port(value) -> int:
 
 def _text(addr: bytes) -> str:
     if len(addr) == 16:
-        return ipaddress.IPv6Address(addr).compressed
+        return opts.addr_text(addr)
     return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"   # 5x cheaper than ipaddress, per datagram
 
 
@@ -330,7 +330,7 @@ class UdpSocket:
         if laddr == ANY6 and len(faddr) == 4 and self.v6only:
             raise StackError(errno.EINVAL, "a socket bound to :: speaks IPv6 only")
         if laddr in _WILD:
-            if faddr == BROADCAST or ip.is_broadcast_or_multicast(faddr):
+            if len(faddr) == 4 and (faddr == BROADCAST or ip.is_broadcast_or_multicast(faddr)):
                 laddr = ANY
             else:
                 laddr = ip.source_for(faddr, scope) if len(faddr) == 16 else ip.source_for(faddr)

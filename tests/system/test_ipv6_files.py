@@ -1,0 +1,242 @@
+"""IPv6 through the files and the tools on a real io-pkt-v6-hc, the Linux kernel as the peer
+over TAP in a namespace made here: UDP both ways (connected, announced with headers, a
+link-local peer by %zone), ECONNREFUSED from the kernel's ICMPv6 port unreachable,
+IPV6_V6ONLY's QNX default and `v6only 0`, ping6 on raw ICMPv6, ndp, route -inet6, netstat's
+Internet6 sections, ifconfig inet6 and if_up -6. Then what a v4 stack answers instead."""
+
+import errno
+import os
+import select
+import subprocess
+import textwrap
+
+import pytest
+
+from iopkt_testutil import StackProcess
+
+pytestmark = pytest.mark.system
+OURS, KERNEL = "fd00:205::2", "fd00:205::1"
+OURS4, KERNEL4 = "10.205.0.2", "10.205.0.1"
+
+# The kernel's UDP echo: every datagram back upper-cased, both families (v6only off).
+ECHO = textwrap.dedent("""\
+    import socket, sys
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(('::', 7101)); print('ready', flush=True)
+    while True:
+        data, peer = s.recvfrom(2000)
+        s.sendto(data.upper(), peer)
+    """)
+
+
+def sh(*argv, check=True):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=check)
+
+
+def in_ns(ns, code: str):
+    return sh("ip", "netns", "exec", ns, "python3", "-c", code)
+
+
+@pytest.fixture(scope="module")
+def v6(tmp_path_factory):
+    ns, dev = f"sys6f-{os.getpid()}", f"s6f{os.getpid() % 100000}"
+    sh("ip", "netns", "add", ns)
+    sp = StackProcess(str(tmp_path_factory.mktemp("v6") / "stack"), variant="io-pkt-v6-hc",
+                      args=["-d", "tap", f"dev={dev},netns={ns}"])
+    echo = None
+    try:
+        assert sp.start().returncode == 0
+        for args in (["tap0", "inet6", f"{OURS}/64"], ["tap0", OURS4 + "/24"]):
+            out = sp.run("iopkt", "ifconfig", *args)
+            assert out.returncode == 0, out.stderr
+        for cmd in (["link", "set", "lo", "up"], ["addr", "add", f"{KERNEL}/64", "dev", dev, "nodad"],
+                    ["addr", "add", f"{KERNEL4}/24", "dev", dev], ["link", "set", dev, "up"]):
+            sh("ip", "-n", ns, *cmd)
+        # if_up -6 -i: tap0 has a global IPv6 address that passed DAD.
+        up = sp.run("iopkt", "if_up", "-6", "-i", "-m", "100", "-r", "60", "tap0")
+        assert up.returncode == 0, up.stderr
+        echo = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", ECHO], stdout=subprocess.PIPE, text=True)
+        assert echo.stdout.readline() == "ready\n"
+        sp.ns, sp.dev = ns, dev
+        yield sp
+    finally:
+        if echo is not None:
+            echo.kill()
+            echo.wait()
+        sp.cleanup()
+        sh("ip", "netns", "del", ns, check=False)
+
+
+class Conv:
+    """One connection directory, used with plain file calls."""
+
+    def __init__(self, sp, proto: str):
+        base = sp.sock(proto)
+        self.ctl = os.open(os.path.join(base, "clone"), os.O_RDWR)
+        self.dir = os.path.join(base, os.read(self.ctl, 32).decode().strip())
+
+    def __call__(self, line: str) -> None:
+        os.write(self.ctl, line.encode() + b"\n")
+
+    def text(self, name: str) -> str:
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read().strip()
+
+    def data(self):
+        return os.open(os.path.join(self.dir, "data"), os.O_RDWR | os.O_NONBLOCK)
+
+    def close(self) -> None:
+        os.close(self.ctl)
+
+
+def read_within(fd: int, seconds: float = 10.0) -> bytes:
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    assert p.poll(seconds * 1000), "nothing to read"
+    return os.read(fd, 65536)
+
+
+def test_udp6_both_ways_through_the_files(v6):
+    # Connected: ours -> the kernel's echo and back; local/remote print IPv6 as written.
+    c = Conv(v6, "udp")
+    c(f"connect {KERNEL}!7101")
+    assert c.text("remote") == f"{KERNEL}!7101" and c.text("local").startswith(f"{OURS}!")
+    fd = c.data()
+    os.write(fd, b"hello kernel")
+    assert read_within(fd) == b"HELLO KERNEL"
+    os.close(fd)
+    c.close()
+    # Announced with headers: the kernel starts, each datagram names its peer.
+    a = Conv(v6, "udp")
+    a("announce 7102")
+    a("headers")
+    fd = a.data()
+    in_ns(v6.ns, f"import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+                 f"s.bind(('{KERNEL}', 7103)); s.sendto(b'from the kernel', ('{OURS}', 7102))")
+    assert read_within(fd) == f"{KERNEL}!7103\n".encode() + b"from the kernel"
+    os.close(fd)
+    a.close()
+
+
+def test_udp6_link_local_zone_and_econnrefused(v6):
+    out = sh("ip", "-n", v6.ns, "-6", "-o", "addr", "show", "dev", v6.dev, "scope", "link").stdout
+    kernel_ll = out.split("inet6 ")[1].split("/")[0]
+    c = Conv(v6, "udp")
+    c(f"connect {kernel_ll}%tap0!7101")
+    assert c.text("remote") == f"{kernel_ll}%tap0!7101"
+    assert c.text("local").startswith("fe80::") and "%tap0!" in c.text("local")
+    fd = c.data()
+    os.write(fd, b"over the link")
+    assert read_within(fd) == b"OVER THE LINK"
+    os.close(fd)
+    c.close()
+    # No socket on the kernel's port 7999: its ICMPv6 port unreachable -> ECONNREFUSED.
+    r = Conv(v6, "udp")
+    r(f"connect [{KERNEL}]!7999")
+    fd = r.data()
+    os.write(fd, b"anyone?")
+    with pytest.raises(OSError) as e:
+        read_within(fd)
+    assert e.value.errno == errno.ECONNREFUSED
+    os.close(fd)
+    r.close()
+    # A zone must be one of our interfaces; only a link-local address takes one.
+    z = Conv(v6, "udp")
+    for line, code in ((f"connect {kernel_ll}%nope0!7101", errno.ENXIO), (f"connect {KERNEL}%tap0!7101", errno.EINVAL)):
+        with pytest.raises(OSError) as e:
+            z(line)
+        assert e.value.errno == code
+    z.close()
+
+
+def test_v6only_default_and_cleared(v6):
+    send4 = (f"import socket; s = socket.socket(); s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+             f"s.bind(('{KERNEL4}', 7105)); s.sendto(b'v4 datagram', ('{OURS4}', PORT))")
+    only6 = Conv(v6, "udp")
+    only6("announce ::!7104")
+    fd = only6.data()
+    in_ns(v6.ns, send4.replace("PORT", "7104"))
+    assert not select.select([fd], [], [], 0.5)[0]      # QNX's v6only=1: IPv4 is not ours
+    os.close(fd)
+    only6.close()
+    dual = Conv(v6, "udp")
+    dual("v6only 0")
+    dual("announce ::!7106")
+    dual("headers")
+    fd = dual.data()
+    in_ns(v6.ns, send4.replace("PORT", "7106"))
+    assert read_within(fd) == f"::ffff:{KERNEL4}!7105\n".encode() + b"v4 datagram"
+    os.close(fd)
+    dual.close()
+
+
+def test_ping6_on_raw_icmpv6(v6):
+    out = v6.run("iopkt", "ping6", "-c", "3", "-i", "0.2", "-s", "100", KERNEL)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"PING6(148=40+8+100 bytes) {OURS} --> {KERNEL}"
+    assert sum(1 for x in lines if x.startswith(f"108 bytes from {KERNEL}, icmp_seq=") and "hlim=64" in x) == 3
+    assert "3 packets transmitted, 3 packets received, 0.0% packet loss" in out.stdout
+    ll = v6.run("iopkt", "ping6", "-c", "1", "-I", "tap0", "ff02::1")
+    assert ll.returncode == 0 and "%tap0, icmp_seq=0" in ll.stdout, ll.stdout + ll.stderr
+    # Nothing answers at an unused address: no reply, exit 2.
+    none = v6.run("iopkt", "ping6", "-c", "1", "-W", "0.5", "fd00:205::99")
+    assert none.returncode == 2 and "1 packets transmitted, 0 packets received" in none.stdout
+
+
+def test_ndp_route_netstat_ifconfig(v6):
+    v6.run("iopkt", "ping6", "-c", "1", KERNEL)
+    kmac = sh("ip", "-n", v6.ns, "link", "show", v6.dev).stdout.split("link/ether")[1].split()[0]
+    table = v6.run("iopkt", "ndp", "-an").stdout.splitlines()
+    assert table[0].split() == ["Neighbor", "Linklayer", "Address", "Netif", "Expire", "S", "Flags"]
+    row = next(x for x in table if x.startswith(KERNEL + " "))
+    assert row.split()[1:3] == [kmac, "tap0"] and row.split()[4] in "RSDP"
+    info = v6.run("iopkt", "ndp", "-i", "tap0").stdout
+    assert info.startswith("linkmtu=1500, maxmtu=1500, curhlim=64, basereachable=30s0ms") and "Flags: nud" in info
+    assert v6.run("iopkt", "ndp", "-s", "fd00:205::77", "02:00:00:00:00:77").returncode == 0
+    assert "fd00:205::77 " in v6.run("iopkt", "ndp", "-an").stdout
+    gone = v6.run("iopkt", "ndp", "-d", "fd00:205::77")
+    assert gone.stdout == "fd00:205::77 (fd00:205::77) deleted\n"
+    assert v6.run("iopkt", "ndp", "-d", "fd00:205::77").stderr.strip() == "delete: cannot locate fd00:205::77"
+    # route -inet6 through the kernel to an address only it has; ping6 then reaches it.
+    sh("ip", "-n", v6.ns, "-6", "addr", "add", "fd00:999::1/128", "dev", "lo")
+    add = v6.run("iopkt", "route", "add", "-inet6", "fd00:999::/64", KERNEL)
+    assert add.returncode == 0 and add.stdout == f"add net fd00:999::/64: gateway {KERNEL}\n", add.stderr
+    assert v6.run("iopkt", "ping6", "-c", "1", "fd00:999::1").returncode == 0
+    routes = v6.run("iopkt", "netstat", "-rn", "-f", "inet6").stdout
+    assert routes.startswith("Routing tables\n\nInternet6:\nDestination")
+    assert any(x.split()[:3] == ["fd00:999::/64", KERNEL, "UGS"] for x in routes.splitlines()), routes
+    assert any(x.startswith("fd00:205::/64 ") and x.endswith("tap0") for x in routes.splitlines())
+    assert v6.run("iopkt", "route", "delete", "-inet6", "fd00:999::/64").returncode == 0
+    # netstat -an: an announced UDP socket on :: is a udp6 row in the Internet6 section.
+    u = Conv(v6, "udp")
+    u("announce ::!7110")
+    sockets = v6.run("iopkt", "netstat", "-an").stdout
+    inet6 = sockets.split("Active Internet6 connections (including servers)\n", 1)[1]
+    assert any(x.split()[0] == "udp6" and x.split()[3] == "*.7110" for x in inet6.splitlines()[1:])
+    u.close()
+    stats = v6.run("iopkt", "netstat", "-s", "-f", "inet6").stdout
+    assert stats.startswith("ip6:\n") and "\nicmp6:\n" in stats and "echo reply:" in stats
+    # ifconfig inet6 alias / delete: KAME's inet6 line appears and goes.
+    assert v6.run("iopkt", "ifconfig", "tap0", "inet6", "fd00:206::2", "prefixlen", "80", "alias").returncode == 0
+    assert "\tinet6 fd00:206::2 prefixlen 80" in v6.run("iopkt", "ifconfig", "tap0").stdout
+    assert v6.run("iopkt", "ifconfig", "tap0", "inet6", "fd00:206::2", "delete").returncode == 0
+    shown = v6.run("iopkt", "ifconfig", "tap0").stdout
+    assert "fd00:206::2" not in shown and f"\tinet6 {OURS} prefixlen 64" in shown and "%tap0" in shown
+
+
+def test_a_v4_stack_answers_as_qnx_without_inet6(stack):
+    afno = "Address family not supported by protocol family"
+    for argv in (["ping6", "-c", "1", "::1"], ["ndp", "-an"], ["ifconfig", "lo0", "inet6", "fd00::1"]):
+        out = stack.run("iopkt", *argv)
+        assert out.returncode == 1 and out.stderr.strip().endswith(f"socket: {afno}"), (argv, out.stderr)
+    r = stack.run("iopkt", "route", "add", "-inet6", "fd00::/64", "fd00::1")
+    assert r.returncode == 1 and f"writing to routing socket: {afno}" in r.stderr
+    assert "Internet6" not in stack.run("iopkt", "netstat", "-rn").stdout
+    assert "Internet6" not in stack.run("iopkt", "netstat", "-an").stdout
+    c = Conv(stack, "udp")
+    with pytest.raises(OSError) as e:
+        c("connect fd00::1!53")
+    assert e.value.errno == errno.EAFNOSUPPORT
+    c.close()
