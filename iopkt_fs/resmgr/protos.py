@@ -441,6 +441,13 @@ class Tcp(Inet):
                 return None
             raise
 
+    def _text(self, sock, pair) -> str:
+        # A connection an IPv6 listener with v6only 0 took over IPv4 is an AF_INET6
+        # socket: its addresses read IPv4-mapped (RFC 3493 3.7).
+        if pair is not None and sock.af6 and len(pair[0]) == 4:
+            pair = (opts.mapped(pair[0]), pair[1])
+        return super()._text(sock, pair)
+
     def status(self, conv):
         st = conv.sock.status()
         if st is None:   # a listener or a socket never connected has no TCB

@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from iopkt_fs import client
 from iopkt_testutil import StackProcess
 
 pytestmark = pytest.mark.system
@@ -107,6 +108,10 @@ def test_udp6_both_ways_through_the_files(v6):
     assert read_within(fd) == b"HELLO KERNEL"
     os.close(fd)
     c.close()
+    # The Python client takes the same form.
+    with client.dial(f"udp!{KERNEL}!7101", prefix=v6.prefix) as d:
+        d.write(b"from the client")
+        assert d.read() == b"FROM THE CLIENT"
     # Announced with headers: the kernel starts, each datagram names its peer.
     a = Conv(v6, "udp")
     a("announce 7102")
@@ -169,6 +174,25 @@ def test_v6only_default_and_cleared(v6):
     assert read_within(fd) == f"::ffff:{KERNEL4}!7105\n".encode() + b"v4 datagram"
     os.close(fd)
     dual.close()
+    # TCP likewise: a :: listener with v6only 0 takes the kernel's IPv4 call, and the
+    # accepted connection reads as an AF_INET6 socket (IPv4-mapped addresses).
+    lst = Conv(v6, "tcp")
+    lst("v6only 0")
+    lst("announce ::!7107")
+    caller = subprocess.Popen(["ip", "netns", "exec", v6.ns, "python3", "-c",
+                               f"import socket; c = socket.create_connection(('{OURS4}', 7107), timeout=10); "
+                               f"c.sendall(b'v4 call'); c.close()"])
+    with open(os.path.join(lst.dir, "listen")) as f:
+        n = f.read().strip()
+    accepted = os.path.join(os.path.dirname(lst.dir), n)
+    with open(os.path.join(accepted, "remote")) as f:
+        assert f.read().startswith(f"::ffff:{KERNEL4}!")
+    with open(os.path.join(accepted, "local")) as f:
+        assert f.read() == f"::ffff:{OURS4}!7107\n"
+    with open(os.path.join(accepted, "data"), "rb") as f:
+        assert f.read() == b"v4 call"
+    assert caller.wait(timeout=10) == 0
+    lst.close()
 
 
 def test_ping6_on_raw_icmpv6(v6):

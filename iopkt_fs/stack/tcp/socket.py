@@ -41,7 +41,7 @@ class TcpSocket:
     __slots__ = ("layer", "conn", "local", "listening", "backlog", "accept_queue",
                  "embryonic", "reuseaddr", "keepalive", "nodelay", "sndbuf", "rcvbuf",
                  "sndbuf_set", "rcvbuf_set",
-                 "closed", "_error", "shut_rd", "shut_wr", "v6only", "__weakref__")
+                 "closed", "_error", "shut_rd", "shut_wr", "v6only", "af6", "__weakref__")
 
     def __init__(self, layer: TcpLayer):
         cfg = layer.config
@@ -65,6 +65,7 @@ class TcpSocket:
         self.shut_rd = False
         self.shut_wr = False
         self.v6only = layer.v6only_default()   # IPV6_V6ONLY (socket/opts.py)
+        self.af6 = False        # bound as IPv6: IPv4 peers (v6only 0) are shown IPv4-mapped
 
     @classmethod
     def _for_connection(cls, layer: TcpLayer, conn: Connection, parent: TcpSocket) -> TcpSocket:
@@ -74,7 +75,7 @@ class TcpSocket:
         s.reuseaddr, s.keepalive, s.nodelay = parent.reuseaddr, parent.keepalive, parent.nodelay
         s.sndbuf, s.rcvbuf = parent.sndbuf, parent.rcvbuf
         s.sndbuf_set, s.rcvbuf_set = parent.sndbuf_set, parent.rcvbuf_set
-        s.v6only = parent.v6only
+        s.v6only, s.af6 = parent.v6only, parent.af6
         conn.socket = s
         return s
 
@@ -107,6 +108,7 @@ class TcpSocket:
         elif self._conflicts(ip, port):
             raise StackError(_errno.EADDRINUSE, f"{layer.fmt_ep(ip, port)} is in use")
         self.local = (ip, port)
+        self.af6 = len(ip) == 16
         layer.bound.setdefault(self.local, set()).add(self)
 
     def _conflicts(self, ip: bytes, port: int) -> bool:
