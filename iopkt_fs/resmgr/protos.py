@@ -108,6 +108,10 @@ class Protocol:
     def status(self, conv) -> str:
         return f"{'Announced' if conv.announced else 'Open'}\n"
 
+    def datagrams(self, conv) -> bool:
+        """Is each write one datagram (else a byte stream the file layer may split)?"""
+        return False
+
 
 class Inet(Protocol):
     """TCP, UDP and raw ICMP/ICMPv6: one shape. Each core socket takes ``bind(ip, port)``,
@@ -194,6 +198,9 @@ class Datagram(Inet):
     made readable for shells)."""
 
     VERBS = {"headers": "_headers"}
+
+    def datagrams(self, conv) -> bool:
+        return True
 
     def _headers(self, conv, args, now):
         if args:
@@ -540,6 +547,9 @@ class Unix(Protocol):
             if exc.errno == errno.EWOULDBLOCK:
                 return None
             raise
+
+    def datagrams(self, conv) -> bool:
+        return conv.sock.kind == "dgram"
 
     def local(self, conv):
         return f"{conv.sock.name or '*'}\n"

@@ -572,7 +572,7 @@ class DataFile(ConvFile):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
         view = memoryview(buf)     # pyfuse3's bytes: the send ring copies from it once
-        if getattr(conv.sock, "kind", "stream") == "dgram" or proto.name in ("udp", "raw"):
+        if proto.datagrams(conv):
             return await self._write_datagram(handle, conv, proto, view)
         # A byte stream: take it all, parking while the send buffer is full (flow
         # control: nothing is dropped). Bounded: each pass takes bytes or parks.
