@@ -103,7 +103,9 @@ def route6_ctl(stack, fields: list[str]) -> None:
                 if gw.is_link_local and (zone or iface) is None:
                     raise StackError(errno.EINVAL, f"link-local gateway {gw} needs a %zone")
                 iface = iface or zone
-                if inet6.is_local(gw.packed):
+                # A link-local address is ours only on its own link (fe80::1 is lo0's).
+                mine = inet6.local_on(iface, gw.packed) if gw.is_link_local else inet6.is_local(gw.packed)
+                if mine:
                     # route(8): one of our addresses as gateway means "through its interface".
                     iface = iface or inet6.interface_of(gw.packed)
                 else:
