@@ -136,6 +136,20 @@ def test_udp6_link_local_zone_and_econnrefused(v6):
     assert read_within(fd) == b"OVER THE LINK"
     os.close(fd)
     c.close()
+    # TCP to the same link-local peer: the zone binds our link-local source on tap0.
+    server = subprocess.Popen(["ip", "netns", "exec", v6.ns, "python3", "-c", textwrap.dedent("""\
+        import socket
+        s = socket.socket(socket.AF_INET6); s.bind(('::', 7108)); s.listen(1); print('ready', flush=True)
+        c, _ = s.accept(); c.sendall(b'hello over the link'); c.close()
+        """)], stdout=subprocess.PIPE, text=True)
+    assert server.stdout.readline() == "ready\n"
+    t = Conv(v6, "tcp")
+    t(f"connect {kernel_ll}%tap0!7108")
+    assert t.text("remote") == f"{kernel_ll}%tap0!7108" and "%tap0!" in t.text("local")
+    with open(os.path.join(t.dir, "data"), "rb") as f:
+        assert f.read() == b"hello over the link"
+    assert server.wait(timeout=10) == 0
+    t.close()
     # No socket on the kernel's port 7999: its ICMPv6 port unreachable -> ECONNREFUSED.
     r = Conv(v6, "udp")
     r(f"connect [{KERNEL}]!7999")
