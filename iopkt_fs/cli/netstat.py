@@ -2,7 +2,7 @@
 
     netstat [-an] [-f inet|inet6] sockets ("Active Internet connections", then Internet6)
     netstat -r [-n] [-f inet|inet6]  routing tables (Internet6 on io-pkt-v6-hc)
-    netstat -i [-n]               interfaces and their counters
+    netstat -i [-n]               interfaces and their counters (inet and inet6 address rows)
     netstat -s [-p proto] [-f F]  protocol statistics: ip, icmp, tcp, udp, arp (ip6, icmp6 on v6-hc)
     netstat -m                    packet-buffer (mbuf) statistics, from dev/socket/mbuf
 
@@ -249,13 +249,13 @@ def interfaces(sock: str) -> str:
         except OSError:
             continue
         entries.append((int(s.get("index", 0)), name, s, block))
-    from .ifaddrs import inet_rows
+    from .ifaddrs import inet6_rows, inet_rows
     for _, name, s, block in sorted(entries):
         counts = f"{int(s['ipackets']):8d} {int(s['ierrors']):5d} {int(s['opackets']):8d} {int(s['oerrors']):5d} {int(s['collisions']):5d}"
         mac = s.get("address", "-")
         link = mac if mac != "-" else ""
         rows.append(f"{name:<5.5} {s['mtu']:<5.5} {'<Link>':<13.13} {link:<17.17} {counts}")
-        for network, address in inet_rows(block):
+        for network, address in inet_rows(block) + inet6_rows(block):
             rows.append(f"{name:<5.5} {s['mtu']:<5.5} {network:<13.13} {address:<17.17} {counts}")
     return "\n".join(rows) + "\n"
 

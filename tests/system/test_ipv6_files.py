@@ -254,6 +254,9 @@ def test_ndp_route_netstat_ifconfig(v6):
     inet6 = sockets.split("Active Internet6 connections (including servers)\n", 1)[1]
     assert any(x.split()[0] == "udp6" and x.split()[3] == "*.7110" for x in inet6.splitlines()[1:])
     u.close()
+    rows = [x.split() for x in v6.run("iopkt", "netstat", "-i").stdout.splitlines() if x.startswith("tap0 ")]
+    assert ["fd00:205::/64", OURS] in [r[2:4] for r in rows]
+    assert any(r[2] == "fe80::%tap0/6" and r[3].startswith("fe80::") for r in rows)   # %-13.13s, as NetBSD cuts it
     stats = v6.run("iopkt", "netstat", "-s", "-f", "inet6").stdout
     assert stats.startswith("ip6:\n") and "\nicmp6:\n" in stats and "echo reply:" in stats
     # ifconfig inet6 alias / delete: KAME's inet6 line appears and goes.
