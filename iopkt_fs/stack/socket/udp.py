@@ -41,7 +41,10 @@ the IPv4 and the IPv6 protocol switches. A socket bound to the wildcard ``None``
 (0.0.0.0) hears both families, one bound to :: only IPv6, one bound to an address only
 that address's family; each datagram goes out through the layer of its destination's
 family (``layer``). Over IPv6 the checksum is mandatory both ways (RFC 8200 8.1) and an
-unreachable port is answered with ICMPv6 (RFC 4443 3.1 code 4).
+unreachable port is answered with ICMPv6 (RFC 4443 3.1 code 4). A socket bound to ::
+with IPV6_V6ONLY cleared (the default comes from ``net.inet6.ip6.v6only``, 1 on QNX)
+hears IPv4 as well and shows those peers IPv4-mapped (opts.py); ``scope`` (connect,
+sendto) is the interface of a link-local peer.
 """
 
 import errno
@@ -55,11 +58,11 @@ from ..wire.errors import Malformed
 from ..wire.icmp import DstUnreachableCode
 from ..wire.ipv4 import ANY, BROADCAST
 from ..wire.udp import UdpPacket, UdpRepr
-from . import opts
 from ..inet.stats import (
     ICMP_TIMXCEED, ICMP_UNREACH, UNREACH_HOST, UNREACH_NEEDFRAG, UNREACH_NET, UNREACH_PORT,
     UNREACH_PROTOCOL, UdpStat,
 )
+from . import opts
 
 ANON_PORT_MIN = 49152          # NetBSD net.inet.ip.anonportmin
 ANON_PORT_MAX = 65535          # NetBSD net.inet.ip.anonportmax
