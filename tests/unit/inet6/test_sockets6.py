@@ -180,3 +180,14 @@ def test_raw_icmpv6_echo_to_a_peer_and_over_loopback():
     with pytest.raises(StackError) as e:
         stack.inet6.raw.socket().connect(b(OUR4))
     assert e.value.errno == errno.EAFNOSUPPORT
+
+
+def test_v6only_sysctl_sets_the_default_for_new_sockets():
+    stack, en0 = dual_host()
+    stack.sysctl.set("net.inet6.ip6.v6only", 0)
+    udp, tcp = stack.inet.udp.socket(), stack.tcp.socket()
+    assert udp.getsockopt(opts.IPPROTO_IPV6, opts.IPV6_V6ONLY) == 0
+    assert tcp.getsockopt(opts.IPPROTO_IPV6, opts.IPV6_V6ONLY) == 0
+    udp.bind(bytes(16), 5402)
+    stack.input(en0, [raw(udp4(5402))], 2 * S)
+    assert udp.recvfrom() == (b"v4", (f"::ffff:{PEER4}", 4444))
