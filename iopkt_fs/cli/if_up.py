@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("-a", action="store_true", help="wait for all interfaces, not any one")
     p.add_argument("-l", action="store_true", help="also wait for the physical link")
     p.add_argument("-p", action="store_true", help="wait only until the interfaces are present")
-    p.add_argument("-6", action="store_true", dest="v6", help="configured means a usable (non-tentative) IPv6 address")
+    p.add_argument("-6", action="store_true", dest="v6", help="configured: a usable (non-tentative) IPv6 address")
     p.add_argument("-i", action="store_true", dest="non_ll", help="with -6: a usable non-link-local IPv6 address")
     p.add_argument("-m", type=int, metavar="ms", dest="interval_ms", help="interval between walks in ms")
     p.add_argument("-s", type=int, metavar="seconds", dest="interval_s", help="interval between walks in s")

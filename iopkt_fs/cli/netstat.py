@@ -284,7 +284,8 @@ def connections(sock: str, all_: bool, family: str | None = None) -> str:
         if not all_ and (remote == "*:*" or state == "LISTEN"):
             continue   # servers (and unconnected UDP) only with -a
         v6 = _is6(local) or _is6(remote)
-        row = f"{proto + '6' if v6 else proto:<5.5} {int(recvq):6d} {int(sendq):6d}  {_addr(local):<22.22} {_addr(remote):<22.22}"
+        name = proto + "6" if v6 else proto
+        row = f"{name:<5.5} {int(recvq):6d} {int(sendq):6d}  {_addr(local):<22.22} {_addr(remote):<22.22}"
         sections["inet6" if v6 else "inet"].append(row + (f" {state}" if state != "-" else ""))
     out = []
     v6 = os.path.exists(os.path.join(sock, "24"))

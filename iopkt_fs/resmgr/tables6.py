@@ -36,7 +36,9 @@ def _inet6(stack):
 
 
 def _scoped(addr: ipaddress.IPv6Address, iface) -> str:
-    return f"{addr}%{iface.name}" if addr.is_link_local or addr.is_multicast and addr.packed[1] & 0x0F <= 2 else str(addr)
+    # Link-local unicast, and multicast of interface- or link-local scope, need a zone.
+    zoned = addr.is_link_local or (addr.is_multicast and addr.packed[1] & 0x0F <= 2)
+    return f"{addr}%{iface.name}" if zoned else str(addr)
 
 
 def _address(stack, text: str) -> tuple[ipaddress.IPv6Address, object]:
@@ -177,7 +179,8 @@ def _ndp_info(stack, iface) -> str:
     if stack.sysctl.get("net.inet6.ip6.accept_rtadv") or iface.flags & 0x40000000:
         flags.append("accept_rtadv")
     return (f"linkmtu={iface.mtu}, maxmtu={iface.mtu}, curhlim={stack.sysctl.get('net.inet6.ip6.hlim')}, "
-            f"basereachable={base // 1000}s{base % 1000}ms, reachable={reach // 1000}s, retrans={retrans // 1000}s{retrans % 1000}ms\n"
+            f"basereachable={base // 1000}s{base % 1000}ms, reachable={reach // 1000}s, "
+            f"retrans={retrans // 1000}s{retrans % 1000}ms\n"
             f"Flags: {''.join(f + ' ' for f in flags)}\n")
 
 
