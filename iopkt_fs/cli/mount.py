@@ -24,19 +24,18 @@ _TYPE = re.compile(r"(io-pkt|io-net)(\d*)\Z")
 def _instance_for(mtype: str) -> str | None:
     """The mount point of the instance that answers this type, or None (ENOENT)."""
     found = paths.instances()
-    if mtype == "tcpip":
-        # Accepted by every instance; take the one SOCK names, else the first.
-        sock = paths.client_prefix()
-        for _, where in found:
-            if os.path.realpath(where) == os.path.realpath(sock):
-                return where
-        return found[0][1] if found else None
-    m = _TYPE.match(mtype)
-    want = "io-pkt" + (m.group(2) if m.group(2) not in ("", "0") else "")
-    for name, where in found:
-        if name == want:
+    if mtype != "tcpip":
+        m = _TYPE.match(mtype)
+        want = "io-pkt" + (m.group(2) if m.group(2) not in ("", "0") else "")
+        found = [(name, where) for name, where in found if name == want]
+    # tcpip is accepted by every instance. Of the instances that answer, take the one SOCK
+    # names, else the first: on QNX one node has one io-pkt of each number, here two
+    # stacks at different prefixes can both be instance 0, and SOCK says which is meant.
+    sock = os.path.realpath(paths.client_prefix())
+    for _, where in found:
+        if os.path.realpath(where) == sock:
             return where
-    return None
+    return found[0][1] if found else None
 
 
 def _parse(argv: list[str]):

@@ -309,6 +309,20 @@ def test_two_instances_selected_by_sock(stack, make_stack):
     assert "te0" not in stack.run("iopkt", "ifconfig", "-l").stdout
 
 
+def test_two_instance_zeros_mount_into_the_one_sock_names(stack, make_stack):
+    """Two stacks at different prefixes can both be io-pkt (instance 0); SOCK decides
+    which one ``mount -T io-pkt`` loads into, whichever was mounted first."""
+    other = make_stack(name="zero2")
+    assert other.start().returncode == 0
+    assert other.status()["name"] == stack.status()["name"] == "io-pkt"
+    for target, bystander in ((other, stack), (stack, other)):
+        before = bystander.run("iopkt", "ifconfig", "-l").stdout.split()
+        out = target.run("iopkt", "mount", "-T", "io-pkt", "loop")
+        assert out.returncode == 0, out.stderr
+        assert "lo1" in target.run("iopkt", "ifconfig", "-l").stdout.split()
+        assert bystander.run("iopkt", "ifconfig", "-l").stdout.split() == before
+
+
 def test_threads_exhausted_is_logged_once_and_requests_still_complete(make_stack):
     sp = make_stack(tcpip="threads_min=4,threads_max=4", args=["-d", TESTETHER, "slowstats=400"])
     assert sp.start().returncode == 0
