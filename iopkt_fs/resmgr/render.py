@@ -21,9 +21,16 @@ def ifconfig_block(iface: Interface) -> str:
     lines = [head + f" mtu {iface.mtu}"]
     if iface.capabilities:
         lines += [f"\tcapabilities={_bits(iface.capabilities)}", f"\tenabled={_bits(iface.enabled)}"]
+    # A pseudo-interface's own lines (vlan: "vlan: 5 parent: wan0"), where NB4 puts them.
+    own = getattr(iface.driver, "status_lines", None)
+    if own is not None:
+        lines += own(iface)
     if iface.mac is not None:
         lines.append(f"\taddress: {iface.mac_text()}")
-    if iface.media or iface.kind == IFT_ETHER:
+    media = getattr(iface.driver, "media_lines", None)
+    if media is not None:
+        lines += media(iface)     # tap: no status line; vlan: no media at all
+    elif iface.media or iface.kind == IFT_ETHER:
         lines.append(f"\tmedia: {iface.media or 'Ethernet autoselect'}")
         lines.append(f"\tstatus: {'active' if iface.link_up else 'no carrier'}")
     for ifa in iface.inet_addrs():
