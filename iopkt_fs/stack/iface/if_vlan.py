@@ -4,7 +4,7 @@ NetBSD 4 semantics as io-pkt ships them (reference/pseudo-if.md §7):
 
 * ``ifconfig vlan0 create; ifconfig vlan0 vlan 5 vlanif wan0`` (SIOCSETVLAN, here the
   interface ctl verb ``vlan 5 vlanif wan0``) attaches vlan0 to wan0 with tag 5;
-  ``-vlanif`` detaches it (mtu 0, down). A tag must fit 12 bits (EINVAL); a configured
+  ``-vlanif`` detaches it (mtu 0, down, no link address). A tag must fit 12 bits (EINVAL); a configured
   vlan must be detached first (EBUSY); the parent must be Ethernet (EPROTONOSUPPORT, as
   NetBSD: QNX's dummy link address for other parents is not copied); the same tag twice
   on one parent is EEXIST (there could be no telling their frames apart).
@@ -163,6 +163,7 @@ class VlanCloner:
         sc.tag, sc.parent = 0, None
         iface = sc.iface
         iface.mtu = 0
+        iface.mac = None          # ether_ifdetach: the link address goes with the parent
         if iface.flags & (IFF_UP | IFF_RUNNING):
             iface.flags &= ~(IFF_UP | IFF_RUNNING)
             self.stack._notify("interface_changed", iface)
