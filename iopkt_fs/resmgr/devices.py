@@ -127,7 +127,7 @@ class DeviceFile(File):
                 return data
             if handle.nonblocking:
                 raise pyfuse3.FUSEError(errno.EAGAIN)
-            if await fs.wait(handle.waiters, lambda: dev.readable, handle):
+            if await fs.wait(handle.waiters, lambda: dev.read_returns, handle):
                 fs.interrupt_if_dying(handle)    # leave the packet for a live reader
 
     async def write(self, handle, off, buf):

@@ -47,10 +47,6 @@ class TapDevice(PseudoDevice):
     def ready(self) -> bool:
         return self.iface is not None and bool(self.iface.flags & IFF_UP)
 
-    @property
-    def readable(self) -> bool:
-        return bool(self.queue) or self.zombie or not self.ready
-
     def media_lines(self, iface: Interface) -> list[str]:
         # tap_mediastatus sets no IFM_AVALID: ifconfig prints the media, no status line.
         return [f"\tmedia: {iface.media}"]

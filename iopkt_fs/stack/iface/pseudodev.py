@@ -33,7 +33,13 @@ class PseudoDevice:
 
     @property
     def readable(self) -> bool:
-        """poll(): POLLIN while something is queued (or a read would fail at once)."""
+        """poll(): POLLIN while something is queued (tunpoll/tap_poll), or destroyed."""
+        return bool(self.queue) or self.zombie
+
+    @property
+    def read_returns(self) -> bool:
+        """A blocked read goes on: something queued, destroyed, or no longer ready
+        (then it fails: EHOSTDOWN)."""
         return bool(self.queue) or self.zombie or not self.ready
 
     @property
