@@ -18,7 +18,8 @@ something is queued, POLLOUT always (writes never block).
 
 FUSE has no ioctls: the modes are verbs on ``tunK.ctl`` (stack/iface/if_tun.py), and
 TAPGIFNAME/"which tun is this" is the extended attribute ``user.ifname`` of the open file
-(``os.getxattr(fd, "user.ifname")``), answered for the opener's newest open of that node.
+(``os.getxattr(fd, "user.ifname")``), answered for the calling process's newest open of
+that node.
 """
 
 import errno
@@ -30,6 +31,18 @@ import pyfuse3
 from ..runtime import now_us
 from .nodes import File, Handle, StaticDir, TextFile
 from .verbs import lines
+
+
+def _tgid(tid: int) -> int:
+    """The process a thread belongs to (FUSE requests carry the thread's id)."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return tid
 
 
 class _Waiters:
@@ -80,6 +93,7 @@ class DeviceFile(File):
         if flags & os.O_ACCMODE not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
             return handle           # neither read nor write: binds, creates nothing
         handle.dev = dev = self._opener()
+        handle.tgid = _tgid(ctx.pid)
         handle.waiters = _Waiters()
         self.inst.runtime.readiness.watch(dev, handle.waiters.wake)
         self.handles.append(handle)
@@ -99,11 +113,13 @@ class DeviceFile(File):
         self.inst.runtime.kick()
 
     def getxattr(self, name: str, ctx) -> bytes:
-        """``user.ifname``: the interface of the caller's newest open of this node."""
+        """``user.ifname``: the interface of the calling process's newest open of this
+        node (FUSE names the calling thread; its thread group is the process)."""
         if name != "user.ifname":
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        tgid = _tgid(ctx.pid)
         for handle in reversed(self.handles):
-            if handle.pid == ctx.pid and handle.dev is not None:
+            if handle.tgid == tgid and handle.dev is not None:
                 return handle.dev.name.encode()
         raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 

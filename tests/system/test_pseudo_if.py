@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -99,6 +100,14 @@ def test_tun_node_errnos_poll_and_nonblocking(stack):
     fd = os.open(tun0, os.O_RDWR | os.O_NONBLOCK)
     try:
         assert os.getxattr(fd, "user.ifname") == b"tun0"
+        other = []          # another thread of the same process asks too (FUSE sends its tid)
+        t = threading.Thread(target=lambda: other.append(os.getxattr(fd, "user.ifname")))
+        t.start()
+        t.join(10)
+        assert other == [b"tun0"]
+        with pytest.raises(OSError) as none:
+            os.getxattr(stack.sock("status"), "user.ifname")
+        assert none.value.errno == errno.ENODATA
         assert stack.run("iopkt", "ifconfig", "tun0").stdout == "tun0: flags=10<POINTOPOINT> mtu 1500\n"
         with pytest.raises(OSError) as busy:
             os.open(tun0, os.O_RDWR)
