@@ -45,10 +45,13 @@ def ifconfig_block(iface: Interface) -> str:
         # NetBSD af_inet6.c in6_alias(): address[%IF], prefixlen, the IN6_IFF_* words, then
         # the scope id (the interface index) for link-local addresses only.
         words = "".join(f" {w}" for bit, w in IN6_FLAG_WORDS if ifa.flags6 & bit)
+        # On a point-to-point link the destination follows, "::" when none is set.
+        dest = f" -> {ifa.dest or '::'}" if iface.flags & IFF_POINTOPOINT else ""
         if ifa.address.is_link_local:
-            line = f"\tinet6 {ifa.address}%{iface.name} prefixlen {ifa.prefixlen}{words} scopeid 0x{iface.index:x}"
+            line = (f"\tinet6 {ifa.address}%{iface.name}{dest} prefixlen {ifa.prefixlen}{words}"
+                    f" scopeid 0x{iface.index:x}")
         else:
-            line = f"\tinet6 {ifa.address} prefixlen {ifa.prefixlen}{words}"
+            line = f"\tinet6 {ifa.address}{dest} prefixlen {ifa.prefixlen}{words}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -16,7 +16,8 @@ NetBSD semantics as io-pkt 6.6 ships them (reference/pseudo-if.md §2):
   only mode that carries IPv6; with TUNSLMODE a 16-byte ``struct sockaddr`` of the
   destination first (on write the sockaddr's family selects IPv4 or IPv6). Setting one
   of the two modes clears the other;
-* the last close purges the queue and takes the interface down; it and its addresses stay.
+* the last close purges the queue, takes the interface down and deletes the routes of its
+  addresses; the interface and its addresses stay.
   ``ifconfig tunK destroy`` while open leaves the opener a zombie whose calls get ENXIO.
 
 FUSE carries no ioctls, so the modes are verbs on the sibling file ``P/dev/tunN.ctl``
@@ -131,9 +132,18 @@ class TunDevice(PseudoDevice):
         return n
 
     def close(self) -> None:
+        """Last close (NetBSD tunclose): the queue is purged, the interface goes down and
+        the routes of its addresses are deleted; the addresses stay (setting one again
+        brings them back)."""
         super().close()
-        if self.iface is not None and self.iface.flags & IFF_UP:
-            self.stack.down(self.iface)       # if_down on last close; addresses stay
+        iface = self.iface
+        if iface is None or not iface.flags & IFF_UP:
+            return
+        for ifa in iface.addrs:
+            layer = self.stack.inet if ifa.address.version == 4 else self.stack.inet6
+            if layer is not None:
+                layer.routes.remove_interface_routes(iface, int(ifa.address))
+        self.stack.down(iface)
 
     # -- modes (the ioctls, as verbs) ---------------------------------------------------
 

@@ -143,8 +143,11 @@ def test_last_close_takes_it_down_and_keeps_the_address():
     s.tun.close(dev)
     assert not dev.queue and dev.drops == 1
     assert ifconfig_block(dev.iface).startswith("tun0: flags=10<POINTOPOINT> mtu 1500\n\tinet 10.0.0.1 -> 10.0.0.2")
+    assert [r for r in s.inet.route_show() if r["interface"] == "tun0"] == []   # tunclose
     again = s.tun.open(0)
     assert again is dev and again.ifhead                    # the unit's modes stay
+    verbs.interface_ctl(s, dev.iface, "set 10.0.0.1 dest 10.0.0.2")
+    assert s.inet.route_get("10.0.0.2").iface is dev.iface and dev.iface.flags & 1
 
 
 def test_destroy_while_open_leaves_a_zombie_and_a_fresh_unit():
@@ -187,3 +190,13 @@ def test_readiness_goes_through_the_stacks_one_queue():
     assert dev in s.take_socket_events() and dev.readable
     dev.read(1500)
     assert not dev.readable
+
+
+def test_inet6_on_a_point_to_point_tun_prints_its_destination():
+    s = stack(variant=V6_HC)
+    dev = s.tun.open(0)
+    verbs.interface_ctl(s, dev.iface, "add 2001:db8:9::1/128 dest 2001:db8:9::2")
+    verbs.interface_ctl(s, dev.iface, "add 2001:db8:8::1/64")
+    assert ifconfig_block(dev.iface).splitlines()[1:] == [
+        "\tinet6 2001:db8:9::1 -> 2001:db8:9::2 prefixlen 128",
+        "\tinet6 2001:db8:8::1 -> :: prefixlen 64"]
