@@ -180,7 +180,7 @@ class DevDir(StaticDir):
         def write(text, handle):
             dev = tun.device(unit)
             for fields in lines(text):
-                dev.ctl(fields)
+                dev.mode_ctl(fields)
             self.inst.runtime.kick()
 
         return self.ns.cached(("dev", "tun", unit, "ctl"), lambda: TextFile(

@@ -147,7 +147,7 @@ class TunDevice(PseudoDevice):
 
     # -- modes (the ioctls, as verbs) ---------------------------------------------------
 
-    def ctl(self, fields: list[str]) -> None:
+    def mode_ctl(self, fields: list[str]) -> None:
         verb, args = fields[0], fields[1:]
         if verb in ("ifhead", "-ifhead") and not args:
             self.ifhead = verb == "ifhead"

@@ -22,7 +22,7 @@ def test_random_tun_writes(mode, packets):
     s = stack(variant=V6_HC)
     dev = s.tun.open(0)
     if mode:
-        dev.ctl([mode])
+        dev.mode_ctl([mode])
     verbs.interface_ctl(s, dev.iface, "set 10.0.0.1 dest 10.0.0.2")
     for i, p in enumerate(packets):
         try:
@@ -58,7 +58,7 @@ def test_random_tun_ctl(words):
     dev = s.tun.device(0)
     fields = [w for w in words if w] or ["x"]
     try:
-        dev.ctl(fields)
+        dev.mode_ctl(fields)
     except StackError as exc:
         assert exc.errno in (errno.EINVAL, errno.ENXIO, errno.EBUSY)
     assert not (dev.ifhead and dev.slmode)

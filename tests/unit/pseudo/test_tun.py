@@ -23,7 +23,7 @@ def echo(src="10.0.0.2", dst="10.0.0.1", payload=b"ping"):
 def configured(s, mode=None):
     dev = s.tun.open(0)
     if mode:
-        dev.ctl([mode])
+        dev.mode_ctl([mode])
     verbs.interface_ctl(s, dev.iface, "set 10.0.0.1 dest 10.0.0.2")
     return dev
 
@@ -94,7 +94,7 @@ def test_ipv6_needs_ifhead_and_uses_family_24():
     got = dev.read(1500)
     assert got[:4] == struct.pack("!I", 24) and IPv6(got[4:]).haslayer(ICMPv6EchoReply)
     # Without TUNSIFHEAD an IPv6 packet cannot leave through tun: dropped, counted.
-    dev.ctl(["-ifhead"])
+    dev.mode_ctl(["-ifhead"])
     errors = dev.iface.stats.oerrors
     dev.write(req, 0)            # a bare packet: injected as IPv4 mode would (version 6 wins)
     pump(s)
@@ -111,7 +111,7 @@ def test_slmode_prepends_the_destination_sockaddr():
     assert got[:16] == struct.pack("!BBH4s8x", 16, 2, 0, addr("10.0.0.2").packed)
     assert IP(got[16:])[ICMP].type == 0
     assert errno_of(dev.write, sa[:10], 0) == errno.EIO
-    dev.ctl(["ifhead"])
+    dev.mode_ctl(["ifhead"])
     assert dev.ifhead and not dev.slmode                    # the modes exclude each other
 
 
@@ -174,11 +174,11 @@ def test_create_beyond_the_control_nodes_adds_a_node_and_destroy_removes_it():
 def test_ifmode_only_while_down():
     s = stack()
     dev = configured(s)
-    assert errno_of(dev.ctl, ["ifmode", "broadcast"]) == errno.EBUSY
+    assert errno_of(dev.mode_ctl, ["ifmode", "broadcast"]) == errno.EBUSY
     s.down(dev.iface)
-    dev.ctl(["ifmode", "broadcast"])
+    dev.mode_ctl(["ifmode", "broadcast"])
     assert ifconfig_block(dev.iface).startswith("tun0: flags=8002<BROADCAST,MULTICAST> mtu 1500\n")
-    assert errno_of(dev.ctl, ["ifmode", "loopback"]) == errno.EINVAL
+    assert errno_of(dev.mode_ctl, ["ifmode", "loopback"]) == errno.EINVAL
 
 
 def test_readiness_goes_through_the_stacks_one_queue():
@@ -200,3 +200,10 @@ def test_inet6_on_a_point_to_point_tun_prints_its_destination():
     assert ifconfig_block(dev.iface).splitlines()[1:] == [
         "\tinet6 2001:db8:9::1 -> 2001:db8:9::2 prefixlen 128",
         "\tinet6 2001:db8:8::1 -> :: prefixlen 64"]
+
+
+def test_unknown_interface_verbs_on_a_tun_are_einval():
+    s = stack()
+    dev = s.tun.open(0)
+    assert errno_of(verbs.interface_ctl, s, dev.iface, "ifhead") == errno.EINVAL   # modes: tunN.ctl
+    assert not dev.ifhead
