@@ -186,12 +186,12 @@ def _tun_pair(stack, procs, ns, *mode):
     assert stack.run("iopkt", "ifconfig", "tun0", "10.0.0.1", "10.0.0.2").returncode == 0
     sh("ip", "-n", ns, "addr", "add", "10.0.0.2", "peer", "10.0.0.1", "dev", dev)
     sh("ip", "-n", ns, "link", "set", dev, "up")
-    return p
+    return p, dev
 
 
 def test_relay_to_a_linux_tun_carries_ping_and_10mb_of_tcp(stack, procs, netns):
     ns = netns()
-    p = _tun_pair(stack, procs, ns)
+    p, _ = _tun_pair(stack, procs, ns)
     ping = in_ns(ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.1")
     assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout
     sender = textwrap.dedent("""\
@@ -221,16 +221,24 @@ def test_relay_to_a_linux_tun_carries_ping_and_10mb_of_tcp(stack, procs, netns):
     assert stopped(p).startswith("done")
 
 
-def test_tunsifhead_framing_between_our_tun_and_linux(stack, procs, netns):
-    """With ifhead every packet on our node carries AF_INET (2) first; the relay checks
-    each one and translates, and the kernel's ping works across."""
+def test_tunsifhead_framing_between_our_tun_and_linux(make_stack, procs, netns):
+    """With ifhead every packet on our node carries its address family first, AF_INET (2)
+    or AF_INET6 (24); the relay checks each one and translates, and the kernel's ping and
+    ping -6 work across (IPv6 leaves a tun only in this mode)."""
+    stack = make_stack(variant="io-pkt-v6-hc")
+    assert stack.start().returncode == 0
     ns = netns()
-    p = _tun_pair(stack, procs, ns, "ifhead")
+    p, dev = _tun_pair(stack, procs, ns, "ifhead")
     assert "ifhead: 1\n" in open(os.path.join(stack.prefix, "dev", "tun0.ctl")).read()
+    assert stack.run("iopkt", "ifconfig", "tun0", "inet6", "2001:db8:7::1", "2001:db8:7::2",
+                     "prefixlen", "128", "alias").returncode == 0
+    sh("ip", "-n", ns, "-6", "addr", "add", "2001:db8:7::2", "peer", "2001:db8:7::1", "dev", dev, "nodad")
     ping = in_ns(ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.1")
     assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout
-    done = stopped(p).split()
-    assert done[0] == "done" and done[1] == "bad=0" and int(done[2].split("=")[1]) >= 3
+    ping6 = in_ns(ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:7::1")
+    assert ping6.returncode == 0 and " 0% packet loss" in ping6.stdout, ping6.stdout
+    done = dict(w.split("=") for w in stopped(p).split()[1:])
+    assert done["bad"] == "0" and int(done["inet"]) >= 3 and int(done["inet6"]) >= 3
 
 
 # -- tap ------------------------------------------------------------------------------

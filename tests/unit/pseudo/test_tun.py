@@ -207,3 +207,11 @@ def test_unknown_interface_verbs_on_a_tun_are_einval():
     dev = s.tun.open(0)
     assert errno_of(verbs.interface_ctl, s, dev.iface, "ifhead") == errno.EINVAL   # modes: tunN.ctl
     assert not dev.ifhead
+
+
+def test_an_inet6_point_to_point_destination_gets_a_host_route():
+    s = stack(variant=V6_HC)
+    dev = configured(s, "ifhead")
+    verbs.interface_ctl(s, dev.iface, "add 2001:db8:7::1/128 dest 2001:db8:7::2")
+    route = s.inet6.routes.get("2001:db8:7::2")
+    assert route.iface is dev.iface and route.prefixlen == 128
