@@ -273,6 +273,18 @@ def test_a_tap_clone_is_an_ethernet_nic_and_closing_it_destroys_it(stack, procs,
     assert "tap0" not in os.listdir(os.path.join(stack.prefix, "dev"))
     assert stack.run("iopkt", "ifconfig", "tap7", "create").stderr == \
         "ifconfig: SIOCIFCREATE: No such device or address\n"
+    # A created tap outlives its openers; its node is exclusive while open.
+    assert stack.run("iopkt", "ifconfig", "tap2", "create").returncode == 0
+    node = os.path.join(stack.prefix, "dev", "tap2")
+    fd = os.open(node, os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as busy:
+            os.open(node, os.O_RDWR)
+        assert busy.value.errno == errno.EBUSY
+    finally:
+        os.close(fd)
+    time.sleep(0.2)                  # release is asynchronous
+    assert "tap2" in stack.run("iopkt", "ifconfig", "-l").stdout.split() and os.path.exists(node)
 
 
 # -- vlan -----------------------------------------------------------------------------
