@@ -348,3 +348,18 @@ def _peek(proc) -> str:
         chunk = ""
     proc._seen = getattr(proc, "_seen", "") + chunk
     return proc._seen
+
+
+def test_the_tcpip_options_size_the_device_nodes(make_stack):
+    sp = make_stack(tcpip="num_tun_control_interface=2,num_tap_interface=1")
+    assert sp.start().returncode == 0
+    dev = os.path.join(sp.prefix, "dev")
+    assert sorted(n for n in os.listdir(dev) if n.startswith(("tun", "tap"))) == [
+        "tap", "tun0", "tun0.ctl", "tun1", "tun1.ctl"]
+    fd = os.open(os.path.join(dev, "tap"), os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as full:
+            os.open(os.path.join(dev, "tap"), os.O_RDWR)
+        assert full.value.errno == errno.ENXIO          # one tap unit, in use
+    finally:
+        os.close(fd)
