@@ -133,7 +133,16 @@ class Runtime:
             fn()
 
     def flush(self) -> None:
-        for iface in self.stack.take_tx():
+        # A pseudo-interface's driver may queue on another interface (a vlan hands its
+        # tagged frames to the parent): a few passes, one per level of nesting.
+        for _ in range(4):
+            pending = self.stack.take_tx()
+            if not pending:
+                return
+            self._flush(pending)
+
+    def _flush(self, pending) -> None:
+        for iface in pending:
             frames = list(iface.txq)
             iface.txq.clear()
             driver = iface.driver

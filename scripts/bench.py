@@ -267,10 +267,10 @@ def tap_instance(env: Env, key: str, net: int, driver_extra: str = "", ns: str |
     opts = f"dev={dev},netns={ns}" + (f",{driver_extra}" if driver_extra else "")
     inst = Instance(env, key, ["-d", "tap", opts])
     inst.host, inst.peer = f"10.231.{net}.2", f"10.231.{net}.1"
-    inst.tool("iopkt", "ifconfig", "tap0", f"10.231.{net}.2/24")
+    inst.tool("iopkt", "ifconfig", "ltap0", f"10.231.{net}.2/24")
     sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.1/24", "dev", dev)
     sh("ip", "-n", ns, "link", "set", dev, "up")
-    inst.tool("if_up", "-l", "-m", "100", "-r", "50", "tap0")
+    inst.tool("if_up", "-l", "-m", "100", "-r", "50", "ltap0")
     return inst, ns, dev
 
 
@@ -284,14 +284,14 @@ def offload_tap(env: Env):
         notes = []
         ns = env.ns("o")
         # io-pkt keeps running when a driver refuses its options (as on QNX): whether the
-        # option exists shows as tap0 being there or not.
+        # option exists shows as ltap0 being there or not.
         probe = Instance(env, "oprobe", ["-d", "tap", f"dev={env.tag}op,netns={ns},offload=0"])
-        accepted = os.path.isdir(f"{probe.prefix}/dev/socket/if/tap0")
+        accepted = os.path.isdir(f"{probe.prefix}/dev/socket/if/ltap0")
         probe.stop()
         if not accepted:
             notes.append("offload option not available")
         inst, ns, dev = tap_instance(env, "o", 4, "offload=0" if accepted else "", ns=ns)
-        r = inst.tool("iopkt", "ifconfig", "tap0", *OFFLOAD_FLAGS, check=False)
+        r = inst.tool("iopkt", "ifconfig", "ltap0", *OFFLOAD_FLAGS, check=False)
         if r.returncode:
             notes.append("ifconfig " + " ".join(OFFLOAD_FLAGS) + " not available")
         return inst, ns, dev, "; ".join(notes)
@@ -695,14 +695,14 @@ def g_forward(env: Env, t: Table, s: float) -> None:
     L, R = env.ns("fl"), env.ns("fr")
     inst = Instance(env, "router", ["-d", "tap", f"dev={env.tag}fl,netns={L}",
                                     "-d", "tap", f"dev={env.tag}fr,netns={R}"])
-    inst.tool("iopkt", "ifconfig", "tap0", "10.231.20.1/24")
-    inst.tool("iopkt", "ifconfig", "tap1", "10.231.21.1/24")
+    inst.tool("iopkt", "ifconfig", "ltap0", "10.231.20.1/24")
+    inst.tool("iopkt", "ifconfig", "ltap1", "10.231.21.1/24")
     inst.tool("iopkt", "sysctl", "-w", "net.inet.ip.forwarding=1")
     for ns, dev, net in ((L, f"{env.tag}fl", 20), (R, f"{env.tag}fr", 21)):
         sh("ip", "-n", ns, "addr", "add", f"10.231.{net}.2/24", "dev", dev)
         sh("ip", "-n", ns, "link", "set", dev, "up")
         sh("ip", "-n", ns, "route", "add", "default", "via", f"10.231.{net}.1")
-    inst.tool("if_up", "-a", "-l", "-m", "100", "-r", "50", "tap0", "tap1")
+    inst.tool("if_up", "-a", "-l", "-m", "100", "-r", "50", "ltap0", "ltap1")
     bench_ip.ping_median(L, "10.231.21.2", 3)
     sent, got, span = bench_ip.counted_flow(L, R, "10.231.21.2", s)
     kL, kR, kRt = env.ns("kl"), env.ns("kr"), env.ns("krt")

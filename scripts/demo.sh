@@ -36,22 +36,22 @@ say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 say io-pkt-v4-hc -d tap dev=iopkt0,netns=$NS -ptcpip prefix=$PREFIX
 "$BIN/io-pkt-v4-hc" -d tap "dev=iopkt0,netns=$NS" -ptcpip "prefix=$PREFIX"
-say if_up -p tap0
-"$BIN/if_up" -p tap0
-say ifconfig tap0 10.200.0.2/24
-"$BIN/iopkt" ifconfig tap0 10.200.0.2/24
+say if_up -p ltap0
+"$BIN/if_up" -p ltap0
+say ifconfig ltap0 10.200.0.2/24
+"$BIN/iopkt" ifconfig ltap0 10.200.0.2/24
 ip -n "$NS" link set lo up
 ip -n "$NS" addr add 10.200.0.1/24 dev iopkt0
 ip -n "$NS" link set iopkt0 up
-"$BIN/if_up" -l -m 100 -r 50 tap0
+"$BIN/if_up" -l -m 100 -r 50 ltap0
 say ifconfig -a
 "$BIN/iopkt" ifconfig -a
 say "(in namespace $NS) ping -c 3 10.200.0.2"
 ip netns exec "$NS" ping -c 3 -i 0.2 -W 2 10.200.0.2
 say sysctl -w net.inet.ip.forwarding=1
 "$BIN/iopkt" sysctl -w net.inet.ip.forwarding=1
-say cat $PREFIX/dev/socket/if/tap0/stats
-cat "$PREFIX/dev/socket/if/tap0/stats"
+say cat $PREFIX/dev/socket/if/ltap0/stats
+cat "$PREFIX/dev/socket/if/ltap0/stats"
 say sloginfo
 "$BIN/sloginfo"
 if [ $keep = 1 ]; then

@@ -59,7 +59,7 @@ def sh(*args, check=True):
 
 @pytest.fixture
 def tap_stack(make_stack):
-    """A stack with tap0 = 10.203.0.2/24; the kernel side 10.203.0.1 in a private netns."""
+    """A stack with ltap0 = 10.203.0.2/24; the kernel side 10.203.0.1 in a private netns."""
     ns = f"systest-{os.getpid()}"
     dev = f"st{os.getpid() % 100000}"
     sh("ip", "netns", "add", ns)
@@ -67,11 +67,11 @@ def tap_stack(make_stack):
     try:
         out = sp.start()
         assert out.returncode == 0, out.stderr
-        assert sp.run("iopkt", "ifconfig", "tap0", "10.203.0.2/24").returncode == 0
+        assert sp.run("iopkt", "ifconfig", "ltap0", "10.203.0.2/24").returncode == 0
         sh("ip", "-n", ns, "link", "set", "lo", "up")
         sh("ip", "-n", ns, "addr", "add", "10.203.0.1/24", "dev", dev)
         sh("ip", "-n", ns, "link", "set", dev, "up")
-        assert sp.run("if_up", "-l", "-m", "100", "-r", "50", "tap0").returncode == 0
+        assert sp.run("if_up", "-l", "-m", "100", "-r", "50", "ltap0").returncode == 0
         sp.ns, sp.dev = ns, dev
         yield sp
     finally:

@@ -5,6 +5,7 @@
                 [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
                 [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
+    ifconfig vlanN vlan TAG vlanif PARENT | -vlanif                (vlan(4), SIOCSETVLAN)
 
 Errors print as ifconfig does (``ifconfig: SIOCGIFFLAGS xx0: No such device or address``)
 and exit 1.
@@ -18,6 +19,7 @@ from .common import ToolError, parse_fields, read_text, require_stack, run, writ
 USAGE = """\
 usage: ifconfig [-v] interface [address_family] [address [dest_address]] [parameters]
        ifconfig interface create | destroy
+       ifconfig vlanN vlan tag vlanif parent | -vlanif
        ifconfig -a [-duv] [address_family]
        ifconfig -l [-du]
        ifconfig -C"""
@@ -169,9 +171,12 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     mode = None
     flag_words = []
     cap_words = []
+    vlan: dict[str, str] = {}
     while args:
         word = args.pop(0)
-        if word in _WITH_ARG:
+        if word in _VLAN_WORDS:
+            vlan_word(name, word, args, vlan)
+        elif word in _WITH_ARG:
             if not args:
                 raise ToolError(f"ifconfig: '{word}' requires argument")
             params[word] = args.pop(0)
@@ -189,6 +194,16 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             params["dest"] = word   # ifconfig IF ADDR DEST (point-to-point)
         else:
             raise ToolError(f"ifconfig: {word}: bad value\n{USAGE}")
+    if vlan:
+        # NB4 vlan.c: both words or neither; the ioctl is SIOCSETVLAN.
+        if "-vlanif" in vlan:
+            _ctl(sock, name, "-vlanif", "SIOCSETVLAN")
+        elif "vlanif" in vlan and "vlan" not in vlan:
+            raise ToolError("ifconfig: must specify both ``vlan'' and ``vlanif''")
+        elif "vlanif" in vlan:
+            _ctl(sock, name, f"vlan {vlan['vlan']} vlanif {vlan['vlanif']}", "SIOCSETVLAN")
+        else:
+            _ctl(sock, name, f"vlan {vlan['vlan']}", "SIOCSETVLAN")
     if family == "inet6" and address is not None and "netmask" in params:
         raise ToolError("ifconfig: use prefixlen with inet6")
     inet6 = _inet6_request(sock, family, address)
@@ -223,6 +238,24 @@ def _inet6_request(sock: str, family: str | None, address: str | None) -> bool:
     if inet6 and not os.path.exists(os.path.join(sock, "24")):
         raise ToolError("ifconfig: socket: Address family not supported by protocol family")
     return inet6
+
+
+_VLAN_WORDS = {"vlan", "vlanif", "-vlanif"}
+
+
+def vlan_word(name: str, word: str, args: list[str], vlan: dict[str, str]) -> None:
+    """``vlan TAG``, ``vlanif IF``, ``-vlanif`` (NB4 vlan.c): vlan(4) interfaces only."""
+    if not (name.startswith("vlan") and name[4:5].isdigit()):
+        raise ToolError("ifconfig: valid only with vlan(4) interfaces")
+    if word == "-vlanif":
+        vlan[word] = ""
+        return
+    if not args:
+        raise ToolError(f"ifconfig: '{word}' requires argument")
+    value = args.pop(0)
+    if word == "vlan" and not value.isdigit():
+        raise ToolError(f"ifconfig: {value}: bad value")
+    vlan[word] = value
 
 
 def entry() -> int:

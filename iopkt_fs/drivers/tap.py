@@ -9,19 +9,25 @@ Options (comma-separated, as every io-pkt driver takes them):
 ``mac=MAC``    our station address; default a random locally administered MAC.
 ``mtu=N``      our MTU, also set on the Linux side (default: 1500 for a device we create,
                the device's own MTU for one we found).
-``offload=0``  start with every offload switched off (``enabled=0``); ``ifconfig tapN tso4
+``offload=0``  start with every offload switched off (``enabled=0``); ``ifconfig ltapN tso4
                tcp4csum ...`` can still switch them on. Default 1: all the kernel takes.
 
 Offloads: the device is opened with ``IFF_VNET_HDR``, so every frame, both ways, starts with
 a 10-byte struct virtio_net_hdr (wire/virtio.py; the stack strips and writes it, this
 driver moves buffers untouched). ``TUNSETOFFLOAD`` is probed at attach with
 CSUM|TSO4|TSO6|USO4|USO6; what the kernel takes becomes the interface's IFCAP_*
-capabilities (TSO4/TSO6, TCP/UDP v4/v6 checksums). ``ifconfig tapN -tso4 ...`` (SIOCSIFCAP)
+capabilities (TSO4/TSO6, TCP/UDP v4/v6 checksums). ``ifconfig ltapN -tso4 ...`` (SIOCSIFCAP)
 is carried back to the kernel by ``apply_config``: with everything off the kernel hands us
 plain frames of at most MTU + 14 bytes (after a zero header).
 
 Link state follows the Linux side: the interface has carrier while the Linux device is up
 (``ip link set NAME up``) and loses it when that device goes down.
+
+Names: our interfaces are ``ltapN`` ("Linux TAP"); ``tapN`` belongs to the tap(4)
+pseudo-interface behind ``P/dev/tap`` (stack/iface/if_tap.py). ``name=`` still chooses
+any prefix, and enmap's ``en0`` still reaches the first Ethernet interface.
+A vlan over this interface keeps the full MTU (ETHERCAP_VLAN_MTU): a Linux TAP carries
+tagged frames of MTU + 18 bytes both ways.
 """
 
 import errno
@@ -38,6 +44,7 @@ from ..stack.iface.interface import (
     IFCAP_CSUM_UDPv4_Rx, IFCAP_CSUM_UDPv4_Tx, IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx,
     IFCAP_TSOv4, IFCAP_TSOv6, IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER,
 )
+from ..stack.iface.if_vlan import ETHERCAP_VLAN_MTU
 from ..stack.wire.virtio import VNET_HDR_LEN
 from . import _linux
 from ._linux import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO
@@ -118,6 +125,7 @@ class TapDriver(_linux.LinkFollower, Driver):
     description = "Linux TAP device"
     KNOWN = frozenset({"dev", "netns", "mac", "mtu", "offload"})
     max_mtu = 65521   # tun.c: MAX_MTU minus the Ethernet header
+    ethercap = ETHERCAP_VLAN_MTU
 
     def __init__(self, ctx, options):
         super().__init__(ctx, options)
@@ -148,7 +156,7 @@ class TapDriver(_linux.LinkFollower, Driver):
         try:
             caps = capabilities_for(self.accepted)
             iface = self.ctx.new_interface(
-                "tap", kind=IFT_ETHER, mtu=mtu, mac=mac,
+                "ltap", kind=IFT_ETHER, mtu=mtu, mac=mac,
                 flags=IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST,
                 media=MEDIA_DOWN, description=f"TAP {self.dev}" + (f" (netns {self.netns})" if self.netns else ""),
                 capabilities=caps, enabled=caps if offload else 0, vnet_hdr=VNET_HDR_LEN)
@@ -224,8 +232,8 @@ class TapDriver(_linux.LinkFollower, Driver):
         self.interfaces = []
 
     def apply_config(self, iface) -> None:
-        """``ifconfig tapN mtu N``: the Linux side follows, so full-size frames pass both
-        ways; the receive buffer grows with it. ``ifconfig tapN [-]tso4 ...``: the
+        """``ifconfig ltapN mtu N``: the Linux side follows, so full-size frames pass both
+        ways; the receive buffer grows with it. ``ifconfig ltapN [-]tso4 ...``: the
         kernel's offloads follow ``enabled``."""
         if self.watcher is None or self.dev is None:
             return

@@ -131,6 +131,15 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EPERM)
         return node.attributes()
 
+    @_served
+    async def getxattr(self, inode, name, ctx):
+        # Only device nodes have one (user.ifname, TAPGIFNAME's stand-in: devices.py).
+        # ENOATTR, never ENOSYS: that would switch xattrs off for the whole mount.
+        fn = getattr(self.ns.get(inode), "getxattr", None)
+        if fn is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return fn(os.fsdecode(name), ctx)
+
     @_guarded
     async def statfs(self, ctx):
         s = pyfuse3.StatvfsData()

@@ -21,9 +21,16 @@ def ifconfig_block(iface: Interface) -> str:
     lines = [head + f" mtu {iface.mtu}"]
     if iface.capabilities:
         lines += [f"\tcapabilities={_bits(iface.capabilities)}", f"\tenabled={_bits(iface.enabled)}"]
+    # A pseudo-interface's own lines (vlan: "vlan: 5 parent: wan0"), where NB4 puts them.
+    own = getattr(iface.driver, "status_lines", None)
+    if own is not None:
+        lines += own(iface)
     if iface.mac is not None:
         lines.append(f"\taddress: {iface.mac_text()}")
-    if iface.media or iface.kind == IFT_ETHER:
+    media = getattr(iface.driver, "media_lines", None)
+    if media is not None:
+        lines += media(iface)     # tap: no status line; vlan: no media at all
+    elif iface.media or iface.kind == IFT_ETHER:
         lines.append(f"\tmedia: {iface.media or 'Ethernet autoselect'}")
         lines.append(f"\tstatus: {'active' if iface.link_up else 'no carrier'}")
     for ifa in iface.inet_addrs():
@@ -38,10 +45,13 @@ def ifconfig_block(iface: Interface) -> str:
         # NetBSD af_inet6.c in6_alias(): address[%IF], prefixlen, the IN6_IFF_* words, then
         # the scope id (the interface index) for link-local addresses only.
         words = "".join(f" {w}" for bit, w in IN6_FLAG_WORDS if ifa.flags6 & bit)
+        # On a point-to-point link the destination follows, "::" when none is set.
+        dest = f" -> {ifa.dest or '::'}" if iface.flags & IFF_POINTOPOINT else ""
         if ifa.address.is_link_local:
-            line = f"\tinet6 {ifa.address}%{iface.name} prefixlen {ifa.prefixlen}{words} scopeid 0x{iface.index:x}"
+            line = (f"\tinet6 {ifa.address}%{iface.name}{dest} prefixlen {ifa.prefixlen}{words}"
+                    f" scopeid 0x{iface.index:x}")
         else:
-            line = f"\tinet6 {ifa.address} prefixlen {ifa.prefixlen}{words}"
+            line = f"\tinet6 {ifa.address}{dest} prefixlen {ifa.prefixlen}{words}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

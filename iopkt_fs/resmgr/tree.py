@@ -11,6 +11,7 @@
     dev/socket/if/<name>/ctl status stats
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
     dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
+    dev/tun0.. dev/tunN.ctl dev/tap dev/tapK   tun/tap device nodes (devices.py)
 """
 
 import errno
@@ -18,7 +19,7 @@ import errno
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
 from ..runtime import now_us
-from . import render, tables, tables6, verbs
+from . import devices, render, tables, tables6, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
 from .sockfs import SocketFS
 
@@ -34,7 +35,7 @@ AF_KEY = (29, "key")
 
 def build(ns: Namespace, inst) -> StaticDir:
     root = StaticDir(ns, "", root=True)
-    dev = root.add(StaticDir(ns, "dev"))
+    dev = root.add(devices.DevDir(ns, inst))     # socket/, io-net/ and the tun/tap nodes
     sock = dev.add(StaticDir(ns, "socket"))
     cfg = inst.stack.config
     families = list(FAMILIES)

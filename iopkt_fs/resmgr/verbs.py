@@ -11,6 +11,7 @@ Interface ctl (``if/<name>/ctl``)::
     [-]tso4 [-]tso6 [-]ip4csum[-rx|-tx] [-]tcp4csum[-rx|-tx] [-]udp4csum[-rx|-tx]
         [-]tcp6csum[-rx|-tx] [-]udp6csum[-rx|-tx] ...    offloads (SIOCSIFCAP), several a line
     destroy
+    vlan TAG vlanif IF | -vlanif                          vlan(4) only (SIOCSETVLAN)
 
 Stack ctl (``ctl``)::
 
@@ -44,6 +45,7 @@ debug | -debug | promisc | -promisc | arp | -arp | link0 | -link0 | link1 | -lin
 tso4 | -tso4 | tso6 | -tso6 | ip4csum | -ip4csum | ip4csum-rx | -ip4csum-rx | ip4csum-tx | -ip4csum-tx
 tcp4csum[-rx|-tx] | udp4csum[-rx|-tx] | tcp6csum[-rx|-tx] | udp6csum[-rx|-tx]  (each also with '-'; several a line)
 destroy
+vlan TAG vlanif IF | -vlanif  (vlan interfaces)
 """
 
 STACK_HELP = """\
@@ -190,5 +192,7 @@ def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
             stack.set_capabilities(iface, enable=enable, disable=disable)
         elif verb == "destroy" and not args:
             stack.destroy(iface.name)
+        elif (own := getattr(iface.driver, "ctl", None)) is not None and own(fields):
+            pass   # a pseudo-interface's own verbs (vlan: ``vlan TAG vlanif IF``, ``-vlanif``)
         else:
             raise StackError(errno.EINVAL, f"unknown control request {' '.join(fields)!r}")

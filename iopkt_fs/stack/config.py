@@ -57,4 +57,7 @@ class StackConfig:
     mclbytes: int = 2048
     pagesize: int = 131072
     nmbclusters: int | None = None   # the pool's bound (None: 64 MiB of clusters; mbuf.py)
+    # Cloned pseudo-interfaces (stack/iface/if_tun.py, if_tap.py).
+    num_tun_control_interface: int = 4   # P/dev/tun0..N-1 at start
+    num_tap_interface: int = 5           # at most this many tapN
     seed: int | None = None       # ours: pins the stack's RNG (tests, reproducible runs)

@@ -30,6 +30,7 @@ from .inet.ipv4 import Ipv4Layer
 from .mbuf import MbufPool
 from .socket.unix import UnixProtocol
 from .tcp.inet import TcpProtosw
+from .iface import if_tap, if_tun, if_vlan
 from .iface.interface import (
     AF_INET, IFF_BROADCAST, IFF_LOOPBACK, IFF_MULTICAST, IFF_RUNNING, IFF_UP, IFNAMSIZ,
     IFT_ETHER, IFT_LOOP, LOMTU, USER_FLAGS, IfAddr, Interface, cap_names,
@@ -97,6 +98,9 @@ class Stack:
             self.inet6 = install_inet6(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
         self.unix = UnixProtocol(self)
+        # Cloned pseudo-interfaces: each module registers its cloner in self.cloners.
+        for module in (if_tun, if_tap, if_vlan):
+            module.install(self)
 
     # -- tunables -------------------------------------------------------------------------
 
@@ -299,8 +303,9 @@ class Stack:
 
     def set_mtu(self, iface: Interface, mtu: int) -> None:
         limit = getattr(iface.driver, "max_mtu", None) or (LOMTU if iface.is_loopback else 9000)
-        if not 68 <= mtu <= limit:
-            raise StackError(errno.EINVAL, f"mtu {mtu} out of range 68..{limit} for {iface.name}")
+        low = getattr(iface.driver, "min_mtu", 68)     # tun: 576 (SIOCSIFMTU in if_tun.c)
+        if not low <= mtu <= limit:
+            raise StackError(errno.EINVAL, f"mtu {mtu} out of range {low}..{limit} for {iface.name}")
         iface.mtu = mtu
         self._notify("interface_changed", iface)
 

@@ -26,7 +26,7 @@ async def test_tap_created_in_netns_kernel_arp_and_ping(harness, netns):
     dev = unique("dtt")
     driver = await harness.load("devnp-tap", f"dev={dev},netns={ns},mac={OUR_MAC},mtu=1400")
     iface = driver.interfaces[0]
-    assert iface.name == "tap0" and iface.mac.hex(":") == OUR_MAC and iface.mtu == 1400
+    assert iface.name == "ltap0" and iface.mac.hex(":") == OUR_MAC and iface.mtu == 1400
     assert link_exists(ns, dev) and driver.created
     assert "mtu 1400" in sh("ip", "-n", ns, "link", "show", dev).stdout
     # The Linux side starts down: no carrier for us.

@@ -124,7 +124,7 @@ async def test_100mb_clean(kstack, knetns, direction, offloads, record_property)
 
 @pytest.mark.parametrize("direction", ["kernel->stack", "stack->kernel"])
 async def test_capabilities_flipped_mid_transfer_lose_nothing(kstack, knetns, direction):
-    """ifconfig tap0 -tso4 -tcp4csum ... and back, every 50 ms while 40 MB cross: the
+    """ifconfig ltap0 -tso4 -tcp4csum ... and back, every 50 ms while 40 MB cross: the
     kernel and the stack change framing under a live connection, byte-exact."""
     ns, _, driver = await tap_link(kstack, knetns, 11)
     iface = driver.interfaces[0]

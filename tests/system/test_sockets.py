@@ -393,7 +393,7 @@ def test_malformed_ctl_verbs(tap_stack):
             assert open(f"{base}/{n}/err").read().strip() != "", (proto, line)
         finally:
             os.close(fd)
-    assert sp.run("iopkt", "ifconfig", "tap0").returncode == 0   # still serving
+    assert sp.run("iopkt", "ifconfig", "ltap0").returncode == 0   # still serving
     assert sp.alive()
 
 
@@ -607,7 +607,7 @@ def test_tcp_over_ipv6_through_the_files(make_stack):
     try:
         assert sp.start().returncode == 0
         S = f"{sp.prefix}/dev/socket"
-        with open(f"{S}/if/tap0/ctl", "w") as f:
+        with open(f"{S}/if/ltap0/ctl", "w") as f:
             f.write("add fd00:203::2/64\n")
         for cmd in (["link", "set", "lo", "up"], ["addr", "add", "fd00:203::1/64", "dev", dev, "nodad"],
                     ["link", "set", dev, "up"]):

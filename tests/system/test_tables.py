@@ -35,12 +35,12 @@ def test_route_tool(tap_stack):
     assert table[:4] == ["Routing tables", "", "Internet:",
                          "Destination        Gateway            Flags    Refs      Use    Mtu  Interface"]
     rows = {line.split()[0]: line.split() for line in table[4:]}
-    assert rows["default"][1:3] == ["10.203.0.1", "UGS"] and rows["default"][-1] == "tap0"
+    assert rows["default"][1:3] == ["10.203.0.1", "UGS"] and rows["default"][-1] == "ltap0"
     assert rows["10.9/16"][1:3] == ["10.203.0.1", "UGS"]
     assert rows["10.8.8.8"][1:3] == ["10.203.0.1", "UGHS"]
     assert rows["10.203/24"][1:3] == ["link#2", "UC"]
     got = r("iopkt", "route", "get", "10.9.1.1").stdout
-    assert "destination: 10.9.0.0\n       mask: 255.255.0.0\n    gateway: 10.203.0.1\n  interface: tap0\n" in got
+    assert "destination: 10.9.0.0\n       mask: 255.255.0.0\n    gateway: 10.203.0.1\n  interface: ltap0\n" in got
     miss = r("iopkt", "route", "delete", "-net", "10.77")
     assert miss.returncode == 1 and miss.stderr.endswith("delete net 10.77.0.0: not in table\n")
     assert r("iopkt", "route", "delete", "-net", "10.9").returncode == 0
@@ -53,9 +53,9 @@ def test_arp_tool_sees_the_kernel(tap_stack):
     ping = sh("ip", "netns", "exec", sp.ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.203.0.2", check=False)
     assert ping.returncode == 0, ping.stdout
     entries = sp.run("iopkt", "arp", "-a").stdout
-    assert f"? (10.203.0.1) at {kernel_mac(sp)} on tap0\n" in entries
+    assert f"? (10.203.0.1) at {kernel_mac(sp)} on ltap0\n" in entries
     assert sp.run("iopkt", "arp", "-s", "10.203.0.77", "02:00:00:00:00:77").returncode == 0
-    assert "? (10.203.0.77) at 02:00:00:00:00:77 on tap0 permanent" in sp.run("iopkt", "arp", "-a").stdout
+    assert "? (10.203.0.77) at 02:00:00:00:00:77 on ltap0 permanent" in sp.run("iopkt", "arp", "-a").stdout
     assert sp.run("iopkt", "arp", "10.203.0.77").stdout.startswith("? (10.203.0.77)")
     assert sp.run("iopkt", "arp", "-d", "10.203.0.77").stdout == "10.203.0.77 (10.203.0.77) deleted\n"
     gone = sp.run("iopkt", "arp", "-d", "10.203.0.77")
@@ -63,7 +63,7 @@ def test_arp_tool_sees_the_kernel(tap_stack):
     bad = sp.run("iopkt", "arp", "-s", "10.99.0.1", "02:00:00:00:00:01")
     assert bad.returncode == 1 and "Network is unreachable" in bad.stderr
     # The stack's own address is in the kernel's neighbour table, with our MAC.
-    ours = sp.run("iopkt", "ifconfig", "tap0").stdout.split("address: ")[1].split()[0]
+    ours = sp.run("iopkt", "ifconfig", "ltap0").stdout.split("address: ")[1].split()[0]
     assert ours in sh("ip", "-n", sp.ns, "neigh", "show", "10.203.0.2").stdout
 
 
@@ -84,7 +84,7 @@ def test_netstat_counts_what_the_kernel_sent(tap_stack):
     assert [l for l in every.splitlines() if not l.startswith("\t")] == ["ip:", "icmp:", "tcp:", "udp:", "arp:"]
     ifs = sp.run("iopkt", "netstat", "-i").stdout.splitlines()
     assert ifs[0] == "Name  Mtu   Network       Address              Ipkts Ierrs    Opkts Oerrs Colls"
-    tap = [l.split() for l in ifs if l.startswith("tap0")]
+    tap = [l.split() for l in ifs if l.startswith("ltap0")]
     assert tap[0][2] == "<Link>" and tap[1][2:4] == ["10.203/24", "10.203.0.2"]
     assert int(tap[0][4]) >= 4 and int(tap[0][6]) >= 4
     unknown = sp.run("iopkt", "netstat", "-s", "-p", "sctp")
@@ -93,9 +93,9 @@ def test_netstat_counts_what_the_kernel_sent(tap_stack):
 
 def test_nicinfo_for_a_tap(tap_stack):
     nic = tap_stack.run("nicinfo").stdout
-    assert nic.startswith("tap0:\n")
+    assert nic.startswith("ltap0:\n")
     assert "Link is UP" in nic
-    mac = tap_stack.run("iopkt", "ifconfig", "tap0").stdout.split("address: ")[1].split()[0]
+    mac = tap_stack.run("iopkt", "ifconfig", "ltap0").stdout.split("address: ")[1].split()[0]
     node = mac.replace(":", "").upper()
     assert f"Physical Node ID ........................... {node[:6]} {node[6:]}\n" in nic
     assert "Maximum Transmittable data Unit ............ 1514\n" in nic
@@ -103,7 +103,7 @@ def test_nicinfo_for_a_tap(tap_stack):
 
 def test_mtu_change_reaches_the_tap(tap_stack):
     sp = tap_stack
-    assert sp.run("iopkt", "ifconfig", "tap0", "mtu", "9000").returncode == 0
+    assert sp.run("iopkt", "ifconfig", "ltap0", "mtu", "9000").returncode == 0
     link = sh("ip", "-n", sp.ns, "-o", "link", "show", sp.dev).stdout
     assert " mtu 9000 " in link
     # A jumbo ping, unfragmented both ways.

@@ -34,7 +34,7 @@ class Changes:
 
 def tap_like(caps=TAP_CAPS, enabled=TAP_CAPS):
     s = Stack(StackConfig(variant=V4))
-    iface = s.new_interface("tap", None, kind=IFT_ETHER, mac=bytes.fromhex("02000000000a"),
+    iface = s.new_interface("ltap", None, kind=IFT_ETHER, mac=bytes.fromhex("02000000000a"),
                             flags=IFF_BROADCAST | IFF_SIMPLEX | IFF_MULTICAST,
                             capabilities=caps, enabled=enabled, vnet_hdr=10)
     changes = Changes()
@@ -50,7 +50,7 @@ def test_tap_caps_constant_is_what_the_driver_offers():
 def test_ifconfig_prints_capabilities_and_enabled_after_the_flags_line():
     s, iface, _ = tap_like()
     assert ifconfig_block(iface) == (
-        "tap0: flags=8802<BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n"
+        "ltap0: flags=8802<BROADCAST,SIMPLEX,MULTICAST> mtu 1500\n"
         f"\tcapabilities=7fc80<{TAP_NAMES}>\n"
         f"\tenabled=7fc80<{TAP_NAMES}>\n"
         "\taddress: 02:00:00:00:00:0a\n"

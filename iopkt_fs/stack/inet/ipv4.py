@@ -338,8 +338,11 @@ class Ipv4Layer:
             self.link_stats.notforus += 1
             return
         if eth.header_len != 14:
-            self.link_stats.vlan += 1
-            iface.stats.noproto += 1
+            # 802.1Q: the vlan (stack/iface/if_vlan.py) with this tag on iface takes it.
+            vlan_input = getattr(self.stack, "vlan_input", None)
+            if vlan_input is None or not vlan_input(iface, frame, now, vh):
+                self.link_stats.vlan += 1
+                iface.stats.noproto += 1
             return
         ethertype = eth.ethertype
         if ethertype == _ETH_IP:

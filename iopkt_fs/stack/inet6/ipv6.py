@@ -186,6 +186,9 @@ class Ipv6Layer:
         a = int(ifa.address)
         if iface.kind == IFT_LOOP:
             self.routes.add_interface_route(iface, a, 128, a, host=True)
+        elif ifa.dest is not None:
+            # A point-to-point peer (tun, gif): a host route to it, as IPv4's in_ifinit.
+            self.routes.add_interface_route(iface, int(ifa.dest), 128, a, host=True)
         elif ifa.prefixlen < 128 and not is_link_local(addr):
             self.routes.add_interface_route(iface, a, ifa.prefixlen, a)
         if iface.kind == IFT_ETHER and not ifa.flags6 & IN6_IFF_ANYCAST:
