@@ -48,14 +48,14 @@ def v6(tmp_path_factory):
     echo = None
     try:
         assert sp.start().returncode == 0
-        for args in (["tap0", "inet6", f"{OURS}/64"], ["tap0", OURS4 + "/24"]):
+        for args in (["ltap0", "inet6", f"{OURS}/64"], ["ltap0", OURS4 + "/24"]):
             out = sp.run("iopkt", "ifconfig", *args)
             assert out.returncode == 0, out.stderr
         for cmd in (["link", "set", "lo", "up"], ["addr", "add", f"{KERNEL}/64", "dev", dev, "nodad"],
                     ["addr", "add", f"{KERNEL4}/24", "dev", dev], ["link", "set", dev, "up"]):
             sh("ip", "-n", ns, *cmd)
-        # if_up -6 -i: tap0 has a global IPv6 address that passed DAD.
-        up = sp.run("iopkt", "if_up", "-6", "-i", "-m", "100", "-r", "60", "tap0")
+        # if_up -6 -i: ltap0 has a global IPv6 address that passed DAD.
+        up = sp.run("iopkt", "if_up", "-6", "-i", "-m", "100", "-r", "60", "ltap0")
         assert up.returncode == 0, up.stderr
         echo = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", ECHO], stdout=subprocess.PIPE, text=True)
         assert echo.stdout.readline() == "ready\n"
@@ -128,15 +128,15 @@ def test_udp6_link_local_zone_and_econnrefused(v6):
     out = sh("ip", "-n", v6.ns, "-6", "-o", "addr", "show", "dev", v6.dev, "scope", "link").stdout
     kernel_ll = out.split("inet6 ")[1].split("/")[0]
     c = Conv(v6, "udp")
-    c(f"connect {kernel_ll}%tap0!7101")
-    assert c.text("remote") == f"{kernel_ll}%tap0!7101"
-    assert c.text("local").startswith("fe80::") and "%tap0!" in c.text("local")
+    c(f"connect {kernel_ll}%ltap0!7101")
+    assert c.text("remote") == f"{kernel_ll}%ltap0!7101"
+    assert c.text("local").startswith("fe80::") and "%ltap0!" in c.text("local")
     fd = c.data()
     os.write(fd, b"over the link")
     assert read_within(fd) == b"OVER THE LINK"
     os.close(fd)
     c.close()
-    # TCP to the same link-local peer: the zone binds our link-local source on tap0.
+    # TCP to the same link-local peer: the zone binds our link-local source on ltap0.
     server = subprocess.Popen(["ip", "netns", "exec", v6.ns, "python3", "-c", textwrap.dedent("""\
         import socket
         s = socket.socket(socket.AF_INET6); s.bind(('::', 7108)); s.listen(1); print('ready', flush=True)
@@ -144,8 +144,8 @@ def test_udp6_link_local_zone_and_econnrefused(v6):
         """)], stdout=subprocess.PIPE, text=True)
     assert server.stdout.readline() == "ready\n"
     t = Conv(v6, "tcp")
-    t(f"connect {kernel_ll}%tap0!7108")
-    assert t.text("remote") == f"{kernel_ll}%tap0!7108" and "%tap0!" in t.text("local")
+    t(f"connect {kernel_ll}%ltap0!7108")
+    assert t.text("remote") == f"{kernel_ll}%ltap0!7108" and "%ltap0!" in t.text("local")
     with open(os.path.join(t.dir, "data"), "rb") as f:
         assert f.read() == b"hello over the link"
     assert server.wait(timeout=10) == 0
@@ -162,7 +162,7 @@ def test_udp6_link_local_zone_and_econnrefused(v6):
     r.close()
     # A zone must be one of our interfaces; only a link-local address takes one.
     z = Conv(v6, "udp")
-    for line, code in ((f"connect {kernel_ll}%nope0!7101", errno.ENXIO), (f"connect {KERNEL}%tap0!7101", errno.EINVAL)):
+    for line, code in ((f"connect {kernel_ll}%nope0!7101", errno.ENXIO), (f"connect {KERNEL}%ltap0!7101", errno.EINVAL)):
         with pytest.raises(OSError) as e:
             z(line)
         assert e.value.errno == code
@@ -216,8 +216,8 @@ def test_ping6_on_raw_icmpv6(v6):
     assert lines[0] == f"PING6(148=40+8+100 bytes) {OURS} --> {KERNEL}"
     assert sum(1 for x in lines if x.startswith(f"108 bytes from {KERNEL}, icmp_seq=") and "hlim=64" in x) == 3
     assert "3 packets transmitted, 3 packets received, 0.0% packet loss" in out.stdout
-    ll = v6.run("iopkt", "ping6", "-c", "1", "-I", "tap0", "ff02::1")
-    assert ll.returncode == 0 and "%tap0, icmp_seq=0" in ll.stdout, ll.stdout + ll.stderr
+    ll = v6.run("iopkt", "ping6", "-c", "1", "-I", "ltap0", "ff02::1")
+    assert ll.returncode == 0 and "%ltap0, icmp_seq=0" in ll.stdout, ll.stdout + ll.stderr
     # Nothing answers at an unused address: no reply, exit 2.
     none = v6.run("iopkt", "ping6", "-c", "1", "-W", "0.5", "fd00:205::99")
     assert none.returncode == 2 and "1 packets transmitted, 0 packets received" in none.stdout
@@ -229,8 +229,8 @@ def test_ndp_route_netstat_ifconfig(v6):
     table = v6.run("iopkt", "ndp", "-an").stdout.splitlines()
     assert table[0].split() == ["Neighbor", "Linklayer", "Address", "Netif", "Expire", "S", "Flags"]
     row = next(x for x in table if x.startswith(KERNEL + " "))
-    assert row.split()[1:3] == [kmac, "tap0"] and row.split()[4] in "RSDP"
-    info = v6.run("iopkt", "ndp", "-i", "tap0").stdout
+    assert row.split()[1:3] == [kmac, "ltap0"] and row.split()[4] in "RSDP"
+    info = v6.run("iopkt", "ndp", "-i", "ltap0").stdout
     assert info.startswith("linkmtu=1500, maxmtu=1500, curhlim=64, basereachable=30s0ms") and "Flags: nud" in info
     assert v6.run("iopkt", "ndp", "-s", "fd00:205::77", "02:00:00:00:00:77").returncode == 0
     assert "fd00:205::77 " in v6.run("iopkt", "ndp", "-an").stdout
@@ -245,7 +245,7 @@ def test_ndp_route_netstat_ifconfig(v6):
     routes = v6.run("iopkt", "netstat", "-rn", "-f", "inet6").stdout
     assert routes.startswith("Routing tables\n\nInternet6:\nDestination")
     assert any(x.split()[:3] == ["fd00:999::/64", KERNEL, "UGS"] for x in routes.splitlines()), routes
-    assert any(x.startswith("fd00:205::/64 ") and x.endswith("tap0") for x in routes.splitlines())
+    assert any(x.startswith("fd00:205::/64 ") and x.endswith("ltap0") for x in routes.splitlines())
     assert v6.run("iopkt", "route", "delete", "-inet6", "fd00:999::/64").returncode == 0
     # netstat -an: an announced UDP socket on :: is a udp6 row in the Internet6 section.
     u = Conv(v6, "udp")
@@ -254,17 +254,17 @@ def test_ndp_route_netstat_ifconfig(v6):
     inet6 = sockets.split("Active Internet6 connections (including servers)\n", 1)[1]
     assert any(x.split()[0] == "udp6" and x.split()[3] == "*.7110" for x in inet6.splitlines()[1:])
     u.close()
-    rows = [x.split() for x in v6.run("iopkt", "netstat", "-i").stdout.splitlines() if x.startswith("tap0 ")]
+    rows = [x.split() for x in v6.run("iopkt", "netstat", "-i").stdout.splitlines() if x.startswith("ltap0 ")]
     assert ["fd00:205::/64", OURS] in [r[2:4] for r in rows]
-    assert any(r[2] == "fe80::%tap0/6" and r[3].startswith("fe80::") for r in rows)   # %-13.13s, as NetBSD cuts it
+    assert any(r[2] == "fe80::%ltap0/" and r[3].startswith("fe80::") for r in rows)   # %-13.13s, as NetBSD cuts it
     stats = v6.run("iopkt", "netstat", "-s", "-f", "inet6").stdout
     assert stats.startswith("ip6:\n") and "\nicmp6:\n" in stats and "echo reply:" in stats
     # ifconfig inet6 alias / delete: KAME's inet6 line appears and goes.
-    assert v6.run("iopkt", "ifconfig", "tap0", "inet6", "fd00:206::2", "prefixlen", "80", "alias").returncode == 0
-    assert "\tinet6 fd00:206::2 prefixlen 80" in v6.run("iopkt", "ifconfig", "tap0").stdout
-    assert v6.run("iopkt", "ifconfig", "tap0", "inet6", "fd00:206::2", "delete").returncode == 0
-    shown = v6.run("iopkt", "ifconfig", "tap0").stdout
-    assert "fd00:206::2" not in shown and f"\tinet6 {OURS} prefixlen 64" in shown and "%tap0" in shown
+    assert v6.run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:206::2", "prefixlen", "80", "alias").returncode == 0
+    assert "\tinet6 fd00:206::2 prefixlen 80" in v6.run("iopkt", "ifconfig", "ltap0").stdout
+    assert v6.run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:206::2", "delete").returncode == 0
+    shown = v6.run("iopkt", "ifconfig", "ltap0").stdout
+    assert "fd00:206::2" not in shown and f"\tinet6 {OURS} prefixlen 64" in shown and "%ltap0" in shown
 
 
 def test_a_v4_stack_answers_as_qnx_without_inet6(stack):
