@@ -1,6 +1,6 @@
 """iopkt: the QNX networking tools under one command, so they don't clobber Linux's.
 
-    iopkt ifconfig|route|netstat|sysctl|arp|mount|umount|if_up|sloginfo|nicinfo [args]
+    iopkt ifconfig|route|netstat|sysctl|arp|mount|umount|if_up|sloginfo|nicinfo|tcpdump [args]
     iopkt shell-path      print a directory of QNX-named commands for the front of PATH
 
 A buildfile can run ``PATH=$(iopkt shell-path):$PATH`` and then call ``ifconfig`` and
@@ -27,6 +27,7 @@ COMMANDS = {
     "netstat": ("netstat", "main"),
     "arp": ("arp", "main"),
     "ping": ("ping", "main"),
+    "tcpdump": ("tcpdump", "main"),
 }
 SHELL_NAMES = ("ifconfig", "route", "netstat", "sysctl", "arp", "mount", "umount")
 
@@ -40,6 +41,7 @@ QNX io-pkt tools for an iopkt_fs stack (the stack is found through $SOCK):
   mount      mount -T io-pkt[N] DRIVER      umount     unload a legacy io-net driver
   if_up      wait for interfaces            sloginfo   the stack's log
   ping       ICMP echo from the stack's side
+  tcpdump    watch an interface's frames (live capture, libpcap filters)
   shell-path print a directory of QNX-named commands to put first on PATH
 """
 

@@ -8,6 +8,7 @@
     dev/socket/mbuf                 packet-buffer pool figures (stack/mbuf.py; netstat -m)
     dev/socket/stats/ip icmp udp arp   protocol counters, "name: value" lines
     dev/socket/if/<name>/ctl status stats
+    dev/socket/if/<name>/pcap pcapstat  live capture stream, its readers (capture.py)
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
     dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
 """
@@ -16,7 +17,7 @@ import errno
 
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
-from . import render, tables, verbs
+from . import capture, render, tables, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
 from .sockfs import SocketFS
 
@@ -103,14 +104,18 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
                 await refresh(iface)
             return render.interface_stats(iface)
 
+        cap = capture.Capture(inst, iface)
         for name, fn, writer in (
             ("ctl", lambda: verbs.IF_HELP, ctl),
             ("status", lambda: render.ifconfig_block(iface), None),
             ("stats", stats, None),
+            ("pcapstat", cap.status, None),
         ):
             files[name] = TextFile(ns, name, ("if", index, name), render=fn, write_fn=writer,
                                    alive_fn=alive, label=f"if/{iface.name}/{name}",
                                    timeout=ENTRY_CACHE)
+        files["pcap"] = capture.PcapFile(ns, "pcap", ("if", index, "pcap"), capture=cap, alive_fn=alive,
+                                         label=f"if/{iface.name}/pcap")
         return DynamicDir(ns, iface.name, ("if", index), lambda: files.items(),
                           lambda n: files.get(n), alive, timeout=ENTRY_CACHE)
 
