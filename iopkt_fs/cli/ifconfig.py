@@ -5,13 +5,16 @@
                 [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
                 [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
+    ifconfig IF [inet] tunnel SRC DST | deletetunnel          (gre, gif)
 
 Errors print as ifconfig does (``ifconfig: SIOCGIFFLAGS xx0: No such device or address``)
 and exit 1.
 """
 
 import errno
+import ipaddress
 import os
+import sys
 
 from .common import ToolError, parse_fields, read_text, require_stack, run, write_ctl
 
@@ -169,9 +172,16 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     mode = None
     flag_words = []
     cap_words = []
+    tunnel = None
     while args:
         word = args.pop(0)
-        if word in _WITH_ARG:
+        if word == "tunnel":
+            if len(args) < 2:
+                raise ToolError("ifconfig: 'tunnel' requires 2 arguments")
+            tunnel = (args.pop(0), args.pop(0))
+        elif word == "deletetunnel":
+            tunnel = ()
+        elif word in _WITH_ARG:
             if not args:
                 raise ToolError(f"ifconfig: '{word}' requires argument")
             params[word] = args.pop(0)
@@ -189,6 +199,8 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             params["dest"] = word   # ifconfig IF ADDR DEST (point-to-point)
         else:
             raise ToolError(f"ifconfig: {word}: bad value\n{USAGE}")
+    if tunnel is not None:
+        _tunnel(sock, name, tunnel)
     if family == "inet6" and address is not None and "netmask" in params:
         raise ToolError("ifconfig: use prefixlen with inet6")
     if address is not None:
@@ -211,6 +223,26 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     if cap_words:
         _ctl(sock, name, " ".join(cap_words), "SIOCSIFCAP")   # one SIOCSIFCAP, as NetBSD
     return 0
+
+
+def _tunnel(sock: str, name: str, endpoints: tuple) -> None:
+    """NetBSD tunnel.c: ``tunnel SRC DST`` (SIOCSLIFPHYADDR), ``deletetunnel``
+    (SIOCDIFPHYADDR). A refused SIOCSLIFPHYADDR is only a warning, as there."""
+    if not endpoints:
+        _ctl(sock, name, "deletetunnel", "SIOCDIFPHYADDR")
+        return
+    families = []
+    for text in endpoints:
+        try:
+            families.append(ipaddress.ip_address(text.split("%")[0]).version)
+        except ValueError:
+            raise ToolError(f"ifconfig: {text}: bad value") from None
+    if families[0] != families[1]:
+        raise ToolError("ifconfig: source and destination address families do not match")
+    try:
+        _ctl(sock, name, f"tunnel {endpoints[0]} {endpoints[1]}", "SIOCSLIFPHYADDR")
+    except ToolError as exc:
+        print(exc, file=sys.stderr)
 
 
 def entry() -> int:

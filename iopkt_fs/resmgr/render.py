@@ -21,6 +21,10 @@ def ifconfig_block(iface: Interface) -> str:
     lines = [head + f" mtu {iface.mtu}"]
     if iface.capabilities:
         lines += [f"\tcapabilities={_bits(iface.capabilities)}", f"\tenabled={_bits(iface.enabled)}"]
+    # A pseudo-interface's own lines (NetBSD status(): vlan, then tunnel, before address).
+    more = getattr(iface.driver, "status_lines", None)
+    if more is not None:
+        lines += more()
     if iface.mac is not None:
         lines.append(f"\taddress: {iface.mac_text()}")
     if iface.media or iface.kind == IFT_ETHER:

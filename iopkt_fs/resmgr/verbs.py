@@ -11,6 +11,7 @@ Interface ctl (``if/<name>/ctl``)::
     [-]tso4 [-]tso6 [-]ip4csum[-rx|-tx] [-]tcp4csum[-rx|-tx] [-]udp4csum[-rx|-tx]
         [-]tcp6csum[-rx|-tx] [-]udp6csum[-rx|-tx] ...    offloads (SIOCSIFCAP), several a line
     destroy
+    tunnel SRC DST | deletetunnel                         gre, gif (SIOCSLIFPHYADDR, SIOCDIFPHYADDR)
 
 Stack ctl (``ctl``)::
 
@@ -44,6 +45,7 @@ debug | -debug | promisc | -promisc | arp | -arp | link0 | -link0 | link1 | -lin
 tso4 | -tso4 | tso6 | -tso6 | ip4csum | -ip4csum | ip4csum-rx | -ip4csum-rx | ip4csum-tx | -ip4csum-tx
 tcp4csum[-rx|-tx] | udp4csum[-rx|-tx] | tcp6csum[-rx|-tx] | udp6csum[-rx|-tx]  (each also with '-'; several a line)
 destroy
+tunnel SRC DST | deletetunnel  (gre, gif)
 """
 
 STACK_HELP = """\
@@ -190,5 +192,8 @@ def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
             stack.set_capabilities(iface, enable=enable, disable=disable)
         elif verb == "destroy" and not args:
             stack.destroy(iface.name)
+        elif verb in getattr(iface.driver, "verbs", {}):
+            # A pseudo-interface's own requests (gre/gif: tunnel SRC DST, deletetunnel).
+            iface.driver.verbs[verb](args)
         else:
             raise StackError(errno.EINVAL, f"unknown control request {' '.join(fields)!r}")

@@ -100,6 +100,10 @@ class Stack:
             self.inet6 = install_inet6(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
         self.unix = UnixProtocol(self)
+        # The hc variants' pseudo-interfaces: gre and gif tunnels (iface/tunnel.py).
+        if self.variant.extras:
+            from .iface import tunnel   # noqa: PLC0415 - hc only
+            self.tunnels = tunnel.install(self)
 
     # -- tunables -------------------------------------------------------------------------
 
@@ -302,8 +306,9 @@ class Stack:
 
     def set_mtu(self, iface: Interface, mtu: int) -> None:
         limit = getattr(iface.driver, "max_mtu", None) or (LOMTU if iface.is_loopback else 9000)
-        if not 68 <= mtu <= limit:
-            raise StackError(errno.EINVAL, f"mtu {mtu} out of range 68..{limit} for {iface.name}")
+        low = getattr(iface.driver, "min_mtu", 68)    # gre 576, gif 1280 (if_gre.c, if_gif.c)
+        if not low <= mtu <= limit:
+            raise StackError(errno.EINVAL, f"mtu {mtu} out of range {low}..{limit} for {iface.name}")
         iface.mtu = mtu
         self._notify("interface_changed", iface)
 

@@ -6,7 +6,6 @@ import os
 import select
 import sys
 import subprocess
-import textwrap
 import time
 
 import pytest
@@ -14,60 +13,15 @@ import pytest
 from iopkt_fs import client
 from iopkt_fs.drivers.pcapfile import PcapReader
 from iopkt_testutil import wait_until
+from wanstack import KERNEL, STACK, receive_all, sh, wan_stack_fixture
 
 pytestmark = pytest.mark.system
-KERNEL, STACK = "10.204.0.1", "10.204.0.2"
-
-
-def sh(*args, check=True, **kw):
-    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=check, **kw)
-
-
-@pytest.fixture
-def wan_stack(make_stack):
-    """A v4-hc stack whose TAP interface is wan0 (named explicitly) = 10.204.0.2/24."""
-    ns = f"capt-{os.getpid()}"
-    dev = f"ca{os.getpid() % 100000}"
-    sh("ip", "netns", "add", ns)
-    sp = make_stack(args=["-d", "tap", f"dev={dev},netns={ns},name=wan"])
-    try:
-        out = sp.start()
-        assert out.returncode == 0, out.stderr
-        assert sp.run("iopkt", "ifconfig", "wan0", f"{STACK}/24").returncode == 0
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "addr", "add", f"{KERNEL}/24", "dev", dev)
-        sh("ip", "-n", ns, "link", "set", dev, "up")
-        assert sp.run("if_up", "-l", "-m", "100", "-r", "50", "wan0").returncode == 0
-        sp.ns = ns
-        yield sp
-    finally:
-        sp.cleanup()
-        sh("ip", "netns", "del", ns, check=False)
-
-
-def _sender(nbytes: int, port: int) -> str:
-    return textwrap.dedent(f"""\
-        import socket
-        s = socket.create_connection(('{STACK}', {port}), timeout=60)
-        block = bytes(range(256)) * 256
-        left = {nbytes}
-        while left:
-            n = min(left, len(block)); s.sendall(block[:n]); left -= n
-        s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
-        """)
+wan_stack = wan_stack_fixture("capt")
 
 
 def _receive_all(listener, nbytes: int, port: int, ns: str) -> int:
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c", _sender(nbytes, port)],
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        conn = listener.accept()
-        got = len(conn.read_all())
-        conn.close()
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()
-        return got
-    finally:
-        proc.kill()
+    got, _ = receive_all(listener, STACK, port, nbytes, ns)
+    return len(got)
 
 
 def _stats(sp, name="wan0") -> dict:
