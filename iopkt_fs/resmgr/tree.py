@@ -9,12 +9,14 @@
     dev/socket/stats/ip icmp udp arp   protocol counters, "name: value" lines
     dev/socket/if/<name>/ctl status stats
     dev/socket/if/<name>/pcap pcapstat  live capture stream, its readers (capture.py)
+    dev/socket/if/bridgeN/bridge    what brconfig shows (iface/if_bridge.py)
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
     dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
 """
 
 import errno
 
+from ..runtime import now_us
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
 from . import capture, render, tables, verbs
@@ -114,6 +116,10 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
             files[name] = TextFile(ns, name, ("if", index, name), render=fn, write_fn=writer,
                                    alive_fn=alive, label=f"if/{iface.name}/{name}",
                                    timeout=ENTRY_CACHE)
+        # A pseudo-interface's own files (a bridge's brconfig view), rendered at now.
+        for fname, fn in getattr(iface.driver, "files", {}).items():
+            files[fname] = TextFile(ns, fname, ("if", index, fname), render=lambda fn=fn: fn(now_us()),
+                                    alive_fn=alive, label=f"if/{iface.name}/{fname}", timeout=ENTRY_CACHE)
         files["pcap"] = capture.PcapFile(ns, "pcap", ("if", index, "pcap"), capture=cap, alive_fn=alive,
                                          label=f"if/{iface.name}/pcap")
         return DynamicDir(ns, iface.name, ("if", index), lambda: files.items(),

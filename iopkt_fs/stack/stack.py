@@ -100,10 +100,12 @@ class Stack:
             self.inet6 = install_inet6(self)
         # Unix-domain sockets (AF_LOCAL): a name space and byte queues, no wire.
         self.unix = UnixProtocol(self)
-        # The hc variants' pseudo-interfaces: gre and gif tunnels (iface/tunnel.py).
+        # The hc variants' pseudo-interfaces: gre and gif tunnels (iface/tunnel.py), the
+        # learning bridge (iface/if_bridge.py).
         if self.variant.extras:
-            from .iface import tunnel   # noqa: PLC0415 - hc only
+            from .iface import if_bridge, tunnel   # noqa: PLC0415 - hc only
             self.tunnels = tunnel.install(self)
+            if_bridge.install(self)            # sets self.bridges
 
     # -- tunables -------------------------------------------------------------------------
 
