@@ -18,6 +18,7 @@ from wanstack import KERNEL, STACK, in_ns, receive_all, wan_stack_fixture
 pytestmark = pytest.mark.system
 wan_stack = wan_stack_fixture("tunl")
 OURS, THEIRS = "10.9.0.1", "10.9.0.2"
+OURS6, THEIRS6 = "2001:db8:9::1", "2001:db8:9::2"
 MB10 = 10_000_000
 TUNPEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tunpeer.py")
 
@@ -122,6 +123,47 @@ def test_gif0_carries_ping_and_10mb_of_tcp_to_the_kernel(wan_stack, linux_tunnel
     # back whole.
     big = in_ns(sp.ns, "ping", "-c", "1", "-W", "2", "-M", "dont", "-s", "3000", OURS, check=False)
     assert big.returncode == 0, big.stdout
+
+
+wan6_stack = wan_stack_fixture("tun6", variant="io-pkt-v6-hc")
+
+
+@pytest.fixture
+def sit_tunnel(wan6_stack):
+    relay = subprocess.Popen(["ip", "netns", "exec", wan6_stack.ns, sys.executable, TUNPEER, "sit", KERNEL, STACK],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert relay.stdout.readline().strip() == "ready", relay.stderr.read()
+        ns = wan6_stack.ns
+        in_ns(ns, "ip", "link", "set", "ktun", "mtu", "1480")
+        in_ns(ns, "ip", "addr", "add", f"{THEIRS6}/64", "dev", "ktun", "nodad")
+        in_ns(ns, "ip", "link", "set", "ktun", "up")
+        yield wan6_stack
+    finally:
+        relay.stdin.close()
+        try:
+            relay.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
+
+
+def test_gif0_carries_ipv6_over_ipv4_on_v6_hc(sit_tunnel):
+    sp = sit_tunnel
+    for args in (["create"], ["tunnel", STACK, KERNEL], ["inet6", OURS6, "prefixlen", "64"]):
+        out = sp.run("iopkt", "ifconfig", "gif0", *args)
+        assert out.returncode == 0 and not out.stderr, out.stderr
+    assert f"\tinet6 {OURS6} prefixlen 64" in sp.run("iopkt", "ifconfig", "gif0").stdout
+    ping = in_ns(sp.ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", OURS6, check=False)
+    assert ping.returncode == 0, ping.stdout
+    outer = _outer_packets(sp, 41, 1, lambda: in_ns(sp.ns, "ping", "-6", "-c", "1", "-W", "2", OURS6))
+    assert outer[0][8] == 30 and outer[0][20] >> 4 == 6
+    listener = client.announce("tcp!*!5062", prefix=sp.prefix)
+    try:
+        got, sent_sha = receive_all(listener, OURS6, 5062, 2_000_000, sp.ns)
+    finally:
+        listener.close()
+    assert len(got) == 2_000_000 and hashlib.sha256(got).hexdigest() == sent_sha
 
 
 def test_tunnel_errors_are_ifconfigs(wan_stack):

@@ -6,9 +6,10 @@ TUN device (``ktun``) carrying the kernel's own inner traffic (ping, TCP), and t
 which encapsulates what the kernel routes into ``ktun`` and sends it to the stack through
 a raw socket, and hands the inner packet of every tunnel packet from the stack back to
 the kernel through ``ktun``. The encapsulation is written here from the RFCs (RFC 2784's
-4-byte header, protocol 47; RFC 2003, protocol 4), independently of the stack's code.
+4-byte header, protocol 47; RFC 2003, protocol 4; RFC 4213, protocol 41), independently
+of the stack's code.
 
-    python3 tunpeer.py gre|ipip LOCAL REMOTE      (run in the namespace; stops when stdin closes)
+    python3 tunpeer.py gre|ipip|sit LOCAL REMOTE      (run in the namespace; stops when stdin closes)
 
 Prints ``ready`` once ``ktun`` exists; counts what it relayed on exit (stderr).
 """
@@ -23,9 +24,11 @@ import sys
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
-PROTO = {"gre": 47, "ipip": 4}
+PROTO = {"gre": 47, "ipip": 4, "sit": 41}
+# What each mode carries: inner IP versions, and GRE's protocol type for each.
+VERSIONS = {"gre": (4, 6), "ipip": (4,), "sit": (6,)}
+GRE_TYPE = {4: 0x0800, 6: 0x86DD}
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT = 10, 0     # <linux/in.h>
-GRE_IP = b"\x00\x00\x08\x00"          # C=0, version 0, protocol type 0x0800
 
 
 def main() -> int:
@@ -46,8 +49,10 @@ def main() -> int:
             break
         if tun in ready:
             inner = os.read(tun, 65536)
-            if inner and inner[0] >> 4 == 4:
-                raw.sendto(GRE_IP + inner if mode == "gre" else inner, (remote, 0))
+            if inner and inner[0] >> 4 in VERSIONS[mode]:
+                # RFC 2784: C=0, reserved 0, version 0, then the EtherType of the payload.
+                head = struct.pack("!HH", 0, GRE_TYPE[inner[0] >> 4]) if mode == "gre" else b""
+                raw.sendto(head + inner, (remote, 0))
                 sent += 1
         if raw in ready:
             pkt, (src, _) = raw.recvfrom(65536)
@@ -57,7 +62,7 @@ def main() -> int:
             body = pkt[ihl:]
             if mode == "gre":
                 flags, ptype = struct.unpack_from("!HH", body)
-                if flags & 0x0007 or ptype != 0x0800:
+                if flags & 0x0007 or ptype not in GRE_TYPE.values():
                     skipped += 1
                     continue
                 # Optional words (checksum, key, sequence) are skipped, as QNX does.
