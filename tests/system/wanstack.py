@@ -10,8 +10,8 @@ import pytest
 KERNEL, STACK = "10.204.0.1", "10.204.0.2"
 
 
-def sh(*args, check=True, **kw):
-    return subprocess.run(args, capture_output=True, text=True, timeout=30, check=check, **kw)
+def sh(*args, check=True, timeout=30, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=check, **kw)
 
 
 def in_ns(ns: str, *argv, check=True, **kw):
