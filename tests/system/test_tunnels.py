@@ -129,17 +129,23 @@ wan6_stack = wan_stack_fixture("tun6", variant="io-pkt-v6-hc")
 
 
 @pytest.fixture
-def sit_tunnel(wan6_stack):
-    relay = subprocess.Popen(["ip", "netns", "exec", wan6_stack.ns, sys.executable, TUNPEER, "sit", KERNEL, STACK],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+def v6_tunnel(wan6_stack):
+    """The kernel's end for IPv6 inside IPv4: ktun with THEIRS6/64 and tunpeer.py."""
+    relays = []
+
+    def start(kind: str):
+        relay = subprocess.Popen(["ip", "netns", "exec", wan6_stack.ns, sys.executable, TUNPEER, kind, KERNEL, STACK],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        relays.append(relay)
         assert relay.stdout.readline().strip() == "ready", relay.stderr.read()
         ns = wan6_stack.ns
-        in_ns(ns, "ip", "link", "set", "ktun", "mtu", "1480")
+        in_ns(ns, "ip", "link", "set", "ktun", "mtu", "1476" if kind == "gre" else "1480")
         in_ns(ns, "ip", "addr", "add", f"{THEIRS6}/64", "dev", "ktun", "nodad")
         in_ns(ns, "ip", "link", "set", "ktun", "up")
-        yield wan6_stack
-    finally:
+        return wan6_stack
+
+    yield start
+    for relay in relays:
         relay.stdin.close()
         try:
             relay.wait(timeout=5)
@@ -148,16 +154,20 @@ def sit_tunnel(wan6_stack):
             relay.wait()
 
 
-def test_gif0_carries_ipv6_over_ipv4_on_v6_hc(sit_tunnel):
-    sp = sit_tunnel
+@pytest.mark.parametrize("kind, name, proto", [("sit", "gif0", 41), ("gre", "gre0", 47)])
+def test_ipv6_inside_ipv4_on_v6_hc(v6_tunnel, kind, name, proto):
+    sp = v6_tunnel(kind)
     for args in (["create"], ["tunnel", STACK, KERNEL], ["inet6", OURS6, "prefixlen", "64"]):
-        out = sp.run("iopkt", "ifconfig", "gif0", *args)
+        out = sp.run("iopkt", "ifconfig", name, *args)
         assert out.returncode == 0 and not out.stderr, out.stderr
-    assert f"\tinet6 {OURS6} prefixlen 64" in sp.run("iopkt", "ifconfig", "gif0").stdout
+    assert f"\tinet6 {OURS6} prefixlen 64" in sp.run("iopkt", "ifconfig", name).stdout
     ping = in_ns(sp.ns, "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", OURS6, check=False)
     assert ping.returncode == 0, ping.stdout
-    outer = _outer_packets(sp, 41, 1, lambda: in_ns(sp.ns, "ping", "-6", "-c", "1", "-W", "2", OURS6))
-    assert outer[0][8] == 30 and outer[0][20] >> 4 == 6
+    outer = _outer_packets(sp, proto, 1, lambda: in_ns(sp.ns, "ping", "-6", "-c", "1", "-W", "2", OURS6))
+    inner = outer[0][20:] if proto == 41 else outer[0][24:]
+    assert outer[0][8] == 30 and inner[0] >> 4 == 6
+    if proto == 47:
+        assert outer[0][20:24] == b"\x00\x00\x86\xdd"
     listener = client.announce("tcp!*!5062", prefix=sp.prefix)
     try:
         got, sent_sha = receive_all(listener, OURS6, 5062, 2_000_000, sp.ns)
