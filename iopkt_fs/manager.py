@@ -71,7 +71,10 @@ class Instance:
                 self.slog(slog.WARNING, f"{iface.name}: the device did not take the change: {exc.strerror}")
 
     def interface_detached(self, iface) -> None:
-        """Forget the kernel's cached entries for a departed interface (ENTRY_CACHE)."""
+        """Forget the kernel's cached entries for a departed interface (ENTRY_CACHE);
+        its capture readers reach end of file."""
+        for reader in list(iface.bpf):
+            reader.close()
         if not self._mounted:
             return
         sock = self.root.children["dev"].children["socket"]

@@ -6,13 +6,16 @@
                 [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
     ifconfig vlanN vlan TAG vlanif PARENT | -vlanif                (vlan(4), SIOCSETVLAN)
+    ifconfig IF [inet] tunnel SRC DST | deletetunnel          (gre, gif)
 
 Errors print as ifconfig does (``ifconfig: SIOCGIFFLAGS xx0: No such device or address``)
 and exit 1.
 """
 
 import errno
+import ipaddress
 import os
+import sys
 
 from .common import ToolError, parse_fields, read_text, require_stack, run, write_ctl
 
@@ -172,10 +175,17 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     flag_words = []
     cap_words = []
     vlan: dict[str, str] = {}
+    tunnel = None
     while args:
         word = args.pop(0)
         if word in _VLAN_WORDS:
             vlan_word(name, word, args, vlan)
+        elif word == "tunnel":
+            if len(args) < 2:
+                raise ToolError("ifconfig: 'tunnel' requires 2 arguments")
+            tunnel = (args.pop(0), args.pop(0))
+        elif word == "deletetunnel":
+            tunnel = ()
         elif word in _WITH_ARG:
             if not args:
                 raise ToolError(f"ifconfig: '{word}' requires argument")
@@ -204,6 +214,8 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             _ctl(sock, name, f"vlan {vlan['vlan']} vlanif {vlan['vlanif']}", "SIOCSETVLAN")
         else:
             _ctl(sock, name, f"vlan {vlan['vlan']}", "SIOCSETVLAN")
+    if tunnel is not None:
+        _tunnel(sock, name, tunnel)
     if family == "inet6" and address is not None and "netmask" in params:
         raise ToolError("ifconfig: use prefixlen with inet6")
     inet6 = _inet6_request(sock, family, address)
@@ -256,6 +268,26 @@ def vlan_word(name: str, word: str, args: list[str], vlan: dict[str, str]) -> No
     if word == "vlan" and not value.isdigit():
         raise ToolError(f"ifconfig: {value}: bad value")
     vlan[word] = value
+
+
+def _tunnel(sock: str, name: str, endpoints: tuple) -> None:
+    """NetBSD tunnel.c: ``tunnel SRC DST`` (SIOCSLIFPHYADDR), ``deletetunnel``
+    (SIOCDIFPHYADDR). A refused SIOCSLIFPHYADDR is only a warning, as there."""
+    if not endpoints:
+        _ctl(sock, name, "deletetunnel", "SIOCDIFPHYADDR")
+        return
+    families = []
+    for text in endpoints:
+        try:
+            families.append(ipaddress.ip_address(text.split("%")[0]).version)
+        except ValueError:
+            raise ToolError(f"ifconfig: {text}: bad value") from None
+    if families[0] != families[1]:
+        raise ToolError("ifconfig: source and destination address families do not match")
+    try:
+        _ctl(sock, name, f"tunnel {endpoints[0]} {endpoints[1]}", "SIOCSLIFPHYADDR")
+    except ToolError as exc:
+        print(exc, file=sys.stderr)
 
 
 def entry() -> int:

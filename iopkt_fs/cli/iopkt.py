@@ -1,6 +1,6 @@
 """iopkt: the QNX networking tools under one command, so they don't clobber Linux's.
 
-    iopkt ifconfig|route|netstat|sysctl|arp|ndp|ping|ping6|mount|umount|if_up|sloginfo|nicinfo [args]
+    iopkt ifconfig|route|netstat|sysctl|arp|ndp|ping|ping6|mount|umount|if_up|sloginfo|nicinfo|tcpdump|brconfig [args]
     iopkt shell-path      print a directory of QNX-named commands for the front of PATH
 
 A buildfile can run ``PATH=$(iopkt shell-path):$PATH`` and then call ``ifconfig`` and
@@ -29,8 +29,10 @@ COMMANDS = {
     "ping": ("ping", "main"),
     "ping6": ("ping6", "main"),
     "ndp": ("ndp", "main"),
+    "tcpdump": ("tcpdump", "main"),
+    "brconfig": ("brconfig", "main"),
 }
-SHELL_NAMES = ("ifconfig", "route", "netstat", "sysctl", "arp", "mount", "umount", "ndp", "ping6")
+SHELL_NAMES = ("ifconfig", "route", "netstat", "sysctl", "arp", "mount", "umount", "ndp", "ping6", "brconfig")
 
 USAGE = """\
 usage: iopkt COMMAND [ARGS...]
@@ -43,6 +45,8 @@ QNX io-pkt tools for an iopkt_fs stack (the stack is found through $SOCK):
   if_up      wait for interfaces            sloginfo   the stack's log
   ping       ICMP echo from the stack's side
   ping6      ICMPv6 echo from the stack's side  ndp        IPv6 neighbour cache (KAME)
+  tcpdump    watch an interface's frames (live capture, libpcap filters)
+  brconfig   bridges: members, learned addresses (hc variants)
   shell-path print a directory of QNX-named commands to put first on PATH
 """
 

@@ -140,6 +140,14 @@ def get_flags(ctl: socket.socket, name: str) -> int:
     return struct.unpack_from("H", req, 16)[0]
 
 
+def set_promisc(ctl: socket.socket, name: str, on: bool) -> None:
+    """IFF_PROMISC on the Linux device (what ``ip link set NAME promisc on`` does)."""
+    flags = get_flags(ctl, name)
+    wanted = flags | 0x100 if on else flags & ~0x100
+    if wanted != flags:
+        fcntl.ioctl(ctl.fileno(), SIOCSIFFLAGS, _ifreq(name, struct.pack("H", wanted)))
+
+
 def get_mtu(ctl: socket.socket, name: str) -> int:
     req = _ifreq(name)
     fcntl.ioctl(ctl.fileno(), SIOCGIFMTU, req)

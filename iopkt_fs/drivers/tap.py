@@ -42,7 +42,7 @@ from ..stack.errors import StackError
 from ..stack.iface.interface import (
     IFCAP_CSUM_TCPv4_Rx, IFCAP_CSUM_TCPv4_Tx, IFCAP_CSUM_TCPv6_Rx, IFCAP_CSUM_TCPv6_Tx,
     IFCAP_CSUM_UDPv4_Rx, IFCAP_CSUM_UDPv4_Tx, IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx,
-    IFCAP_TSOv4, IFCAP_TSOv6, IFF_BROADCAST, IFF_MULTICAST, IFF_SIMPLEX, IFT_ETHER,
+    IFCAP_TSOv4, IFCAP_TSOv6, IFF_BROADCAST, IFF_MULTICAST, IFF_PROMISC, IFF_SIMPLEX, IFT_ETHER,
 )
 from ..stack.iface.if_vlan import ETHERCAP_VLAN_MTU
 from ..stack.wire.virtio import VNET_HDR_LEN
@@ -138,6 +138,7 @@ class TapDriver(_linux.LinkFollower, Driver):
         self.accepted = 0     # TUNSETOFFLOAD bits this kernel takes (the probe's answer)
         self.refused = 0      # ... and those it refused (logged once, at attach)
         self.offload = 0      # TUNSETOFFLOAD bits set on the device now
+        self.promisc = False  # IFF_PROMISC carried to the Linux side
 
     # -- attach / detach --------------------------------------------------------------------
 
@@ -234,13 +235,19 @@ class TapDriver(_linux.LinkFollower, Driver):
     def apply_config(self, iface) -> None:
         """``ifconfig ltapN mtu N``: the Linux side follows, so full-size frames pass both
         ways; the receive buffer grows with it. ``ifconfig ltapN [-]tso4 ...``: the
-        kernel's offloads follow ``enabled``."""
+        kernel's offloads follow ``enabled``; IFF_PROMISC (a bridge member) is set on
+        the Linux device too."""
         if self.watcher is None or self.dev is None:
             return
         if _linux.get_mtu(self.watcher.ctl, self.dev) != iface.mtu:
             _linux.set_mtu(self.watcher.ctl, self.dev, iface.mtu)
         self.bufsize = self._bufsize(iface.mtu)
         self._set_offload(iface)
+        # A bridge member is promiscuous (ifpromisc): so is the Linux side.
+        promisc = bool(iface.flags & IFF_PROMISC)
+        if promisc != self.promisc:
+            _linux.set_promisc(self.watcher.ctl, self.dev, promisc)
+            self.promisc = promisc
 
     def _set_offload(self, iface) -> None:
         """Re-issue TUNSETOFFLOAD when ``enabled`` maps to other bits than the device has."""

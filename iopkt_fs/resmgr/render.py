@@ -21,7 +21,8 @@ def ifconfig_block(iface: Interface) -> str:
     lines = [head + f" mtu {iface.mtu}"]
     if iface.capabilities:
         lines += [f"\tcapabilities={_bits(iface.capabilities)}", f"\tenabled={_bits(iface.enabled)}"]
-    # A pseudo-interface's own lines (vlan: "vlan: 5 parent: wan0"), where NB4 puts them.
+    # A pseudo-interface's own lines (NetBSD status(): vlan, then tunnel, before
+    # the address lines).
     own = getattr(iface.driver, "status_lines", None)
     if own is not None:
         lines += own(iface)

@@ -9,6 +9,8 @@
     dev/socket/mbuf                 packet-buffer pool figures (stack/mbuf.py; netstat -m)
     dev/socket/stats/ip icmp udp arp [ip6 icmp6]   protocol counters, "name: value" lines
     dev/socket/if/<name>/ctl status stats
+    dev/socket/if/<name>/pcap pcapstat  live capture stream, its readers (capture.py)
+    dev/socket/if/bridgeN/bridge    what brconfig shows (iface/if_bridge.py)
     dev/socket/sysctl/<a>/<b>/...   one file per tunable (/proc/sys style)
     dev/io-net/enN                  interfaces of legacy devn- drivers only (QNX)
     dev/tun0.. dev/tunN.ctl dev/tap dev/tapK   tun/tap device nodes (devices.py)
@@ -16,10 +18,11 @@
 
 import errno
 
+from ..runtime import now_us
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_SHIM, Interface
 from ..runtime import now_us
-from . import devices, render, tables, tables6, verbs
+from . import capture, devices, render, tables, tables6, verbs
 from .nodes import DynamicDir, Namespace, StaticDir, TextFile
 from .sockfs import SocketFS
 
@@ -112,14 +115,22 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
                 await refresh(iface)
             return render.interface_stats(iface)
 
+        cap = capture.Capture(inst, iface)
         for name, fn, writer in (
             ("ctl", lambda: verbs.IF_HELP, ctl),
             ("status", lambda: render.ifconfig_block(iface), None),
             ("stats", stats, None),
+            ("pcapstat", cap.status, None),
         ):
             files[name] = TextFile(ns, name, ("if", index, name), render=fn, write_fn=writer,
                                    alive_fn=alive, label=f"if/{iface.name}/{name}",
                                    timeout=ENTRY_CACHE)
+        # A pseudo-interface's own files (a bridge's brconfig view), rendered at now.
+        for fname, fn in getattr(iface.driver, "files", {}).items():
+            files[fname] = TextFile(ns, fname, ("if", index, fname), render=lambda fn=fn: fn(now_us()),
+                                    alive_fn=alive, label=f"if/{iface.name}/{fname}", timeout=ENTRY_CACHE)
+        files["pcap"] = capture.PcapFile(ns, "pcap", ("if", index, "pcap"), capture=cap, alive_fn=alive,
+                                         label=f"if/{iface.name}/pcap")
         return DynamicDir(ns, iface.name, ("if", index), lambda: files.items(),
                           lambda n: files.get(n), alive, timeout=ENTRY_CACHE)
 

@@ -12,6 +12,9 @@ Interface ctl (``if/<name>/ctl``)::
         [-]tcp6csum[-rx|-tx] [-]udp6csum[-rx|-tx] ...    offloads (SIOCSIFCAP), several a line
     destroy
     vlan TAG vlanif IF | -vlanif                          vlan(4) only (SIOCSETVLAN)
+    tunnel SRC DST | deletetunnel                         gre, gif (SIOCSLIFPHYADDR, SIOCDIFPHYADDR)
+    add IF | delete IF | [-]discover IF | [-]learn IF | maxaddr N | timeout S
+        | static IF MAC | deladdr MAC | flush | flushall     bridge (brconfig's requests)
 
 Stack ctl (``ctl``)::
 
@@ -46,6 +49,8 @@ tso4 | -tso4 | tso6 | -tso6 | ip4csum | -ip4csum | ip4csum-rx | -ip4csum-rx | ip
 tcp4csum[-rx|-tx] | udp4csum[-rx|-tx] | tcp6csum[-rx|-tx] | udp6csum[-rx|-tx]  (each also with '-'; several a line)
 destroy
 vlan TAG vlanif IF | -vlanif  (vlan interfaces)
+tunnel SRC DST | deletetunnel  (gre, gif)
+add IF | delete IF | discover IF | -discover IF | learn IF | -learn IF | maxaddr N | timeout S | static IF MAC | deladdr MAC | flush | flushall  (bridge)
 """
 
 STACK_HELP = """\
@@ -160,9 +165,14 @@ def netmask_to_prefix(text: str, version: int = 4) -> int:
 
 
 def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
+    own = getattr(iface.driver, "verbs", {})
     for fields in lines(text):
         verb, args = fields[0], fields[1:]
-        if verb == "up" and not args:
+        if verb in own:
+            # A pseudo-interface's own requests, before the common ones (gre/gif: tunnel,
+            # deletetunnel; bridge: brconfig's add IF, delete IF, static IF MAC ...).
+            own[verb](args)
+        elif verb == "up" and not args:
             stack.up(iface)
         elif verb == "down" and not args:
             stack.down(iface)

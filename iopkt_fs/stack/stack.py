@@ -74,6 +74,9 @@ class Stack:
         # Receive coalescing of plain TCP frames (inet/gro.py); off only to compare paths.
         self.gro = True
         self._loop_pending: list[tuple[Interface, bytes]] = []
+        # The latest ``now`` the runtime passed in (input or poll): what pseudo-interfaces
+        # sending from ``transmit`` (which carries none) hand the layers below them.
+        self.last_now: Instant = 0
         # Set by a protocol layer; receives (iface, frame, now) for frames the core accepts.
         self.frame_input: Callable[[Interface, memoryview, Instant], None] | None = None
         self.loop_input: Callable[[Interface, memoryview, Instant], None] | None = None
@@ -101,6 +104,12 @@ class Stack:
         # Cloned pseudo-interfaces: each module registers its cloner in self.cloners.
         for module in (if_tun, if_tap, if_vlan):
             module.install(self)
+        # The hc variants' pseudo-interfaces: gre and gif tunnels (iface/tunnel.py), the
+        # learning bridge (iface/if_bridge.py).
+        if self.variant.extras:
+            from .iface import if_bridge, tunnel   # noqa: PLC0415 - hc only
+            self.tunnels = tunnel.install(self)
+            if_bridge.install(self)            # sets self.bridges
 
     # -- tunables -------------------------------------------------------------------------
 
@@ -303,7 +312,7 @@ class Stack:
 
     def set_mtu(self, iface: Interface, mtu: int) -> None:
         limit = getattr(iface.driver, "max_mtu", None) or (LOMTU if iface.is_loopback else 9000)
-        low = getattr(iface.driver, "min_mtu", 68)     # tun: 576 (SIOCSIFMTU in if_tun.c)
+        low = getattr(iface.driver, "min_mtu", 68)    # tun/gre 576, gif 1280 (if_tun.c, if_gre.c, if_gif.c)
         if not low <= mtu <= limit:
             raise StackError(errno.EINVAL, f"mtu {mtu} out of range {low}..{limit} for {iface.name}")
         iface.mtu = mtu
@@ -416,9 +425,13 @@ class Stack:
         virtio_net_hdr (``iface.vnet_hdr``) the header is taken off here and passed up
         only when it says something (a checksum to trust, a super-segment).
         """
+        self.last_now = now
         stats = iface.stats
         handler = self.frame_input
         hl = iface.vnet_hdr
+        if iface.bpf:
+            frames = list(frames)
+            _tap(iface, frames, hl)
         if not iface.flags & IFF_UP or handler is None:
             for frame in frames:
                 stats.ipackets += 1
@@ -450,6 +463,10 @@ class Stack:
                     vh = mv[:hl]
                 mv = mv[hl:]
             items.append((mv, vh))
+        if iface.bridge is not None:
+            # A bridge member: the bridge forwards, and says what is ours and on which port.
+            self.deliver_batch(iface.bridge.input(iface, items, now), now)
+            return
         if self.gro and len(items) > 1 and iface.kind == IFT_ETHER:
             items = gro.coalesce(items, self.inet.is_local)
         tcp = self.tcp
@@ -460,7 +477,41 @@ class Stack:
         finally:
             tcp.end_input(now)
 
+    def deliver_batch(self, items, now: Instant) -> None:
+        """``(iface, frame, vh)`` items for the protocol layer, as one input batch."""
+        handler = self.frame_input
+        tcp = self.tcp
+        tcp.begin_input()
+        try:
+            for iface, mv, vh in items:
+                handler(iface, mv, now, vh)
+        finally:
+            tcp.end_input(now)
+
+    def deliver(self, iface: Interface, frame, now: Instant, vh=None) -> None:
+        """A frame entering ``iface`` from inside the core (a tunnel's inner packet): counted,
+        captured and handed up as a driver's would be, inside the current input batch."""
+        stats = iface.stats
+        stats.ipackets += 1
+        stats.ibytes += len(frame)
+        if iface.bpf:
+            _tap(iface, (frame,), 0)
+        if not iface.flags & IFF_UP or self.frame_input is None:
+            stats.iqdrops += 1
+            return
+        self.frame_input(iface, memoryview(frame), now, vh)
+
     def transmit(self, iface: Interface, frame: bytes, framed: bool = False) -> None:
+        """Send one frame on ``iface``: a pseudo-interface's ``if_output`` takes it (a
+        tunnel encapsulates, a bridge picks its ports), any other is queued for its driver
+        (``link_transmit``)."""
+        out = iface.if_output
+        if out is not None:
+            out(iface, frame, framed)
+            return
+        self.link_transmit(iface, frame, framed)
+
+    def link_transmit(self, iface: Interface, frame: bytes, framed: bool = False) -> None:
         """Queue one frame on ``iface``; loopback frames come back in at the next poll.
 
         On a link with ``vnet_hdr`` every frame needs the header in front: ``framed``
@@ -470,6 +521,8 @@ class Stack:
         if not iface.flags & IFF_UP:
             stats.oerrors += 1
             return
+        if iface.bpf:
+            _tap(iface, (frame,), iface.vnet_hdr if framed else 0)
         stats.opackets += 1
         hl = iface.vnet_hdr
         if hl:
@@ -507,6 +560,7 @@ class Stack:
         return events
 
     def poll(self, now: Instant) -> None:
+        self.last_now = now
         # Loopback delivery is deferred to here so a reply never recurses into its request.
         while self._loop_pending:
             batch, self._loop_pending = self._loop_pending, []
@@ -532,6 +586,15 @@ class Stack:
         deadlines = [d for layer in self.layers
                      if (fn := getattr(layer, "poll_at", None)) is not None and (d := fn()) is not None]
         return min(deadlines, default=None)
+
+
+def _tap(iface: Interface, frames, hl: int) -> None:
+    """Hand each frame, without its virtio header, to every capture on ``iface``."""
+    taps = iface.bpf
+    for frame in frames:
+        data = memoryview(frame)[hl:] if hl else frame
+        for t in taps:
+            t.tap(data)
 
 
 def _classful_prefix(address: ipaddress.IPv4Address) -> int:

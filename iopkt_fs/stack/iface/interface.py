@@ -73,7 +73,9 @@ CAP_NAMES = (
 IFT_OTHER = 0x1
 IFT_ETHER = 0x6
 IFT_LOOP = 0x18
+IFT_GIF = 0x37
 IFT_TUNNEL = 0x83
+IFT_BRIDGE = 0xD1
 
 AF_INET = 2
 AF_INET6 = 24   # QNX's number, which is also what the /dev/socket/24 node is called
@@ -157,6 +159,16 @@ class Interface:
     # offload metadata of a TAP opened with IFF_VNET_HDR (wire/virtio.py). The stack
     # strips it on input and writes it on output; the driver moves buffers untouched.
     vnet_hdr: int = 0
+    # Live capture (the bpf analogue): objects with ``tap(frame)``, each handed every
+    # frame entering or leaving this interface, link header on, virtio header off. Empty
+    # (falsy) when nobody captures: one attribute test per batch is all it costs.
+    bpf: list = attrs.Factory(list)
+    # A pseudo-interface's output routine inside the core (gre, gif: encapsulate and send
+    # on; a bridge member: choose the ports): ``if_output(iface, frame)`` takes the frame
+    # instead of the transmit queue. None for interfaces a driver moves.
+    if_output: object | None = None
+    # The bridge (iface/if_bridge.py) this interface is a member of: its frames go there first.
+    bridge: object | None = None
 
     @property
     def is_up(self) -> bool:
