@@ -65,6 +65,7 @@ from .addrsel import select_source
 from .frag6 import Reassembler6
 from .icmp6 import Icmp6Protocol
 from .nd6 import NdCache
+from .nd6_rtr import RouterDiscovery
 from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE, Ndisc
 from .stats import Ip6Stat
 from .tunables import SYSCTLS
@@ -114,6 +115,7 @@ class Ipv6Layer:
         self.icmp.ndisc = self.ndisc
         self.nd = NdCache(solicit=self.ndisc.solicit, deliver=self._nd_deliver, unreachable=self._nd_unreachable,
                           hold_limit=lambda: queuelen.value, rng=stack.rng)
+        self.rtr = RouterDiscovery(self)
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self.groups: dict[tuple[int, bytes], int] = {}
         self.pmtu: dict[bytes, tuple[int, Instant]] = {}
@@ -124,6 +126,7 @@ class Ipv6Layer:
         stack.inet.inet6_input = self.input6
         for iface in stack.interfaces.values():
             self._was_up[iface.index] = iface.is_up
+            self._ifconf_nodes(iface)
             for ifa in iface.inet6_addrs():
                 self.address_added(iface, ifa)
 
@@ -201,15 +204,23 @@ class Ipv6Layer:
             del self._local[addr]
         self.leave_group(iface, solicited_node(addr))
         self.ndisc.cancel_dad(iface, ifa)
+        self.rtr.address_removed(iface, ifa)
         self.routes.remove_interface_routes(iface, int(ifa.address))
         for other in self.stack.interfaces.values():
             for b in other.inet6_addrs():
                 if b is not ifa and b.prefixlen < 128 and other.kind != IFT_LOOP and not is_link_local(b.address.packed):
                     self.routes.add_interface_route(other, int(b.address), b.prefixlen, int(b.address))
 
+    def _ifconf_nodes(self, iface: Interface) -> None:
+        for which in ("accept_rtadv", "forwarding"):
+            self.rtr.interface_node(iface, which)
+
     def interface_changed(self, iface: Interface) -> None:
+        if iface.index not in self._was_up:
+            self._ifconf_nodes(iface)          # a new interface (attach)
         was_up = self._was_up.get(iface.index, False)
         self._was_up[iface.index] = iface.is_up
+        self.rtr.interface_changed(iface, iface.is_up and not was_up)
         if not iface.is_up:
             if was_up:
                 self.ndisc.cancel_dad(iface)
@@ -229,17 +240,20 @@ class Ipv6Layer:
     def interface_detached(self, iface: Interface) -> None:
         self._was_up.pop(iface.index, None)
         self.ndisc.cancel_dad(iface)
+        self.rtr.interface_detached(iface)
         self.routes.remove_interface(iface)
         self.nd.flush(iface, static=True)
         self.groups = {k: v for k, v in self.groups.items() if k[0] != iface.index}
 
     def address_usable(self, iface: Interface, ifa: IfAddr) -> None:
-        """DAD passed (ndisc.py)."""
+        """DAD passed (ndisc.py): a link-local address lets Router Solicitations go."""
+        self.rtr.address_usable(iface, ifa)
 
     def poll(self, now: Instant) -> None:
         self._now = now
         self.nd.poll(now)
         self.ndisc.poll(now)
+        self.rtr.poll(now)
         for expired in self.reass.poll(now):
             if expired.first is not None:
                 # RFC 8200 4.5: Time Exceeded code 1, only if the first fragment came.
@@ -247,7 +261,8 @@ class Ipv6Layer:
                 self.icmp.error(packet, T.TIME_EXCEEDED, TIMXCEED_REASS, now, in_iface=iface)
 
     def poll_at(self) -> Instant | None:
-        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.reass.poll_at()) if t is not None]
+        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(), self.reass.poll_at())
+                 if t is not None]
         return min(times, default=None)
 
     # -- input (RFC 8200) ---------------------------------------------------------------------
@@ -486,7 +501,7 @@ class Ipv6Layer:
             iface, _nh, route = self.route_to(dst)
         except StackError:
             return MIN_MTU
-        mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
+        mtu = (route.mtu if route is not None and route.mtu else 0) or self.rtr.link_mtu(iface)
         cached = self.pmtu.get(dst)
         return min(mtu, cached[0]) if cached is not None else mtu
 
@@ -529,7 +544,9 @@ class Ipv6Layer:
             if route.flags & RTF_BLACKHOLE:
                 return
         if hlim is None:
-            hlim = ttl if ttl is not None else (self._node_mhlim.value if is_multicast(dst) else self._node_hlim.value)
+            # RFC 4861 6.3.4: a Cur Hop Limit from an RA is the link's default.
+            hlim = ttl if ttl is not None else (self._node_mhlim.value if is_multicast(dst)
+                                                else self.rtr.hop_limit(out) or self._node_hlim.value)
         if tclass is None:
             tclass = tos
         n = len(payload)
@@ -603,7 +620,15 @@ class Ipv6Layer:
 
     def statistics(self) -> dict:
         return {"ip6": self.stats.snapshot(), "icmp6": self.icmp.stats.snapshot(),
-                "nd6": attrs.asdict(self.nd.stats)}
+                "nd6": attrs.asdict(self.nd.stats), "nd6_rtr": attrs.asdict(self.rtr.stats)}
 
     def ndp_show(self) -> list[dict]:
         return self.nd.show()
+
+    def ndp_routers(self) -> list[dict]:
+        """The default router list (ndp -r)."""
+        return self.rtr.show_routers(self._now)
+
+    def ndp_prefixes(self) -> list[dict]:
+        """The prefix list (ndp -p)."""
+        return self.rtr.show_prefixes(self._now)

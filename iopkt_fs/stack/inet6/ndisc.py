@@ -21,9 +21,8 @@ an NS for it from :: (someone else doing DAD), means a duplicate: the address is
 its source MAC and does not count (RFC 7527 2's concern). The first NS is sent at once
 rather than after the random 0-1 s delay 5.4.2 recommends on interface start-up.
 
-Router Advertisements are not processed yet (``accept_rtadv`` is 0 by default on QNX);
-RS and Redirects are ignored, as a host must (6.2.6, 8.1 for the latter until
-redirects are implemented).
+Router Advertisements, once valid here, go to nd6_rtr.py (router and prefix discovery,
+SLAAC); a host silently discards Router Solicitations (6.2.6).
 """
 
 import ipaddress
@@ -117,6 +116,9 @@ class Ndisc:
             self._ns_input(ctx, msg, now)
         elif pkt.type == T.NEIGHBOR_ADVERT:
             self._na_input(ctx, msg, now)
+        elif pkt.type == T.ROUTER_ADVERT:
+            self.ip.rtr.ra_input(ctx, msg, now)
+        # A host discards Router Solicitations (6.2.6); Redirects are redirect.py's.
 
     def _ns_input(self, ctx, ns: NdNeighborSolicit, now: Instant) -> None:
         st = self.ip.icmp.stats

@@ -45,6 +45,7 @@ __all__ = [
     "NdNeighborSolicit",
     "NdOption",
     "NdPrefixInfo",
+    "NdRedirect",
     "NdRouterAdvert",
     "NdRouterSolicit",
     "parse_options",
@@ -461,6 +462,38 @@ class NdRouterAdvert(Icmpv6Repr):
 
 
 @attrs.frozen
+class NdRedirect(Icmpv6Repr):
+    """Redirect (RFC 4861 4.5): a better first hop (``target``) toward ``destination``;
+    ``target == destination`` says the destination is on-link."""
+
+    target: bytes
+    destination: bytes
+    options: tuple = ()
+    code: int = 0
+
+    @classmethod
+    def _from_fields(cls, code, rest, payload):
+        if len(payload) < 32:
+            raise Malformed(f"nd: redirect of {len(payload) + 8} bytes, needs 40")
+        return cls(payload[:16], payload[16:32], parse_options(payload[32:]), code)
+
+    def _type_code_rest(self):
+        return Icmpv6Type.REDIRECT, self.code, 0
+
+    def _body(self):
+        return self.target + self.destination + _options_bytes(self.options)
+
+
+def redirected_header(packet: bytes) -> NdOption:
+    """The Redirected Header option (RFC 4861 4.6.3): 6 reserved bytes, then as much of
+    the redirected packet as keeps the Redirect within the minimum MTU (1280), cut to a
+    multiple of 8 so the option needs no padding."""
+    room = 1280 - 40 - 40 - 8 - 8      # IPv6, Redirect, a TLLA option, this option's head
+    data = bytes(packet[:room])
+    return NdOption(OPT_REDIRECTED, bytes(6) + data[:len(data) & ~7])
+
+
+@attrs.frozen
 class Icmpv6Generic(Icmpv6Repr):
     """Any other message: type, code, the raw 32-bit word after the checksum, the rest."""
 
@@ -487,4 +520,5 @@ Icmpv6Repr._BY_TYPE.update({
     Icmpv6Type.ROUTER_ADVERT: NdRouterAdvert,
     Icmpv6Type.NEIGHBOR_SOLICIT: NdNeighborSolicit,
     Icmpv6Type.NEIGHBOR_ADVERT: NdNeighborAdvert,
+    Icmpv6Type.REDIRECT: NdRedirect,
 })
