@@ -10,7 +10,8 @@ hook stays None and IPv6 frames are counted as unknown protocol.)
 Ingress (RFC 8200)::
 
     input6 -> checks (version, length, scope: no multicast source, ::1 only on lo0,
-              no IPv4-mapped addresses) -> ours / a group we are in / (not forwarding)
+              no IPv4-mapped addresses) -> ours / a group we are in / else forward6.py
+              (forwarding on: hop limit, Time Exceeded, Packet Too Big, redirects)
            -> _walk: hop-by-hop (first only, 4.3), destination options (4.6), routing
               (4.4: every type is unknown to a host, RH0 included, RFC 5095), fragment
               (4.5, frag6.py; atomic fragments alone, RFC 6946), at most
@@ -56,16 +57,18 @@ from ..wire.icmpv6 import (
     Icmpv6Type as T,
 )
 from ..wire.ipv6 import (
-    ALL_NODES, HEADER_LEN, LOOPBACK, MIN_MTU, NH_DSTOPTS, NH_FRAGMENT, NH_HOPOPTS, NH_NONE,
+    ALL_NODES, ALL_ROUTERS, HEADER_LEN, LOOPBACK, MIN_MTU, NH_DSTOPTS, NH_FRAGMENT, NH_HOPOPTS, NH_NONE,
     NH_ROUTING, OPT_PAD1, OPT_PADN, OPT_ROUTER_ALERT, UNSPECIFIED, Ipv6FragmentRepr, Ipv6Packet,
     Ipv6Repr, eui64_link_local, ext_header_len, is_link_local, is_multicast, iter_options,
     multicast_mac, solicited_node,
 )
 from .addrsel import select_source
+from .forward6 import Forwarder6
 from .frag6 import Reassembler6
 from .icmp6 import Icmp6Protocol
 from .nd6 import NdCache
 from .nd6_rtr import RouterDiscovery
+from .redirect6 import Redirects
 from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE, Ndisc
 from .stats import Ip6Stat
 from .tunables import SYSCTLS
@@ -116,6 +119,8 @@ class Ipv6Layer:
         self.nd = NdCache(solicit=self.ndisc.solicit, deliver=self._nd_deliver, unreachable=self._nd_unreachable,
                           hold_limit=lambda: queuelen.value, rng=stack.rng)
         self.rtr = RouterDiscovery(self)
+        self.forwarder = Forwarder6(self)
+        self.redirect = Redirects(self)
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self.groups: dict[tuple[int, bytes], int] = {}
         self.pmtu: dict[bytes, tuple[int, Instant]] = {}
@@ -241,6 +246,7 @@ class Ipv6Layer:
         self._was_up.pop(iface.index, None)
         self.ndisc.cancel_dad(iface)
         self.rtr.interface_detached(iface)
+        self.redirect.interface_detached(iface)
         self.routes.remove_interface(iface)
         self.nd.flush(iface, static=True)
         self.groups = {k: v for k, v in self.groups.items() if k[0] != iface.index}
@@ -254,6 +260,7 @@ class Ipv6Layer:
         self.nd.poll(now)
         self.ndisc.poll(now)
         self.rtr.poll(now)
+        self.redirect.poll(now)
         for expired in self.reass.poll(now):
             if expired.first is not None:
                 # RFC 8200 4.5: Time Exceeded code 1, only if the first fragment came.
@@ -261,8 +268,8 @@ class Ipv6Layer:
                 self.icmp.error(packet, T.TIME_EXCEEDED, TIMXCEED_REASS, now, in_iface=iface)
 
     def poll_at(self) -> Instant | None:
-        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(), self.reass.poll_at())
-                 if t is not None]
+        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(), self.redirect.poll_at(),
+                             self.reass.poll_at()) if t is not None]
         return min(times, default=None)
 
     # -- input (RFC 8200) ---------------------------------------------------------------------
@@ -303,12 +310,13 @@ class Ipv6Layer:
             if dst[1] & 0x0F == 1 and not loop:
                 st.badscope += 1             # interface-local scope never arrives from a link
                 return
-            if dst != ALL_NODES and dst != ALL_NODES_IF and (iface.index, dst) not in self.groups:
+            if (dst != ALL_NODES and dst != ALL_NODES_IF and (iface.index, dst) not in self.groups
+                    and not (dst == ALL_ROUTERS and self.rtr.forwarding(iface))):
                 st.notmember += 1
                 return
             tentative = False
         else:
-            st.cantforward += 1              # forwarding comes later; a host drops it
+            self.forwarder.forward(iface, pkt, now, link_mcast, vh)    # forward6.py; a host drops it
             return
         trusted = loop or (vh is not None and bool(vh[0] & 3))
         self._walk(iface, pkt, now, multicast, link_mcast, link_src, trusted, tentative, False)
@@ -620,7 +628,8 @@ class Ipv6Layer:
 
     def statistics(self) -> dict:
         return {"ip6": self.stats.snapshot(), "icmp6": self.icmp.stats.snapshot(),
-                "nd6": attrs.asdict(self.nd.stats), "nd6_rtr": attrs.asdict(self.rtr.stats)}
+                "nd6": attrs.asdict(self.nd.stats), "nd6_rtr": attrs.asdict(self.rtr.stats),
+                "redirect6": attrs.asdict(self.redirect.stats)}
 
     def ndp_show(self) -> list[dict]:
         return self.nd.show()

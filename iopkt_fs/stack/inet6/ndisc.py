@@ -118,7 +118,9 @@ class Ndisc:
             self._na_input(ctx, msg, now)
         elif pkt.type == T.ROUTER_ADVERT:
             self.ip.rtr.ra_input(ctx, msg, now)
-        # A host discards Router Solicitations (6.2.6); Redirects are redirect.py's.
+        elif pkt.type == T.REDIRECT:
+            self.ip.redirect.input(ctx, msg, now)
+        # A host discards Router Solicitations (6.2.6).
 
     def _ns_input(self, ctx, ns: NdNeighborSolicit, now: Instant) -> None:
         st = self.ip.icmp.stats
