@@ -66,6 +66,7 @@ from .addrsel import select_source
 from .forward6 import Forwarder6
 from .frag6 import Reassembler6
 from .icmp6 import Icmp6Protocol
+from .mld6 import MldListener
 from .nd6 import NdCache
 from .nd6_rtr import RouterDiscovery
 from .redirect6 import Redirects
@@ -121,6 +122,8 @@ class Ipv6Layer:
         self.rtr = RouterDiscovery(self)
         self.forwarder = Forwarder6(self)
         self.redirect = Redirects(self)
+        self.mld = MldListener(self)
+        self.icmp.mld = self.mld
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self.groups: dict[tuple[int, bytes], int] = {}
         self.pmtu: dict[bytes, tuple[int, Instant]] = {}
@@ -172,14 +175,19 @@ class Ipv6Layer:
         return is_link_local(addr) or (is_multicast(addr) and addr[1] & 0x0F <= 2)
 
     def join_group(self, iface: Interface, group: bytes) -> None:
+        """Listen to ``group`` on ``iface`` (counted); the first join is reported (mld6.py)."""
         key = (iface.index, group)
-        self.groups[key] = self.groups.get(key, 0) + 1
+        n = self.groups.get(key, 0)
+        self.groups[key] = n + 1
+        if n == 0:
+            self.mld.joined(iface, group)
 
     def leave_group(self, iface: Interface, group: bytes) -> None:
         key = (iface.index, group)
         n = self.groups.get(key, 0)
         if n <= 1:
-            self.groups.pop(key, None)
+            if self.groups.pop(key, None) is not None:
+                self.mld.left(iface, group)
         else:
             self.groups[key] = n - 1
 
@@ -230,7 +238,10 @@ class Ipv6Layer:
             if was_up:
                 self.ndisc.cancel_dad(iface)
                 self.nd.flush(iface)
+                self.mld.interface_gone(iface)
             return
+        if not was_up:
+            self.mld.interface_up(iface)
         if was_up or iface.kind != IFT_ETHER or iface.mac is None:
             return
         # RFC 4862 5.3 / KAME in6_ifattach: a multicast-capable interface coming up gets
@@ -247,6 +258,7 @@ class Ipv6Layer:
         self.ndisc.cancel_dad(iface)
         self.rtr.interface_detached(iface)
         self.redirect.interface_detached(iface)
+        self.mld.interface_gone(iface)
         self.routes.remove_interface(iface)
         self.nd.flush(iface, static=True)
         self.groups = {k: v for k, v in self.groups.items() if k[0] != iface.index}
@@ -261,6 +273,7 @@ class Ipv6Layer:
         self.ndisc.poll(now)
         self.rtr.poll(now)
         self.redirect.poll(now)
+        self.mld.poll(now)
         for expired in self.reass.poll(now):
             if expired.first is not None:
                 # RFC 8200 4.5: Time Exceeded code 1, only if the first fragment came.
@@ -269,7 +282,7 @@ class Ipv6Layer:
 
     def poll_at(self) -> Instant | None:
         times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(), self.redirect.poll_at(),
-                             self.reass.poll_at()) if t is not None]
+                             self.mld.poll_at(), self.reass.poll_at()) if t is not None]
         return min(times, default=None)
 
     # -- input (RFC 8200) ---------------------------------------------------------------------
@@ -629,7 +642,7 @@ class Ipv6Layer:
     def statistics(self) -> dict:
         return {"ip6": self.stats.snapshot(), "icmp6": self.icmp.stats.snapshot(),
                 "nd6": attrs.asdict(self.nd.stats), "nd6_rtr": attrs.asdict(self.rtr.stats),
-                "redirect6": attrs.asdict(self.redirect.stats)}
+                "redirect6": attrs.asdict(self.redirect.stats), "mld6": attrs.asdict(self.mld.stats)}
 
     def ndp_show(self) -> list[dict]:
         return self.nd.show()
