@@ -7,13 +7,16 @@ The hop limit is decremented (the kernel's ping sees ttl=63), hop limit 1 gets T
 Exceeded, a packet over the far link's MTU gets Packet Too Big (ping -M do, and TCP from A
 to B whose PMTU the kernel then lowers: byte-exact, SHA-256). Then the stack is the TCP
 sender behind a Linux router with a 1280-byte link: the kernel's Packet Too Big lowers our
-path MTU and our MSS follows."""
+path MTU and our MSS follows. Redirects both ways on a three-node link (a bridge in ns X
+with a veth to ns C): a Linux router redirects us to C, and we redirect a Linux host."""
 
 import ipaddress
 import os
 
 import pytest
 import trio
+
+from iopkt_fs.runtime import now_us
 
 from drvtest_util import needs_root, wait_until
 from ktest_util import MB, kpeer, sh, tap_link
@@ -98,3 +101,71 @@ async def test_packet_too_big_lowers_our_path_mtu_and_mss(kstack, knetns):
     assert n == 4 * MB and kernel["sha256"] == ours
     assert stack.inet6.path_mtu(far) == 1280
     assert status.smss <= 1280 - 60
+
+
+async def _three_on_a_link(h, knetns, net):
+    """The stack, ns X and ns C on one link: X's br0 holds the tap and a veth to C.
+    X has fd00:77:NET::1, C fd00:77:NET::3 and fd00:99:NET::1 (on its lo), the stack
+    fd00:77:NET::2. Returns (X, C, our interface, X's link-local, C's link-local)."""
+    x, dev, iface = await _v6_tap(h, knetns, net)
+    sh("ip", "-n", x, "-6", "addr", "flush", "dev", dev)
+    c = knetns()
+    for ns in (x, c):
+        sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
+    a, b = f"kc{os.getpid() % 100000}x{net}"[:15], f"kr{os.getpid() % 100000}x{net}"[:15]
+    sh("ip", "-n", c, "link", "add", a, "type", "veth", "peer", "name", b, "netns", x)
+    sh("ip", "-n", x, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+    for port in (dev, b):
+        sh("ip", "-n", x, "link", "set", port, "master", "br0")
+        sh("ip", "-n", x, "link", "set", port, "up")
+    sh("ip", "-n", x, "link", "set", "br0", "up")
+    sh("ip", "-n", x, "-6", "addr", "add", f"fd00:77:{net}::1/64", "dev", "br0", "nodad")
+    sh("ip", "-n", c, "link", "set", a, "up")
+    sh("ip", "-n", c, "-6", "addr", "add", f"fd00:77:{net}::3/64", "dev", a, "nodad")
+    sh("ip", "-n", c, "-6", "addr", "add", f"fd00:99:{net}::1/128", "dev", "lo")
+    await _dad_done(iface)
+
+    def ll(ns, d):
+        out = sh("ip", "-n", ns, "-6", "addr", "show", "dev", d, "scope", "link").stdout
+        return next((w.split("/")[0] for w in out.split() if w.startswith("fe80:")), None)
+
+    await wait_until(lambda: ll(x, "br0") and ll(c, a), timeout=5)
+    return x, c, iface, ll(x, "br0"), ll(c, a)
+
+
+async def test_linux_router_redirects_us(kstack, knetns):
+    """We are a host whose default router (Linux, X) sends our packets to C on the same
+    link: X's Redirect makes a host route via C, and our packets then go to C directly."""
+    stack = kstack.stack
+    x, c, iface, x_ll, c_ll = await _three_on_a_link(kstack, knetns, 64)
+    sh("ip", "netns", "exec", x, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+    sh("ip", "-n", x, "-6", "route", "add", "fd00:99:64::/64", "via", c_ll, "dev", "br0")
+    stack.inet6.routes.add("default", ipaddress.IPv6Address(x_ll), iface=iface)
+    far = ipaddress.IPv6Address("fd00:99:64::1").packed
+    icmp = stack.inet6.icmp
+    for seq in range(4):
+        icmp.send_echo(far, 0x64, seq, b"redirect me", now_us())
+        kstack.runtime.settle()
+        await trio.sleep(0.2)
+    await wait_until(lambda: stack.inet6.redirect.stats.accepted >= 1, timeout=5)
+    await wait_until(lambda: len(icmp.echo_replies) >= 3, timeout=5)
+    route = stack.inet6.routes.lookup(int.from_bytes(far, "big"))
+    assert route.prefixlen == 128 and route.describe()["gateway"] == c_ll and route.describe()["flags"] == "UGHD"
+    _out, nexthop, _r = stack.inet6.route_to(far)
+    assert nexthop == ipaddress.IPv6Address(c_ll).packed
+
+
+async def test_we_redirect_a_linux_host(kstack, knetns):
+    """We are X's default router and send its packets for fd00:99::/64 on to C, on the link
+    they came from: our Redirect makes X's kernel go to C directly."""
+    stack = kstack.stack
+    stack.sysctl.set("net.inet6.ip6.forwarding", 1)
+    x, c, iface, x_ll, c_ll = await _three_on_a_link(kstack, knetns, 65)
+    ours_ll = next(str(a.address) for a in iface.inet6_addrs() if a.address.is_link_local)
+    stack.inet6.routes.add("fd00:99:65::", ipaddress.IPv6Address(c_ll), prefixlen=64, iface=iface)
+    sh("ip", "-n", x, "-6", "route", "add", "default", "via", ours_ll, "dev", "br0")
+    p = await run(x, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "2", "fd00:99:65::1")
+    assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
+    assert stack.inet6.redirect.stats.sent >= 1
+    route = sh("ip", "-n", x, "-6", "route", "get", "fd00:99:65::1").stdout
+    assert f"via {c_ll}" in route, route
