@@ -66,7 +66,6 @@ class Ndisc:
         self.ip = ip
         self.stack = ip.stack
         self._node_dad = self.stack.sysctl.node("net.inet6.ip6.dad_count")
-        self._node_forwarding = self.stack.sysctl.node("net.inet6.ip6.forwarding")
         self.dad: dict[tuple[int, bytes], Dad] = {}
 
     # -- output ---------------------------------------------------------------------------
@@ -88,7 +87,8 @@ class Ndisc:
         ip.send_nd(iface, src, dst, message, unicast_mac)
 
     def _advertise(self, iface, target: bytes, to: bytes, solicited: bool, mac: bytes | None) -> None:
-        message = NdNeighborAdvert(target, bool(self._node_forwarding.value), solicited, True,
+        # R: we forward for this interface (the sysctl or QNX's IFF_IP6FORWARDING).
+        message = NdNeighborAdvert(target, self.ip.rtr.forwarding(iface), solicited, True,
                                    (NdOption(OPT_TARGET_LLADDR, iface.mac),)).to_bytes(target, to)
         self.ip.icmp.stats.count_out(T.NEIGHBOR_ADVERT)
         self.ip.send_nd(iface, target, to, message, mac)

@@ -241,3 +241,16 @@ def test_redirects_ignored_when_rediraccept_is_off():
     stack.sysctl.set("net.inet6.icmp6.rediraccept", 0)
     stack.input(en0, [redirect()], 3 * S)
     assert stack.inet6.redirect.stats.ignored == 1 and echo_mac(stack, en0, 4 * S) == R1_MAC
+
+
+@pytest.mark.parametrize("how", ["sysctl", "ifconf", "host"])
+def test_neighbor_advertisements_carry_the_router_flag(how):
+    from scapy.all import ICMPv6ND_NA, ICMPv6ND_NS
+    stack, en0, en1 = router(forwarding=int(how == "sysctl"))
+    if how == "ifconf":
+        stack.sysctl.set("net.inet6.ip6.ifconf.en0.forwarding", 1)
+    ns = (Ether(src=A_MAC, dst=MAC0) / IPv6(src=A, dst="2001:db8:a::1", hlim=255) / ICMPv6ND_NS(tgt="2001:db8:a::1")
+          / ICMPv6NDOptSrcLLAddr(lladdr=A_MAC))
+    stack.input(en0, [raw(ns)], 2 * S)
+    (na,) = [f for f in frames(en0) if ICMPv6ND_NA in f]
+    assert na[ICMPv6ND_NA].R == (how != "host")
