@@ -302,8 +302,10 @@ class RouterDiscovery:
         for r in self.routers:
             if r is not chosen:
                 self._unroute(r)
-        if chosen is None or chosen.route is not None:
+        if chosen is None:
             return
+        if chosen.route is not None and chosen.route in self.ip.routes.exact(0, 0):
+            return                            # (route flush may have taken it: then again)
         try:
             route = self.ip.routes.add("default", ipaddress.IPv6Address(chosen.addr), iface=chosen.iface)
         except StackError:

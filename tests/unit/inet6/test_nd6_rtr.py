@@ -300,3 +300,12 @@ def test_echo_to_slaac_address_is_answered():
     stack.input(en0, [raw(ping)], 4 * S)
     out = frames(en0)
     assert len(out) == 1 and out[0].dst == ROUTER_MAC and out[0][IPv6].src == SLAAC
+
+
+def test_default_route_comes_back_after_route_flush():
+    stack, en0 = settled()
+    stack.input(en0, [ra()], 2 * S)
+    stack.inet6.routes.flush()
+    assert default_route(stack) is None
+    stack.input(en0, [ra()], 3 * S)
+    assert default_route(stack).describe()["gateway"] == ROUTER_LL
