@@ -104,6 +104,8 @@ async def test_radvd_slaac_default_route_and_lifetimes(kstack, knetns):
         assert default.iface is iface
         routers = stack.inet6.ndp_routers()
         assert [r["address"] for r in routers] == [router_ll] and 0 < routers[0]["expire"] <= 90
+        text = stack.inet6.nd_routers_text(now_us())
+        assert text.startswith(f"{router_ll}%{iface.name} if={iface.name}, flags=, pref=medium, expire="), text
         (prefix,) = stack.inet6.ndp_prefixes()
         assert prefix["prefix"] == f"{PREFIX}/64" and prefix["flags"] == "LA"
         assert 0 < prefix["vltime"] <= 600 and 0 < prefix["pltime"] <= 300

@@ -654,3 +654,11 @@ class Ipv6Layer:
     def ndp_prefixes(self) -> list[dict]:
         """The prefix list (ndp -p)."""
         return self.rtr.show_prefixes(self._now)
+
+    def nd_routers_text(self, now: Instant) -> str:
+        """``ndp -r`` text (the ndp file's ``routers`` request reads it)."""
+        return self.rtr.routers_text(now)
+
+    def nd_prefixes_text(self, now: Instant) -> str:
+        """``ndp -p`` text (the ndp file's ``prefixes`` request reads it)."""
+        return self.rtr.prefixes_text(now)

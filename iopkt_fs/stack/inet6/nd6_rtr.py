@@ -75,6 +75,29 @@ def _left(now: Instant, until: Instant | None) -> int | None:
     return None if until is None else max(0, (until - now) // 1_000_000)
 
 
+_PREF = ("medium", "high", "reserved", "low")      # RFC 4191 Prf, KAME rtpref_str order
+
+
+def _sec2str(total: int | None) -> str:
+    """NetBSD ndp.c sec2str(): 1d2h3m4s, each unit once a larger one was printed."""
+    if total is None:
+        return "Never"
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    mins, secs = divmod(rest, 60)
+    out, started = "", False
+    for value, unit in ((days, "d"), (hours, "h"), (mins, "m")):
+        if value or started:
+            out += f"{value}{unit}"
+            started = True
+    return out + f"{secs}s"
+
+
+def _zoned(addr: bytes, iface) -> str:
+    text = str(ipaddress.IPv6Address(addr))
+    return f"{text}%{iface.name}" if is_link_local(addr) else text
+
+
 @attrs.define
 class NdIfInfo:
     """What RAs taught about one link (KAME struct nd_ifinfo)."""
@@ -92,6 +115,7 @@ class DefRouter:
     expires: Instant
     managed: bool = False
     other: bool = False
+    preference: int = 0       # RFC 4191 Prf bits as received
     route: object = None      # the default route through it, while it is the chosen one
 
 
@@ -106,6 +130,8 @@ class Prefix:
     preferred: Instant | None
     router: bytes
     route: object = None
+    vltime: int = 0           # as advertised (ndp -p prints them)
+    pltime: int = 0
 
 
 @attrs.define(eq=False)
@@ -283,7 +309,7 @@ class RouterDiscovery:
             self.routers.append(router)
             self.stack.log(INFO, f"{iface.name}: default router {ipaddress.IPv6Address(src)}")
         router.expires = now + seconds(ra.router_lifetime)
-        router.managed, router.other = ra.managed, ra.other
+        router.managed, router.other, router.preference = ra.managed, ra.other, ra.preference
         self._select_default()
 
     def _drop_router(self, router: DefRouter) -> None:
@@ -345,6 +371,7 @@ class RouterDiscovery:
             return
         entry.expires = _until(now, pi.valid_lifetime)
         entry.preferred = _until(now, pi.preferred_lifetime)
+        entry.vltime, entry.pltime = pi.valid_lifetime, pi.preferred_lifetime
         entry.autonomous = pi.autonomous
         entry.router = router
 
@@ -460,6 +487,35 @@ class RouterDiscovery:
                  "flags": ("L" if p.onlink else "") + ("A" if p.autonomous else ""),
                  "vltime": _left(now, p.expires), "pltime": _left(now, p.preferred),
                  "router": str(ipaddress.IPv6Address(p.router))} for p in self.prefixes]
+
+    def routers_text(self, now: Instant) -> str:
+        """``ndp -rn`` as NetBSD's ndp.c rtrlist() prints it."""
+        lines = []
+        for r in self.routers:
+            flags = ("M" if r.managed else "") + ("O" if r.other else "")
+            lines.append(f"{_zoned(r.addr, r.iface)} if={r.iface.name}, flags={flags}, "
+                         f"pref={_PREF[r.preference]}, expire={_sec2str(_left(now, r.expires))}\n")
+        return "".join(lines)
+
+    def prefixes_text(self, now: Instant) -> str:
+        """``ndp -pn`` as NetBSD's ndp.c plist() prints it: the advertised lifetimes, the
+        time left, the addresses formed from it, and who advertised it."""
+        out = []
+        for p in self.prefixes:
+            refs = sum(1 for a in self.addrs.values() if a.iface is p.iface and a.prefix == p.prefix)
+            vl = "infinity" if p.vltime == INFINITE else str(p.vltime)
+            pl = "infinity" if p.pltime == INFINITE else str(p.pltime)
+            expire = "Never" if p.expires is None else _sec2str(_left(now, p.expires))
+            out.append(f"{ipaddress.IPv6Address(p.prefix)}/{p.prefixlen} if={p.iface.name}\n"
+                       f"flags={'L' if p.onlink else ''}{'A' if p.autonomous else ''}"
+                       f"{'O' if p.route is not None else ''} vltime={vl}, pltime={pl}, expire={expire}, "
+                       f"ref={refs}\n  advertised by\n")
+            entry = self.ip.nd.get(p.iface, p.router)
+            state = ("no neighbor state" if entry is None
+                     else "reachable" if entry.state.name in ("REACHABLE", "STALE", "DELAY", "PROBE", "STATIC")
+                     else "unreachable")
+            out.append(f"    {_zoned(p.router, p.iface)} ({state})\n")
+        return "".join(out)
 
     def lifetimes(self, iface: Interface, ifa, now: Instant) -> tuple[int | None, int | None] | None:
         """(pltime, vltime) left in seconds for an autoconfigured address, else None."""

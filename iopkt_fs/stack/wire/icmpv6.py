@@ -443,6 +443,7 @@ class NdRouterAdvert(Icmpv6Repr):
     retrans_time: int = 0
     options: tuple = ()
     code: int = 0
+    preference: int = 0         # RFC 4191 2.2 Prf: 1 high, 0 medium, 3 low (2 reserved)
 
     @classmethod
     def _from_fields(cls, code, rest, payload):
@@ -450,11 +451,11 @@ class NdRouterAdvert(Icmpv6Repr):
             raise Malformed(f"nd: RA of {len(payload) + 8} bytes, needs 16")
         reach, retrans = struct.unpack_from("!II", payload, 0)
         return cls(rest >> 24, bool(rest & 0x800000), bool(rest & 0x400000), rest & 0xFFFF,
-                   reach, retrans, parse_options(payload[8:]), code)
+                   reach, retrans, parse_options(payload[8:]), code, (rest >> 19) & 3)
 
     def _type_code_rest(self):
         rest = ((self.hop_limit << 24) | (0x800000 if self.managed else 0)
-                | (0x400000 if self.other else 0) | self.router_lifetime)
+                | (0x400000 if self.other else 0) | (self.preference & 3) << 19 | self.router_lifetime)
         return Icmpv6Type.ROUTER_ADVERT, self.code, rest
 
     def _body(self):

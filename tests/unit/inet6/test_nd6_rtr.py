@@ -309,3 +309,16 @@ def test_default_route_comes_back_after_route_flush():
     assert default_route(stack) is None
     stack.input(en0, [ra()], 3 * S)
     assert default_route(stack).describe()["gateway"] == ROUTER_LL
+
+
+def test_ndp_router_and_prefix_text_in_kame_format():
+    stack, en0 = settled()
+    stack.input(en0, [ra(prefixes=[pinfo()])], 2 * S)
+    # scapy's RA says Prf 1 unless told: "high" (RFC 4191).
+    assert stack.inet6.nd_routers_text(62 * S) == (
+        "fe80::ff:fe00:fe%en0 if=en0, flags=, pref=high, expire=29m0s\n")
+    assert stack.inet6.nd_prefixes_text(62 * S) == (
+        "2001:db8:1::/64 if=en0\n"
+        "flags=LAO vltime=36000, pltime=18000, expire=9h59m0s, ref=1\n"
+        "  advertised by\n"
+        "    fe80::ff:fe00:fe%en0 (reachable)\n")
