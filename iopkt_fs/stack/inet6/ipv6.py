@@ -107,7 +107,8 @@ class Ipv6Layer(Ipv6Output):
         self.ndisc = Ndisc(self)
         self.icmp.ndisc = self.ndisc
         self.nd = NdCache(solicit=self.ndisc.solicit, deliver=self._nd_deliver, unreachable=self._nd_unreachable,
-                          hold_limit=lambda: queuelen.value, rng=stack.rng)
+                          hold_limit=lambda: queuelen.value, rng=stack.rng,
+                          retrans=lambda iface: self.rtr.retrans_timer(iface))
         self.rtr = RouterDiscovery(self)
         self.forwarder = Forwarder6(self)
         self.redirect = Redirects(self)

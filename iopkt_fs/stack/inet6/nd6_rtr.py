@@ -21,7 +21,8 @@ option lengths, no fragments; here: a link-local source). What it teaches (6.3.4
 
 * SLLA -> the neighbour cache, with the router flag;
 * Cur Hop Limit, Reachable Time, Retrans Timer -> the interface's ``NdIfInfo`` (0 means
-  unspecified); a new Reachable Time draws a new ReachableTime for the cache;
+  unspecified); a new Reachable Time draws a new ReachableTime for the cache; the Retrans
+  Timer spaces that link's NS (resolution, NUD probes, DAD);
 * MTU option -> the interface's IPv6 link MTU when 1280 <= MTU <= the link's own;
 * Router Lifetime -> the default router list: a non-zero lifetime adds or refreshes the
   router, 0 removes it now. The first router in the list is the default route (a gateway
@@ -56,6 +57,7 @@ from ..wire.icmpv6 import (
     NdRouterSolicit, option_lladdr,
 )
 from ..wire.ipv6 import ALL_ROUTERS, MIN_MTU, UNSPECIFIED, eui64_link_local, is_link_local
+from .nd6 import RETRANS_TIMER
 from .ndisc import IN6_IFF_AUTOCONF, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 
 MAX_RTR_SOLICITATION_DELAY = seconds(1)
@@ -439,6 +441,11 @@ class RouterDiscovery:
     def hop_limit(self, iface: Interface) -> int:
         ndi = self.ifinfo.get(iface.index)
         return ndi.chlim if ndi is not None else 0
+
+    def retrans_timer(self, iface: Interface) -> int:
+        """RetransTimer for NS (resolution, NUD, DAD): the RA's, else RFC 4861 10's 1 s."""
+        ndi = self.ifinfo.get(iface.index)
+        return ms(ndi.retrans) if ndi is not None and ndi.retrans else RETRANS_TIMER
 
     def link_mtu(self, iface: Interface) -> int:
         ndi = self.ifinfo.get(iface.index)

@@ -13,7 +13,7 @@ O set (we have no anycast or proxy addresses), R when forwarding; TLLA always.
 
 DAD (RFC 4862 5.4): a new unicast address is ``tentative`` (``IN6_IFF_TENTATIVE``): it is
 not used as a source and answers no NS. ``net.inet6.ip6.dad_count`` NS (QNX 1) go out
-RetransTimer (1 s) apart, from ::, to the address's solicited-node group, without SLLA;
+RetransTimer (1 s, or what an RA said) apart, from ::, to the address's solicited-node group, without SLLA;
 one RetransTimer after the last the address becomes usable. Meanwhile an NA for it, or
 an NS for it from :: (someone else doing DAD), means a duplicate: the address is marked
 ``duplicated`` and never used (5.4.5). An NS for it from a unicast source is ignored
@@ -30,7 +30,7 @@ import ipaddress
 import attrs
 
 from ..slog import INFO, WARNING
-from ..time import Instant, seconds
+from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmpv6 import (
     OPT_SOURCE_LLADDR, OPT_TARGET_LLADDR, Icmpv6Repr, Icmpv6Type as T, NdNeighborAdvert,
@@ -39,7 +39,6 @@ from ..wire.icmpv6 import (
 from ..wire.ipv6 import UNSPECIFIED, ALL_NODES, is_multicast, solicited_node
 
 ND_HLIM = 255
-RETRANS_TIMER = seconds(1)
 
 IN6_IFF_ANYCAST = 0x01
 IN6_IFF_TENTATIVE = 0x02
@@ -188,7 +187,7 @@ class Ndisc:
     def _dad_step(self, dad: Dad, now: Instant) -> None:
         if dad.left > 0:
             dad.left -= 1
-            dad.deadline = now + RETRANS_TIMER
+            dad.deadline = now + self.ip.rtr.retrans_timer(dad.iface)
             self.solicit(dad.iface, dad.addr, None, dad=True)
             return
         del self.dad[(dad.iface.index, dad.addr)]

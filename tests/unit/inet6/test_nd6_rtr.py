@@ -322,3 +322,31 @@ def test_ndp_router_and_prefix_text_in_kame_format():
         "flags=LAO vltime=36000, pltime=18000, expire=9h59m0s, ref=1\n"
         "  advertised by\n"
         "    fe80::ff:fe00:fe%en0 (reachable)\n")
+
+
+def test_retrans_timer_from_the_ra_spaces_solicitations():
+    from scapy.all import ICMPv6ND_NS
+    stack, en0 = settled()
+    p = (IPv6(src=ROUTER_LL, dst="ff02::1", hlim=255) / ICMPv6ND_RA(routerlifetime=0, retranstimer=250)
+         / ICMPv6NDOptSrcLLAddr(lladdr=ROUTER_MAC))
+    stack.input(en0, [raw(Ether(src=ROUTER_MAC, dst="33:33:00:00:00:01") / p)], 2 * S)
+    assert stack.inet6.rtr.info(en0).retrans == 250
+    frames(en0)
+    # Resolution of an unknown on-link neighbour: 3 NS 250 ms apart, then it gives up
+    # 250 ms after the last.
+    stack.add_address(en0, ipaddress.IPv6Address("2001:db8:1::1"), 64)
+    t = 2 * S
+    for k in range(3):                               # its DAD, on the same timer
+        stack.poll(t + k * seconds(0.25))
+    assert not slaac_addr(en0) and not any(a.flags6 for a in en0.inet6_addrs())
+    frames(en0)
+    t0 = t + seconds(0.5)
+    stack.inet6.icmp.send_echo(ipaddress.IPv6Address("2001:db8:1::9").packed, 1, 1, b"x", t0,
+                               src=ipaddress.IPv6Address("2001:db8:1::1").packed)
+    sent = [0 for f in frames(en0) if ICMPv6ND_NS in f]
+    for i in range(1, 5):
+        stack.poll(t0 + i * seconds(0.25))
+        sent += [i for f in frames(en0) if ICMPv6ND_NS in f]
+        if i == 2:
+            assert stack.inet6.nd.stats.timeouts == 0
+    assert sent == [0, 1, 2] and stack.inet6.nd.stats.timeouts == 1
