@@ -56,6 +56,7 @@ from ..wire.ipv6 import (
 from .forward6 import Forwarder6
 from .frag6 import Reassembler6
 from .icmp6 import Icmp6Protocol
+from .ifconf import IfConf
 from .mld6 import MldListener
 from .nd6 import NdCache
 from .nd6_rtr import RouterDiscovery
@@ -110,6 +111,7 @@ class Ipv6Layer(Ipv6Output):
                           hold_limit=lambda: queuelen.value, rng=stack.rng,
                           retrans=lambda iface: self.rtr.retrans_timer(iface))
         self.rtr = RouterDiscovery(self)
+        self.ifconf = IfConf(stack, self.rtr.policy_changed)
         self.forwarder = Forwarder6(self)
         self.redirect = Redirects(self)
         self.mld = MldListener(self)
@@ -124,7 +126,7 @@ class Ipv6Layer(Ipv6Output):
         stack.inet.inet6_input = self.input6
         for iface in stack.interfaces.values():
             self._was_up[iface.index] = iface.is_up
-            self._ifconf_nodes(iface)
+            self.ifconf.add(iface)
             for ifa in iface.inet6_addrs():
                 self.address_added(iface, ifa)
 
@@ -214,13 +216,9 @@ class Ipv6Layer(Ipv6Output):
                 if b is not ifa and b.prefixlen < 128 and other.kind != IFT_LOOP and not is_link_local(b.address.packed):
                     self.routes.add_interface_route(other, int(b.address), b.prefixlen, int(b.address))
 
-    def _ifconf_nodes(self, iface: Interface) -> None:
-        for which in ("accept_rtadv", "forwarding"):
-            self.rtr.interface_node(iface, which)
-
     def interface_changed(self, iface: Interface) -> None:
         if iface.index not in self._was_up:
-            self._ifconf_nodes(iface)          # a new interface (attach)
+            self.ifconf.add(iface)             # a new interface (attach)
         was_up = self._was_up.get(iface.index, False)
         self._was_up[iface.index] = iface.is_up
         self.rtr.interface_changed(iface, iface.is_up and not was_up)
@@ -247,6 +245,7 @@ class Ipv6Layer(Ipv6Output):
         self._was_up.pop(iface.index, None)
         self.ndisc.cancel_dad(iface)
         self.rtr.interface_detached(iface)
+        self.ifconf.remove(iface)
         self.redirect.interface_detached(iface)
         self.mld.interface_gone(iface)
         self.routes.remove_interface(iface)

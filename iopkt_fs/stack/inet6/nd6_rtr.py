@@ -6,7 +6,7 @@ Theory of operation
 -------------------
 Whether an interface listens to RAs is QNX's rule (QSRC nd6_rtr.c): ``net.inet6.ip6.
 accept_rtadv`` (default 0) or the interface's ``IFF_ACCEPTRTADV`` flag (the per-interface
-node ``net.inet6.ip6.ifconf.IF.accept_rtadv``), and the node is not a router for it
+node ``net.inet6.ip6.ifconf.IF.accept_rtadv``, ifconf.py), and the node is not a router for it
 (``net.inet6.ip6.forwarding`` or ``IFF_IP6FORWARDING``, node ``...ifconf.IF.forwarding``).
 
 Router Solicitation (6.3.7): when an accepting Ethernet interface comes up or starts to
@@ -174,7 +174,7 @@ class RouterDiscovery:
         sysctl = self.stack.sysctl
         self._node_accept = sysctl.node("net.inet6.ip6.accept_rtadv")
         self._node_forwarding = sysctl.node("net.inet6.ip6.forwarding")
-        self._node_accept.on_change = lambda _v: self._policy_changed()
+        self._node_accept.on_change = lambda _v: self.policy_changed()
         self.ifinfo: dict[int, NdIfInfo] = {}
         self.routers: list[DefRouter] = []
         self.prefixes: list[Prefix] = []
@@ -196,20 +196,8 @@ class RouterDiscovery:
             ndi = self.ifinfo[iface.index] = NdIfInfo()
         return ndi
 
-    def interface_node(self, iface: Interface, which: str) -> None:
-        """The per-interface ``ifconf`` nodes (QSRC ip6_ifconf.c): stored as QNX's flags."""
-        bit = IFF_ACCEPTRTADV if which == "accept_rtadv" else IFF_IP6FORWARDING
-        name = f"net.inet6.ip6.ifconf.{iface.name}.{which}"
-        text = "Accept router advertisements" if which == "accept_rtadv" else "Forward IPv6 datagrams"
-
-        def changed(value, iface=iface, bit=bit):
-            iface.flags = iface.flags | bit if value else iface.flags & ~bit
-            self._policy_changed()
-
-        self.stack.sysctl.add(name, int(bool(iface.flags & bit)), f"{text} on {iface.name}",
-                              minimum=0, maximum=1, on_change=changed)
-
-    def _policy_changed(self) -> None:
+    def policy_changed(self) -> None:
+        """accept_rtadv or forwarding moved (a sysctl, global or per interface)."""
         for iface in self.stack.interfaces.values():
             if iface.is_up and self.accepting(iface):
                 self.start_solicit(iface)
@@ -435,8 +423,6 @@ class RouterDiscovery:
         self.prefixes = [p for p in self.prefixes if p.iface is not iface]
         self.addrs = {k: v for k, v in self.addrs.items() if v.iface is not iface}
         self._select_default()
-        for which in ("accept_rtadv", "forwarding"):
-            self.stack.sysctl.remove(f"net.inet6.ip6.ifconf.{iface.name}.{which}")
 
     def hop_limit(self, iface: Interface) -> int:
         ndi = self.ifinfo.get(iface.index)

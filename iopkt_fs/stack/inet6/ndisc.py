@@ -64,7 +64,6 @@ class Ndisc:
     def __init__(self, ip):
         self.ip = ip
         self.stack = ip.stack
-        self._node_dad = self.stack.sysctl.node("net.inet6.ip6.dad_count")
         self.dad: dict[tuple[int, bytes], Dad] = {}
 
     # -- output ---------------------------------------------------------------------------
@@ -177,7 +176,7 @@ class Ndisc:
     def start_dad(self, iface, ifa) -> None:
         """Begin DAD for ``ifa``: the first NS goes out at the next poll."""
         addr = ifa.address.packed
-        count = self._node_dad.value
+        count = self.ip.ifconf.dad_count(iface)     # QNX's ifconf.IF.dad_count, else the global
         if count <= 0 or iface.mac is None:
             ifa.flags6 &= ~IN6_IFF_TENTATIVE
             return

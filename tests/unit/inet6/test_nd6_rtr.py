@@ -260,10 +260,24 @@ def test_per_interface_accept_rtadv_and_forwarding():
 
 def test_ifconf_nodes_follow_the_interface():
     stack, en0 = settled()
-    assert "net.inet6.ip6.ifconf.en0.accept_rtadv" in stack.sysctl
-    assert "net.inet6.ip6.ifconf.lo0.forwarding" in stack.sysctl
+    assert stack.sysctl.names("net.inet6.ip6.ifconf") == [
+        "net.inet6.ip6.ifconf.en0.accept_rtadv", "net.inet6.ip6.ifconf.en0.dad_count",
+        "net.inet6.ip6.ifconf.en0.forwarding"]        # none for lo0 (QSRC: IFT_LOOP skipped)
     stack.detach(en0)
-    assert "net.inet6.ip6.ifconf.en0.accept_rtadv" not in stack.sysctl
+    assert stack.sysctl.names("net.inet6.ip6.ifconf") == []
+
+
+@pytest.mark.parametrize("own, count", [(-1, 1), (0, 0), (3, 3)])
+def test_per_interface_dad_count(own, count):
+    from scapy.all import ICMPv6ND_NS
+    stack, en0 = settled()
+    stack.sysctl.set("net.inet6.ip6.ifconf.en0.dad_count", own)
+    ifa = stack.add_address(en0, ipaddress.IPv6Address("2001:db8:1::1"), 64)
+    sent = 0
+    for k in range(6):
+        stack.poll(2 * S + k * S)
+        sent += sum(1 for f in frames(en0) if ICMPv6ND_NS in f and f[ICMPv6ND_NS].tgt == "2001:db8:1::1")
+    assert sent == count and ifa.flags6 == 0
 
 
 def test_mtu_and_hop_limit_options():
