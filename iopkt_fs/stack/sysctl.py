@@ -47,6 +47,11 @@ class SysctlTree:
         self.generation += 1
         return node
 
+    def remove(self, name: str) -> None:
+        """Drop a node that belonged to something gone (a detached interface's)."""
+        if self._nodes.pop(name, None) is not None:
+            self.generation += 1
+
     def __contains__(self, name: str) -> bool:
         return name in self._nodes
 

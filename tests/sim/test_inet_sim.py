@@ -270,12 +270,15 @@ def test_multicast_to_members_only():
     rx_a = a.inet.udp.socket()
     rx_a.bind(None, 5353)
     rx_a.setsockopt("IP_ADD_MEMBERSHIP", "224.0.0.251")
+    # The joins' IGMP reports (to 224.0.0.22, a group c is not in) come and go first.
+    net.run(duration=1500 * MS)
+    before = c.inet.stats.cantforward
     tx = a.inet.udp.socket()
     tx.sendto(b"mdns", "224.0.0.251", 5353, net.now)
     net.run(duration=10 * MS)
     assert rx_b.recvfrom()[0] == b"mdns"
     assert rx_a.recvfrom()[0] == b"mdns"             # looped to the sender's own members
-    assert not rx_c.rxq and c.inet.stats.cantforward == 1
+    assert not rx_c.rxq and c.inet.stats.cantforward == before + 1
     rx_b.setsockopt("IP_DROP_MEMBERSHIP", "224.0.0.251")
     assert bytes((224, 0, 0, 251)) not in b.inet.groups
     rx_a.close()

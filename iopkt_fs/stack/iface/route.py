@@ -179,6 +179,14 @@ class RouteTable:
     def __len__(self) -> int:
         return sum(len(routes) for bucket in self._by_len.values() for routes in bucket.values())
 
+    def remove(self, route: Route) -> bool:
+        """Take out one route a protocol made (a learned default route, a redirect);
+        False if it is gone already (route delete, the interface detached)."""
+        if route not in self._by_len.get(route.prefixlen, {}).get(route.dest, ()):
+            return False
+        self._remove(route)
+        return True
+
     def exact(self, dest: int, prefixlen: int) -> list[Route]:
         return list(self._by_len.get(prefixlen, {}).get(dest, ()))
 

@@ -56,6 +56,7 @@ from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
 from ..wire.virtio import DATA_VALID, GSO_NONE, GSO_TCPV4, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
 from . import gso
 from .icmp import IcmpProtocol
+from .igmp import IgmpProtocol
 from .reass import Reassembler
 from .stats import (
     ICMP_REDIRECT, ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_INTRANS, TIMXCEED_REASS, UNREACH_HOST,
@@ -170,6 +171,9 @@ class Ipv4Layer:
         self.protosw[self.udp.proto] = self.udp
         from ..socket.raw import RawIcmpProtocol   # noqa: PLC0415 - same reason
         self.raw = RawIcmpProtocol(self)
+        # IGMP reports for the groups sockets join (igmp.py).
+        self.igmp = IgmpProtocol(self)
+        self.protosw[self.igmp.proto] = self.igmp
         stack.layers.append(self)
         stack.frame_input = self.frame_input
         stack.loop_input = self.loop_input
@@ -217,14 +221,18 @@ class Ipv4Layer:
         return addrs[0].address.packed
 
     def join_group(self, group) -> bytes:
-        """Accept datagrams to a multicast group (IP_ADD_MEMBERSHIP; no IGMP reports yet).
+        """Accept datagrams to a multicast group (IP_ADD_MEMBERSHIP).
 
-        Joins are counted: the group stays until every joiner left.
+        Joins are counted: the group stays until every joiner left; the first join and
+        the last leave are reported (igmp.py).
         """
         group = _packed(group)
         if not 224 <= group[0] < 240:
             raise StackError(errno.EINVAL, f"{ipaddress.IPv4Address(group)} is not a multicast group")
-        self.groups[group] = self.groups.get(group, 0) + 1
+        n = self.groups.get(group, 0)
+        self.groups[group] = n + 1
+        if n == 0:
+            self.igmp.joined(group)
         return group
 
     def leave_group(self, group) -> None:
@@ -234,6 +242,7 @@ class Ipv4Layer:
             raise StackError(errno.EADDRNOTAVAIL, f"not a member of {ipaddress.IPv4Address(group)}")
         if count <= 1 and group != ALL_HOSTS:
             del self.groups[group]
+            self.igmp.left(group)
         elif group != ALL_HOSTS:
             self.groups[group] = count - 1
 
@@ -250,6 +259,8 @@ class Ipv4Layer:
         self._flush_flows()
         if iface.kind == IFT_ETHER and iface.is_up:
             self._announce(iface, addr)
+            if len(iface.inet_addrs()) == 1:
+                self.igmp.interface_up(iface)     # its first address: it can report now
 
     def address_removed(self, iface: Interface, ifa: IfAddr) -> None:
         if ifa.address.version != 4:
@@ -276,13 +287,16 @@ class Ipv4Layer:
         self._flush_flows()
         if not iface.is_up:
             self._announced = {k for k in self._announced if k[0] != iface.index}
+            self.igmp.interface_gone(iface)
         elif not was_up and iface.kind == IFT_ETHER:
             for ifa in iface.inet_addrs():
                 self._announce(iface, ifa.address.packed)
+            self.igmp.interface_up(iface)
 
     def interface_detached(self, iface: Interface) -> None:
         self._was_up.pop(iface.index, None)
         self._announced = {k for k in self._announced if k[0] != iface.index}
+        self.igmp.interface_gone(iface)
         self.routes.remove_interface(iface)
         self.arp.flush(iface, static=True)
         self._flush_flows()
@@ -299,6 +313,7 @@ class Ipv4Layer:
 
     def poll(self, now: Instant) -> None:
         self.arp.poll(now)
+        self.igmp.poll(now)
         for expired in self.reass.poll(now):
             # RFC 1122 3.3.2: time exceeded (reassembly) only if fragment zero arrived.
             if expired.first is not None:
@@ -307,11 +322,8 @@ class Ipv4Layer:
                                 in_iface=in_iface)
 
     def poll_at(self) -> Instant | None:
-        a = self.arp.poll_at()
-        r = self.reass.poll_at()
-        if a is None:
-            return r
-        return a if r is None else min(a, r)
+        times = [t for t in (self.arp.poll_at(), self.reass.poll_at(), self.igmp.poll_at()) if t is not None]
+        return min(times, default=None)
 
     # -- link layer ----------------------------------------------------------------------------
 

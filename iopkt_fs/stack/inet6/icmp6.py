@@ -19,7 +19,7 @@ what the TCP and UDP entries of the switch speak (NetBSD maps both families onto
 codes the same way, icmp6.c ``icmp6_notify_error``). Packet Too Big also lowers the path
 MTU (RFC 8201 4; never below 1280).
 
-ND messages (133-137) go to ``ndisc.Ndisc``.
+ND messages (133-137) go to ``ndisc.Ndisc``, MLD (130-132, 143) to ``mld6.MldListener``.
 """
 
 from collections import deque
@@ -41,6 +41,7 @@ PROTO = 58
 ERRPPSLIMIT = 100
 ECHO_REPLY_LOG = 256
 ND_TYPES = frozenset((T.ROUTER_SOLICIT, T.ROUTER_ADVERT, T.NEIGHBOR_SOLICIT, T.NEIGHBOR_ADVERT, T.REDIRECT))
+MLD_TYPES = frozenset((T.MLD_QUERY, T.MLD_REPORT, T.MLD_DONE, T.MLD2_REPORT))
 
 # (type, code) -> what the transport's ctlinput is told (IPv4's codes) and TCP's kind.
 _CTL = {
@@ -94,6 +95,7 @@ class Icmp6Protocol:
         self._rate = ErrorRate(lambda: self._node_limit.value)
         self.echo_replies: deque = deque(maxlen=ECHO_REPLY_LOG)
         self.ndisc = None                    # set by the layer (ndisc.py)
+        self.mld = None                      # set by the layer (mld6.py)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -118,10 +120,11 @@ class Icmp6Protocol:
             self.echo_replies.append((now, ip6.src, pkt.ident, pkt.seq, bytes(pkt.payload), ip6.hop_limit))
         elif icmp_type in ND_TYPES:
             self.ndisc.input(ctx, pkt, now)
+        elif icmp_type in MLD_TYPES:
+            self.mld.input(ctx, pkt, now)
         elif icmp_type < 128:
             self._error_input(pkt, now)
-        # Unknown informational messages are silently discarded (RFC 4443 2.4(b)); MLD
-        # queries are not answered yet.
+        # Unknown informational messages are silently discarded (RFC 4443 2.4(b)).
 
     def _echo_reply(self, ctx, pkt: Icmpv6Packet, now: Instant) -> None:
         # RFC 4443 4.2: identifier, sequence and data copied; the reply's source is the

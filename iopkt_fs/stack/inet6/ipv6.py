@@ -10,7 +10,8 @@ hook stays None and IPv6 frames are counted as unknown protocol.)
 Ingress (RFC 8200)::
 
     input6 -> checks (version, length, scope: no multicast source, ::1 only on lo0,
-              no IPv4-mapped addresses) -> ours / a group we are in / (not forwarding)
+              no IPv4-mapped addresses) -> ours / a group we are in / else forward6.py
+              (forwarding on: hop limit, Time Exceeded, Packet Too Big, redirects)
            -> _walk: hop-by-hop (first only, 4.3), destination options (4.6), routing
               (4.4: every type is unknown to a host, RH0 included, RFC 5095), fragment
               (4.5, frag6.py; atomic fragments alone, RFC 6946), at most
@@ -18,15 +19,11 @@ Ingress (RFC 8200)::
            -> protosw[next header].input(ctx, payload, now): 58 ICMPv6 (icmp6.py, ND in
               ndisc.py), 6 TCP, 17 UDP (the same UDP protocol as IPv4's)
 
-Egress: ``output(payload, src, dst, proto, now, ...)`` routes (``routes``, a 128-bit
-``RouteTable``; link-local destinations are not routed but belong to a zone, below),
-fragments to the path MTU with a Fragment header (never forwarding, never an atomic
-fragment: RFC 8021) and ``_link_output`` resolves the next hop through the ND cache
-(nd6.py). Our own addresses go through lo0 and come back at the next ``poll``.
-
-Zones (RFC 4007): a link-local destination leaves by the interface given, else the one
-owning the link-local source address, else the one whose neighbour cache knows it, else
-the only up non-loopback interface; ambiguity is EHOSTUNREACH.
+Egress (output, routes, zones, path MTU, source fragmentation) is output6.py's
+``Ipv6Output``, which this class extends. The layer also owns router discovery and SLAAC
+(``rtr``, nd6_rtr.py), redirects (``redirect``, redirect6.py), the MLD listener (``mld``,
+mld6.py) and forwarding (``forwarder``, forward6.py); its stack hooks and ``poll`` drive
+them, and ``join_group``/``leave_group`` tell MLD of memberships.
 
 Addresses: every address added is recorded with its ``IfAddr.flags6`` (IN6_IFF_*,
 ndisc.py). On an Ethernet interface it goes through DAD (tentative until done) and its
@@ -39,40 +36,38 @@ Rules as in the IPv4 layer: bad input is a counted drop (``ip6stat``), user erro
 next ``poll`` (DAD starts there).
 """
 
-import errno
-import hashlib
 import ipaddress
 
 import attrs
 
-from ..errors import StackError
 from ..iface.interface import IFF_MULTICAST, IFT_ETHER, IFT_LOOP, IfAddr, Interface
-from ..iface.route import RTF_BLACKHOLE, RTF_REJECT, RouteTable
-from ..time import Instant, seconds
+from ..iface.route import RouteTable
+from ..time import Instant
 from ..wire.errors import Malformed
-from ..wire.ethernet import pad_frame
 from ..wire.icmpv6 import (
-    PARAMPROB_HEADER, PARAMPROB_NEXTHEADER, PARAMPROB_OPTION, TIMXCEED_REASS, UNREACH_ADDR,
-    Icmpv6Type as T,
+    PARAMPROB_HEADER, PARAMPROB_NEXTHEADER, PARAMPROB_OPTION, TIMXCEED_REASS, Icmpv6Type as T,
 )
 from ..wire.ipv6 import (
-    ALL_NODES, HEADER_LEN, LOOPBACK, MIN_MTU, NH_DSTOPTS, NH_FRAGMENT, NH_HOPOPTS, NH_NONE,
+    ALL_NODES, ALL_ROUTERS, HEADER_LEN, LOOPBACK, NH_DSTOPTS, NH_FRAGMENT, NH_HOPOPTS, NH_NONE,
     NH_ROUTING, OPT_PAD1, OPT_PADN, OPT_ROUTER_ALERT, UNSPECIFIED, Ipv6FragmentRepr, Ipv6Packet,
     Ipv6Repr, eui64_link_local, ext_header_len, is_link_local, is_multicast, iter_options,
-    multicast_mac, solicited_node,
+    solicited_node,
 )
-from .addrsel import select_source
+from .forward6 import Forwarder6
 from .frag6 import Reassembler6
 from .icmp6 import Icmp6Protocol
+from .ifconf import IfConf
+from .mld6 import MldListener
 from .nd6 import NdCache
-from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE, Ndisc
+from .nd6_rtr import RouterDiscovery
+from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE, Ndisc
+from .output6 import Ipv6Output
+from .redirect6 import Redirects
 from .stats import Ip6Stat
 from .tunables import SYSCTLS
 
-ETHERTYPE_IPV6 = b"\x86\xdd"
 ALL_NODES_IF = bytes.fromhex("ff010000000000000000000000000001")
 _V4MAPPED = bytes(10) + b"\xff\xff"
-PMTU_EXPIRE = seconds(600)          # QNX pmtu_expire; RFC 8201 4: at least 5 min
 _KNOWN_OPTIONS = frozenset((OPT_PAD1, OPT_PADN, OPT_ROUTER_ALERT))
 
 class Ip6Input:
@@ -91,7 +86,7 @@ class Ip6Input:
         self.link_src = link_src            # the Ethernet source (looped-back ND)
 
 
-class Ipv6Layer:
+class Ipv6Layer(Ipv6Output):
     def __init__(self, stack):
         self.stack = stack
         self.stats = Ip6Stat()
@@ -113,7 +108,14 @@ class Ipv6Layer:
         self.ndisc = Ndisc(self)
         self.icmp.ndisc = self.ndisc
         self.nd = NdCache(solicit=self.ndisc.solicit, deliver=self._nd_deliver, unreachable=self._nd_unreachable,
-                          hold_limit=lambda: queuelen.value, rng=stack.rng)
+                          hold_limit=lambda: queuelen.value, rng=stack.rng,
+                          retrans=lambda iface: self.rtr.retrans_timer(iface))
+        self.rtr = RouterDiscovery(self)
+        self.ifconf = IfConf(stack, self.rtr.policy_changed)
+        self.forwarder = Forwarder6(self)
+        self.redirect = Redirects(self)
+        self.mld = MldListener(self)
+        self.icmp.mld = self.mld
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self.groups: dict[tuple[int, bytes], int] = {}
         self.pmtu: dict[bytes, tuple[int, Instant]] = {}
@@ -124,6 +126,7 @@ class Ipv6Layer:
         stack.inet.inet6_input = self.input6
         for iface in stack.interfaces.values():
             self._was_up[iface.index] = iface.is_up
+            self.ifconf.add(iface)
             for ifa in iface.inet6_addrs():
                 self.address_added(iface, ifa)
 
@@ -164,14 +167,19 @@ class Ipv6Layer:
         return is_link_local(addr) or (is_multicast(addr) and addr[1] & 0x0F <= 2)
 
     def join_group(self, iface: Interface, group: bytes) -> None:
+        """Listen to ``group`` on ``iface`` (counted); the first join is reported (mld6.py)."""
         key = (iface.index, group)
-        self.groups[key] = self.groups.get(key, 0) + 1
+        n = self.groups.get(key, 0)
+        self.groups[key] = n + 1
+        if n == 0:
+            self.mld.joined(iface, group)
 
     def leave_group(self, iface: Interface, group: bytes) -> None:
         key = (iface.index, group)
         n = self.groups.get(key, 0)
         if n <= 1:
-            self.groups.pop(key, None)
+            if self.groups.pop(key, None) is not None:
+                self.mld.left(iface, group)
         else:
             self.groups[key] = n - 1
 
@@ -204,6 +212,7 @@ class Ipv6Layer:
             del self._local[addr]
         self.leave_group(iface, solicited_node(addr))
         self.ndisc.cancel_dad(iface, ifa)
+        self.rtr.address_removed(iface, ifa)
         self.routes.remove_interface_routes(iface, int(ifa.address))
         for other in self.stack.interfaces.values():
             for b in other.inet6_addrs():
@@ -211,13 +220,19 @@ class Ipv6Layer:
                     self.routes.add_interface_route(other, int(b.address), b.prefixlen, int(b.address))
 
     def interface_changed(self, iface: Interface) -> None:
+        if iface.index not in self._was_up:
+            self.ifconf.add(iface)             # a new interface (attach)
         was_up = self._was_up.get(iface.index, False)
         self._was_up[iface.index] = iface.is_up
+        self.rtr.interface_changed(iface, iface.is_up and not was_up)
         if not iface.is_up:
             if was_up:
                 self.ndisc.cancel_dad(iface)
                 self.nd.flush(iface)
+                self.mld.interface_gone(iface)
             return
+        if not was_up:
+            self.mld.interface_up(iface)
         if was_up or iface.kind != IFT_ETHER or iface.mac is None:
             return
         # RFC 4862 5.3 / KAME in6_ifattach: a multicast-capable interface coming up gets
@@ -232,17 +247,25 @@ class Ipv6Layer:
     def interface_detached(self, iface: Interface) -> None:
         self._was_up.pop(iface.index, None)
         self.ndisc.cancel_dad(iface)
+        self.rtr.interface_detached(iface)
+        self.ifconf.remove(iface)
+        self.redirect.interface_detached(iface)
+        self.mld.interface_gone(iface)
         self.routes.remove_interface(iface)
         self.nd.flush(iface, static=True)
         self.groups = {k: v for k, v in self.groups.items() if k[0] != iface.index}
 
     def address_usable(self, iface: Interface, ifa: IfAddr) -> None:
-        """DAD passed (ndisc.py)."""
+        """DAD passed (ndisc.py): a link-local address lets Router Solicitations go."""
+        self.rtr.address_usable(iface, ifa)
 
     def poll(self, now: Instant) -> None:
         self._now = now
         self.nd.poll(now)
         self.ndisc.poll(now)
+        self.rtr.poll(now)
+        self.redirect.poll(now)
+        self.mld.poll(now)
         for expired in self.reass.poll(now):
             if expired.first is not None:
                 # RFC 8200 4.5: Time Exceeded code 1, only if the first fragment came.
@@ -250,7 +273,8 @@ class Ipv6Layer:
                 self.icmp.error(packet, T.TIME_EXCEEDED, TIMXCEED_REASS, now, in_iface=iface)
 
     def poll_at(self) -> Instant | None:
-        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.reass.poll_at()) if t is not None]
+        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(), self.redirect.poll_at(),
+                             self.mld.poll_at(), self.reass.poll_at()) if t is not None]
         return min(times, default=None)
 
     # -- input (RFC 8200) ---------------------------------------------------------------------
@@ -291,12 +315,13 @@ class Ipv6Layer:
             if dst[1] & 0x0F == 1 and not loop:
                 st.badscope += 1             # interface-local scope never arrives from a link
                 return
-            if dst != ALL_NODES and dst != ALL_NODES_IF and (iface.index, dst) not in self.groups:
+            if (dst != ALL_NODES and dst != ALL_NODES_IF and (iface.index, dst) not in self.groups
+                    and not (dst == ALL_ROUTERS and self.rtr.forwarding(iface))):
                 st.notmember += 1
                 return
             tentative = False
         else:
-            st.cantforward += 1              # forwarding comes later; a host drops it
+            self.forwarder.forward(iface, pkt, now, link_mcast, vh)    # forward6.py; a host drops it
             return
         trusted = loop or (vh is not None and bool(vh[0] & 3))
         self._walk(iface, pkt, now, multicast, link_mcast, link_src, trusted, tentative, False)
@@ -426,187 +451,28 @@ class Ipv6Layer:
         self._walk(iface, Ipv6Packet(memoryview(bytes(whole))), now, multicast, link_mcast, link_src, loop,
                    tentative, True)
 
-    # -- output ---------------------------------------------------------------------------------
-
-    def output_failed(self, exc: StackError) -> None:
-        self.stats.odropped += 1
-
-    def _zone(self, dst: bytes, src: bytes | None) -> Interface:
-        if src is not None:
-            mine = self._local.get(src)
-            if mine is not None and is_link_local(src) and not mine[0].is_loopback:
-                return mine[0]
-        if not is_multicast(dst):
-            for iface in self.stack.interfaces.values():
-                if iface.is_up and self.nd.get(iface, dst) is not None:
-                    return iface
-        links = [i for i in self.stack.interfaces.values() if i.is_up and not i.is_loopback and i.inet6_addrs()]
-        if len(links) == 1:
-            return links[0]
-        self.stats.noroute += 1
-        raise StackError(errno.EHOSTUNREACH, f"{ipaddress.IPv6Address(dst)} needs a zone (%interface)")
-
-    def route_to(self, dst: bytes, iface: Interface | None = None, src: bytes | None = None):
-        """(interface, next hop, route) for a packet we send to ``dst``."""
-        if dst in self._local or dst == LOOPBACK:
-            return self.stack.lo0, dst, None
-        if iface is not None:
-            return iface, dst, None
-        if self.needs_zone(dst):
-            return self._zone(dst, src), dst, None
-        route = self.routes.lookup(int.from_bytes(dst, "big"))
-        if route is None or route.flags & RTF_REJECT:
-            self.stats.noroute += 1
-            raise StackError(errno.EHOSTUNREACH, f"no route to host {ipaddress.IPv6Address(dst)}")
-        nexthop = dst if route.gateway is None else route.gateway.to_bytes(16, "big")
-        return route.iface, nexthop, route
-
-    def _candidates(self, out: Interface):
-        # Loopback's addresses (::1, fe80::1%lo0) are candidates only for lo0 itself.
-        for addr, (iface, ifa) in self._local.items():
-            if iface.is_loopback and not out.is_loopback:
-                continue
-            if not ifa.flags6 & (IN6_IFF_TENTATIVE | IN6_IFF_DUPLICATED | IN6_IFF_ANYCAST):
-                yield addr, iface.index, bool(ifa.flags6 & IN6_IFF_DEPRECATED)
-
-    def source_for(self, dst: bytes, iface: Interface | None = None, *, quiet: bool = False) -> bytes | None:
-        """The source address for a packet to ``dst`` (RFC 6724 5, addrsel.py)."""
-        if self.is_usable_local(dst) or dst == LOOPBACK:
-            return dst
-        try:
-            out, _nexthop, _route = self.route_to(dst, iface)
-        except StackError:
-            if quiet:
-                return None
-            raise
-        src = select_source(dst, self._candidates(out), out.index)
-        if src is None and not quiet:
-            raise StackError(errno.EADDRNOTAVAIL, f"no usable IPv6 address toward {ipaddress.IPv6Address(dst)}")
-        return src
-
-    def path_mtu(self, dst: bytes) -> int:
-        try:
-            iface, _nh, route = self.route_to(dst)
-        except StackError:
-            return MIN_MTU
-        mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
-        cached = self.pmtu.get(dst)
-        return min(mtu, cached[0]) if cached is not None else mtu
-
-    def lower_pmtu(self, dst: bytes, mtu: int, now: Instant) -> int | None:
-        """RFC 8201 4: Packet Too Big lowers the path MTU, never below 1280 and never up."""
-        mtu = max(mtu, MIN_MTU)
-        cached = self.pmtu.get(dst)
-        if cached is not None and cached[1] <= now:
-            cached = None
-        current = cached[0] if cached is not None else self.path_mtu(dst)
-        if mtu >= current:
-            return None
-        self.pmtu[dst] = (mtu, now + PMTU_EXPIRE)
-        return mtu
-
-    def _flow_label(self, src: bytes, dst: bytes, proto: int) -> int:
-        """RFC 6437 3: a per-flow pseudo-random label from a keyed hash."""
-        if not self._node_flow.value:
-            return 0
-        h = hashlib.blake2s(src + dst + bytes((proto,)), key=self._flow_key, digest_size=4).digest()
-        return int.from_bytes(h, "big") & 0xFFFFF
-
-    def output(self, payload, src, dst, proto: int, now: Instant, *, ttl: int | None = None, tos: int = 0,
-               iface: Interface | None = None, dontfrag: bool = False, tclass: int | None = None,
-               hlim: int | None = None) -> None:
-        """Send ``payload`` (an upper-layer message, checksum done) from ``src`` to ``dst``.
-
-        ``ttl``/``hlim`` is the hop limit, ``tos``/``tclass`` the traffic class (the IPv4
-        layer's names work too, so transports call both layers alike).
-
-        Raises StackError(EHOSTUNREACH) without a route, EMSGSIZE when too big for
-        ``dontfrag`` or 65535 bytes, EADDRNOTAVAIL when ``src`` is None and none fits.
-        """
-        st = self.stats
-        if src is None:
-            src = self.source_for(dst, iface)
-        out, nexthop, route = self.route_to(dst, iface, src)
-        if route is not None:
-            route.use += 1
-            if route.flags & RTF_BLACKHOLE:
-                return
-        if hlim is None:
-            hlim = ttl if ttl is not None else (self._node_mhlim.value if is_multicast(dst) else self._node_hlim.value)
-        if tclass is None:
-            tclass = tos
-        n = len(payload)
-        if n > 0xFFFF:
-            raise StackError(errno.EMSGSIZE, f"{n} bytes do not fit one IPv6 packet")
-        st.localout += 1
-        header = Ipv6Repr(src, dst, proto, n, hlim, tclass, self._flow_label(src, dst, proto)).header_bytes()
-        mtu = out.mtu if out.kind == IFT_LOOP else self.path_mtu(dst) if iface is None else out.mtu
-        if HEADER_LEN + n <= mtu:
-            self._link_output(out, nexthop, header + bytes(payload), now)
-            return
-        if dontfrag:
-            st.cantfrag += 1
-            raise StackError(errno.EMSGSIZE, f"{HEADER_LEN + n} bytes exceed the path MTU {mtu}")
-        # RFC 8200 4.5: the unfragmentable part is our fixed header (we add no extension
-        # headers); each piece carries a multiple of 8 bytes; the ID is unpredictable
-        # (RFC 7739).
-        room = (mtu - HEADER_LEN - 8) & ~7
-        ident = self.stack.rng.getrandbits(32)
-        data = bytes(payload)
-        st.fragmented += 1
-        for start in range(0, n, room):
-            chunk = data[start:start + room]
-            more = start + room < n
-            fh = Ipv6FragmentRepr(proto, start, more, ident).to_bytes()
-            head = Ipv6Repr(src, dst, NH_FRAGMENT, 8 + len(chunk), hlim, tclass,
-                            self._flow_label(src, dst, proto)).header_bytes()
-            st.ofragments += 1
-            self._link_output(out, nexthop, head + fh + chunk, now)
-
-    def _link_output(self, iface: Interface, nexthop: bytes, packet: bytes, now: Instant,
-                     mac: bytes | None = None) -> None:
-        if iface.kind != IFT_ETHER or iface.mac is None:
-            self.stack.transmit(iface, packet)
-            return
-        if mac is None:
-            if nexthop[0] == 0xFF:
-                mac = multicast_mac(nexthop)
-            else:
-                mac = self.nd.resolve(iface, nexthop, packet, now)
-                if mac is None:
-                    return                   # held until ND answers
-        frame = mac + iface.mac + ETHERTYPE_IPV6 + packet
-        self.stack.transmit(iface, pad_frame(frame) if len(frame) < 60 else frame)
-
-    def send_nd(self, iface: Interface, src: bytes, dst: bytes, message: bytes, mac: bytes | None) -> None:
-        """An ND message: hop limit 255 (RFC 4861 6.1.2/7.1.2), straight onto ``iface``."""
-        header = Ipv6Repr(src, dst, 58, len(message), 255).header_bytes()
-        self.stats.localout += 1
-        self._link_output(iface, dst, header + message, self.stack_now(), mac)
-
-    def stack_now(self) -> Instant:
-        """The latest ``now`` seen (input or poll): hooks and ND replies carry none."""
-        return self._now
-
-    _now = 0
-
-    def _nd_deliver(self, iface: Interface, mac: bytes, packets: list) -> None:
-        head = mac + iface.mac + ETHERTYPE_IPV6
-        for packet in packets:
-            frame = head + packet
-            self.stack.transmit(iface, pad_frame(frame) if len(frame) < 60 else frame)
-
-    def _nd_unreachable(self, iface: Interface, target: bytes, packets: list, now: Instant) -> None:
-        # RFC 4861 7.2.2: address unreachable for each packet that waited.
-        for packet in packets:
-            self.stats.odropped += 1
-            self.icmp.error(packet, T.DST_UNREACH, UNREACH_ADDR, now)
-
     # -- tools ------------------------------------------------------------------------------------
 
     def statistics(self) -> dict:
         return {"ip6": self.stats.snapshot(), "icmp6": self.icmp.stats.snapshot(),
-                "nd6": attrs.asdict(self.nd.stats)}
+                "nd6": attrs.asdict(self.nd.stats), "nd6_rtr": attrs.asdict(self.rtr.stats),
+                "redirect6": attrs.asdict(self.redirect.stats), "mld6": attrs.asdict(self.mld.stats)}
 
     def ndp_show(self) -> list[dict]:
         return self.nd.show()
+
+    def ndp_routers(self) -> list[dict]:
+        """The default router list (ndp -r)."""
+        return self.rtr.show_routers(self._now)
+
+    def ndp_prefixes(self) -> list[dict]:
+        """The prefix list (ndp -p)."""
+        return self.rtr.show_prefixes(self._now)
+
+    def nd_routers_text(self, now: Instant) -> str:
+        """``ndp -r`` text (the ndp file's ``routers`` request reads it)."""
+        return self.rtr.routers_text(now)
+
+    def nd_prefixes_text(self, now: Instant) -> str:
+        """``ndp -p`` text (the ndp file's ``prefixes`` request reads it)."""
+        return self.rtr.prefixes_text(now)

@@ -102,8 +102,10 @@ def _noop(*_a) -> None:
 class NdCache:
     def __init__(self, *, solicit: Callable = _noop, deliver: Callable = _noop,
                  unreachable: Callable = _noop, on_change: Callable = _noop,
-                 hold_limit: Callable[[], int] = lambda: 1, rng=None):
+                 hold_limit: Callable[[], int] = lambda: 1, rng=None,
+                 retrans: Callable[[Interface], int] = lambda _iface: RETRANS_TIMER):
         self.solicit = solicit
+        self.retrans = retrans              # RetransTimer of a link (an RA may set it, 6.3.4)
         self.deliver = deliver
         self.unreachable = unreachable
         self.on_change = on_change
@@ -173,7 +175,7 @@ class NdCache:
 
     def _solicit(self, entry: Neighbor6, now: Instant, unicast_mac: bytes | None) -> None:
         entry.asked += 1
-        self._arm(entry, now + RETRANS_TIMER)
+        self._arm(entry, now + self.retrans(entry.iface))
         self.stats.solicits += 1
         self.solicit(entry.iface, entry.ip, unicast_mac)
 

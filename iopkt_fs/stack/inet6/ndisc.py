@@ -13,7 +13,7 @@ O set (we have no anycast or proxy addresses), R when forwarding; TLLA always.
 
 DAD (RFC 4862 5.4): a new unicast address is ``tentative`` (``IN6_IFF_TENTATIVE``): it is
 not used as a source and answers no NS. ``net.inet6.ip6.dad_count`` NS (QNX 1) go out
-RetransTimer (1 s) apart, from ::, to the address's solicited-node group, without SLLA;
+RetransTimer (1 s, or what an RA said) apart, from ::, to the address's solicited-node group, without SLLA;
 one RetransTimer after the last the address becomes usable. Meanwhile an NA for it, or
 an NS for it from :: (someone else doing DAD), means a duplicate: the address is marked
 ``duplicated`` and never used (5.4.5). An NS for it from a unicast source is ignored
@@ -21,9 +21,8 @@ an NS for it from :: (someone else doing DAD), means a duplicate: the address is
 its source MAC and does not count (RFC 7527 2's concern). The first NS is sent at once
 rather than after the random 0-1 s delay 5.4.2 recommends on interface start-up.
 
-Router Advertisements are not processed yet (``accept_rtadv`` is 0 by default on QNX);
-RS and Redirects are ignored, as a host must (6.2.6, 8.1 for the latter until
-redirects are implemented).
+Router Advertisements, once valid here, go to nd6_rtr.py (router and prefix discovery,
+SLAAC); a host silently discards Router Solicitations (6.2.6).
 """
 
 import ipaddress
@@ -31,7 +30,7 @@ import ipaddress
 import attrs
 
 from ..slog import INFO, WARNING
-from ..time import Instant, seconds
+from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmpv6 import (
     OPT_SOURCE_LLADDR, OPT_TARGET_LLADDR, Icmpv6Repr, Icmpv6Type as T, NdNeighborAdvert,
@@ -40,7 +39,6 @@ from ..wire.icmpv6 import (
 from ..wire.ipv6 import UNSPECIFIED, ALL_NODES, is_multicast, solicited_node
 
 ND_HLIM = 255
-RETRANS_TIMER = seconds(1)
 
 IN6_IFF_ANYCAST = 0x01
 IN6_IFF_TENTATIVE = 0x02
@@ -66,8 +64,6 @@ class Ndisc:
     def __init__(self, ip):
         self.ip = ip
         self.stack = ip.stack
-        self._node_dad = self.stack.sysctl.node("net.inet6.ip6.dad_count")
-        self._node_forwarding = self.stack.sysctl.node("net.inet6.ip6.forwarding")
         self.dad: dict[tuple[int, bytes], Dad] = {}
 
     # -- output ---------------------------------------------------------------------------
@@ -89,7 +85,8 @@ class Ndisc:
         ip.send_nd(iface, src, dst, message, unicast_mac)
 
     def _advertise(self, iface, target: bytes, to: bytes, solicited: bool, mac: bytes | None) -> None:
-        message = NdNeighborAdvert(target, bool(self._node_forwarding.value), solicited, True,
+        # R: we forward for this interface (the sysctl or QNX's IFF_IP6FORWARDING).
+        message = NdNeighborAdvert(target, self.ip.rtr.forwarding(iface), solicited, True,
                                    (NdOption(OPT_TARGET_LLADDR, iface.mac),)).to_bytes(target, to)
         self.ip.icmp.stats.count_out(T.NEIGHBOR_ADVERT)
         self.ip.send_nd(iface, target, to, message, mac)
@@ -117,6 +114,11 @@ class Ndisc:
             self._ns_input(ctx, msg, now)
         elif pkt.type == T.NEIGHBOR_ADVERT:
             self._na_input(ctx, msg, now)
+        elif pkt.type == T.ROUTER_ADVERT:
+            self.ip.rtr.ra_input(ctx, msg, now)
+        elif pkt.type == T.REDIRECT:
+            self.ip.redirect.input(ctx, msg, now)
+        # A host discards Router Solicitations (6.2.6).
 
     def _ns_input(self, ctx, ns: NdNeighborSolicit, now: Instant) -> None:
         st = self.ip.icmp.stats
@@ -174,7 +176,7 @@ class Ndisc:
     def start_dad(self, iface, ifa) -> None:
         """Begin DAD for ``ifa``: the first NS goes out at the next poll."""
         addr = ifa.address.packed
-        count = self._node_dad.value
+        count = self.ip.ifconf.dad_count(iface)     # QNX's ifconf.IF.dad_count, else the global
         if count <= 0 or iface.mac is None:
             ifa.flags6 &= ~IN6_IFF_TENTATIVE
             return
@@ -184,7 +186,7 @@ class Ndisc:
     def _dad_step(self, dad: Dad, now: Instant) -> None:
         if dad.left > 0:
             dad.left -= 1
-            dad.deadline = now + RETRANS_TIMER
+            dad.deadline = now + self.ip.rtr.retrans_timer(dad.iface)
             self.solicit(dad.iface, dad.addr, None, dad=True)
             return
         del self.dad[(dad.iface.index, dad.addr)]

@@ -45,6 +45,7 @@ __all__ = [
     "NdNeighborSolicit",
     "NdOption",
     "NdPrefixInfo",
+    "NdRedirect",
     "NdRouterAdvert",
     "NdRouterSolicit",
     "parse_options",
@@ -442,6 +443,7 @@ class NdRouterAdvert(Icmpv6Repr):
     retrans_time: int = 0
     options: tuple = ()
     code: int = 0
+    preference: int = 0         # RFC 4191 2.2 Prf: 1 high, 0 medium, 3 low (2 reserved)
 
     @classmethod
     def _from_fields(cls, code, rest, payload):
@@ -449,15 +451,47 @@ class NdRouterAdvert(Icmpv6Repr):
             raise Malformed(f"nd: RA of {len(payload) + 8} bytes, needs 16")
         reach, retrans = struct.unpack_from("!II", payload, 0)
         return cls(rest >> 24, bool(rest & 0x800000), bool(rest & 0x400000), rest & 0xFFFF,
-                   reach, retrans, parse_options(payload[8:]), code)
+                   reach, retrans, parse_options(payload[8:]), code, (rest >> 19) & 3)
 
     def _type_code_rest(self):
         rest = ((self.hop_limit << 24) | (0x800000 if self.managed else 0)
-                | (0x400000 if self.other else 0) | self.router_lifetime)
+                | (0x400000 if self.other else 0) | (self.preference & 3) << 19 | self.router_lifetime)
         return Icmpv6Type.ROUTER_ADVERT, self.code, rest
 
     def _body(self):
         return struct.pack("!II", self.reachable_time, self.retrans_time) + _options_bytes(self.options)
+
+
+@attrs.frozen
+class NdRedirect(Icmpv6Repr):
+    """Redirect (RFC 4861 4.5): a better first hop (``target``) toward ``destination``;
+    ``target == destination`` says the destination is on-link."""
+
+    target: bytes
+    destination: bytes
+    options: tuple = ()
+    code: int = 0
+
+    @classmethod
+    def _from_fields(cls, code, rest, payload):
+        if len(payload) < 32:
+            raise Malformed(f"nd: redirect of {len(payload) + 8} bytes, needs 40")
+        return cls(payload[:16], payload[16:32], parse_options(payload[32:]), code)
+
+    def _type_code_rest(self):
+        return Icmpv6Type.REDIRECT, self.code, 0
+
+    def _body(self):
+        return self.target + self.destination + _options_bytes(self.options)
+
+
+def redirected_header(packet: bytes) -> NdOption:
+    """The Redirected Header option (RFC 4861 4.6.3): 6 reserved bytes, then as much of
+    the redirected packet as keeps the Redirect within the minimum MTU (1280), cut to a
+    multiple of 8 so the option needs no padding."""
+    room = 1280 - 40 - 40 - 8 - 8      # IPv6, Redirect, a TLLA option, this option's head
+    data = bytes(packet[:room])
+    return NdOption(OPT_REDIRECTED, bytes(6) + data[:len(data) & ~7])
 
 
 @attrs.frozen
@@ -487,4 +521,5 @@ Icmpv6Repr._BY_TYPE.update({
     Icmpv6Type.ROUTER_ADVERT: NdRouterAdvert,
     Icmpv6Type.NEIGHBOR_SOLICIT: NdNeighborSolicit,
     Icmpv6Type.NEIGHBOR_ADVERT: NdNeighborAdvert,
+    Icmpv6Type.REDIRECT: NdRedirect,
 })

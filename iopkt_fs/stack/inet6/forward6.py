@@ -1,0 +1,170 @@
+"""IPv6 forwarding (ip6_forward): io-pkt's ``forward6`` / ``net.inet6.ip6.forwarding``,
+or QNX's per-interface ``IFF_IP6FORWARDING`` (node ``net.inet6.ip6.ifconf.IF.forwarding``)
+on the interface the packet came in by.
+
+Theory of operation
+-------------------
+The IPv6 layer hands over a unicast packet that is for none of our addresses. In order:
+
+* never forwarded: a host's packet (forwarding off: counted ``cantforward``, RFC 8200
+  has a host drop it), one that came as a link-layer multicast, one from ::, one to a
+  link-local address (RFC 4291 2.5.6), one that would go back into lo0;
+* hop limit 1 or 0: Time Exceeded code 0 to the source (RFC 8200 3, RFC 4443 3.3);
+* no route (or a reject route): Destination Unreachable code 0 (RFC 4443 3.1); a
+  blackhole route swallows it;
+* a link-local source leaving by another interface than it came: Destination Unreachable
+  code 2, beyond the scope of the source (RFC 4007 9);
+* bigger than the next link's MTU (the route's, else the link's, RA-taught or not):
+  Packet Too Big with that MTU (RFC 8200 5: routers never fragment; RFC 8201);
+* leaving by the interface it came in on toward a next hop the sender could reach itself:
+  a Redirect to the sender (redirect6.py), and the packet still goes on (RFC 4861 8.2).
+
+Otherwise the hop limit is decremented and the packet goes to the next hop through the
+ND cache. A frame the local kernel handed over unfinished (virtio NEEDS_CSUM) gets its
+checksum finished, and a GSO_TCPV6/GSO_UDP_L4 super-frame is cut into the packets it
+stands for, each checked against the MTU as the sender built them: the next link may not
+take offloads, so everything forwarded leaves finished. Hop-by-hop options are not
+examined on the way through (RFC 8200 4.3 lets a router skip them).
+"""
+
+import struct
+
+from ..iface.interface import IFT_LOOP, Interface
+from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
+from ..time import Instant
+from ..wire.checksum import ones_sum, pseudo_header_sum_v6
+from ..wire.icmpv6 import (
+    TIMXCEED_HOPLIMIT, UNREACH_BEYONDSCOPE, UNREACH_NOROUTE, Icmpv6Type as T,
+)
+from ..wire.ipv6 import HEADER_LEN, UNSPECIFIED, is_link_local
+from ..wire.virtio import GSO_NONE, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
+
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+FIN_PSH = 0x09
+CWR = 0x80
+
+
+def _offload(vh) -> tuple[int, int | None, int, int] | None:
+    """(l4 offset, checksum offset or None, gso type, gso size) of work a received frame
+    leaves for whoever sends it on; None when it is finished."""
+    if vh is None:
+        return None
+    hdr = VirtioNetHdr.parse(vh)
+    gso_type = hdr.gso_type & 0x7F
+    if gso_type not in (GSO_TCPV6, GSO_UDP_L4):
+        gso_type = GSO_NONE
+    if hdr.flags & NEEDS_CSUM:
+        return hdr.csum_start - 14, hdr.csum_offset, gso_type, hdr.gso_size
+    return None
+
+
+def _finish(packet: bytearray, l4: int, csum: int) -> bytes:
+    packet[l4 + csum:l4 + csum + 2] = b"\0\0"
+    # The field held the pseudo-header sum; the whole is summed again from scratch here.
+    proto = 6 if csum == 16 else 17
+    s = ones_sum(memoryview(packet)[l4:], pseudo_header_sum_v6(bytes(packet[8:24]), bytes(packet[24:40]),
+                                                               proto, len(packet) - l4))
+    value = ~s & 0xFFFF
+    if value == 0 and proto == 17:
+        value = 0xFFFF
+    packet[l4 + csum:l4 + csum + 2] = _U16.pack(value)
+    return bytes(packet)
+
+
+def segment6(packet, l4: int, gso_type: int, size: int) -> list[bytes]:
+    """Cut an IPv6 TCP or UDP super-packet into the packets of ``size`` payload bytes it
+    stands for (Linux tcp_gso_segment / __udp_gso_segment): TCP sequence numbers advance,
+    FIN and PSH only on the last piece, CWR only on the first; checksums from scratch."""
+    mv = memoryview(packet)
+    src, dst = bytes(mv[8:24]), bytes(mv[24:40])
+    ip_head = bytearray(mv[:l4])
+    tcp = gso_type == GSO_TCPV6
+    thl = (mv[l4 + 12] >> 4) * 4 if tcp else 8
+    head = bytearray(mv[l4:l4 + thl])
+    payload = mv[l4 + thl:]
+    seq0 = _U32.unpack_from(head, 4)[0] if tcp else 0
+    flags = head[13] if tcp else 0
+    n = len(payload)
+    pieces = []
+    for off in range(0, n, size):
+        chunk = payload[off:off + size]
+        l4_len = thl + len(chunk)
+        if tcp:
+            head[4:8] = _U32.pack((seq0 + off) & 0xFFFFFFFF)
+            f = flags if off + size >= n else flags & ~FIN_PSH
+            head[13] = f if off == 0 else f & ~CWR
+            at = 16
+        else:
+            head[4:6] = _U16.pack(l4_len)
+            at = 6
+        head[at:at + 2] = b"\0\0"
+        s = ones_sum(chunk, ones_sum(head, pseudo_header_sum_v6(src, dst, 6 if tcp else 17, l4_len)))
+        value = ~s & 0xFFFF
+        head[at:at + 2] = _U16.pack(value or (0xFFFF if not tcp else 0))
+        ip_head[4:6] = _U16.pack(l4 - HEADER_LEN + l4_len)
+        pieces.append(b"".join((ip_head, head, chunk)))
+    return pieces
+
+
+class Forwarder6:
+    def __init__(self, ip):
+        self.ip = ip
+
+    def forward(self, iface: Interface, pkt, now: Instant, link_mcast: bool, vh=None) -> None:
+        ip = self.ip
+        st = ip.stats
+        buf = pkt.datagram
+        src = bytes(buf[8:24])
+        dst = bytes(buf[24:40])
+        if (not ip.rtr.forwarding(iface) or link_mcast or src == UNSPECIFIED or is_link_local(dst)
+                or iface.kind == IFT_LOOP):
+            st.cantforward += 1
+            return
+        hlim = buf[7]
+        if hlim <= 1:
+            st.cantforward += 1
+            ip.icmp.error(buf, T.TIME_EXCEEDED, TIMXCEED_HOPLIMIT, now, in_iface=iface)
+            return
+        route = ip.routes.lookup(int.from_bytes(dst, "big"))
+        if route is None or route.flags & RTF_REJECT:
+            st.noroute += 1
+            ip.icmp.error(buf, T.DST_UNREACH, UNREACH_NOROUTE, now, in_iface=iface)
+            return
+        out = route.iface
+        if route.flags & RTF_BLACKHOLE or out.kind == IFT_LOOP:
+            st.cantforward += 1
+            return
+        if is_link_local(src) and out is not iface:
+            st.badscope += 1                   # RFC 4007 9
+            ip.icmp.error(buf, T.DST_UNREACH, UNREACH_BEYONDSCOPE, now, in_iface=iface)
+            return
+        work = _offload(vh)
+        mtu = route.mtu or ip.rtr.link_mtu(out)
+        if work is not None and work[2] != GSO_NONE and work[3]:
+            l4 = work[0]
+            thl = (buf[l4 + 12] >> 4) * 4 if work[2] == GSO_TCPV6 else 8
+            wire_size = min(len(buf), l4 + thl + work[3])
+        else:
+            wire_size = len(buf)
+        if wire_size > mtu:
+            st.cantfrag += 1
+            ip.icmp.error(buf, T.PACKET_TOO_BIG, 0, now, mtu=mtu, in_iface=iface)
+            return
+        nexthop = dst if route.gateway is None else route.gateway.to_bytes(16, "big")
+        packet = bytearray(buf)
+        packet[7] = hlim - 1
+        route.use += 1
+        st.forward += 1
+        if out is iface:
+            ip.redirect.send(iface, buf, route, nexthop, now)
+        if work is None:
+            ip._link_output(out, nexthop, bytes(packet), now)
+            return
+        l4, csum, gso_type, size = work
+        if gso_type != GSO_NONE and size and len(packet) > l4 + thl + size:
+            pieces = segment6(packet, l4, gso_type, size)
+        else:
+            pieces = [_finish(packet, l4, csum)]
+        for p in pieces:
+            ip._link_output(out, nexthop, p, now)
