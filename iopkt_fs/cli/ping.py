@@ -7,12 +7,10 @@ Output as BSD ping prints it; exit 0 if any reply came, 2 otherwise (1 on bad us
 
 import argparse
 import os
-import select
-import statistics
 import struct
-import time
 
 from .common import ToolError, require_stack, run
+from .echo import run_echo, summary
 
 
 def _checksum_free(ident: int, seq: int, payload: bytes) -> bytes:
@@ -57,54 +55,17 @@ def main(argv: list[str]) -> int:
 
 
 def _ping(args, data: int) -> int:
-    ident = os.getpid() & 0xFFFF
     print(f"PING {args.host} ({args.host}): {args.s} data bytes", flush=True)
-    sent = 0
-    rtts: list[float] = []
-    outstanding: dict[int, float] = {}
-    next_send = time.monotonic()
-    last_send = None
-    poller = select.poll()
-    poller.register(data, select.POLLIN)
-    try:
-        while True:
-            now = time.monotonic()
-            if (args.c is None or sent < args.c) and now >= next_send:
-                payload = struct.pack("!d", time.time()) + bytes(max(0, args.s - 8))
-                try:
-                    os.write(data, _checksum_free(ident, sent & 0xFFFF, payload[:args.s]))
-                except OSError as exc:
-                    print(f"ping: sendto: {os.strerror(exc.errno)}", flush=True)
-                outstanding[sent & 0xFFFF] = now
-                sent += 1
-                last_send = now
-                next_send = now + args.i
-            if args.c is not None and sent >= args.c and (len(rtts) >= args.c or now - last_send >= args.W):
-                break
-            timeout = max(0.0, min(next_send, (last_send or now) + args.W) - time.monotonic())
-            if poller.poll(timeout * 1000):
-                while True:
-                    try:
-                        message = os.read(data, 65536)
-                    except BlockingIOError:
-                        break
-                    if len(message) < 8:
-                        continue
-                    kind, _, _, rid, seq = struct.unpack_from("!BBHHH", message)
-                    if kind != 0 or rid != ident or seq not in outstanding:
-                        continue
-                    rtt = (time.monotonic() - outstanding.pop(seq)) * 1000
-                    rtts.append(rtt)
-                    print(f"{len(message)} bytes from {args.host}: icmp_seq={seq} time={rtt:.3f} ms", flush=True)
-    except KeyboardInterrupt:
-        pass
-    print(f"\n----{args.host} PING Statistics----")
-    loss = 100.0 * (sent - len(rtts)) / sent if sent else 0.0
-    print(f"{sent} packets transmitted, {len(rtts)} packets received, {loss:.1f}% packet loss")
-    if rtts:
-        sd = statistics.pstdev(rtts)
-        print(f"round-trip min/avg/max/stddev = {min(rtts):.3f}/{statistics.mean(rtts):.3f}/{max(rtts):.3f}/{sd:.3f} ms")
-    return 0 if rtts else 2
+
+    def reply(message: bytes):
+        if len(message) < 8:
+            return None
+        kind, _, _, rid, seq = struct.unpack_from("!BBHHH", message)
+        if kind != 0:
+            return None
+        return rid, seq, f"{len(message)} bytes from {args.host}: icmp_seq={seq}"
+    sent, rtts = run_echo(args, data, _checksum_free, reply, "ping: sendto")
+    return summary(f"\n----{args.host} PING Statistics----", sent, rtts, "stddev")
 
 
 def entry() -> int:

@@ -12,12 +12,10 @@ as a QNX ping6 without INET6 does: socket() fails with EAFNOSUPPORT.
 import argparse
 import ipaddress
 import os
-import select
-import statistics
 import struct
-import time
 
 from .common import ToolError, require_stack, run
+from .echo import run_echo, summary
 
 ICMP6_ECHO_REQUEST, ICMP6_ECHO_REPLY = 128, 129
 DEFDATALEN = 8          # KAME ping6: room for the send time (ICMP6ECHOTMLEN)
@@ -96,60 +94,24 @@ def _source(sock: str, target: str) -> str:
 
 
 def _ping6(args, target: str, source: str, data: int) -> int:
-    ident = os.getpid() & 0xFFFF
     # KAME: PING6(total=IPv6 header+ICMPv6 header+data bytes) source --> destination
     print(f"PING6({40 + 8 + args.s}=40+8+{args.s} bytes) {source} --> {target}", flush=True)
     header = f"{target}\n".encode()
-    sent = 0
-    rtts: list[float] = []
-    outstanding: dict[int, float] = {}
-    next_send = time.monotonic()
-    last_send = None
-    poller = select.poll()
-    poller.register(data, select.POLLIN)
-    try:
-        while True:
-            now = time.monotonic()
-            if (args.c is None or sent < args.c) and now >= next_send:
-                payload = (struct.pack("!d", time.time()) + bytes(max(0, args.s - 8)))[:args.s]
-                try:
-                    os.write(data, header + _request(ident, sent & 0xFFFF, payload))
-                except OSError as exc:
-                    print(f"ping6: sendmsg: {os.strerror(exc.errno)}", flush=True)
-                outstanding[sent & 0xFFFF] = now
-                sent += 1
-                last_send = now
-                next_send = now + args.i
-            if args.c is not None and sent >= args.c and (not outstanding or now - last_send >= args.W):
-                break
-            timeout = max(0.0, min(next_send, (last_send or now) + args.W) - time.monotonic())
-            if poller.poll(timeout * 1000):
-                while True:
-                    try:
-                        message = os.read(data, 65536)
-                    except BlockingIOError:
-                        break
-                    head, _, body = message.partition(b"\n")
-                    if len(body) < 8:
-                        continue
-                    kind, _, _, rid, seq = struct.unpack_from("!BBHHH", body)
-                    if kind != ICMP6_ECHO_REPLY or rid != ident or seq not in outstanding:
-                        continue
-                    src, _, hlim = head.decode().rpartition("!")
-                    rtt = (time.monotonic() - outstanding.pop(seq)) * 1000
-                    rtts.append(rtt)
-                    print(f"{len(body)} bytes from {src}, icmp_seq={seq} hlim={hlim} time={rtt:.3f} ms",
-                          flush=True)
-    except KeyboardInterrupt:
-        pass
-    print(f"\n--- {target} ping6 statistics ---")
-    loss = 100.0 * (sent - len(rtts)) / sent if sent else 0.0
-    print(f"{sent} packets transmitted, {len(rtts)} packets received, {loss:.1f}% packet loss")
-    if rtts:
-        sd = statistics.pstdev(rtts)
-        print(f"round-trip min/avg/max/std-dev = {min(rtts):.3f}/{statistics.mean(rtts):.3f}/"
-              f"{max(rtts):.3f}/{sd:.3f} ms")
-    return 0 if rtts else 2
+
+    def request(ident: int, seq: int, payload: bytes) -> bytes:
+        return header + _request(ident, seq, payload)
+
+    def reply(message: bytes):
+        head, _, body = message.partition(b"\n")     # "SRC!HLIM" (headers), then ICMPv6
+        if len(body) < 8:
+            return None
+        kind, _, _, rid, seq = struct.unpack_from("!BBHHH", body)
+        if kind != ICMP6_ECHO_REPLY:
+            return None
+        src, _, hlim = head.decode().rpartition("!")
+        return rid, seq, f"{len(body)} bytes from {src}, icmp_seq={seq} hlim={hlim}"
+    sent, rtts = run_echo(args, data, request, reply, "ping6: sendmsg")
+    return summary(f"\n--- {target} ping6 statistics ---", sent, rtts, "std-dev")
 
 
 def entry() -> int:
