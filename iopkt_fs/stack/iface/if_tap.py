@@ -60,18 +60,7 @@ class TapDevice(PseudoDevice):
         for frame in frames:
             self.enqueue(bytes(frame))
 
-    def destroy_interface(self, iface: Interface) -> None:
-        self.destroyed()
-        units = self.stack.tap.units
-        if units.get(self.unit) is self:
-            del units[self.unit]
-
-    def read(self, size: int) -> bytes | None:
-        if self.zombie:
-            raise StackError(errno.ENXIO, f"{self.name} was destroyed")
-        if not self.queue and not self.ready:
-            raise StackError(errno.EHOSTDOWN, f"{self.name} is down")
-        return self.take(size)
+    not_ready = "is down"
 
     def write(self, buf, now) -> int:
         if self.zombie or self.iface is None:

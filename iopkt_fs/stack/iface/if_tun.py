@@ -85,23 +85,9 @@ class TunDevice(PseudoDevice):
                 packet = _SOCKADDR_IN.pack(SOCKADDR_LEN, AF_INET, 0, bytes(packet[16:20])) + bytes(packet)
             self.enqueue(bytes(packet))
 
-    def destroy_interface(self, iface: Interface) -> None:
-        """``ifconfig tunK destroy``: the softc goes (an opener keeps it as a zombie), so
-        the next open or create of tunK starts afresh."""
-        self.destroyed()
-        units = self.stack.tun.units
-        if units.get(self.unit) is self:
-            del units[self.unit]
+    not_ready = "is not ready (no address set)"
 
     # -- the device's calls ------------------------------------------------------------
-
-    def read(self, size: int) -> bytes | None:
-        """One packet, or None to wait; EHOSTDOWN while not ready, ENXIO once destroyed."""
-        if self.zombie:
-            raise StackError(errno.ENXIO, f"{self.name} was destroyed")
-        if not self.queue and not self.ready:
-            raise StackError(errno.EHOSTDOWN, f"{self.name} is not ready (no address set)")
-        return self.take(size)
 
     def write(self, buf, now) -> int:
         """One packet from the program, handed to IP as if ``tunK`` had received it."""

@@ -93,6 +93,26 @@ class PseudoDevice:
         self.queue.clear()
         self._changed()
 
+    def destroy_interface(self, iface) -> None:
+        """``ifconfig X destroy`` (the driver hook): the softc goes, an opener keeps it as
+        a zombie, so the next open or create of the unit starts afresh."""
+        self.destroyed()
+        units = getattr(self.stack, self.prefix).units
+        if units.get(self.unit) is self:
+            del units[self.unit]
+
+    # Why a read cannot wait while nothing is queued (tun: no address; tap: down).
+    not_ready = "is not ready"
+
+    def read(self, size: int) -> bytes | None:
+        """One packet or frame, or None to wait; EHOSTDOWN while not ready, ENXIO once
+        destroyed."""
+        if self.zombie:
+            raise StackError(errno.ENXIO, f"{self.name} was destroyed")
+        if not self.queue and not self.ready:
+            raise StackError(errno.EHOSTDOWN, f"{self.name} {self.not_ready}")
+        return self.take(size)
+
     @property
     def name(self) -> str:
         return f"{self.prefix}{self.unit}"
