@@ -34,6 +34,7 @@ import pyfuse3
 from ..drivers.pcapfile import GLOBAL, LINKTYPE_ETHERNET, MAGIC_US, RECORD
 from ..stack.iface.interface import IFT_ETHER, Interface
 from .nodes import File, Handle
+from .sockfs import Waitable
 
 LINKTYPE_RAW = 101            # raw IPv4/IPv6, no link header (pcap-linktype(7))
 SNAPLEN = 262144              # whole frames, super-segments included
@@ -46,10 +47,10 @@ def linktype(iface: Interface) -> int:
     return LINKTYPE_ETHERNET if iface.kind == IFT_ETHER else LINKTYPE_RAW
 
 
-class Reader:
+class Reader(Waitable):
     """One open of ``pcap``: a bounded record queue the core feeds and a FUSE handle drains.
 
-    Duck-types what ``SocketFS.wait`` needs of a connection (``parked``, ``gone``, ``wake``).
+    What ``SocketFS.wait`` needs of a connection (``parked``, ``gone``, ``wake``).
     """
 
     def __init__(self, iface: Interface, stack, pid: int):
@@ -108,18 +109,6 @@ class Reader:
                 self.queued_bytes -= room
                 room = 0
         return b"".join(parts)
-
-    def wake(self) -> None:
-        if self.parked:
-            parked, self.parked = self.parked, []
-            for p in parked:
-                p.resume()
-        for handle in list(self.pollers):
-            ph = getattr(handle, "poll_handle", None)
-            handle.poll_handle = None
-            if ph is not None:
-                ph.notify()
-        self.pollers.clear()
 
     def close(self) -> None:
         self.gone = True

@@ -30,6 +30,7 @@ import pyfuse3
 
 from ..runtime import now_us
 from .nodes import File, Handle, StaticDir, TextFile
+from .sockfs import Waitable
 from .verbs import lines
 
 
@@ -45,7 +46,7 @@ def _tgid(tid: int) -> int:
     return tid
 
 
-class _Waiters:
+class _Waiters(Waitable):
     """What SocketFS.wait parks on for one device (the shape of a Conv)."""
 
     __slots__ = ("parked", "pollers", "gone")
@@ -54,18 +55,6 @@ class _Waiters:
         self.parked = []
         self.pollers = set()
         self.gone = False
-
-    def wake(self) -> None:
-        if self.parked:
-            parked, self.parked = self.parked, []
-            for p in parked:
-                p.resume()
-        for handle in list(self.pollers):
-            ph = getattr(handle, "poll_handle", None)
-            handle.poll_handle = None
-            if ph is not None:
-                ph.notify()
-        self.pollers.clear()
 
 
 class DeviceFile(File):

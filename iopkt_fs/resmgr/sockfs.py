@@ -112,7 +112,29 @@ class _Parked:
             trio.lowlevel.reschedule(self.task, outcome.Value(tick))
 
 
-class Conv:
+class Waitable:
+    """What ``SocketFS.wait`` parks on (a connection directory, a device, a capture
+    reader): its parked requests (``parked``) and the handles whose poll() asked to be
+    notified (``pollers``); ``wake`` ends the one and notifies the other."""
+
+    __slots__ = ()
+
+    def wake(self) -> None:
+        if self.parked:
+            parked, self.parked = self.parked, []
+            for p in parked:
+                p.resume()
+        if not self.pollers:
+            return
+        for handle in list(self.pollers):
+            ph = getattr(handle, "poll_handle", None)
+            handle.poll_handle = None
+            if ph is not None:
+                ph.notify()
+        self.pollers.clear()
+
+
+class Conv(Waitable):
     """One connection directory."""
 
     def __init__(self, table: "ConvTable", n: int, gen: int, uid: int, gid: int, sock):
@@ -132,20 +154,6 @@ class Conv:
         self.gone = False
         self.parked: list[_Parked] = []   # requests waiting for this connection
         self.pollers: set = set()     # handles whose poll() asked to be notified
-
-    def wake(self) -> None:
-        if self.parked:
-            parked, self.parked = self.parked, []
-            for p in parked:
-                p.resume()
-        if not self.pollers:
-            return
-        for handle in list(self.pollers):
-            ph = getattr(handle, "poll_handle", None)
-            handle.poll_handle = None
-            if ph is not None:
-                ph.notify()
-        self.pollers.clear()
 
     def rebind(self, old) -> None:
         """The adapter replaced ``sock`` (unix ``dgram``): the new one's readiness wakes
