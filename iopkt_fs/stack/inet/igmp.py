@@ -36,6 +36,7 @@ from ..wire.igmp import (
     MODE_IS_INCLUDE, QUERY, V1_REPORT, V2_LEAVE, V2_REPORT, IgmpQuery, IgmpRecord, v2_message, v3_report, verify,
 )
 from ..wire.ipv4 import Ipv4Repr
+from .mcast import Pending, ReportTimers
 
 PROTO = 2
 ROBUSTNESS = 2
@@ -44,16 +45,6 @@ V2_UNSOLICITED_REPORT_INTERVAL = seconds(10)  # RFC 2236 8.10
 OLDER_VERSION_QUERIER_TIMEOUT = seconds(ROBUSTNESS * 125 + 10)
 ROUTER_ALERT = bytes((0x94, 0x04, 0, 0))
 TOS_INTERNETWORK_CONTROL = 0xC0
-
-
-@attrs.define(eq=False)
-class Pending:
-    iface: Interface
-    group: bytes | None          # None: the answer to a general query (v3)
-    kind: int                    # record type (v3), or V1_REPORT / V2_REPORT / V2_LEAVE
-    left: int
-    deadline: Instant
-    sources: tuple = ()
 
 
 @attrs.define
@@ -67,14 +58,13 @@ class IgmpStat:
     snd_reports: int = 0         # reports and leaves sent
 
 
-class IgmpProtocol:
+class IgmpProtocol(ReportTimers):
     proto = PROTO
 
     def __init__(self, ip):
+        super().__init__(ip.stack)
         self.ip = ip
-        self.stack = ip.stack
         self.stats = IgmpStat()
-        self.pending: dict[tuple[int, bytes | None], Pending] = {}
         self.older: dict[int, tuple[int, Instant]] = {}      # ifindex -> (1 or 2, until)
 
     def _speaks(self, iface: Interface) -> bool:
@@ -125,7 +115,7 @@ class IgmpProtocol:
                 self._unsolicited(iface, group, True, self._now)
 
     def interface_gone(self, iface: Interface) -> None:
-        self.pending = {k: p for k, p in self.pending.items() if p.iface is not iface}
+        super().interface_gone(iface)
         self.older.pop(iface.index, None)
 
     # -- input (the protocol switch's entry) ---------------------------------------------
@@ -178,16 +168,6 @@ class IgmpProtocol:
     def ctlinput(self, *_args) -> None:
         return None
 
-    def _random(self, span: int) -> int:
-        return int(self.stack.rng.random() * span) if span > 0 else 0
-
-    def _schedule(self, iface, group, kind, when: Instant, sources=()) -> None:
-        key = (iface.index, group)
-        p = self.pending.get(key)
-        if p is not None and p.deadline <= when:
-            return
-        self.pending[key] = Pending(iface, group, kind, 1, when, sources)
-
     # -- output ---------------------------------------------------------------------------
 
     def _send(self, p: Pending, now: Instant) -> None:
@@ -212,20 +192,11 @@ class IgmpProtocol:
         self.ip.stats.localout += 1
         self.ip._link_output(iface, dst, header + message, now)
 
+    def _span(self, p: Pending) -> int:
+        if p.kind in (CHANGE_TO_EXCLUDE_MODE, CHANGE_TO_INCLUDE_MODE):
+            return UNSOLICITED_REPORT_INTERVAL
+        return V2_UNSOLICITED_REPORT_INTERVAL
+
     def poll(self, now: Instant) -> None:
         self._now = now
-        for key, p in [(k, p) for k, p in self.pending.items() if p.deadline <= now]:
-            if not self._speaks(p.iface):
-                del self.pending[key]
-                continue
-            self._send(p, now)
-            p.left -= 1
-            if p.left <= 0:
-                del self.pending[key]
-            else:
-                span = UNSOLICITED_REPORT_INTERVAL if p.kind in (CHANGE_TO_EXCLUDE_MODE, CHANGE_TO_INCLUDE_MODE) \
-                    else V2_UNSOLICITED_REPORT_INTERVAL
-                p.deadline = now + max(1, self._random(span))
-
-    def poll_at(self) -> Instant | None:
-        return min((p.deadline for p in self.pending.values()), default=None)
+        super().poll(now)

@@ -42,6 +42,7 @@ from ..wire.mld import (
     ALL_MLDV2_ROUTERS, CHANGE_TO_EXCLUDE_MODE, CHANGE_TO_INCLUDE_MODE, MODE_IS_EXCLUDE, MODE_IS_INCLUDE,
     Mld2Record, Mld2Report, MldQuery, mldv1,
 )
+from ..inet.mcast import Pending, ReportTimers
 from .ndisc import IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 
 ROBUSTNESS = 2
@@ -57,16 +58,6 @@ def reportable(group: bytes) -> bool:
     return group[1] & 0x0F >= 2 and group != ALL_NODES
 
 
-@attrs.define(eq=False)
-class Pending:
-    iface: Interface
-    group: bytes | None          # None: the answer to a general query (v2)
-    record: int                  # record type, or T.MLD_REPORT / T.MLD_DONE in v1 mode
-    left: int
-    deadline: Instant
-    sources: tuple = ()
-
-
 @attrs.define
 class MldStat:
     queries: int = 0        # queries taken (v1 + v2)
@@ -76,12 +67,11 @@ class MldStat:
     suppressed: int = 0     # v1 reports cancelled by another host's
 
 
-class MldListener:
+class MldListener(ReportTimers):
     def __init__(self, ip):
+        super().__init__(ip.stack)
         self.ip = ip
-        self.stack = ip.stack
         self.stats = MldStat()
-        self.pending: dict[tuple[int, bytes | None], Pending] = {}
         self.v1_until: dict[int, Instant] = {}
 
     def _speaks(self, iface: Interface) -> bool:
@@ -116,7 +106,7 @@ class MldListener:
                 self.joined(iface, group)
 
     def interface_gone(self, iface: Interface) -> None:
-        self.pending = {k: p for k, p in self.pending.items() if p.iface is not iface}
+        super().interface_gone(iface)
         self.v1_until.pop(iface.index, None)
 
     # -- input --------------------------------------------------------------------------
@@ -130,7 +120,7 @@ class MldListener:
             # RFC 2710 4: another listener answered for the group; an MLDv1 host stays quiet.
             key = (iface.index, bytes(pkt.payload[:16]))
             p = self.pending.get(key)
-            if p is not None and p.record == T.MLD_REPORT and p.left == 1 and self.v1_mode(iface, now):
+            if p is not None and p.kind == T.MLD_REPORT and p.left == 1 and self.v1_mode(iface, now):
                 del self.pending[key]
                 st.suppressed += 1
             return
@@ -164,16 +154,6 @@ class MldListener:
             record = MODE_IS_INCLUDE if q.sources else MODE_IS_EXCLUDE
             self._schedule(iface, q.group, record, now + self._random(delay), q.sources)
 
-    def _random(self, span: int) -> int:
-        return int(self.stack.rng.random() * span) if span > 0 else 0
-
-    def _schedule(self, iface, group, record, when: Instant, sources=()) -> None:
-        key = (iface.index, group)
-        p = self.pending.get(key)
-        if p is not None and p.deadline <= when:
-            return                             # an earlier answer is due already
-        self.pending[key] = Pending(iface, group, record, 1, when, sources)
-
     # -- output -------------------------------------------------------------------------
 
     def _source(self, iface: Interface) -> bytes:
@@ -186,18 +166,18 @@ class MldListener:
     def _send(self, p: Pending, now: Instant) -> None:
         iface = p.iface
         src = self._source(iface)
-        if p.record in (T.MLD_REPORT, T.MLD_DONE):
-            dst = p.group if p.record == T.MLD_REPORT else ALL_ROUTERS
-            message = mldv1(p.record, p.group, src, dst)
+        if p.kind in (T.MLD_REPORT, T.MLD_DONE):
+            dst = p.group if p.kind == T.MLD_REPORT else ALL_ROUTERS
+            message = mldv1(p.kind, p.group, src, dst)
         else:
             dst = ALL_MLDV2_ROUTERS
             if p.group is None:
                 groups = sorted(g for (i, g) in self.ip.groups if i == iface.index and reportable(g))
                 if not groups:
                     return
-                records = tuple(Mld2Record(p.record, g) for g in groups)
+                records = tuple(Mld2Record(p.kind, g) for g in groups)
             else:
-                records = (Mld2Record(p.record, p.group, p.sources),)
+                records = (Mld2Record(p.kind, p.group, p.sources),)
             message = Mld2Report(records).to_bytes(src, dst)
         header = Ipv6Repr(src, dst, 0, len(HBH_ROUTER_ALERT) + len(message), 1).header_bytes()
         self.stats.reports += 1
@@ -205,18 +185,5 @@ class MldListener:
         self.ip.stats.localout += 1
         self.ip._link_output(iface, dst, header + HBH_ROUTER_ALERT + message, now)
 
-    def poll(self, now: Instant) -> None:
-        for key, p in [(k, p) for k, p in self.pending.items() if p.deadline <= now]:
-            if not self._speaks(p.iface):
-                del self.pending[key]
-                continue
-            self._send(p, now)
-            p.left -= 1
-            if p.left <= 0:
-                del self.pending[key]
-            else:
-                span = V1_UNSOLICITED_REPORT_INTERVAL if p.record == T.MLD_REPORT else UNSOLICITED_REPORT_INTERVAL
-                p.deadline = now + max(1, self._random(span))
-
-    def poll_at(self) -> Instant | None:
-        return min((p.deadline for p in self.pending.values()), default=None)
+    def _span(self, p: Pending) -> int:
+        return V1_UNSOLICITED_REPORT_INTERVAL if p.kind == T.MLD_REPORT else UNSOLICITED_REPORT_INTERVAL
