@@ -2,8 +2,8 @@
 
 Modules: ``seq`` (modular sequence arithmetic), ``buffers`` (ring buffer and reassembly
 map), ``rtt`` (RFC 6298), ``congestion`` (NewReno, CUBIC), ``connection`` (the TCB and
-user calls: *Theory of operation* there) with ``input``, ``recovery``, ``sack``, ``output``
-and ``timers`` (its behaviour, one RFC seam each), ``state`` (states, ``Segment``, flags),
+user calls: *Theory of operation* there) with ``input``, ``recovery``, ``rack``, ``sack``,
+``output`` and ``timers`` (its behaviour, one RFC seam each), ``state`` (states, ``Segment``, flags),
 ``status`` (``TcpStatus``), ``services`` (what the layer provides, as Protocols), ``layer``
 (demux, listeners, SYN cookies, timers, integration points for the IP layer), ``socket``
 (the socket calls), ``stats`` (NetBSD ``tcpstat`` counters), ``config`` (the tunables).

@@ -18,7 +18,9 @@ The behaviour lives in mixins, one module per RFC seam, all acting on this one o
 (``self`` is the connection; no delegation objects on the per-segment path):
 
 * ``input.py`` - SEGMENT ARRIVES, RFC 9293 3.10.7.3-4, steps one to eight;
-* ``recovery.py`` - the ACK field: RTT samples, fast recovery (RFC 6675 / RFC 6582);
+* ``recovery.py`` - the ACK field: RTT samples, fast recovery (RFC 6675 / RFC 6582),
+  recovery after a timeout and F-RTO (RFC 5682);
+* ``rack.py`` - RACK-TLP loss detection (RFC 8985) and what DSACKs (RFC 2883) change;
 * ``sack.py`` - the SACK scoreboard (RFC 2018, RFC 6675 IsLost/pipe/NextSeg) and the
   blocks we report as a receiver;
 * ``output.py`` - ``_output`` and the segment builder;
@@ -36,14 +38,15 @@ bare ACK or window update when one is owed. Segments leave through ``layer.emit`
 Rules:
 
 * State changes only through ``_set_state``, which logs ``old -> new`` and wakes the socket.
-* Timers are data: ``t_rexmt``, ``t_persist``, ``t_keep``, ``t_2msl``, ``t_delack`` are
-  deadlines (or None), BSD's TCPT_REXMT/PERSIST/KEEP/2MSL plus the delayed-ACK timer;
+* Timers are data: ``t_rexmt``, ``t_persist``, ``t_keep``, ``t_2msl``, ``t_delack``,
+  ``t_tlp``, ``t_rack`` are deadlines (or None), BSD's TCPT_REXMT/PERSIST/KEEP/2MSL plus
+  the delayed-ACK timer, RFC 8985's probe timeout and reorder timer;
   ``poll_at()`` is their minimum and the layer keeps them in a heap.
 * Sequence numbers are 32-bit and compared only through ``seq.py``.
 * The send buffer holds bytes from ``snd_buf_seq`` (SND.UNA once the SYN is acknowledged);
   the receive buffer holds unread bytes, then out-of-order data in place (``buffers.py``).
-* Loss recovery: with SACK, RFC 6675's pipe/NextSeg conservative recovery; without, NewReno
-  (RFC 6582). Either way ``cwnd``/``ssthresh`` belong to the congestion controller
+* Loss recovery: with SACK, RACK-TLP decides what is lost and RFC 6675's pipe/NextSeg
+  conservative recovery resends it; without, NewReno (RFC 6582). Either way ``cwnd``/``ssthresh`` belong to the congestion controller
   (``congestion.py``: NewReno or CUBIC), the retransmission timer to RFC 6298
   (``rtt.py``), round-trip samples come from timestamps (RFC 7323 4) or one timed segment
   per RTT with Karn's rule (and no timestamp sample echoing a TSval older than the last
@@ -57,6 +60,7 @@ in RFC 6093), RFC 1122 (delayed ACK, keepalive, ICMP soft/hard errors), RFC 5961
 (challenge ACKs, rate limit), RFC 6298 (RTO, Karn, backoff, 5.7), RFC 5681 (slow start,
 congestion avoidance, restart after idle, immediate ACKs out of order), RFC 3042 (limited
 transmit), RFC 6582 (NewReno), RFC 2018 + RFC 6675 (SACK and SACK-based recovery),
+RFC 8985 (RACK-TLP), RFC 2883 (DSACK), RFC 5682 (F-RTO),
 RFC 7323 (window scale, timestamps, PAWS), RFC 9438 (CUBIC), RFC 6528 (ISNs, in the
 layer), RFC 4987 (SYN cookies, in the layer), RFC 6191 (TIME-WAIT reuse), RFC 1191/5927
 (PMTU, ICMP checks).
@@ -73,6 +77,7 @@ from .buffers import Assembler, Ring
 from .config import TcpConfig
 from .input import OOW_ACK_INTERVAL, InputMixin
 from .output import OutputMixin
+from .rack import RackMixin
 from .recovery import RecoveryMixin
 from .rtt import RttEstimator
 from .sack import SackMixin
@@ -88,7 +93,7 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "Segment", "State"]
 
 
-class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
+class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, TimerMixin):
     __slots__ = ("ack_now", "cc", "config", "created", "dupacks", "error", "fin_queued",
                  "fin_seq", "high_rxt", "in_recovery", "ip_header", "irs", "iss",
                  "keep_probes", "keepalive", "key", "last_ack_sent", "last_data_snd",
@@ -106,7 +111,13 @@ class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
                  "snd_wnd", "snd_wscale", "socket", "soft_error", "state", "syn_queued",
                  "t_2msl", "t_delack", "t_keep", "t_persist", "t_rexmt", "t_tlp",
                  "tlp_high", "ts_offset",
-                 "ts_ok", "ts_recent", "ts_recent_age", "unacked_bytes", "ws_ok")
+                 "ts_ok", "ts_recent", "ts_recent_age", "unacked_bytes", "ws_ok",
+                 # RACK-TLP (rack.py), DSACK, undo, F-RTO
+                 "dsack", "frto", "rack_dsack_round", "rack_end", "rack_lost_to",
+                 "rack_min_rtt", "rack_ok", "rack_reo_mult", "rack_reo_persist",
+                 "rack_reord", "rack_rtt", "rack_scan", "rack_xmit", "rto_recovery",
+                 "t_rack", "tx_head", "tx_log", "undo_cwnd", "undo_high", "undo_low",
+                 "undo_retrans", "undo_ssthresh")
 
     def __init__(self, layer: TcpServices, config: TcpConfig, local_ip: bytes, local_port: int,
                  remote_ip: bytes, remote_port: int, now: Instant, *,
@@ -181,7 +192,7 @@ class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
         self.in_recovery = False
         self.recover = 0             # RFC 6582 "recover" / RFC 6675 RecoveryPoint
         self.high_rxt = 0            # RFC 6675 HighRxt
-        self.rxt_log: list | tuple = ()   # (seq, end, sent_at) of recovery retransmissions
+        self.rxt_log: list = []      # (seq, end, sent_at) of retransmissions (RACK)
         self.t_tlp: Instant | None = None   # RFC 8985 7 probe timeout (PTO)
         self.tlp_high: int | None = None    # TLP.end_seq: SND.MAX when the probe left
         self.rescue_rxt: int | None = None   # RFC 6675 RescueRxt
@@ -193,6 +204,28 @@ class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
         self.last_rcv = now
         self.last_snd = now
         self.last_data_snd = 0       # when data was last sent (RFC 5681 4.1 idle restart)
+
+        # RACK-TLP (RFC 8985, rack.py): on with SACK unless the config turns it off.
+        self.rack_ok = False
+        self.tx_log: list = []       # (seq, end, sent_at) of new data, in sequence order
+        self.tx_head = 0             # first entry not cumulatively acknowledged
+        self.rack_scan = 0           # first entry not yet judged delivered or lost
+        self.rack_xmit: Instant | None = None   # RACK.xmit_ts
+        self.rack_end = 0            # RACK.end_seq
+        self.rack_rtt = 0            # RACK.rtt
+        self.rack_min_rtt: int | None = None    # RACK.min_RTT
+        self.rack_reord = False      # RACK.reordering_seen
+        self.rack_reo_mult = 1       # RACK.reo_wnd_mult
+        self.rack_reo_persist = 0    # RACK.reo_wnd_persist
+        self.rack_dsack_round: int | None = None
+        self.rack_lost_to: int | None = None    # unSACKed bytes below this are lost
+        self.rto_recovery = False    # the recovery under way began with a timeout
+        self.frto = 0                # RFC 5682 step awaited (0: not in F-RTO)
+        self.undo_retrans: int | None = None    # retransmissions not yet DSACKed
+        self.undo_cwnd = self.undo_ssthresh = 0
+        self.undo_low = self.undo_high = 0
+        self.dsack: tuple[int, int] | None = None   # RFC 2883: a duplicate to report
+        self.t_rack: Instant | None = None      # RFC 8985 6.3 reorder timer
 
         # Timers (deadlines in µs, None = not armed).
         self.t_rexmt: Instant | None = None
@@ -226,13 +259,14 @@ class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
         if new == State.TIME_WAIT:
             # RFC 9293 3.10.7.4: "start the time-wait timer" for 2 MSL; nothing else runs.
             self.t_rexmt = self.t_persist = self.t_keep = self.t_delack = self.t_tlp = None
+            self.t_rack = None
             self.t_2msl = now + 2 * self.config.msl
             self.snd_buf.release()     # a TIME-WAIT block keeps no buffers
             if not self.ooo:
                 self.rcv_buf.release()
         if new == State.CLOSED:
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
-            self.t_tlp = None
+            self.t_tlp = self.t_rack = None
             self.layer.connection_closed(self, old)
         elif new.established and not old.established:
             if self.retransmits and self.rtt.srtt is None:
@@ -321,6 +355,7 @@ class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
             self.snd_wscale = wscale
             self.rcv_wscale = self._choose_wscale()
         self.sack_ok = sack and self.req_sack
+        self.rack_ok = self.sack_ok and self.config.rack
         if seg.opts.timestamp is not None and self.req_ts:
             self.ts_ok = True
             self.ts_recent = seg.opts.timestamp[0]
@@ -357,6 +392,7 @@ class Connection(InputMixin, RecoveryMixin, SackMixin, OutputMixin, TimerMixin):
             self.ws_ok = False
             self.snd_wscale = self.rcv_wscale = 0
         self.sack_ok = o.sack_permitted and self.req_sack
+        self.rack_ok = self.sack_ok and self.config.rack
         if o.timestamp is not None and self.req_ts:
             self.ts_ok = True
             self.ts_recent = o.timestamp[0]

@@ -148,6 +148,9 @@ class InputMixin:
             if seg_len and seq_le(seq_add(seg.seq, seg_len), rcv_nxt):
                 stats.rcvduppack += 1
                 stats.rcvdupbyte += len(seg.payload)
+                if seg.payload and self.sack_ok:
+                    # RFC 2883 4: tell the sender it sent this twice (D-SACK).
+                    self.dsack = (seg.seq, seq_add(seg.seq, len(seg.payload)))
             elif seg_len:
                 stats.rcvpackafterwin += 1
                 stats.rcvbyteafterwin += len(seg.payload)
@@ -260,6 +263,9 @@ class InputMixin:
                 seg.seq = seq_add(seg.seq, 1)
                 d -= 1
             if d > 0:
+                if self.sack_ok and seg.payload:
+                    # RFC 2883 4: report the part that arrived twice.
+                    self.dsack = (seg.seq, seq_add(seg.seq, min(d, len(seg.payload))))
                 if d >= len(seg.payload) and not (seg.flags & FIN and d == len(seg.payload)):
                     self.layer.stats.rcvduppack += 1
                     self.layer.stats.rcvdupbyte += len(seg.payload)
@@ -346,6 +352,9 @@ class InputMixin:
             else:
                 # Out of order: keep it in place if a hole can be tracked (bounded memory),
                 # and ACK at once so the sender sees the duplicate (RFC 5681 4.2 / 3.2).
+                if self.sack_ok and any(s <= off and off + n <= e for s, e in self.ooo.ranges()):
+                    # Out of order and already held: a D-SACK inside its SACK block.
+                    self.dsack = (seg.seq, seq_add(seg.seq, n))
                 if self.ooo.add(off, off + n):
                     self.rcv_buf.write_at(off, payload)
                     stats.rcvoopack += 1

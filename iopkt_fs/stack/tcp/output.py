@@ -19,7 +19,7 @@ from ..wire.tcp import build_segment, encode_options
 from .seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .state import ACK, DUPTHRESH, FIN, PSH, RST, SYN, State
 
-MAX_RXT_LOG = 64                  # recovery retransmissions watched for loss (RACK-style)
+MAX_RXT_LOG = 256                 # retransmissions watched for loss (RACK, rack.py)
 
 
 class OutputMixin:
@@ -88,6 +88,14 @@ class OutputMixin:
             self._autosize_snd()
         maxseg = self.tso if self.tso_gen == self.layer.route_gen else self._tso_payload()
         smss = self.smss
+        if maxseg > smss:
+            # A window is never one super-segment: a quarter of cwnd each, two segments
+            # at least (Linux sizes TSO bursts to ~1 ms of sending, two segments at
+            # least: tcp_tso_autosize), so one lost frame is not a lost flight that only
+            # the RTO can recover.
+            quarter = max(self.cc.cwnd // 4 // smss, 2) * smss
+            if quarter < maxseg:
+                maxseg = quarter
         if maxseg < smss:
             maxseg = smss
         st = self.state
@@ -208,7 +216,16 @@ class OutputMixin:
             stats.sndrexmitpack += 1
             stats.sndrexmitbyte += length
             self.retransmits += 1
-            if self.in_recovery and self.sack_ok and length:
+            if self.rack_ok and length:
+                # Every retransmission is watched by RACK (its delivery moves RACK.xmit_ts,
+                # its loss is found by the same rule as an original's).
+                log = self.rxt_log
+                if len(log) >= MAX_RXT_LOG:
+                    del log[0]
+                log.append((seq, seq_add(seq, length), now))
+                if self.undo_retrans is not None:
+                    self.undo_retrans += 1
+            elif self.in_recovery and self.sack_ok and length:
                 log = self.rxt_log
                 if len(log) >= MAX_RXT_LOG:
                     del log[0]
@@ -216,6 +233,8 @@ class OutputMixin:
             if self.rtt_seq is not None and seq_le(seq, self.rtt_seq):
                 self.rtt_seq = None  # Karn's rule
         elif length:
+            if self.rack_ok:
+                self.tx_log.append((seq, seq_add(seq, length), now))   # RACK's send times
             stats.sndpack += 1
             stats.sndbyte += length
             if length > self.smss:
@@ -275,7 +294,7 @@ class OutputMixin:
                 ts = (ts[0], 0)
             return encode_options(self.our_mss, ws, sack, ts)
         blocks = ()
-        if self.sack_ok and self.ooo:
+        if self.sack_ok and (self.ooo or self.dsack is not None):
             blocks = self._sack_blocks()
             if blocks:
                 self.layer.stats.sackblocks_sent += 1

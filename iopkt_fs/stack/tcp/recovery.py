@@ -25,8 +25,10 @@ class RecoveryMixin:
     def _process_ack(self, seg: Segment, now: Instant) -> None:
         stats = self.layer.stats
         ack = seg.ack
-        acked = seq_sub(ack, self.snd_una)
+        old_una = self.snd_una
+        acked = seq_sub(ack, old_una)
         wnd = seg.wnd << self.snd_wscale
+        fack = self.sacked[-1][1] if self.sacked else None    # RACK.fack before this ACK
         if self.sack_ok and seg.opts.sack_blocks:
             stats.sack_rcvblocks += len(seg.opts.sack_blocks)
             sack_grew = self._update_scoreboard(seg.opts.sack_blocks, ack)
@@ -57,7 +59,14 @@ class RecoveryMixin:
                 self.t_persist = None
                 self.persist_shift = 0
                 self.snd_nxt = self.snd_una
-        if self.in_recovery and self.rxt_log:
+        if self.rack_ok:
+            if self.frto:
+                self._frto_ack(acked, now)
+            if acked > 0 or seg.opts.sack_blocks:
+                # Only news of delivery moves RACK (time alone is the reorder timer's).
+                self._rack_delivered(seg, acked, old_una, fack, now)
+                self._rack_lost_found(now)
+        elif self.in_recovery and self.rxt_log:
             self._lost_retransmissions(now)
 
     def _ack_advances(self, ack: int, now: Instant, seg: Segment) -> None:
@@ -103,13 +112,27 @@ class RecoveryMixin:
         self.rexmt_shift = 0
         # Congestion control and loss recovery.
         if self.in_recovery:
+            if self.rto_recovery and acked > 0:
+                # Recovery after a timeout resends in slow start (RFC 5681 3.1).
+                self.cc.on_ack(acked, now, self.rtt.srtt)
             if seq_ge(ack, self.recover):
                 # Full acknowledgment: leave recovery. RFC 6582 3.2 step 3 option (1):
                 # cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS); RFC 6675 likewise
                 # ends recovery at RecoveryPoint.
                 self.in_recovery = False
-                self.rxt_log = ()
-                self.cc.cwnd = min(self.cc.ssthresh, max(self.flight, self.smss) + self.smss)
+                if not self.rack_ok:
+                    self.rxt_log = []    # (RACK still needs them for this ACK's verdicts)
+                if self.rto_recovery:
+                    self.rto_recovery = False
+                    self.frto = 0
+                else:
+                    self.cc.cwnd = min(self.cc.ssthresh, max(self.flight, self.smss) + self.smss)
+                if self.rack_ok:
+                    # New data sent during recovery and already judged lost keeps its
+                    # mark: the next ACK starts a new recovery for it.
+                    if self.rack_lost_to is not None and seq_le(self.rack_lost_to, ack):
+                        self.rack_lost_to = None
+                    self._recovery_ended()
             else:
                 self.layer.stats.partialack += 1
                 if not self.sack_ok:
@@ -144,6 +167,8 @@ class RecoveryMixin:
 
     def _dup_ack(self, now: Instant) -> None:
         self.dupacks += 1
+        if self.rack_ok:
+            return        # RACK, not a duplicate-ACK count, decides what is lost (rack.py)
         if self.in_recovery:
             if not self.sack_ok:
                 # RFC 6582 3.2 step 3: inflate cwnd by SMSS for each additional dup ACK.
@@ -170,10 +195,22 @@ class RecoveryMixin:
         stats.recovery += 1
         self.in_recovery = True
         self.recover = self.snd_max
-        self.rxt_log = []
+        if self.rack_ok:
+            self._undo_arm()
+        else:
+            self.rxt_log = []
         self.cc.on_congestion(now, self.flight)
         self.rtt_seq = None
-        if self.sack_ok:
+        if self.rack_ok:
+            # RACK judged SND.UNA (at least) lost: resend it now unless a retransmission
+            # of it from the last recovery is still in flight (HighRxt beyond it).
+            stats.sack_recovery += 1
+            self.rescue_rxt = None
+            if seq_gt(self.high_rxt, self.snd_una):
+                return
+            self._retransmit_una(now)
+            self.high_rxt = seq_add(self.snd_una, min(self.smss, self.flight))
+        elif self.sack_ok:
             # RFC 6675 5 step (4): RecoveryPoint = HighData, cwnd = ssthresh, retransmit
             # the first segment presumed dropped whatever the pipe says, HighRxt = its end;
             # the pipe loop in _output does the rest.
@@ -228,3 +265,95 @@ class RecoveryMixin:
                 lowest = una
             if seq_lt(lowest, self.high_rxt):
                 self.high_rxt = lowest
+
+    # -- RACK's recovery entry, timeouts, F-RTO ------------------------------------------------
+
+    def _rack_lost_found(self, now: Instant) -> None:
+        """RACK judged something lost (rack.py): start SACK recovery (RFC 8985 5, with
+        RFC 6675's pipe and NextSeg sending what is lost)."""
+        lost_to = self.rack_lost_to
+        if self.in_recovery or self.frto or lost_to is None or not seq_gt(lost_to, self.snd_una):
+            return
+        self._enter_recovery(now)
+
+    def _undo_arm(self) -> None:
+        """Remember what a recovery is about to take away, so that DSACKs proving all its
+        retransmissions needless can give it back (rack.py ``_undo_recovery``)."""
+        self.undo_cwnd = self.cc.cwnd
+        self.undo_ssthresh = self.cc.ssthresh
+        self.undo_retrans = 0
+        self.undo_low, self.undo_high = self.snd_una, self.snd_max
+
+    def _rto_recovery(self, now: Instant) -> bool:
+        """RFC 8985 6.3 with SACK: after a timeout every unSACKed segment is lost; the SACK
+        scoreboard is kept (as Linux keeps it) and RFC 6675's pipe resends the holes in slow
+        start, RACK watching the resends. F-RTO (RFC 5682) first: only the first segment
+        is marked lost until two ACKs show whether the timeout was spurious. False when a
+        FIN is outstanding: the conventional go-back-N then resends it with the data."""
+        end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
+        if seq_gt(self.snd_max, end_data):
+            return False
+        first = self.rexmt_shift == 1
+        frto = first and self.config.frto and not self.in_recovery and \
+            self.flight > self.smss
+        if first:
+            self._undo_arm()
+            self.cc.on_rto(now, self.flight)
+        else:
+            self.undo_retrans = None
+            self.cc.cwnd = self.smss
+        self.in_recovery = True
+        self.rto_recovery = True
+        self.recover = self.snd_max
+        self.high_rxt = self.snd_una
+        self.rxt_log = []
+        self.dupacks = 0
+        self.rescue_rxt = None
+        self._rack_reset()
+        self.snd_nxt = self.snd_max
+        # RFC 6298 5.4: the earliest unacknowledged segment goes now, whatever the pipe.
+        self._retransmit_una(now)
+        self.high_rxt = seq_add(self.snd_una, min(self.smss, self.flight))
+        if frto:
+            # RFC 5682 2.1: retransmit the first unacknowledged segment only.
+            self.frto = 1
+            self.rack_lost_to = seq_add(self.snd_una, min(self.smss, self.flight))
+        else:
+            self.frto = 0
+            self.rack_lost_to = self.snd_max
+        return True
+
+    def _frto_ack(self, acked: int, now: Instant) -> None:
+        """RFC 5682 2.2-2.3 (SACK variant 3): the first ACK after the timeout's resend must
+        advance SND.UNA (not to RecoveryPoint) and two new segments go out; if the next ACK
+        advances SND.UNA again, the timeout was spurious: undo it. A duplicate ACK at either
+        step, or no new data to send, means a real loss: every unSACKed segment is lost."""
+        if not self.in_recovery:
+            self.frto = 0
+            return
+        if self.frto == 1:
+            end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
+            usable = seq_sub(seq_add(self.snd_una, self.snd_wnd), self.snd_max)
+            if acked > 0 and seq_gt(end_data, self.snd_max) and usable > 0:
+                self.frto = 2
+                self.cc.cwnd = self._pipe() + 2 * self.smss
+                return
+            self._frto_genuine()
+            return
+        if acked > 0:
+            # 2.3b: the network only delayed the ACKs - nothing was lost.
+            self.layer.stats.spurious_rto += 1
+            self.frto = 0
+            self.in_recovery = self.rto_recovery = False
+            self.rack_lost_to = None
+            if self.undo_retrans is not None:
+                self.cc.cwnd = max(self.cc.cwnd, self.undo_cwnd)
+                self.cc.ssthresh = max(self.cc.ssthresh, self.undo_ssthresh)
+                self.undo_retrans = None
+            return
+        self._frto_genuine()
+        self.cc.cwnd = min(self.cc.cwnd, 3 * self.smss)     # 2.3a: "no more than 3 * MSS"
+
+    def _frto_genuine(self) -> None:
+        self.frto = 0
+        self.rack_lost_to = self.snd_max

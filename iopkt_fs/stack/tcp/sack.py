@@ -21,9 +21,17 @@ class SackMixin:
     __slots__ = ()
 
     def _update_scoreboard(self, blocks, ack: int) -> bool:
-        """Merge reported blocks; True if any byte is newly SACKed."""
+        """Merge reported blocks; True if any byte is newly SACKed. A first block below
+        the cumulative ACK, or inside the second, is a D-SACK (RFC 2883 4): it reports
+        data that arrived twice and is handed to RACK (``rack.py``), not the scoreboard."""
         grew = False
         base = ack if seq_gt(ack, self.snd_una) else self.snd_una
+        first = blocks[0]
+        if seq_le(first[1], ack) or (len(blocks) > 1 and seq_le(blocks[1][0], first[0]) and
+                                     seq_le(first[1], blocks[1][1])):
+            if seq_lt(first[0], first[1]):
+                self._dsack_arrived(first[0], first[1])
+            blocks = blocks[1:]
         for left, right in blocks:
             # Ignore blocks below the cumulative ACK (D-SACK, RFC 2883) or beyond SND.MAX.
             if not seq_lt(left, right) or seq_le(right, base) or seq_gt(right, self.snd_max):
@@ -98,10 +106,40 @@ class SackMixin:
             above -= e - s
             pos = max(pos, e)
 
+    def _rack_holes(self):
+        """(start, end, lost_end) offsets from SND.UNA of each unSACKed range up to
+        SND.MAX, the part above the highest SACKed byte included; bytes below
+        ``lost_end`` were judged lost by RACK (``rack_lost_to``)."""
+        una = self.snd_una
+        lost_to = self.rack_lost_to
+        lost = seq_sub(lost_to, una) if lost_to is not None else 0
+        total = seq_sub(self.snd_max, una)
+        pos = 0
+        for s, e in self.sacked:
+            so = seq_sub(s, una)
+            if so > pos:
+                yield pos, so, lost
+            eo = seq_sub(e, una)
+            if eo > pos:
+                pos = eo
+        if total > pos:
+            yield pos, total, lost
+
     def _pipe(self) -> int:
         """RFC 6675 4 SetPipe, hole by hole: octets not lost count once, octets
         retransmitted (below HighRxt) count again; all octets above the highest SACKed
         one are in flight."""
+        if self.rack_ok:
+            # RFC 8985 with RFC 6675: RACK's marks replace IsLost. An unSACKed octet
+            # counts once unless lost, once more if retransmitted (below HighRxt).
+            hr = seq_sub(self.high_rxt, self.snd_una)
+            pipe = 0
+            for a, b, lost in self._rack_holes():
+                if b > lost:
+                    pipe += b - max(a, lost)
+                if hr > a:
+                    pipe += min(b, hr) - a
+            return pipe
         thresh = (DUPTHRESH - 1) * self.smss
         hr = seq_sub(self.high_rxt, self.snd_una)
         pipe = 0
@@ -117,6 +155,16 @@ class SackMixin:
         """RFC 6675 4 NextSeg for retransmissions: ``(seq, length, rule)`` with rule 1 (a
         lost octet) or 3 (an unSACKed octet below the highest SACKed one), or None. Rule
         (2), new data, is the caller's and goes before rule 3."""
+        if self.rack_ok:
+            # Only what RACK judged lost is retransmitted: rule 3's speculative resends
+            # of holes would defeat the reordering window (as Linux's RACK does).
+            hr = max(0, seq_sub(self.high_rxt, self.snd_una))
+            for a, b, lost in self._rack_holes():
+                start = max(a, hr)
+                if start >= b or start >= lost:
+                    continue
+                return seq_add(self.snd_una, start), min(self.smss, min(b, lost) - start), 1
+            return None
         thresh = (DUPTHRESH - 1) * self.smss
         hr = max(0, seq_sub(self.high_rxt, self.snd_una))
         rule3 = None
@@ -142,4 +190,10 @@ class SackMixin:
                 if r not in out and seq_ge(recent, r[0]) and seq_lt(recent, r[1]):
                     out.append(r)
         out.extend(r for r in ranges if r not in out)
+        dsack = self.dsack
+        if dsack is not None:
+            # RFC 2883 4: the duplicate goes first, in the one ACK that answers it.
+            self.dsack = None
+            self.layer.stats.dsack_sent += 1
+            return (dsack,) + tuple(out[:3])
         return tuple(out[:4])

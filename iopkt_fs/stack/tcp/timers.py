@@ -1,8 +1,8 @@
 """A connection's timers, as data: deadlines in µs (or None) that the layer's heap files.
 
 BSD's TCPT_REXMT, TCPT_PERSIST, TCPT_KEEP and TCPT_2MSL, plus the delayed-ACK timer and
-RFC 8985's probe timeout (``t_tlp``). ``poll_at`` is their minimum; ``on_timer(now)`` runs
-the expired ones and ends in output. What each one does on expiry: retransmission timeout
+RFC 8985's probe timeout (``t_tlp``) and reorder timer (``t_rack``, rack.py). ``poll_at`` is
+their minimum; ``on_timer(now)`` runs the expired ones and ends in output. What each one does on expiry: retransmission timeout
 (RFC 6298 5.4-5.7, RFC 5681 3.1, RFC 6582 4.1), tail loss probe (RFC 8985 7), persist
 (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17 and the 4.2.3.4 SWS override), keepalive and the
 connection-establishment limit (RFC 1122 4.2.3.6, BSD tcp_keepinit), TIME-WAIT (3.10.8).
@@ -29,7 +29,7 @@ class TimerMixin:
 
     def poll_at(self) -> Instant | None:
         ts = [t for t in (self.t_rexmt, self.t_persist, self.t_keep, self.t_2msl, self.t_delack,
-                          self.t_tlp) if t is not None]
+                          self.t_tlp, self.t_rack) if t is not None]
         return min(ts) if ts else None
 
     def on_timer(self, now: Instant) -> None:
@@ -43,6 +43,9 @@ class TimerMixin:
             self._rexmt_timeout(now)
             if self.state == State.CLOSED:
                 return
+        if self.t_rack is not None and now >= self.t_rack:
+            self.t_rack = None
+            self._rack_timeout(now)          # RFC 8985 6.3, rack.py
         if self.t_tlp is not None and now >= self.t_tlp:
             self.t_tlp = None
             self._probe_timeout(now)
@@ -84,12 +87,19 @@ class TimerMixin:
             self.snd_nxt = self.iss
             self.syn_queued = True
             return
+        if self.rack_ok:
+            if self._rto_recovery(now):      # recovery.py: SACK-based, F-RTO first
+                return
+            self._rack_reset()
+            self.rto_recovery = False
+            self.frto = 0
+            self.undo_retrans = None
         if self.rexmt_shift == 1:
             self.cc.on_rto(now, self.flight)
         else:
             self.cc.cwnd = self.smss
         self.in_recovery = False
-        self.rxt_log = ()
+        self.rxt_log = []
         self.dupacks = 0
         self.recover = self.snd_max          # RFC 6582 4.1
         self.sacked = []                     # RFC 2018 8: forget SACKed bits after RTO
@@ -124,7 +134,7 @@ class TimerMixin:
             return
         stats = self.layer.stats
         end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
-        if self.in_recovery:
+        if self.in_recovery and (self.rxt_log or not self.rack_ok):
             if not self.rxt_log:
                 return
             seq, end, _sent = self.rxt_log.pop(0)
