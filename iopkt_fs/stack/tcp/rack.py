@@ -36,6 +36,7 @@ from .state import DUPTHRESH
 RACK_MIN_REO_WND = 1000           # µs: a reordering window's floor once one is used
 TX_LOG_COMPACT = 1024             # drop judged entries from the head in chunks this large
 REO_WND_PERSIST = 16              # RFC 8985 6.2: recoveries a widened window survives
+REO_WND_MULT_MAX = 255            # the multiplier's ceiling (Linux keeps it in a byte)
 
 
 class RackMixin:
@@ -256,7 +257,8 @@ class RackMixin:
             self.rack_dsack_round = None
         if self.rack_dsack_round is None:
             self.rack_dsack_round = self.snd_max
-            self.rack_reo_mult += 1
+            if self.rack_reo_mult < REO_WND_MULT_MAX:
+                self.rack_reo_mult += 1
             self.rack_reo_persist = REO_WND_PERSIST
         undo = self.undo_retrans
         if undo is not None and seq_ge(left, self.undo_low) and seq_le(right, self.undo_high):

@@ -4,6 +4,10 @@ Each test drives one SACK connection segment by segment (virtual time in µs, th
 segments crafted), and reads what left and the counters RACK keeps.
 """
 
+import pytest
+
+from iopkt_fs.stack.wire.tcp import TcpPacket
+
 from tcp_harness import A, REMOTE_SEQ, S, l, listen, r
 
 MSS = 1460
@@ -186,3 +190,26 @@ def test_frto_sees_a_real_loss_and_recovers_the_rest():
     assert l(1 + 4 * m) in [seq for seq, _ in sent(h)]
     h.send(t + 400, A, r(1), l(1 + 7 * m), window=60000)
     assert not c.in_recovery and h.layer.stats.rexmttimeo == 1
+
+
+def payloads(h) -> list[int]:
+    out = [len(TcpPacket(memoryview(seg)).payload) for _, _, seg in h.out]
+    h.out.clear()
+    return out
+
+
+@pytest.mark.parametrize("cwnd,largest", [(16, 4), (3, 2)])
+def test_a_window_leaves_in_several_super_segments_not_one(cwnd, largest):
+    # With TSO a whole small window in one frame would be lost whole by one drop: a tail
+    # only the RTO recovers. A super-segment carries a quarter of cwnd, two segments at
+    # least (Linux's floor).
+    h = sack_established()
+    h.layer.csum_offload = True
+    h.layer.output = lambda s, d, seg, gso=None: h.out.append((s, d, seg))
+    h.layer.route_tso = lambda dst: 65535
+    h.layer.route_gen += 1
+    h.send(T0, A, r(1), l(1), window=60000)
+    h.conn.cc.cwnd = cwnd * MSS
+    h.sock.send(b"x" * 40 * MSS, T0 + 10)
+    sizes = payloads(h)          # (partial checksums: the NIC would finish them)
+    assert sum(sizes) == cwnd * MSS and max(sizes) == largest * MSS and len(sizes) > 1
