@@ -64,7 +64,13 @@ class RecoveryMixin:
                 self._frto_ack(acked, now)
             if acked > 0 or seg.opts.sack_blocks:
                 # Only news of delivery moves RACK (time alone is the reorder timer's).
+                lost_to = self.rack_lost_to
                 self._rack_delivered(seg, acked, old_una, fack, now)
+                if self.frto and self.rack_lost_to is not None and (
+                        lost_to is None or seq_gt(self.rack_lost_to, lost_to)):
+                    # RACK found what the timeout left lost (the resend was delivered
+                    # and what was sent before it was not): no need to ask F-RTO.
+                    self._frto_genuine()
                 self._rack_lost_found(now)
         elif self.in_recovery and self.rxt_log:
             self._lost_retransmissions(now)
@@ -309,7 +315,10 @@ class RecoveryMixin:
         self.rxt_log = []
         self.dupacks = 0
         self.rescue_rxt = None
-        self._rack_reset()
+        if frto:
+            self.t_rack = None    # the log stays: if the timeout was spurious, RACK goes on
+        else:
+            self._rack_reset()
         self.snd_nxt = self.snd_max
         # RFC 6298 5.4: the earliest unacknowledged segment goes now, whatever the pipe.
         self._retransmit_una(now)
@@ -352,8 +361,12 @@ class RecoveryMixin:
                 self.undo_retrans = None
             return
         self._frto_genuine()
-        self.cc.cwnd = min(self.cc.cwnd, 3 * self.smss)     # 2.3a: "no more than 3 * MSS"
 
     def _frto_genuine(self) -> None:
+        """A real loss: recovery after the timeout as without F-RTO - every unSACKed
+        segment is lost and goes again in slow start (RFC 5682 2.2a/2.3a: cwnd at most
+        3 * SMSS)."""
         self.frto = 0
+        self._rack_reset()
         self.rack_lost_to = self.snd_max
+        self.cc.cwnd = min(self.cc.cwnd, 3 * self.smss)

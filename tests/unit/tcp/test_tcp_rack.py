@@ -171,7 +171,7 @@ def test_frto_finds_a_spurious_timeout_and_sends_nothing_twice():
     assert all(seq >= l(1 + 7 * m) for seq, _ in sent(h))    # new data only from here
 
 
-def test_frto_sees_a_real_loss_and_recovers_the_rest():
+def test_rack_sees_the_real_loss_behind_a_timeout_at_once():
     h = sack_established()
     m = MSS
     segments_out(h, 5, queued=4)
@@ -179,17 +179,62 @@ def test_frto_sees_a_real_loss_and_recovers_the_rest():
     t = c.t_rexmt
     h.poll(t)
     assert sent(h) == [(l(1), m)] and c.frto == 1
-    # The resend filled the first hole; SND.UNA stops at the next one: two new segments.
-    h.send(t + 100, A, r(1), l(1 + m), window=60000)
-    assert sent(h) == [(l(1 + 5 * m), m), (l(1 + 6 * m), m)]
-    # ... which arrive while segments 2-5 are still missing: a duplicate ACK, a real loss.
-    h.send(t + 200, A, r(1), l(1 + m), window=60000, sack_blocks=((l(1 + 5 * m), l(1 + 7 * m)),))
+    # The resend is delivered and segments 2-5, sent long before it, are not: RACK marks
+    # them lost (RFC 8985 6.2) - a real loss, F-RTO ends, they go again in slow start.
+    h.send(t + 25_000, A, r(1), l(1 + m), window=60000)
     assert h.layer.stats.spurious_rto == 0 and c.frto == 0
-    assert [seq for seq, _ in sent(h)] == [l(1 + m), l(1 + 2 * m), l(1 + 3 * m)]   # 3 * MSS
-    h.send(t + 300, A, r(1), l(1 + 4 * m), window=60000, sack_blocks=((l(1 + 5 * m), l(1 + 7 * m)),))
+    assert sent(h) == [(l(1 + m), m), (l(1 + 2 * m), m), (l(1 + 3 * m), m)]   # 3 * SMSS
+    h.send(t + 50_000, A, r(1), l(1 + 4 * m), window=60000)
     assert l(1 + 4 * m) in [seq for seq, _ in sent(h)]
-    h.send(t + 400, A, r(1), l(1 + 7 * m), window=60000)
+    h.send(t + 75_000, A, r(1), l(1 + 5 * m), window=60000)
     assert not c.in_recovery and h.layer.stats.rexmttimeo == 1
+
+
+def test_frto_sees_a_real_loss_when_rack_cannot_tell():
+    h = sack_established()
+    m = MSS
+    c = h.conn
+    h.send(T0, A, r(1), l(1), window=60000)
+    h.sock.send(b"w" * m, T0 + 10)
+    sent(h)
+    h.send(T0 + 20_010, A, r(1), l(1 + m), window=60000)     # min_RTT = 20 ms
+    c.cc.cwnd = 5 * m
+    h.sock.send(b"x" * 9 * m, T0 + 20_020)
+    assert len(sent(h)) == 5
+    t = c.t_rexmt
+    h.poll(t)
+    assert sent(h) == [(l(1 + m), m)] and c.frto == 1
+    # An ACK 0.1 ms after the resend cannot be for it (under min_RTT): RACK learns
+    # nothing; F-RTO's step 2 sends two new segments.
+    h.send(t + 100, A, r(1), l(1 + 2 * m), window=60000)
+    assert sent(h) == [(l(1 + 6 * m), m), (l(1 + 7 * m), m)] and c.frto == 2
+    # They arrive while segments 3-6 are still missing: a duplicate ACK, a real loss.
+    h.send(t + 200, A, r(1), l(1 + 2 * m), window=60000,
+           sack_blocks=((l(1 + 6 * m), l(1 + 8 * m)),))
+    assert h.layer.stats.spurious_rto == 0 and c.frto == 0
+    assert sent(h) == [(l(1 + 2 * m), m), (l(1 + 3 * m), m), (l(1 + 4 * m), m)]
+
+
+def test_after_a_spurious_timeout_rack_still_judges_what_was_sent_before_it():
+    h = sack_established()
+    m = MSS
+    segments_out(h, 5, queued=4)
+    c = h.conn
+    t = c.t_rexmt
+    h.poll(t)
+    sent(h)
+    h.send(t + 100, A, r(1), l(1 + 2 * m), window=60000)
+    sent(h)
+    h.send(t + 110, A, r(1), l(1 + 3 * m), window=60000)
+    assert h.layer.stats.spurious_rto == 1 and not c.in_recovery
+    sent(h)
+    # Segment 4 (sent before the timeout) was lost after all: the SACKs above it let
+    # RACK find it, no second timeout.
+    h.send(t + 25_000, A, r(1), l(1 + 3 * m), window=60000,
+           sack_blocks=((l(1 + 4 * m), l(1 + 7 * m)),))
+    h.poll(c.t_rack or t + 25_000)
+    assert (l(1 + 3 * m), m) in sent(h)
+    assert h.layer.stats.rexmttimeo == 1 and c.in_recovery
 
 
 def payloads(h) -> list[int]:
