@@ -7,13 +7,12 @@ retransmission, a lost tail or reordering deeper than three segments are all jud
 time. What the sender must remember for that, kept small:
 
 * ``tx_log``: one ``(seq, end, sent)`` per segment of new data, sent in sequence order:
-  their send times grow with their sequence numbers, so
-  "sent before" is "lower in the log" and the log is walked from its head, each entry judged
-  once (``rack_scan``). ``rack_lost_to`` is the end of the last original judged lost: every
+  their send times grow with their sequence numbers, so "sent before" is "lower in the
+  log" and the log is walked from its head, each entry judged once (``rack_scan``). ``rack_lost_to`` is the end of the last original judged lost: every
   byte below it that is not SACKed is lost, which is what RFC 6675's pipe and NextSeg ask
   (``sack.py``); retransmissions since are below HighRxt.
-* ``rxt_log``: the recovery retransmissions and probes, in send order, judged by the same
-  rule (a lost one sends HighRxt back to it, so NextSeg sends it again).
+* ``rxt_log``: the retransmissions and probes, in send order, judged by the same rule (a
+  lost one sends HighRxt back to it and marks it lost again, so NextSeg resends it).
 
 RACK.xmit_ts/end_seq/rtt (``rack_xmit``, ``rack_end``, ``rack_rtt``) come from the most
 recently sent segment the peer has delivered (6.1), skipping retransmissions whose delivery
@@ -45,9 +44,8 @@ class RackMixin:
     # -- what was sent ------------------------------------------------------------------
 
     def _rack_reset(self) -> None:
-        """After a retransmission timeout everything is sent again from SND.UNA: forget
-        the log, the lost edge and the retransmissions (RFC 8985 6.3 marks all lost; the
-        go-back-N resend that follows does what that would)."""
+        """A timeout that is not (or no longer) being checked by F-RTO: every unSACKed
+        segment is lost (RFC 8985 6.3), so the log has nothing left to judge."""
         self.tx_log = []
         self.tx_head = self.rack_scan = 0
         self.rack_lost_to = None
@@ -102,8 +100,7 @@ class RackMixin:
                 seq_lt(s, una) and seq_lt(old_una, t) for s, t, _ in rxt):
             # A hole below SACKed data filled by an original, never retransmitted: the
             # network reordered it (RFC 8985 6.2 step 3).
-            if not self.rack_reord:
-                self.rack_reord = True
+            self.rack_reord = True
             self.layer.stats.sack_reorder += 1
         if last is not None and not rxt:
             # The common case, one cumulative ACK and nothing retransmitted: RACK moves
