@@ -37,6 +37,10 @@ class TcpConfig:
     syn_retries: int = 6              # SYN / SYN-ACK retransmissions before giving up
     data_retries: int = 12            # BSD TCP_MAXRXTSHIFT
     max_ooo_ranges: int = 32          # reassembly holes tracked per connection
+    # Loss detection with SACK: RACK-TLP (RFC 8985) rather than RFC 6675's DupThresh (Linux
+    # net.ipv4.tcp_recovery), and F-RTO for spurious timeouts (RFC 5682, Linux tcp_frto).
+    rack: bool = True
+    frto: bool = True
     # Socket buffer autotuning (NetBSD net.inet.tcp.{recv,send}buf_{auto,inc,max}). The
     # maxima are sized for these links (a TAP at ~1 GB/s with ~1 ms of queueing wants a
     # few MB in flight), not NetBSD's 256 KiB; the window scale is chosen from them.

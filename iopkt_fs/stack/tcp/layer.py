@@ -31,17 +31,17 @@ import random
 import struct
 from typing import Callable
 
-import attrs
-
 from ..errors import StackError
 from ..time import Instant, seconds
 from ..wire.errors import Malformed
 from ..wire.tcp import NO_OPTIONS, TcpPacket, build_segment, encode_options, parse_options
 from .config import TcpConfig
-from .connection import ACK, FIN, RST, SYN, Connection, Segment, State
+from .connection import Connection
 from .seq import MASK, seq_add, seq_ge, seq_lt
 from .socket import TcpSocket
+from .state import ACK, FIN, RST, SYN, Segment, State
 from .stats import TcpStats
+from .status import TcpStatus
 
 OutputFn = Callable[[bytes, bytes, bytes], None]
 
@@ -52,41 +52,6 @@ COOKIE_MSS = (536, 1220, 1440, 1460)   # RFC 4987 3.6: a few MSS values in 2 bit
 ANY4 = bytes(4)
 ANY6 = bytes(16)
 _TUPLE = struct.Struct("!HHI")
-
-
-@attrs.frozen
-class TcpStatus:
-    """What ``N/status`` shows for one connection (times in µs, sizes in bytes)."""
-
-    state: str
-    local: tuple[bytes, int]
-    remote: tuple[bytes, int]
-    sendq: int
-    recvq: int
-    srtt: int | None
-    rttvar: int
-    rto: int
-    cwnd: int
-    ssthresh: int
-    smss: int
-    snd_wnd: int
-    rcv_wnd: int
-    retransmits: int
-    sack: bool
-    timestamps: bool
-    wscale: tuple[int, int] | None
-    congctl: str
-    in_recovery: bool
-
-    def render(self) -> str:
-        def ms(v):
-            return "-" if v is None else f"{v / 1000:.1f}"
-        ws = f"{self.wscale[0]},{self.wscale[1]}" if self.wscale else "-"
-        return (f"{self.state} sendq {self.sendq} recvq {self.recvq} srtt {ms(self.srtt)} "
-                f"rttvar {ms(self.rttvar)} rto {ms(self.rto)} cwnd {self.cwnd} "
-                f"ssthresh {self.ssthresh} mss {self.smss} retrans {self.retransmits} "
-                f"sack {int(self.sack)} ts {int(self.timestamps)} wscale {ws} "
-                f"cc {self.congctl}\n")
 
 
 def fmt_ip(ip: bytes) -> str:

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from ..errors import StackError
 from ..mbuf import MT_DATA
 from ..time import Instant
-from .connection import Connection, State
+from .connection import Connection
+from .state import State
 
 if TYPE_CHECKING:
-    from .layer import TcpLayer
+    from .services import TcpHost
 
 # Option names and values as Linux numbers them (what a file layer would pass through).
 SOL_SOCKET = 1
@@ -43,7 +44,7 @@ class TcpSocket:
                  "sndbuf_set", "rcvbuf_set",
                  "closed", "_error", "shut_rd", "shut_wr", "v6only", "af6", "__weakref__")
 
-    def __init__(self, layer: TcpLayer):
+    def __init__(self, layer: TcpHost):
         cfg = layer.config
         self.layer = layer
         self.conn: Connection | None = None
@@ -68,7 +69,7 @@ class TcpSocket:
         self.af6 = False        # bound as IPv6: IPv4 peers (v6only 0) are shown IPv4-mapped
 
     @classmethod
-    def _for_connection(cls, layer: TcpLayer, conn: Connection, parent: TcpSocket) -> TcpSocket:
+    def _for_connection(cls, layer: TcpHost, conn: Connection, parent: TcpSocket) -> TcpSocket:
         s = cls(layer)
         s.conn = conn
         s.local = (conn.local_ip, conn.local_port)

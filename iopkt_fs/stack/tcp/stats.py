@@ -3,6 +3,7 @@
 ``TcpStats`` has one int per counter, named as NetBSD names them without the ``tcps_``
 prefix, so ``netstat -s -p tcp`` can be rendered in NetBSD's format later. Ours, not
 NetBSD's, are marked: the RFC 5961 challenge ACKs, the RFC 6675/NewReno recovery events,
+RACK-TLP's losses and probes, DSACKs and their undos, F-RTO's spurious timeouts,
 ``rcvoodrop`` (out-of-order data refused: too many holes) and ``rcvnots`` (segments
 dropped for lacking a timestamp, RFC 7323 3.2).
 """
@@ -33,6 +34,10 @@ NAMES = (
     "challenge_ack", "challenge_ack_limited", "fastrexmt", "recovery", "sack_recovery",
     "partialack", "sackblocks_sent", "sack_rcvblocks", "tw_reused", "icmp_ignored",
     "rttskipped", "rxtlost", "tlp_probes",
+    # RACK-TLP (RFC 8985), DSACK (RFC 2883), F-RTO (RFC 5682); Linux's TCPDSACKRecv,
+    # TCPDSACKUndo, TCPSACKReorder, TCPSpuriousRTOs have the same meaning
+    "rack_lost", "rack_reo_timeo", "dsack_sent", "dsack_rcvd", "dsack_undo", "sack_reorder",
+    "spurious_rto",
     "rcvbufauto", "sndbufauto",    # buffer autosizing steps
     "sndgso", "rcvgso",            # super-segments sent / received whole
 )
@@ -131,6 +136,14 @@ _NETSTAT = (
     ("\t{0} dropped due to no socket", ("noport",)),
     ("\t{0} connection{s0} drained due to memory shortage", ("connsdrained",)),
     ("\t{0} PMTUD blackhole{s0} detected", ("pmtublackhole",)),
+    # Ours (RACK-TLP, DSACK, F-RTO): NetBSD has no such lines; worded as its neighbours.
+    ("\t{0} segment{s0} marked lost by RACK ({1} by the reorder timer)",
+     ("rack_lost", "rack_reo_timeo")),
+    ("\t{0} tail loss probe{s0} sent", ("tlp_probes",)),
+    ("\t{0} DSACK{s0} sent, {1} received", ("dsack_sent", "dsack_rcvd")),
+    ("\t{0} recover{ies0} undone by DSACK", ("dsack_undo",)),
+    ("\t{0} reordering event{s0} seen", ("sack_reorder",)),
+    ("\t{0} spurious retransmit timeout{s0} (F-RTO)", ("spurious_rto",)),
     ("\t{0} bad connection attempt{s0}", ("badsyn",)),
     ("\t{0} SYN cache entries added", ("sc_added",)),
     ("\t\t{0} hash collision{s0}", ("sc_collisions",)),
@@ -165,5 +178,6 @@ def render_netstat(stats: TcpStats, name: str = "tcp", sflag: int = 1) -> str:
         for i, v in enumerate(values):
             kw[f"s{i}"] = "" if v == 1 else "s"
             kw[f"es{i}"] = "" if v == 1 else "es"
+            kw[f"ies{i}"] = "y" if v == 1 else "ies"
         out.append(template.format(*values, **kw))
     return "\n".join(out) + "\n"
