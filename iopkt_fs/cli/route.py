@@ -105,32 +105,8 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd not in ("add", "delete", "change"):
         raise ToolError(f"route: {cmd}: bad command\n{USAGE}")
-    kind = mask = iface = mtu = None
-    flags = []
-    words = []
-    while args:
-        w = args.pop(0)
-        if w in ("-net", "-host"):
-            kind = w
-        elif w in ("-netmask", "-ifp", "-interface", "-mtu"):
-            if not args:
-                raise ToolError(f"route: {w}: requires an argument")
-            value = args.pop(0)
-            if w == "-netmask":
-                mask = value
-            elif w == "-mtu":
-                mtu = value
-            else:
-                iface = value
-        elif w in ("-reject", "-blackhole", "-static", "-cloning"):
-            if w in ("-reject", "-blackhole"):
-                flags.append(w[1:])
-        elif w.startswith("-"):
-            raise ToolError(f"route: {w}: bad keyword\n{USAGE}")
-        else:
-            words.append(w)
-    if not words or len(words) > 2:
-        raise ToolError(USAGE)
+    kind, given, flags, words = _modifiers(args, "-netmask")
+    mask, iface, mtu = given.get("-netmask"), given.get("iface"), given.get("-mtu")
     dest, shown, host = _destination(words[0], kind, mask)
     gateway = _full(words[1]) if len(words) == 2 else None
     if cmd == "change":
@@ -162,6 +138,40 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+# route(8)'s modifiers: those taking a value (-ifp and -interface both name the
+# interface), the flags carried to the route, and those accepted with no effect here.
+_VALUE_WORDS = {"-netmask": "-netmask", "-prefixlen": "-prefixlen", "-mtu": "-mtu",
+                "-ifp": "iface", "-interface": "iface"}
+_ROUTE_FLAGS = ("-reject", "-blackhole")
+_NO_EFFECT = ("-static", "-cloning")
+
+
+def _modifiers(args: list[str], mask_word: str):
+    """-> (-net/-host or None, {value word: value}, [flags], [destination, gateway?]);
+    ``mask_word`` is the family's: -netmask (inet) or -prefixlen (inet6)."""
+    kind, given, flags, words = None, {}, [], []
+    while args:
+        w = args.pop(0)
+        key = _VALUE_WORDS.get(w)
+        if w in ("-net", "-host"):
+            kind = w
+        elif key is not None and (key == "iface" or key == "-mtu" or w == mask_word):
+            if not args:
+                raise ToolError(f"route: {w}: requires an argument")
+            given[key] = args.pop(0)
+        elif w in _ROUTE_FLAGS:
+            flags.append(w[1:])
+        elif w in _NO_EFFECT:
+            pass
+        elif w.startswith("-"):
+            raise ToolError(f"route: {w}: bad keyword\n{USAGE}")
+        else:
+            words.append(w)
+    if not words or len(words) > 2:
+        raise ToolError(USAGE)
+    return kind, given, flags, words
+
+
 _AFNOSUPPORT = "Address family not supported by protocol family"   # NetBSD's strerror
 
 
@@ -180,32 +190,8 @@ def _inet6(sock: str, cmd: str, args: list[str], opts: set[str]) -> int:
         return 0
     if cmd not in ("add", "delete", "change"):
         raise ToolError(f"route: {cmd}: bad command\n{USAGE}")
-    kind = plen = iface = mtu = None
-    flags, words = [], []
-    while args:
-        w = args.pop(0)
-        if w in ("-net", "-host"):
-            kind = w
-        elif w in ("-prefixlen", "-ifp", "-interface", "-mtu"):
-            if not args:
-                raise ToolError(f"route: {w}: requires an argument")
-            value = args.pop(0)
-            if w == "-prefixlen":
-                plen = value
-            elif w == "-mtu":
-                mtu = value
-            else:
-                iface = value
-        elif w in ("-reject", "-blackhole"):
-            flags.append(w[1:])
-        elif w in ("-static", "-cloning"):
-            pass
-        elif w.startswith("-"):
-            raise ToolError(f"route: {w}: bad keyword\n{USAGE}")
-        else:
-            words.append(w)
-    if not words or len(words) > 2:
-        raise ToolError(USAGE)
+    kind, given, flags, words = _modifiers(args, "-prefixlen")
+    plen, iface, mtu = given.get("-prefixlen"), given.get("iface"), given.get("-mtu")
     shown = words[0]
     dest = shown
     try:
