@@ -2,14 +2,16 @@
 # Install what iopkt_fs needs on a Debian machine, idempotently: FUSE 3 (and the headers
 # pyfuse3 builds against), the peers the system tests use (iproute2, ping, nc, curl,
 # nftables, tshark, ethtool), and a virtualenv at .venv with the package and its test extras.
-# Run as root (apt-get). Safe to run again: it only installs what is missing.
+# Run as root (apt-get; sudo is never called, a fresh Debian may not have it). Safe to run
+# again: it only installs what is missing. procps brings sysctl(8), which the kernel tests
+# run inside their namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in fuse3 libfuse3-dev pkg-config gcc iproute2 iputils-ping netcat-openbsd curl nftables tshark ethtool util-linux; do
+for pkg in fuse3 libfuse3-dev pkg-config gcc iproute2 iputils-ping netcat-openbsd curl nftables tshark ethtool util-linux procps; do
     have_pkg "$pkg" || need+=("$pkg")
 done
 PY=${PYTHON:-python3}

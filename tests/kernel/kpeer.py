@@ -6,7 +6,8 @@
     echo HOST PORT                 connect, send b"hello", read the echo, close (SYN flood)
     idle HOST PORT SECONDS         connect and sit idle (keepalive, ss -tin)
     flood HOST PORT COUNT SECONDS  COUNT SYNs from spoofed sources SRC_NET.100-199 with
-                                   random ports, spread over at most SECONDS (raw socket)
+                                   random ports, paced to take about SECONDS and stopped
+                                   at 4 x SECONDS if the machine is slower (raw socket)
 
     For scripts/bench_tcp.py (no hashing, one reused buffer, so Python costs little):
     blast HOST PORT NBYTES         connect, send NBYTES, shut down, time until the EOF
@@ -84,8 +85,8 @@ def flood(host: str, port: int, count: int, seconds: float) -> dict:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     sent = 0
-    deadline = time.monotonic() + seconds
-    pause = seconds / count / 2
+    deadline = time.monotonic() + 4 * seconds
+    pause = seconds / count / 2      # sendto and the loop take about as long again
     while sent < count and time.monotonic() < deadline:
         src = socket.inet_aton(f"{net}.{rng.randrange(100, 200)}")
         sport = rng.randrange(1024, 65536)
