@@ -9,6 +9,18 @@
                                    random ports, paced to take about SECONDS and stopped
                                    at 4 x SECONDS if the machine is slower (raw socket)
 
+    echos HOST PORT COUNT          COUNT clients at once (threads), each as echo; reports
+                                   how many got their echo and the errors of the rest
+    oooflood HOST PORT SPORT SEQ ACK COUNT NBYTES SEED
+                                   COUNT raw 100-byte segments of our connection from SPORT
+                                   (timestamps off), at random 200-byte-aligned offsets of
+                                   the NBYTES that connection will send, each carrying the
+                                   right bytes (chunks(NBYTES, SEED)), never the first: out
+                                   of order, full of holes, and in the window
+    fragflood HOST COUNT SECONDS   COUNT first fragments (MF set, 1,000 bytes of UDP) with
+                                   distinct IP ids that never complete, paced over SECONDS
+    idlesend HOST PORT NBYTES SEED connect, wait for a line on stdin, then as send
+
     For scripts/bench_tcp.py (no hashing, one reused buffer, so Python costs little):
     blast HOST PORT NBYTES         connect, send NBYTES, shut down, time until the EOF
     sink PORT                      accept one, read and discard to EOF, close
@@ -102,6 +114,85 @@ def flood(host: str, port: int, count: int, seconds: float) -> dict:
         if pause:
             time.sleep(pause)
     return {"sent": sent}
+
+
+def _raw() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    return s
+
+
+def _ip(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int, frag: int = 0) -> bytes:
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                       src, dst) + payload
+
+
+def _source_for(host: str) -> bytes:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect((host, 9))
+    src = socket.inet_aton(probe.getsockname()[0])
+    probe.close()
+    return src
+
+
+def oooflood(host, port, sport, seq0, ack, count, nbytes, seed) -> dict:
+    data = b"".join(chunks(nbytes, seed))
+    rng = random.Random(seed)
+    dst, src = socket.inet_aton(host), _source_for(host)
+    s = _raw()
+    slots = min(nbytes, 200_000) // 200       # offsets 200, 400, ...: the first 200 bytes never come
+    for i in range(count):
+        off = 200 * rng.randrange(1, slots)
+        payload = data[off:off + 100]
+        seq = (seq0 + off) & 0xFFFFFFFF
+        tcp = struct.pack("!HHIIBBHHH", sport, port, seq, ack, 5 << 4, 0x18, 64240, 0, 0) + payload
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+        s.sendto(_ip(src, dst, 6, tcp, i & 0xFFFF), (host, 0))
+    return {"sent": count}
+
+
+def fragflood(host, count, seconds) -> dict:
+    dst, src = socket.inet_aton(host), _source_for(host)
+    s = _raw()
+    udp = struct.pack("!HHHH", 40000, 9, 8 + 3000, 0) + bytes(992)   # claims 3,000 bytes
+    pause = seconds / count / 2
+    deadline = time.monotonic() + 4 * seconds
+    sent = 0
+    while sent < count and time.monotonic() < deadline:
+        s.sendto(_ip(src, dst, 17, udp, sent & 0xFFFF, 0x2000), (host, 0))   # MF, offset 0
+        sent += 1
+        if pause:
+            time.sleep(pause)
+    return {"sent": sent}
+
+
+def echos(host: str, port: int, count: int) -> dict:
+    import threading
+    got, errors = [], []
+
+    def one():
+        try:
+            s = socket.create_connection((host, port), timeout=30)
+            s.settimeout(30)
+            s.sendall(b"hello")
+            buf = b""
+            while len(buf) < 5:
+                c = s.recv(5 - len(buf))
+                if not c:
+                    break
+                buf += c
+            s.close()
+            (got if buf == b"hello" else errors).append(buf.decode(errors="replace"))
+        except OSError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return {"served": len(got), "errors": errors}
 
 
 def main(argv):
@@ -232,6 +323,25 @@ def main(argv):
         for s in held:
             s.close()
         out = {"held": len(held)}
+    elif mode == "echos":
+        out = echos(argv[1], int(argv[2]), int(argv[3]))
+    elif mode == "oooflood":
+        out = oooflood(argv[1], *map(int, argv[2:9]))
+    elif mode == "fragflood":
+        out = fragflood(argv[1], int(argv[2]), float(argv[3]))
+    elif mode == "idlesend":
+        host, port, nbytes, seed = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+        s = socket.create_connection((host, port), timeout=60)
+        print(json.dumps({"port": s.getsockname()[1]}), flush=True)
+        sys.stdin.readline()
+        h = hashlib.sha256()
+        for c in chunks(nbytes, seed):
+            h.update(c)
+            s.sendall(c)
+        s.shutdown(socket.SHUT_WR)
+        tail = s.recv(1)
+        out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
+        s.close()
     elif mode == "flood":
         out = flood(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
     else:
