@@ -34,7 +34,7 @@ not retry EINTR). While parked, a request holds no io-pkt "thread" (``limiter.pa
 The instance's ``status`` counts these EINTRs (``parked_signalled``).
 
 Permissions. A connection's files belong to the uid that opened clone, mode 0660 (the
-address files 0440): the kernel refuses other users (EACCES). Announcing a TCP port below
+address, status and err files 0440: nothing writes them): the kernel refuses other users (EACCES). Announcing a TCP port below
 1024 needs uid 0.
 """
 
@@ -409,7 +409,7 @@ class SocketFS:
         elif name == "listen":
             f = ListenFile(ns, name, k, label=label, **own)
         elif name == "err":
-            f = ConvText(ns, name, k, mode=0o660, render=lambda: conv.err + ("\n" if conv.err else ""), **own)
+            f = ConvText(ns, name, k, mode=0o440, render=lambda: conv.err + ("\n" if conv.err else ""), **own)
         else:
             render = getattr(proto, name)    # local, remote, status
             f = ConvText(ns, name, k, mode=0o440, render=lambda: render(conv), **own)
