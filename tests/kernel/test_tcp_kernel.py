@@ -151,6 +151,11 @@ async def test_capabilities_flipped_mid_transfer_lose_nothing(kstack, knetns, di
     assert flips >= 4
 
 
+# offload=0: the faults hit wire-sized frames, not 64 KB super-segments (one of which
+# lost would be 45 segments lost at once).
+COMBINED = "offload=0,fault_seed=6,fault_drop=1,fault_reorder=2,fault_dup=1,fault_corrupt=0.1"
+COMBINED_MB = int(os.environ.get("IOPKT_COMBINED_MB", "20"))
+
 # name -> (nftables loss %, fault-injector options, bytes). Reordering, duplication,
 # corruption and 1 % loss: 100 MB each way, as on the clean link. At 5 % loss a Python
 # sender pays for each loss the kernel would repair with RACK-TLP and its 200 ms minimum
@@ -162,6 +167,11 @@ IMPAIRED = {
     "reorder25": (0, "fault_seed=3,fault_reorder=25", 100 * MB),
     "dup1": (0, "fault_seed=4,fault_dup=1", 100 * MB),
     "corrupt0.1": (0, "fault_seed=5,fault_corrupt=0.1", 100 * MB),
+    # All at once, both directions (issue 12): 1 % loss, 2 % of frames held back 1-5 ms
+    # (real reordering), 1 % duplicated, 0.1 % corrupted. CI moves COMBINED_MB; the
+    # 100 MB figures for the note (next to Linux <-> Linux through the same faults) come
+    # from scripts/impaired.py.
+    "combined": (0, COMBINED, COMBINED_MB * MB),
 }
 
 
@@ -194,10 +204,15 @@ async def test_impaired(kstack, knetns, case, direction, record_property):
     if "reorder" in faults:
         # Frames really were passed by later ones (held back 1-5 ms), and the receiver
         # queued segments out of order: ours, or the kernel's TCPOFOQueue.
-        assert driver.fault.stats.overtaken > 100, driver.fault.stats
+        least = 100 if "reorder=25" in faults else 10
+        assert driver.fault.stats.overtaken > least, driver.fault.stats
         ofo = (stats.rcvoopack if direction == "kernel->stack"
                else kernel_counter(ns, "TCPOFOQueue") - ofo_before)
-        assert ofo > 100, ofo
+        assert ofo > least, ofo
+    if "fault_drop" in faults:
+        assert driver.fault.stats.dropped > 0
+        assert (stats.sndrexmitpack if direction == "stack->kernel"
+                else kernel["tcp"]["retrans"]) > 0
     if "corrupt" in faults:
         assert driver.fault.stats.corrupted > 0
     if "dup" in faults:
