@@ -20,6 +20,11 @@
     fragflood HOST COUNT SECONDS   COUNT first fragments (MF set, 1,000 bytes of UDP) with
                                    distinct IP ids that never complete, paced over SECONDS
     idlesend HOST PORT NBYTES SEED connect, wait for a line on stdin, then as send
+    echomany HOST PORT COUNT [GO]  COUNT connections open at once (non-blocking, 256
+                                   connecting at a time), each sending its 8-byte number
+                                   and reading it back; all stay open until every echo
+                                   came; with GO, each waits for a line on stdin before
+                                   sending (the server's readers park first)
 
     For scripts/bench_tcp.py (no hashing, one reused buffer, so Python costs little):
     blast HOST PORT NBYTES         connect, send NBYTES, shut down, time until the EOF
@@ -195,6 +200,74 @@ def echos(host: str, port: int, count: int) -> dict:
     return {"served": len(got), "errors": errors}
 
 
+def echomany(host: str, port: int, count: int, go: bool) -> dict:
+    import errno as _errno
+    import resource
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = count + 100
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    sel = selectors.DefaultSelector()
+    socks, got, errors = {}, {}, []
+    started = done = 0
+    deadline = time.monotonic() + 120
+
+    def start(i):
+        s = socket.socket()
+        s.setblocking(False)
+        err = s.connect_ex((host, port))
+        if err not in (0, _errno.EINPROGRESS):
+            errors.append(f"{i}: {_errno.errorcode.get(err, err)}")
+            s.close()
+            return
+        socks[i] = s
+        got[i] = b""
+        sel.register(s, selectors.EVENT_WRITE, i)
+
+    connected = 0
+    while (started < count or connected < len(socks)) and time.monotonic() < deadline:
+        while started < count and started - connected - len(errors) < 256:
+            start(started)
+            started += 1
+        for key, _ in sel.select(0.5):
+            i = key.data
+            s = socks[i]
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            sel.unregister(s)
+            if err:
+                errors.append(f"{i}: connect {_errno.errorcode.get(err, err)}")
+                del socks[i]
+                s.close()
+                continue
+            connected += 1
+    print(json.dumps({"connected": connected}), flush=True)
+    if go:
+        sys.stdin.readline()
+    for i, s in socks.items():
+        s.send(struct.pack("!Q", i))
+        sel.register(s, selectors.EVENT_READ, i)
+    while done < len(socks) and time.monotonic() < deadline:
+        for key, _ in sel.select(0.5):
+            i = key.data
+            try:
+                data = socks[i].recv(8 - len(got[i]))
+            except OSError as exc:
+                data = b""
+                errors.append(f"{i}: {exc}")
+            if not data:
+                sel.unregister(socks[i])
+                done += 1
+                continue
+            got[i] += data
+            if len(got[i]) == 8:
+                sel.unregister(socks[i])
+                done += 1
+    echoed = sum(1 for i, g in got.items() if g == struct.pack("!Q", i))
+    for s in socks.values():
+        s.close()
+    return {"connected": connected, "echoed": echoed, "errors": errors[:20], "nerrors": len(errors)}
+
+
 def main(argv):
     mode = argv[0]
     t0 = time.monotonic()
@@ -323,6 +396,8 @@ def main(argv):
         for s in held:
             s.close()
         out = {"held": len(held)}
+    elif mode == "echomany":
+        out = echomany(argv[1], int(argv[2]), int(argv[3]), len(argv) > 4)
     elif mode == "echos":
         out = echos(argv[1], int(argv[2]), int(argv[3]))
     elif mode == "oooflood":

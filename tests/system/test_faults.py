@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 
 import pytest
@@ -247,3 +248,56 @@ def test_tap_deleted_underneath_is_logged_and_the_rest_keeps_serving(make_stack)
     finally:
         sp.cleanup()
         sh("ip", "netns", "del", ns, check=False)
+
+
+def test_out_of_packet_buffers_a_writer_waits_and_the_stack_keeps_serving(make_stack):
+    """A pool of 48 clusters (96 KB): the first writes of a few loopback connections
+    take all of it (each send ring is 32 KB). The next writer cannot get its ring: it
+    waits, as BSD's sosend does for mbufs, while every other request is still served;
+    once connections close and give their buffers back, its byte goes through."""
+    sp = make_stack(tcpip="nmbclusters=48")
+    assert sp.start().returncode == 0
+    listener = client.announce("tcp!*!6200", prefix=sp.prefix)
+    pairs = []
+    try:
+        for _ in range(6):
+            box = []
+            th = threading.Thread(target=lambda: box.append(listener.accept()), daemon=True)
+            th.start()
+            c = client.dial("tcp!127.0.0.1!6200", prefix=sp.prefix)
+            th.join(10)
+            pairs.append((c, box[0]))
+        blocked = None
+        for i, (c, s) in enumerate(pairs):
+            done = threading.Event()
+            th = threading.Thread(target=lambda c=c, done=done: (c.write(b"x"), done.set()), daemon=True)
+            th.start()
+            if not done.wait(2.0):
+                blocked = (i, th, done, s)
+                break
+        assert blocked is not None, "the pool never ran out"
+        i, th, done, peer = blocked
+        # Meanwhile the stack serves: status, the pool's figures (denied > 0), ifconfig.
+        got = {}
+        reader = threading.Thread(target=lambda: got.update(
+            status=open(sp.sock("status")).read(), mbuf=open(sp.sock("mbuf")).read()), daemon=True)
+        reader.start()
+        reader.join(5)
+        assert "pid: " in got.get("status", ""), "the stack stopped serving"
+        assert "denied" in got["mbuf"]
+        assert sp.run("iopkt", "ifconfig", "lo0").returncode == 0
+        # Give buffers back: the writer's byte goes through and arrives.
+        for c, s in pairs[:i]:
+            c.hangup()
+            s.hangup()
+        assert done.wait(10), "the writer never got its buffers"
+        assert peer.read(10) == b"x"
+        th.join(5)
+    finally:
+        for c, s in pairs:
+            for end in (c, s):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+        listener.close()
