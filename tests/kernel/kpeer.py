@@ -210,7 +210,7 @@ def echomany(host: str, port: int, count: int, go: bool) -> dict:
     sel = selectors.DefaultSelector()
     socks, got, errors = {}, {}, []
     started = done = 0
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 170
 
     def start(i):
         s = socket.socket()
