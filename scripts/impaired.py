@@ -43,7 +43,6 @@ from iopkt_fs.drivers.fault import FaultConfig, FaultPlan, FaultStats  # noqa: E
 from iopkt_fs.drivers.tap import IFF_NO_PI, IFF_TAP, open_tap  # noqa: E402
 
 from drvtest_util import Harness  # noqa: E402
-import ktest_util  # noqa: E402
 from ktest_util import KPEER, MB, lossy_link, sh, tap_link  # noqa: E402
 from test_tcp_kernel import COMBINED, stack_client, stack_server  # noqa: E402
 

@@ -101,5 +101,5 @@ async def test_10000_concurrent_connections_all_echoed(kstack, knetns, record_pr
                           "next sends wait for buffers that never come back", strict=False)
 @pytest.mark.slow
 async def test_1500_connections_with_default_buffers_all_echoed(kstack, knetns, record_property):
-    with trio.fail_after(15):      # 1,500 take ~2 s when buffers are given back
+    with trio.fail_after(10):      # 1,500 take ~1 s when buffers are given back
         await echo_many(kstack, knetns, 1500, 31, record_property)

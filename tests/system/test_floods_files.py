@@ -17,7 +17,7 @@ STACK = "10.203.0.2"
 KPEER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kernel", "kpeer.py")
 
 
-def kpeer(sp, *args, timeout=120) -> subprocess.Popen:
+def kpeer(sp, *args) -> subprocess.Popen:
     return subprocess.Popen(["ip", "netns", "exec", sp.ns, "python3", KPEER, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
