@@ -55,6 +55,13 @@ class _Context(DriverContext):
         self.stack.set_link(iface, up, media)
         self.runtime.kick()
 
+    def set_down(self, iface: Interface) -> None:
+        """The driver lost its device: the interface goes down (if_down), routes through
+        it stop being used, and sockets see EHOSTUNREACH instead of silence."""
+        if iface.is_up:
+            self.stack.down(iface)
+            self.runtime.kick()
+
     def log(self, severity: int, text: str) -> None:
         self.runtime.log(severity, text, slog.SLOGC_NETWORK)
 

@@ -42,6 +42,7 @@ from .stack.tcp.socket import (IPPROTO_TCP, SHUT_WR, SO_KEEPALIVE, SO_RCVBUF, SO
                                SO_SNDBUF, SOL_SOCKET, TCP_NODELAY, TcpSocket)
 
 DEFAULT_RECEIVE = 65536       # receive_some() without max_bytes
+MBUF_WAIT = 0.05             # s: retry period of a send the packet pool refused (m_wait)
 
 
 def _ip(host: str | bytes | ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
@@ -179,7 +180,13 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 except StackError as exc:
                     if exc.errno != errno.EAGAIN:
                         raise trio.BrokenResourceError(exc.message) from _oserror(exc)
-                    await self._waiter.wait(self._writable)   # raced: wait again
+                    if sock.writable:
+                        # Room in the ring, but the packet pool refused it buffers
+                        # (mbufs exhausted): sleep as BSD's sosend does in m_wait and
+                        # try again; nothing wakes us when a buffer is freed elsewhere.
+                        await trio.sleep(MBUF_WAIT)
+                    else:
+                        await self._waiter.wait(self._writable)   # raced: wait again
                     continue
                 runtime.settle()
             await trio.lowlevel.cancel_shielded_checkpoint()

@@ -3,8 +3,10 @@
 # a TAP device whose Linux side lives in a private network namespace ("iopkt-demo"),
 # the stack configured with the QNX tools through $SOCK, and the Linux kernel pinging it.
 #
-#   sudo scripts/demo.sh          set up, show, then stop and clean up
-#   sudo scripts/demo.sh --keep   leave the stack running (the script prints how to stop it)
+#   scripts/demo.sh          set up, show, then stop and clean up
+#   scripts/demo.sh --keep   leave the stack running (the script prints how to stop it)
+#
+# As root (a user other than root runs it with sudo); nothing here calls sudo itself.
 #
 # Traffic stays inside the namespace the script makes (10.200.0.0/24).
 set -euo pipefail

@@ -3,14 +3,16 @@
 # pyfuse3 builds against), libpcap (iopkt tcpdump compiles its filters with it), the peers
 # the system tests use (iproute2, ping, nc, curl, nftables, tshark, ethtool, radvd, ndisc6), and a
 # virtualenv at .venv with the package and its test extras.
-# Run as root (apt-get). Safe to run again: it only installs what is missing.
+# Run as root (apt-get; sudo is never called, a fresh Debian may not have it). Safe to run
+# again: it only installs what is missing. procps brings sysctl(8), which the kernel tests
+# run inside their namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in fuse3 libfuse3-dev pkg-config gcc iproute2 iputils-ping netcat-openbsd curl nftables tshark libpcap0.8 ethtool util-linux radvd ndisc6; do
+for pkg in fuse3 libfuse3-dev pkg-config gcc iproute2 iputils-ping netcat-openbsd curl nftables tshark libpcap0.8 ethtool util-linux radvd ndisc6 procps; do
     have_pkg "$pkg" || need+=("$pkg")
 done
 PY=${PYTHON:-python3}

@@ -1,5 +1,7 @@
-"""Shared fixtures. System tests (``@pytest.mark.system``) need root and /dev/fuse; they
-skip elsewhere so the unit and simulation layers still run on any machine.
+"""Shared fixtures. System tests (``@pytest.mark.system``) need root and /dev/fuse; kernel
+tests (``@pytest.mark.kernel``: an in-process stack against the Linux kernel over TAP,
+veth or VXLAN, nothing mounted) need root and /dev/net/tun. Each kind skips where its
+needs are missing, so the unit and simulation layers still run on any machine.
 """
 
 import os
@@ -17,17 +19,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from iopkt_testutil import StackProcess, can_run_system_tests  # noqa: E402
+from iopkt_testutil import StackProcess, can_run_kernel_tests, can_run_system_tests  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
-    ok, why = can_run_system_tests()
-    if ok:
-        return
-    skip = pytest.mark.skip(reason=why)
-    for item in items:
-        if "system" in item.keywords:
-            item.add_marker(skip)
+    for marker, check in (("system", can_run_system_tests), ("kernel", can_run_kernel_tests)):
+        ok, why = check()
+        if ok:
+            continue
+        skip = pytest.mark.skip(reason=why)
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture

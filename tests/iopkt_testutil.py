@@ -30,6 +30,17 @@ def can_run_system_tests() -> tuple[bool, str]:
     return True, ""
 
 
+def can_run_kernel_tests() -> tuple[bool, str]:
+    """Kernel tests mount nothing: root (namespaces, TAP) and the TUN device suffice."""
+    if os.geteuid() != 0:
+        return False, "needs root"
+    if not os.path.exists("/dev/net/tun"):
+        return False, "needs /dev/net/tun"
+    if shutil.which("ip") is None:
+        return False, "needs iproute2 (ip)"
+    return True, ""
+
+
 def mounted(prefix: str) -> bool:
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == prefix for line in f)

@@ -15,6 +15,7 @@ import threading
 
 import trio
 
+from ..stack import slog
 from ..stack.errors import StackError
 
 # Frames handed to the stack per trio wakeup. A wakeup costs ~10 us; a batch bounded at
@@ -204,13 +205,14 @@ class LinkWatcher:
         return bool(flags & LINUX_IFF_UP) and bool(flags & LINUX_IFF_RUNNING)
 
     async def watch(self, report) -> None:
-        """Call ``report(up)`` now and whenever the state changes; runs until cancelled."""
+        """Call ``report(up)`` now and whenever the state changes (``up`` is None once the
+        device is gone: deleted, or moved out of the namespace); runs until cancelled."""
         last = object()
         while self.ctl.fileno() >= 0:
             state = self.is_up()
             if state != last:
                 last = state
-                report(bool(state))
+                report(state)
             with trio.move_on_after(self.POLL_SECONDS):
                 if self.nl is None:
                     await trio.sleep_forever()
@@ -360,10 +362,21 @@ class LinkFollower:
         self._report_link(bool(self.watcher.is_up()))
         return self.interfaces
 
-    def _report_link(self, up: bool) -> None:
+    def _report_link(self, up: bool | None) -> None:
         if not self.interfaces:
             return
         iface = self.interfaces[0]
+        if up is None and getattr(self, "dev", None) is not None and self._attached():
+            # The Linux device went away under us (ip link del, its namespace deleted):
+            # nothing will come back on this fd. Say so once, and take the interface
+            # down as a NIC whose hardware vanished (NetBSD if_detach would remove it;
+            # we keep it, so ifconfig shows what happened and "destroy" or an unmount
+            # cleans up). The rest of the stack is untouched.
+            self.ctx.log(slog.WARNING, f"{iface.name}: {self.dev}: the Linux device is gone; "
+                                       f"interface down")
+            set_down = getattr(self.ctx, "set_down", None)
+            if set_down is not None:
+                set_down(iface)
         media = self.MEDIA_UP if up else self.MEDIA_DOWN
         set_link = getattr(self.ctx, "set_link", None)
         if set_link is not None:

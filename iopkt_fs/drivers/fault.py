@@ -11,8 +11,9 @@ driver sees it, as the stack does with ``name=``/``unit=``)::
                        generator, seeded from (seed, direction, interface name)
     fault_drop=PCT     drop this percentage of frames
     fault_dup=PCT      send this percentage twice
-    fault_reorder=PCT  hold this percentage back and release it right after the next frame
-                       in the same direction (adjacent swap), or after 50 ms if none follows
+    fault_reorder=PCT  hold this percentage back for a random 1..5 ms while the frames
+                       behind them go on: real reordering, as a multipath link does it
+    fault_reorder_ms=LO-HI   the hold-back range in ms (default 1-5)
     fault_corrupt=PCT  flip one random bit in this percentage (past the virtio_net_hdr of
                        an IFF_VNET_HDR link, whose flags it then clears: see FaultPlan)
     fault_delay=MS     delay every frame by MS milliseconds ...
@@ -27,12 +28,13 @@ The hook: ``take_options(opts)`` returns a ``FaultConfig`` (or None when no ``fa
 option is present) and ``install(driver, ctx, config)`` wraps three things on those two
 objects: ``ctx.input`` (received frames, rx), ``driver.transmit`` (tx), and ``driver.run``
 (which gains a timer task releasing delayed and held frames). Counters are on
-``driver.fault.stats``.
+``driver.fault.stats``: ``reordered`` counts the frames held back, ``overtaken`` those
+of them that a later frame actually passed (a frame held while nothing followed arrives
+in order, so only ``overtaken`` says reordering happened).
 """
 
 import errno
 import heapq
-import itertools
 import random
 
 import attrs
@@ -41,9 +43,9 @@ import trio
 from ..stack.errors import StackError
 
 PREFIX = "fault_"
-KEYS = ("fault_seed", "fault_drop", "fault_dup", "fault_reorder", "fault_corrupt",
-        "fault_delay", "fault_jitter", "fault_dir")
-REORDER_HOLD = 0.050    # seconds a held frame waits for a successor before going alone
+KEYS = ("fault_seed", "fault_drop", "fault_dup", "fault_reorder", "fault_reorder_ms",
+        "fault_corrupt", "fault_delay", "fault_jitter", "fault_dir")
+REORDER_MS = (0.001, 0.005)    # seconds a reordered frame is held back: uniform in this range
 
 
 @attrs.frozen
@@ -52,6 +54,7 @@ class FaultConfig:
     drop: float = 0.0       # probabilities in 0..1 (the options are percentages)
     dup: float = 0.0
     reorder: float = 0.0
+    reorder_range: tuple[float, float] = REORDER_MS   # seconds
     corrupt: float = 0.0
     delay: float = 0.0      # seconds
     jitter: float = 0.0     # seconds
@@ -64,7 +67,8 @@ class FaultStats:
     frames: int = 0
     dropped: int = 0
     duplicated: int = 0
-    reordered: int = 0
+    reordered: int = 0      # held back
+    overtaken: int = 0      # held back and passed by a later frame: really reordered
     corrupted: int = 0
     delayed: int = 0
 
@@ -91,6 +95,21 @@ def _millis(opts, key: str) -> float:
     return _bounded(opts, key, 60000.0, " ms", 0.001)
 
 
+def _range_ms(opts, key: str) -> tuple[float, float]:
+    """``key=LO-HI`` (milliseconds, 0 <= LO <= HI <= 60000) as seconds."""
+    raw = opts.get(key)
+    if raw is None:
+        return REORDER_MS
+    lo, sep, hi = raw.partition("-")
+    try:
+        low, high = float(lo), float(hi if sep else lo)
+    except ValueError:
+        raise StackError(errno.EINVAL, f"option {key}={raw}: LO-HI in ms") from None
+    if not 0.0 <= low <= high <= 60000.0:
+        raise StackError(errno.EINVAL, f"option {key}={raw}: need 0 <= LO <= HI <= 60000 ms")
+    return (low * 0.001, high * 0.001)
+
+
 def take_options(opts) -> FaultConfig | None:
     """Remove the ``fault_*`` options from ``opts``; their config, or None if there were none.
 
@@ -110,7 +129,8 @@ def take_options(opts) -> FaultConfig | None:
     return FaultConfig(
         seed=view.get_int("fault_seed", 0),
         drop=_percent(view, "fault_drop"), dup=_percent(view, "fault_dup"),
-        reorder=_percent(view, "fault_reorder"), corrupt=_percent(view, "fault_corrupt"),
+        reorder=_percent(view, "fault_reorder"), reorder_range=_range_ms(view, "fault_reorder_ms"),
+        corrupt=_percent(view, "fault_corrupt"),
         delay=_millis(view, "fault_delay"), jitter=_millis(view, "fault_jitter"),
         rx=direction in ("rx", "both"), tx=direction in ("tx", "both"))
 
@@ -123,9 +143,12 @@ class FaultPlan:
         self.vnet_hdr = vnet_hdr             # the interface's header bytes, never corrupted
         self.rng = rng
         self.stats = stats
-        self.heap: list = []                 # (due, seq, frame)
-        self.held = None                     # (frame, deadline) awaiting a successor
-        self._seq = itertools.count()
+        # (due, n, frame, held): n numbers the frames (copies too) in arrival order;
+        # held marks a frame held back to reorder it. A frame was overtaken when, as it
+        # leaves, a frame that arrived after it has left already (``newest`` > n).
+        self.heap: list = []
+        self.arrived = 0
+        self.newest = -1                     # the highest n handed on so far
 
     def apply(self, frames, now: float) -> list:
         """Frames that go through now; the rest are dropped or queued for ``release``."""
@@ -133,6 +156,7 @@ class FaultPlan:
         rng = self.rng
         stats = self.stats
         out: list = []
+        lo, hi = c.reorder_range
         for frame in frames:
             stats.frames += 1
             if c.drop and rng.random() < c.drop:
@@ -147,15 +171,17 @@ class FaultPlan:
                 stats.duplicated += 1
             for _ in range(copies):
                 delay = c.delay + (rng.uniform(0.0, c.jitter) if c.jitter else 0.0)
-                if self.held is not None:
-                    held, self.held = self.held[0], None
-                    self._emit(frame, delay, now, out)
-                    self._emit(held, delay, now, out)
-                elif c.reorder and rng.random() < c.reorder:
+                n = self.arrived
+                self.arrived += 1
+                if c.reorder and rng.random() < c.reorder:
                     stats.reordered += 1
-                    self.held = (frame, now + REORDER_HOLD + delay)
+                    heapq.heappush(self.heap, (now + delay + rng.uniform(lo, hi), n, frame, True))
+                elif delay > 0.0:
+                    stats.delayed += 1
+                    heapq.heappush(self.heap, (now + delay, n, frame, False))
                 else:
-                    self._emit(frame, delay, now, out)
+                    self.newest = n
+                    out.append(frame)
         return out
 
     def _corrupt(self, frame) -> bytes:
@@ -173,31 +199,22 @@ class FaultPlan:
             buf[0] = 0      # struct virtio_net_hdr.flags
         return bytes(buf)
 
-    def _emit(self, frame, delay: float, now: float, out: list) -> None:
-        if delay > 0.0:
-            self.stats.delayed += 1
-            heapq.heappush(self.heap, (now + delay, next(self._seq), frame))
-        else:
-            out.append(frame)
-
     def release(self, now: float) -> list:
-        """Frames whose time has come (delays expired, a held frame that waited long enough)."""
+        """Frames whose time has come (delays expired, held-back frames), in due order."""
         out = []
-        if self.held is not None and self.held[1] <= now:
-            heapq.heappush(self.heap, (self.held[1], next(self._seq), self.held[0]))
-            self.held = None
         heap = self.heap
         while heap and heap[0][0] <= now:
-            out.append(heapq.heappop(heap)[2])
+            _, n, frame, held = heapq.heappop(heap)
+            if n < self.newest:
+                if held:
+                    self.stats.overtaken += 1
+            else:
+                self.newest = n
+            out.append(frame)
         return out
 
     def next_deadline(self) -> float | None:
-        times = []
-        if self.heap:
-            times.append(self.heap[0][0])
-        if self.held is not None:
-            times.append(self.held[1])
-        return min(times) if times else None
+        return self.heap[0][0] if self.heap else None
 
 
 class FaultInjector:
@@ -221,7 +238,7 @@ class FaultInjector:
     def filter(self, direction: str, iface, frames) -> list:
         plan = self.plan(direction, iface)
         out = plan.apply(frames, trio.current_time())
-        if plan.heap or plan.held is not None:
+        if plan.heap:
             self._changed.set()
         return out
 

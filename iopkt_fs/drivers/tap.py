@@ -276,6 +276,8 @@ class TapDriver(_linux.LinkFollower, Driver):
                 if not failing:
                     self.ctx.log(slog.WARNING, f"{iface.name}: read {self.dev}: {exc.strerror}")
                 failing = True
+                if self.watcher is not None and self.watcher.is_up() is None:
+                    return    # the device is gone for good: the watcher reported it
                 await trio.sleep(0.1)
                 continue
             if frames:

@@ -21,13 +21,15 @@ from ..stack import slog
 
 
 class RequestLimiter:
-    __slots__ = ("max", "serving", "peak", "exhausted", "_lot", "_log")
+    __slots__ = ("max", "serving", "peak", "exhausted", "parked_now", "parked_peak", "_lot", "_log")
 
     def __init__(self, threads_max: int, log=slog.discard):
         self.max = threads_max
         self.serving = 0
         self.peak = 0
         self.exhausted = 0
+        self.parked_now = 0      # requests waiting for data (they hold no slot)
+        self.parked_peak = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._log = log
 
@@ -67,9 +69,13 @@ class RequestLimiter:
     async def parked(self):
         """Give the slot back while waiting for data; take one again to finish serving."""
         self.leave()
+        self.parked_now += 1
+        if self.parked_now > self.parked_peak:
+            self.parked_peak = self.parked_now
         try:
             yield
         finally:
+            self.parked_now -= 1
             try:
                 await self.enter()
             except trio.Cancelled:

@@ -100,6 +100,9 @@ def stack_status(instance) -> str:
         ("threads_max", cfg.threads_max),
         ("threads_serving", instance.limiter.serving),
         ("threads_peak", instance.limiter.peak),
+        # Requests parked waiting for data (holding no thread), now and at most.
+        ("parked", instance.limiter.parked_now),
+        ("parked_peak", instance.limiter.parked_peak),
         # Parked requests answered EINTR for a signalled opener.
         ("parked_signalled", getattr(instance.sockets, "signalled", 0)),
         ("somaxconn", cfg.somaxconn),

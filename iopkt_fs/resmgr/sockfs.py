@@ -34,7 +34,7 @@ not retry EINTR). While parked, a request holds no io-pkt "thread" (``limiter.pa
 The instance's ``status`` counts these EINTRs (``parked_signalled``).
 
 Permissions. A connection's files belong to the uid that opened clone, mode 0660 (the
-address files 0440): the kernel refuses other users (EACCES). Announcing a TCP port below
+address, status and err files 0440: nothing writes them): the kernel refuses other users (EACCES). Announcing a TCP port below
 1024 needs uid 0.
 """
 
@@ -339,6 +339,20 @@ class SocketFS:
                     self.interrupt_if_dying(handle)
         return True
 
+    async def wait_buffers(self, conv: Conv, handle: Handle) -> None:
+        """The socket is writable but the packet pool refused it buffers (mbufs
+        exhausted): park, as BSD's sosend sleeps in m_wait, until the next wakeup of the
+        connection or the next probe tick, then let the caller try again. A buffer freed
+        elsewhere wakes nobody, hence the tick; a signal still interrupts. Without this
+        the writer would retry at once, forever, and the loop would never turn."""
+        async with self.limiter.parked():
+            if self.stopping.is_set():
+                raise pyfuse3.FUSEError(errno.EINTR)
+            if conv.gone:
+                raise pyfuse3.FUSEError(errno.ECONNABORTED)
+            if await self._park(conv):
+                self.interrupt_if_dying(handle)
+
     def interrupt_if_dying(self, handle: Handle) -> None:
         """EINTR now if the opener is dying: an answer to it would be lost (fs.md B3)."""
         if dying(handle.pid):
@@ -417,7 +431,7 @@ class SocketFS:
         elif name == "listen":
             f = ListenFile(ns, name, k, label=label, **own)
         elif name == "err":
-            f = ConvText(ns, name, k, mode=0o660, render=lambda: conv.err + ("\n" if conv.err else ""), **own)
+            f = ConvText(ns, name, k, mode=0o440, render=lambda: conv.err + ("\n" if conv.err else ""), **own)
         else:
             render = getattr(proto, name)    # local, remote, status
             f = ConvText(ns, name, k, mode=0o440, render=lambda: render(conv), **own)
@@ -595,7 +609,10 @@ class DataFile(ConvFile):
                     return done
                 raise pyfuse3.FUSEError(errno.EAGAIN)
             try:
-                await fs.wait(conv, lambda: proto.writable(conv), handle)
+                if proto.writable(conv):
+                    await fs.wait_buffers(conv, handle)     # room, but no mbufs
+                else:
+                    await fs.wait(conv, lambda: proto.writable(conv), handle)
             except pyfuse3.FUSEError as exc:
                 if done and exc.errno == errno.EINTR:
                     return done    # what was taken is sent: say so

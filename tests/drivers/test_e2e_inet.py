@@ -41,7 +41,7 @@ def udp_script(body: str) -> list[str]:
     return [sys.executable, "-c", "import socket, sys\n" + body]
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_kernel_pings_stack_over_tap(host, netns):
     ns, dev, iface = await tap_host(host, netns, "10.90.0.1", "10.90.0.2")
@@ -53,7 +53,7 @@ async def test_kernel_pings_stack_over_tap(host, netns):
     assert result.returncode == 0 and b"4008 bytes from 10.90.0.2" in result.stdout, result.stdout
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_udp_both_ways_and_port_unreachable(host, netns):
     ns, dev, iface = await tap_host(host, netns, "10.91.0.1", "10.91.0.2")
@@ -85,7 +85,7 @@ async def test_udp_both_ways_and_port_unreachable(host, netns):
     assert result.stdout.decode().split() == ["HELLO", "STACK", "ECONNREFUSED"], result.stderr
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_forwarding_between_two_taps(host, netns):
     a, _, _ = await tap_host(host, netns, "10.92.1.1", "10.92.1.2")
@@ -110,7 +110,7 @@ def csum_errors(ns: str) -> int:
     return int(dict(zip(rows[0], rows[1]))["InCsumErrors"])
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_forwarded_offloaded_frames_reach_a_plain_link_finished(host, netns):
     """A's kernel sends TCP through the stack to B. A's TAP offloads (its frames come
@@ -163,7 +163,7 @@ async def test_forwarded_offloaded_frames_reach_a_plain_link_finished(host, netn
         host.stack.sysctl.set("net.inet.ip.forwarding", 0)
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_vxlan_instances_and_linux_vxlan_one_segment(host, host2, netns):
     """Namespace A: Linux vx0 (10.95.0.1); B: two stacks' sockets. One VXLAN segment, VNI 99."""
@@ -236,7 +236,7 @@ async def test_pcap_replay_answered_by_the_stack(host, tmp_path):
         assert (fresh.chksum, fresh[ICMP].chksum) == (p[IP].chksum, p[ICMP].chksum)
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_fault_injector_on_a_tap_against_the_kernel(host, netns):
     """Delay and corruption from our driver layer, seen by the kernel's ping (no netem here)."""

@@ -7,7 +7,7 @@ import pytest
 import trio
 
 from iopkt_fs.drivers.base import DriverOptions
-from iopkt_fs.drivers.fault import REORDER_HOLD, FaultConfig, FaultPlan, FaultStats, take_options
+from iopkt_fs.drivers.fault import REORDER_MS, FaultConfig, FaultPlan, FaultStats, take_options
 from iopkt_fs.stack.errors import StackError
 
 from test_vxlan import MAC1, MAC2, free_port, unicast
@@ -55,23 +55,51 @@ def test_rates_roughly_as_configured(field, pct):
             assert bin(int.from_bytes(o, "big") ^ int.from_bytes(f, "big")).count("1") == 1
     else:
         assert sorted(out) == sorted(frames()) and out != frames()
-        # A held frame comes right after its successor: only adjacent swaps.
-        index = [struct.unpack_from("!I", f)[0] for f in out]
-        assert all(abs(pos - i) <= 1 for pos, i in enumerate(index))
+        # Every frame arrived at once: each held one is passed by all that were not.
+        assert stats.overtaken == counted
 
 
-def test_delay_jitter_and_reorder_hold():
+def test_reorder_holds_frames_back_1_to_5_ms_and_counts_the_overtaken():
+    """One frame every 0.1 ms: a frame held back 1-5 ms is passed by the 10-50 frames
+    behind it (real reordering, not adjacent swaps), and ``overtaken`` counts exactly the
+    held frames that left after a later frame, as the receiver sees them."""
+    stats = FaultStats()
+    plan = FaultPlan(FaultConfig(reorder=0.02), random.Random(3), stats)
+    out, due = [], {}
+    for i, frame in enumerate(frames(5000)):
+        now = i * 0.0001
+        out += plan.release(now)
+        got = plan.apply([frame], now)
+        if not got:
+            due[i] = next(e[0] for e in plan.heap if e[1] == plan.arrived - 1)
+            assert REORDER_MS[0] <= due[i] - now <= REORDER_MS[1]
+        out += got
+    out += plan.release(1e9)
+    index = [struct.unpack_from("!I", f)[0] for f in out]
+    assert sorted(index) == list(range(5000))
+    overtaken = [i for pos, i in enumerate(index) if any(j > i for j in index[:pos])]
+    assert stats.overtaken == len(overtaken) == len(due) == stats.reordered > 50
+    # How many later frames passed each held one: 10-50 (1-5 ms at 0.1 ms a frame).
+    late = {i: sum(1 for j in index[:pos] if j > i) for pos, i in enumerate(index) if i in due}
+    assert min(late.values()) >= 9 and max(late.values()) <= 52, late
+
+
+def test_a_held_frame_nothing_follows_is_not_counted_overtaken():
+    stats = FaultStats()
+    plan = FaultPlan(FaultConfig(reorder=1.0), random.Random(1), stats)
+    assert plan.apply([b"x"], 5.0) == []
+    assert plan.release(5.0 + REORDER_MS[0] / 2) == []
+    assert plan.release(5.0 + REORDER_MS[1]) == [b"x"]
+    assert stats.reordered == 1 and stats.overtaken == 0
+
+
+def test_delay_and_jitter():
     stats = FaultStats()
     plan = FaultPlan(FaultConfig(delay=0.010, jitter=0.005), random.Random(1), stats)
     assert plan.apply([b"a", b"b"], 1.0) == []
     assert 1.010 <= plan.next_deadline() <= 1.015
     assert plan.release(1.0099) == []
     assert sorted(plan.release(1.016)) == [b"a", b"b"] and stats.delayed == 2
-    # A lone held frame goes out alone after REORDER_HOLD.
-    plan = FaultPlan(FaultConfig(reorder=1.0), random.Random(1), FaultStats())
-    assert plan.apply([b"x"], 5.0) == []
-    assert plan.release(5.0 + REORDER_HOLD / 2) == []
-    assert plan.release(5.0 + REORDER_HOLD) == [b"x"]
 
 
 def test_take_options():
@@ -79,9 +107,12 @@ def test_take_options():
     cfg = take_options(opts)
     assert cfg == FaultConfig(seed=3, drop=0.125, delay=0.020, rx=False, tx=True)
     assert opts.items == [("vni", "1"), ("peer", "a")]
+    assert take_options(DriverOptions("fault_reorder=2,fault_reorder_ms=2-8")) == \
+        FaultConfig(reorder=0.02, reorder_range=(0.002, 0.008))
     assert take_options(DriverOptions("vni=1")) is None
     for text, why in [("fault_drop=101", "out of range"), ("fault_bogus=1", "unknown option"),
-                      ("fault_dir=up", "rx, tx or both"), ("fault_delay=x", "not a number")]:
+                      ("fault_dir=up", "rx, tx or both"), ("fault_delay=x", "not a number"),
+                      ("fault_reorder_ms=5-1", "LO <= HI"), ("fault_reorder_ms=a-b", "LO-HI")]:
         with pytest.raises(StackError) as info:
             take_options(DriverOptions(text))
         assert why in info.value.message

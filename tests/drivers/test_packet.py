@@ -68,7 +68,7 @@ def _veth(netns):
     return ns
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_packet_on_veth_kernel_pings(harness, netns):
     ns = _veth(netns)
@@ -97,7 +97,7 @@ async def test_packet_on_veth_kernel_pings(harness, netns):
     assert "promiscuity 0" in sh("ip", "-n", ns, "-d", "link", "show", "pa").stdout
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 async def test_packet_chosen_by_usb_ids_in_fake_sysfs(harness, netns, tmp_path):
     ns = _veth(netns)

@@ -10,7 +10,7 @@ from iopkt_fs.stack.errors import StackError
 
 from drvtest_util import needs_root, responder, sh, unique, wait_until
 
-pytestmark = [pytest.mark.system, needs_root]
+pytestmark = [pytest.mark.kernel, needs_root]
 
 OUR_MAC = "02:00:5e:10:00:02"
 OUR_IP = "10.77.0.2"

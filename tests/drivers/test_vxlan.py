@@ -127,7 +127,7 @@ def _segment(netns, mode: str):
     return a, b, f"vni=77,bind=10.78.0.2:4789,{ours},netns={b},mac={MAC1}"
 
 
-@pytest.mark.system
+@pytest.mark.kernel
 @needs_root
 @pytest.mark.parametrize("mode", ["unicast", "multicast"])
 async def test_linux_vxlan_device_joins(harness, netns, mode):

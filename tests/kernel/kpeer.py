@@ -6,7 +6,25 @@
     echo HOST PORT                 connect, send b"hello", read the echo, close (SYN flood)
     idle HOST PORT SECONDS         connect and sit idle (keepalive, ss -tin)
     flood HOST PORT COUNT SECONDS  COUNT SYNs from spoofed sources SRC_NET.100-199 with
-                                   random ports, spread over at most SECONDS (raw socket)
+                                   random ports, paced to take about SECONDS and stopped
+                                   at 4 x SECONDS if the machine is slower (raw socket)
+
+    echos HOST PORT COUNT          COUNT clients at once (threads), each as echo; reports
+                                   how many got their echo and the errors of the rest
+    oooflood HOST PORT SPORT SEQ ACK COUNT NBYTES SEED
+                                   COUNT raw 100-byte segments of our connection from SPORT
+                                   (timestamps off), at random 200-byte-aligned offsets of
+                                   the NBYTES that connection will send, each carrying the
+                                   right bytes (chunks(NBYTES, SEED)), never the first: out
+                                   of order, full of holes, and in the window
+    fragflood HOST COUNT SECONDS   COUNT first fragments (MF set, 1,000 bytes of UDP) with
+                                   distinct IP ids that never complete, paced over SECONDS
+    idlesend HOST PORT NBYTES SEED connect, wait for a line on stdin, then as send
+    echomany HOST PORT COUNT [GO]  COUNT connections open at once (non-blocking, 256
+                                   connecting at a time), each sending its 8-byte number
+                                   and reading it back; all stay open until every echo
+                                   came; with GO, each waits for a line on stdin before
+                                   sending (the server's readers park first)
 
     For scripts/bench_tcp.py (no hashing, one reused buffer, so Python costs little):
     blast HOST PORT NBYTES         connect, send NBYTES, shut down, time until the EOF
@@ -84,8 +102,8 @@ def flood(host: str, port: int, count: int, seconds: float) -> dict:
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
     sent = 0
-    deadline = time.monotonic() + seconds
-    pause = seconds / count / 2
+    deadline = time.monotonic() + 4 * seconds
+    pause = seconds / count / 2      # sendto and the loop take about as long again
     while sent < count and time.monotonic() < deadline:
         src = socket.inet_aton(f"{net}.{rng.randrange(100, 200)}")
         sport = rng.randrange(1024, 65536)
@@ -101,6 +119,153 @@ def flood(host: str, port: int, count: int, seconds: float) -> dict:
         if pause:
             time.sleep(pause)
     return {"sent": sent}
+
+
+def _raw() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+    return s
+
+
+def _ip(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int, frag: int = 0) -> bytes:
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, frag, 64, proto, 0,
+                       src, dst) + payload
+
+
+def _source_for(host: str) -> bytes:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect((host, 9))
+    src = socket.inet_aton(probe.getsockname()[0])
+    probe.close()
+    return src
+
+
+def oooflood(host, port, sport, seq0, ack, count, nbytes, seed) -> dict:
+    data = b"".join(chunks(nbytes, seed))
+    rng = random.Random(seed)
+    dst, src = socket.inet_aton(host), _source_for(host)
+    s = _raw()
+    slots = min(nbytes, 200_000) // 200       # offsets 200, 400, ...: the first 200 bytes never come
+    for i in range(count):
+        off = 200 * rng.randrange(1, slots)
+        payload = data[off:off + 100]
+        seq = (seq0 + off) & 0xFFFFFFFF
+        tcp = struct.pack("!HHIIBBHHH", sport, port, seq, ack, 5 << 4, 0x18, 64240, 0, 0) + payload
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+        tcp = tcp[:16] + struct.pack("!H", _csum(pseudo + tcp)) + tcp[18:]
+        s.sendto(_ip(src, dst, 6, tcp, i & 0xFFFF), (host, 0))
+    return {"sent": count}
+
+
+def fragflood(host, count, seconds) -> dict:
+    dst, src = socket.inet_aton(host), _source_for(host)
+    s = _raw()
+    udp = struct.pack("!HHHH", 40000, 9, 8 + 3000, 0) + bytes(992)   # claims 3,000 bytes
+    pause = seconds / count / 2
+    deadline = time.monotonic() + 4 * seconds
+    sent = 0
+    while sent < count and time.monotonic() < deadline:
+        s.sendto(_ip(src, dst, 17, udp, sent & 0xFFFF, 0x2000), (host, 0))   # MF, offset 0
+        sent += 1
+        if pause:
+            time.sleep(pause)
+    return {"sent": sent}
+
+
+def echos(host: str, port: int, count: int) -> dict:
+    import threading
+    got, errors = [], []
+
+    def one():
+        try:
+            s = socket.create_connection((host, port), timeout=30)
+            s.settimeout(30)
+            s.sendall(b"hello")
+            buf = b""
+            while len(buf) < 5:
+                c = s.recv(5 - len(buf))
+                if not c:
+                    break
+                buf += c
+            s.close()
+            (got if buf == b"hello" else errors).append(buf.decode(errors="replace"))
+        except OSError as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return {"served": len(got), "errors": errors}
+
+
+def echomany(host: str, port: int, count: int, go: bool) -> dict:
+    import errno as _errno
+    import resource
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = count + 100
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+    sel = selectors.DefaultSelector()
+    socks, got, errors = {}, {}, []
+    started = done = 0
+    deadline = time.monotonic() + 170
+
+    def start(i):
+        s = socket.socket()
+        s.setblocking(False)
+        err = s.connect_ex((host, port))
+        if err not in (0, _errno.EINPROGRESS):
+            errors.append(f"{i}: {_errno.errorcode.get(err, err)}")
+            s.close()
+            return
+        socks[i] = s
+        got[i] = b""
+        sel.register(s, selectors.EVENT_WRITE, i)
+
+    connected = 0
+    while (started < count or connected < len(socks)) and time.monotonic() < deadline:
+        while started < count and started - connected - len(errors) < 256:
+            start(started)
+            started += 1
+        for key, _ in sel.select(0.5):
+            i = key.data
+            s = socks[i]
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            sel.unregister(s)
+            if err:
+                errors.append(f"{i}: connect {_errno.errorcode.get(err, err)}")
+                del socks[i]
+                s.close()
+                continue
+            connected += 1
+    print(json.dumps({"connected": connected}), flush=True)
+    if go:
+        sys.stdin.readline()
+    for i, s in socks.items():
+        s.send(struct.pack("!Q", i))
+        sel.register(s, selectors.EVENT_READ, i)
+    while done < len(socks) and time.monotonic() < deadline:
+        for key, _ in sel.select(0.5):
+            i = key.data
+            try:
+                data = socks[i].recv(8 - len(got[i]))
+            except OSError as exc:
+                data = b""
+                errors.append(f"{i}: {exc}")
+            if not data:
+                sel.unregister(socks[i])
+                done += 1
+                continue
+            got[i] += data
+            if len(got[i]) == 8:
+                sel.unregister(socks[i])
+                done += 1
+    echoed = sum(1 for i, g in got.items() if g == struct.pack("!Q", i))
+    for s in socks.values():
+        s.close()
+    return {"connected": connected, "echoed": echoed, "errors": errors[:20], "nerrors": len(errors)}
 
 
 def main(argv):
@@ -231,6 +396,27 @@ def main(argv):
         for s in held:
             s.close()
         out = {"held": len(held)}
+    elif mode == "echomany":
+        out = echomany(argv[1], int(argv[2]), int(argv[3]), len(argv) > 4)
+    elif mode == "echos":
+        out = echos(argv[1], int(argv[2]), int(argv[3]))
+    elif mode == "oooflood":
+        out = oooflood(argv[1], *map(int, argv[2:9]))
+    elif mode == "fragflood":
+        out = fragflood(argv[1], int(argv[2]), float(argv[3]))
+    elif mode == "idlesend":
+        host, port, nbytes, seed = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
+        s = socket.create_connection((host, port), timeout=60)
+        print(json.dumps({"port": s.getsockname()[1]}), flush=True)
+        sys.stdin.readline()
+        h = hashlib.sha256()
+        for c in chunks(nbytes, seed):
+            h.update(c)
+            s.sendall(c)
+        s.shutdown(socket.SHUT_WR)
+        tail = s.recv(1)
+        out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
+        s.close()
     elif mode == "flood":
         out = flood(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
     else:

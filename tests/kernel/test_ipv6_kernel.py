@@ -21,7 +21,7 @@ from drvtest_util import needs_root, wait_until
 from ktest_util import MB, sh, tap_link
 from test_tcp_kernel import stack_client, stack_server
 
-pytestmark = [pytest.mark.system, needs_root]
+pytestmark = [pytest.mark.kernel, needs_root]
 
 NET = 40
 

@@ -26,7 +26,7 @@ from drvtest_util import needs_root
 from ktest_util import MB, kpeer, lossy_link, nft_drops, sh, tap_link
 from kpeer import chunks
 
-pytestmark = [pytest.mark.system, needs_root]
+pytestmark = [pytest.mark.kernel, needs_root]
 
 RCVBUF = 256 * 1024     # the stack's buffers for bulk transfers (sysctl default: 32 KB)
 SNDBUF = 256 * 1024
@@ -151,6 +151,11 @@ async def test_capabilities_flipped_mid_transfer_lose_nothing(kstack, knetns, di
     assert flips >= 4
 
 
+# offload=0: the faults hit wire-sized frames, not 64 KB super-segments (one of which
+# lost would be 45 segments lost at once).
+COMBINED = "offload=0,fault_seed=6,fault_drop=1,fault_reorder=2,fault_dup=1,fault_corrupt=0.1"
+COMBINED_MB = int(os.environ.get("IOPKT_COMBINED_MB", "20"))
+
 # name -> (nftables loss %, fault-injector options, bytes). Reordering, duplication,
 # corruption and 1 % loss: 100 MB each way, as on the clean link. At 5 % loss (of data
 # and of ACKs) the window stays a few segments; a tail whose probe or last ACKs are lost
@@ -162,6 +167,11 @@ IMPAIRED = {
     "reorder25": (0, "fault_seed=3,fault_reorder=25", 100 * MB),
     "dup1": (0, "fault_seed=4,fault_dup=1", 100 * MB),
     "corrupt0.1": (0, "fault_seed=5,fault_corrupt=0.1", 100 * MB),
+    # All at once, both directions (issue 12): 1 % loss, 2 % of frames held back 1-5 ms
+    # (real reordering), 1 % duplicated, 0.1 % corrupted. CI moves COMBINED_MB; the
+    # 100 MB figures for the note (next to Linux <-> Linux through the same faults) come
+    # from scripts/impaired.py.
+    "combined": (0, COMBINED, COMBINED_MB * MB),
 }
 
 
@@ -176,6 +186,7 @@ async def test_impaired(kstack, knetns, case, direction, record_property):
         ns, _, driver = await tap_link(kstack, knetns, 11, faults)
         kernel_ip = "10.77.11.1"
     run = stack_server if direction == "kernel->stack" else stack_client
+    ofo_before = kernel_counter(ns, "TCPOFOQueue")
     kernel, ours, n, elapsed, status = await run(kstack, 5002, ns, nbytes, 8, "10.77.11.2",
                                                  kernel_ip)
     assert n == nbytes
@@ -197,11 +208,32 @@ async def test_impaired(kstack, knetns, case, direction, record_property):
         # probe, or the ACKs for it, were lost as well (5-10 a run here, 27-50 before).
         assert stats.rack_lost > 100
         assert stats.rexmttimeo <= 20, stats.rexmttimeo
+    if "reorder" in faults:
+        # Frames really were passed by later ones (held back 1-5 ms), and the receiver
+        # queued segments out of order: ours, or the kernel's TCPOFOQueue.
+        least = 100 if "reorder=25" in faults else 10
+        assert driver.fault.stats.overtaken > least, driver.fault.stats
+        ofo = (stats.rcvoopack if direction == "kernel->stack"
+               else kernel_counter(ns, "TCPOFOQueue") - ofo_before)
+        assert ofo > least, ofo
+    if "fault_drop" in faults:
+        assert driver.fault.stats.dropped > 0
+        assert (stats.sndrexmitpack if direction == "stack->kernel"
+                else kernel["tcp"]["retrans"]) > 0
     if "corrupt" in faults:
         assert driver.fault.stats.corrupted > 0
     if "dup" in faults:
         assert driver.fault.stats.duplicated > 0
     report(record_property, f"{case} {direction}", n, elapsed, status)
+
+
+def kernel_counter(ns: str, name: str) -> int:
+    """A TcpExt counter of the namespace's kernel (/proc/net/netstat is per namespace)."""
+    lines = sh("ip", "netns", "exec", ns, "cat", "/proc/net/netstat").stdout.splitlines()
+    for keys, values in zip(lines[::2], lines[1::2]):
+        if keys.startswith("TcpExt:"):
+            return int(dict(zip(keys.split(), values.split()))[name])
+    raise AssertionError("no TcpExt line")
 
 
 async def echo_server(lst: TcpListener, served: list) -> None:
@@ -276,31 +308,39 @@ async def test_ss_shows_options_and_keepalive_probes_answered(kstack, knetns):
 
 
 async def test_syn_flood_real_client_still_connects(kstack, knetns):
-    """A bounded SYN flood (3,000 spoofed SYNs over at most 3 s) on a listener with a
-    backlog of 8: the queue fills, SYN cookies answer (RFC 4987 3.6), and kernel
-    clients connecting during the flood are all served."""
+    """A bounded SYN flood (3,000 spoofed SYNs, paced over about 1.5 s) on a listener with
+    a backlog of 8: all 3,000 reach the listener, the queue fills, SYN cookies answer
+    (RFC 4987 3.6), and every kernel client connecting during the flood is served."""
     ns, _, _ = await tap_link(kstack, knetns, 13)
     lst = await TcpListener.open(kstack.runtime, 5004, backlog=8)
+    stats = kstack.stack.tcp.stats
+    syns_before = stats.sc_added + stats.sc_sendcookie + stats.listendrop
     served: list = []
     results: list = []
+    clients = 5
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(echo_server, lst, served)
             flood = {}
 
             async def flooder():
-                flood.update(await kpeer(ns, "flood", "10.77.13.2", 5004, 3000, 3.0))
+                # Paced over ~1.5 s, stopped at 6 s: the count, not the clock, ends it.
+                flood.update(await kpeer(ns, "flood", "10.77.13.2", 5004, 3000, 1.5))
 
             async with trio.open_nursery() as inner:
                 inner.start_soon(flooder)
                 await trio.sleep(0.5)
-                for _ in range(5):
+                for _ in range(clients):
                     results.append(await kpeer(ns, "echo", "10.77.13.2", 5004, timeout=30))
-                    await trio.sleep(0.3)
+                    await trio.sleep(0.2)
             nursery.cancel_scope.cancel()
-    stats = kstack.stack.tcp.stats
-    assert flood["sent"] > 1000
+    assert flood["sent"] == 3000
+    # Every SYN that reached the listener went one of three ways: a SYN-cache entry, a
+    # cookie, or a drop because even the accept queue was full. The flood's and the
+    # clients' SYNs all arrived (the client's own retransmitted SYNs may add a few).
+    syns = stats.sc_added + stats.sc_sendcookie + stats.listendrop - syns_before
+    assert syns >= 3000 + clients, syns
     assert stats.sc_sendcookie > 0
-    assert [r["echo"] for r in results] == ["hello"] * 5
-    assert served.count(b"hello") == 5
+    assert [r["echo"] for r in results] == ["hello"] * clients
+    assert served.count(b"hello") == clients
     await lst.aclose()

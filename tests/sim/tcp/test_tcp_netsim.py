@@ -221,8 +221,11 @@ def _table() -> str:
 
 def test_throughput_snapshot():
     table = _table()
-    if os.environ.get("TCP_SNAPSHOT_UPDATE") or not SNAPSHOT.exists():
+    if os.environ.get("TCP_SNAPSHOT_UPDATE"):
         SNAPSHOT.write_text(table)
+    # A missing snapshot is a failure, not a fresh baseline: a checkout that lost the
+    # file would otherwise pass whatever the table says.
+    assert SNAPSHOT.exists(), f"{SNAPSHOT.name} missing; regenerate with TCP_SNAPSHOT_UPDATE=1:\n{table}"
     assert table == SNAPSHOT.read_text(), "throughput changed:\n" + table
 
 

@@ -5,6 +5,7 @@ import random
 import struct
 import tracemalloc
 
+from iopkt_fs.stack.config import StackConfig
 from iopkt_fs.stack.stack import Stack
 from iopkt_fs.stack.tcp import State, TcpLayer
 from iopkt_fs.stack.tcp.congestion import Cubic, NewReno
@@ -77,7 +78,7 @@ def test_icmp_soft_error_reported_on_timeout():
 
 
 def test_config_from_stack_sysctl():
-    stack = Stack()
+    stack = Stack(StackConfig(seed=3))
     layer = TcpLayer(lambda *a: None, stack.rng, sysctl=stack.sysctl,
                      source_address=lambda d: LOCAL_IP)
     s = layer.socket()

@@ -1,6 +1,7 @@
 """Every RFC 9293 state and transition, at literal times, checking each segment sent."""
 
 import errno
+import random
 
 import pytest
 
@@ -517,7 +518,7 @@ def test_ephemeral_ports_are_random_and_distinct():
 
 
 def test_isn_rfc6528_differs_by_tuple_and_advances_with_time():
-    lay = TcpLayer(lambda *a: None)
+    lay = TcpLayer(lambda *a: None, random.Random(5))
     a = lay.isn(LOCAL_IP, 1, REMOTE_IP, 2, 0)
     assert lay.isn(LOCAL_IP, 1, REMOTE_IP, 3, 0) != a
     assert (lay.isn(LOCAL_IP, 1, REMOTE_IP, 2, 4_000) - a) & 0xFFFFFFFF == 1000
