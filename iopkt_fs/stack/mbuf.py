@@ -120,7 +120,9 @@ class MbufPool:
         return m * MSIZE + c * self.mclbytes
 
     def room(self, nbytes: int, mtype: int = MT_HEADER) -> bool:
-        return self.in_use + self.cost(nbytes, mtype) <= self.limit
+        """Would a chain of ``nbytes`` fit, after the drain routines ran if not at once?"""
+        size = self.cost(nbytes, mtype)
+        return self.in_use + size <= self.limit or self._drain(size)
 
     # -- take / give ----------------------------------------------------------------------
 

@@ -65,6 +65,8 @@ class TcpProtosw:
         stack.layers.append(self.layer)
         stack.tcp = self.layer
         self.layer.mbufs = getattr(stack, "mbufs", None)   # ring storage is charged there
+        if self.layer.mbufs is not None:
+            self.layer.mbufs.drain_routines.append(self.layer.drain)
         return self.layer
 
     def input(self, ctx, payload, now: Instant) -> None:

@@ -295,6 +295,19 @@ class TcpLayer:
         conn.rcv_buf.release()
         # (the socket is woken by the connection's _set_state)
 
+    def drain(self) -> None:
+        """The pool ran dry (NetBSD m_reclaim calls each protocol's pr_drain): give back
+        the storage of every empty ring. An established connection keeps its rings
+        allocated while it moves data (allocating 4 MiB per burst would cost more than it
+        saves), so one that sent a byte and went quiet would hold both until it closed;
+        here they go, and come back on the next write. A receive ring holding
+        out-of-order data past an empty front is kept."""
+        for conn in self.connections.values():
+            conn.snd_buf.release()
+            if not conn.ooo:
+                conn.rcv_buf.release()
+        self.stats.drain += 1
+
     def pcblist(self) -> list[TcpStatus]:
         """Every listener and connection (``netstat -an``): listeners first, as LISTEN
         rows with no remote end (remote ``(b"", 0)``)."""

@@ -39,6 +39,7 @@ NAMES = (
     "rack_lost", "rack_reo_timeo", "dsack_sent", "dsack_rcvd", "dsack_undo", "sack_reorder",
     "spurious_rto",
     "rcvbufauto", "sndbufauto",    # buffer autosizing steps
+    "drain",                       # the pool ran dry: empty rings given back (pr_drain)
     "sndgso", "rcvgso",            # super-segments sent / received whole
 )
 
