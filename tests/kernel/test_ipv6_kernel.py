@@ -6,8 +6,8 @@ link-local address, both through DAD. ``ping -6`` both addresses (ND both ways: 
 kernel's neighbour table learns our MAC and ours the kernel's), ``ping -6 -s 4000``
 (fragments both ways), TCP 100 MB each way with SHA-256 with the TAP's offloads on
 (the kernel's GSO_TCPV6 super-frames taken whole, ours cut by the kernel: TSO6) and off
-(plain frames: GRO joins them coming in, software GSO cuts ours), UDP both ways with the
-kernel's socket module. Addresses are ULAs inside the test's own namespace only.
+(plain frames: GRO joins them coming in, software GSO cuts ours), and again with the
+capabilities flipped mid-transfer; UDP both ways with the kernel's socket module. Addresses are ULAs inside the test's own namespace only.
 """
 
 import ipaddress
@@ -98,6 +98,36 @@ async def test_tcp6_100mb(kstack, knetns, direction, offloads):
         assert (otso > 0 and ogso == 0) if offloads == "on" else (otso == 0 and ogso > 0)
     print(f"IPv6 {direction}, offloads {offloads}: {n / MB:.0f} MB in {elapsed:.2f} s; "
           f"igso {igso} otso {otso} ogso {ogso} rcvgso {rcvgso}")
+
+
+@pytest.mark.parametrize("direction", ["kernel->stack", "stack->kernel"])
+async def test_tcp6_capabilities_flipped_mid_transfer_lose_nothing(kstack, knetns, direction):
+    """ifconfig ltap0 -tso6 -tcp6csum ... and back every 50 ms while 40 MB cross over
+    IPv6: our output moves between TSO6 and software GSO under a live connection."""
+    ns, dev, iface, ll = await v6_link(kstack, knetns)
+    caps = iface.capabilities
+    assert caps
+    flips = 0
+    done = trio.Event()
+
+    async def flipper():
+        nonlocal flips
+        while not done.is_set() and flips < 400:
+            if flips % 2 == 0:
+                kstack.stack.set_capabilities(iface, disable=caps)
+            else:
+                kstack.stack.set_capabilities(iface, enable=caps)
+            flips += 1
+            await trio.sleep(0.05)
+
+    fn = stack_server if direction == "kernel->stack" else stack_client
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flipper)
+        kernel, ours, n, _elapsed, _status = await fn(kstack, 5007, ns, 40 * MB, 12, f"fd00:77:{NET}::2",
+                                                      f"fd00:77:{NET}::1")
+        done.set()
+    assert kernel["sha256"] == ours and n == 40 * MB
+    assert flips >= 4
 
 
 async def test_udp6_both_ways(kstack, knetns):
