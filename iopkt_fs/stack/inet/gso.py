@@ -177,15 +177,40 @@ _SEGMENTERS6 = {GSO_TCPV6: _segment6, GSO_UDP_L4: _segment6}
 def finalize(packet, tx: Tx | None, mtu: int) -> list[bytes]:
     """What a link without offloads carries for ``packet``: finished packets of at most
     ``mtu`` bytes (the packet itself when there is nothing to do). IPv6 packets are
-    told apart by their version nibble."""
+    told apart by their version nibble. A UDP super-datagram is always cut, even when it
+    would fit: its pieces are separate messages (a kernel sender's UDP_SEGMENT makes
+    one of two 100-byte datagrams)."""
     if tx is None:
         return [packet]
-    if tx.gso_type != GSO_NONE and len(packet) > mtu:
+    if tx.gso_type != GSO_NONE and (len(packet) > mtu or tx.gso_type == GSO_UDP_L4) and tx.gso_size > 0:
         table = _SEGMENTERS6 if packet[0] >> 4 == 6 else _SEGMENTERS
-        return table[tx.gso_type](packet, tx)
+        pieces = table[tx.gso_type](packet, tx)
+        if pieces:
+            return pieces
     if tx.csum is None:
         return [packet]
     return [complete(packet, tx)]
+
+
+_RX_GSO = {4: (GSO_TCPV4, GSO_UDP_L4), 6: (GSO_TCPV6, GSO_UDP_L4)}
+
+
+def rx_offload(vh, packet) -> Tx | None:
+    """The work a received frame's virtio header leaves for whoever sends ``packet``
+    (the IP packet, Ethernet header off) on: a checksum to finish (NEEDS_CSUM), a
+    super-frame to cut; None when it is finished. GSO types that do not fit the
+    packet's family are ignored (GSO_ECN is a modifier)."""
+    flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VH.unpack_from(vh, 0)
+    version = packet[0] >> 4
+    gso_type &= 0x7F
+    if gso_type not in _RX_GSO.get(version, ()):
+        gso_type, gso_size = GSO_NONE, 0
+    if flags & NEEDS_CSUM:
+        return Tx(csum_start - 14, csum_offset, gso_type, gso_size)
+    if gso_type != GSO_NONE:
+        l4 = (packet[0] & 0x0F) * 4 if version == 4 else _IPV6_HEADER
+        return Tx(l4, None, gso_type, gso_size)
+    return None
 
 
 def device_header(enabled: int, mtu: int, packet, tx: Tx, csum_cap: dict, gso_cap: dict) -> bytes | None:

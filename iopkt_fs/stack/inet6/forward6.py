@@ -38,7 +38,7 @@ from ..wire.checksum import ones_sum, pseudo_header_sum_v6
 from ..wire.icmpv6 import (
     TIMXCEED_HOPLIMIT, UNREACH_BEYONDSCOPE, UNREACH_NOROUTE, Icmpv6Type as T,
 )
-from ..wire.ipv6 import HEADER_LEN, UNSPECIFIED, is_link_local
+from ..wire.ipv6 import UNSPECIFIED, is_link_local
 from ..wire.virtio import GSO_NONE, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
 _U16 = struct.Struct("!H")

@@ -306,3 +306,20 @@ def test_coalescing6_joins_a_clean_run_and_leaves_extension_headers_alone():
     # On io-pkt-v4 (no is_local6) IPv6 frames pass untouched.
     out = gro.coalesce([(memoryview(f), None) for f in frames], lambda a: False)
     assert len(out) == len(frames)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_udp_super_datagram_is_cut_even_when_it_would_fit(family):
+    """Five 100-byte messages in one GSO_UDP_L4 frame of 540 bytes: five datagrams, never
+    one merged message, whatever the MTU."""
+    from scapy.all import IP
+
+    body = b"".join(bytes([i]) * 100 for i in range(5))
+    net = IPv6(src=PEER, dst=OUR) if family == 6 else IP(src="10.0.0.2", dst="10.0.0.1")
+    packet = raw(net / UDP(sport=1, dport=2) / body)
+    l4 = 40 if family == 6 else 20
+    pieces = gso.finalize(packet, gso.Tx(l4, None, GSO_UDP_L4, 100), 1500)
+    cls = IPv6 if family == 6 else IP
+    assert [bytes(cls(p)[UDP].payload) for p in pieces] == [bytes([i]) * 100 for i in range(5)]
+    for p in pieces:
+        scapy_agrees(cls(p))
