@@ -32,16 +32,16 @@ from ..errors import StackError
 from ..iface.interface import (
     IFCAP_CSUM_TCPv6_Tx, IFCAP_CSUM_UDPv6_Tx, IFCAP_TSOv6, IFT_ETHER, IFT_LOOP, Interface,
 )
-from ..inet import gso
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
+from ..inet import gso
 from ..time import Instant, seconds
 from ..wire.ethernet import pad_frame
 from ..wire.icmpv6 import UNREACH_ADDR, Icmpv6Type as T
-from ..wire.virtio import GSO_NONE, GSO_TCPV6
 from ..wire.ipv6 import (
     HEADER_LEN, LOOPBACK, MIN_MTU, NH_FRAGMENT, Ipv6FragmentRepr, Ipv6Repr, is_link_local, is_multicast,
     multicast_mac,
 )
+from ..wire.virtio import GSO_NONE, GSO_TCPV6
 from .addrsel import select_source
 from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 
@@ -237,7 +237,7 @@ class Ipv6Output:
                     self.stack.transmit(iface, b"".join((vh, head, packet)), framed=True)
                     return
             for p in self._finish(packet, tx, mtu):
-                self.stack.transmit(iface, head + p)       # TCP: never under 60 bytes
+                self.stack.transmit(iface, head + p)   # IPv6 + L4 header: >= 62 bytes, no pad
             return
         frame = head + packet
         self.stack.transmit(iface, pad_frame(frame) if len(frame) < 60 else frame)
