@@ -18,6 +18,9 @@ Groups (``--only``; references a group needs are measured with it):
     forward  forwarding packets/s through the stack (two TAPs)
     memory   memory per idle established connection (in-process)
     ctl      control-file reads/s against a minimal pyfuse3 file
+    ipv6     io-pkt-v6-hc: TCP over IPv6 kernel -> stack (dd of data) and stack -> kernel
+             (dd of=data), each next to the same over IPv4 on the same TAP in the same
+             run (the ratio is the figure); ping6 RTT next to ping's
 
 References: scripts/rawtap_peer.py (a raw Python TAP peer, plain and IFF_VNET_HDR), kernel
 <-> kernel over veth, a kernel router namespace, scripts/minimal_fuse.py. The kernel's side
@@ -58,7 +61,7 @@ PY = sys.executable
 KPEER = str(ROOT / "tests" / "kernel" / "kpeer.py")
 RAWPEER = str(HERE / "rawtap_peer.py")
 MB = 1_000_000
-GROUPS = ("files", "inproc", "offload", "vxlan", "ping", "cps", "udp", "forward", "memory", "ctl")
+GROUPS = ("files", "inproc", "offload", "vxlan", "ping", "cps", "udp", "forward", "memory", "ctl", "ipv6")
 CPS_MAX = 30000            # connections per cps run (ephemeral ports, TIME_WAIT)
 OFFLOAD_FLAGS = ("-tso4", "-tso6", "-tcp4csum", "-udp4csum", "-tcp6csum", "-udp6csum")
 
@@ -87,11 +90,12 @@ def last_json(text: str) -> dict:
 # -- what we start, and how it all goes away ---------------------------------------------------
 
 class Instance:
-    """An io-pkt-v4-hc started as a user starts it; stopped by its PID."""
+    """An io-pkt-v4-hc (or ``binary``) started as a user starts it; stopped by its PID."""
 
-    def __init__(self, env, name: str, args: list[str], instance: int | None = None):
+    def __init__(self, env, name: str, args: list[str], instance: int | None = None,
+                 binary: str = "io-pkt-v4-hc"):
         self.prefix = os.path.join(env.base, name)
-        cmd = [BIN / "io-pkt-v4-hc"] + (["-i", str(instance)] if instance else [])
+        cmd = [BIN / binary] + (["-i", str(instance)] if instance else [])
         sh(*cmd, *args, "-ptcpip", f"prefix={self.prefix}", timeout=30)
         status = open(f"{self.prefix}/dev/socket/status").read()
         self.pid = int(status.split("pid: ")[1].split()[0])
@@ -748,6 +752,60 @@ def g_ctl(env: Env, t: Table, s: float) -> None:
           ceiling[1])
 
 
+def v6_tap(env: Env):
+    """io-pkt-v6-hc -d tap into a namespace of its own, both families on the one link:
+    stack 10.231.14.2 and fd00:231:14::2, kernel .1 and ::1 (no DAD wait on its side)."""
+    def make():
+        ns = env.ns("6")
+        dev = f"{env.tag}6"[:15]
+        inst = Instance(env, "v6", ["-d", "tap", f"dev={dev},netns={ns}"], binary="io-pkt-v6-hc")
+        inst.tool("iopkt", "ifconfig", "ltap0", "10.231.14.2/24")
+        inst.tool("iopkt", "ifconfig", "ltap0", "inet6", "fd00:231:14::2/64")
+        sh("ip", "-n", ns, "addr", "add", "10.231.14.1/24", "dev", dev)
+        sh("ip", "-n", ns, "-6", "addr", "add", "fd00:231:14::1/64", "dev", dev, "nodad")
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+        inst.tool("if_up", "-l", "-m", "100", "-r", "50", "ltap0")
+        inst.tool("if_up", "-6", "-i", "-m", "100", "-r", "50", "ltap0")
+        return inst, ns, dev
+    return env.once("v6-tap", make)
+
+
+V6_FAMILIES = {"IPv4": ("10.231.14.2", "10.231.14.1"), "IPv6": ("fd00:231:14::2", "fd00:231:14::1")}
+
+
+def g_ipv6(env: Env, t: Table, s: float) -> None:
+    """Each family twice, alternating (the machine's load moves under a run); the better
+    of each pair is kept, so the ratio compares like with like."""
+    inst, ns, dev = v6_tap(env)
+    port = 5400
+    rx = {f: [] for f in V6_FAMILIES}
+    tx = {f: [] for f in V6_FAMILIES}
+    for _ in range(2):
+        for fam, (host, peer) in V6_FAMILIES.items():
+            inst.host, inst.peer = host, peer
+            rx[fam].append(files_rx(env, inst, ns, dev, "dd", s, port)["mbs"])
+            port += 1
+    guess = max(rx["IPv4"])
+    for _ in range(2):
+        for fam, (host, peer) in V6_FAMILIES.items():
+            inst.host, inst.peer = host, peer
+            tx[fam].append(files_tx(env, inst, ns, "dd", s, port, guess)["mbs"])
+            port += 1
+    note = "better of two runs each, alternating: IPv4 {} / IPv6 {} MB/s"
+    t.add("TCP over IPv6 kernel -> stack, `dd if=data bs=1M` (v6-hc)", max(rx["IPv6"]), "MB/s",
+          "the same over IPv4", max(rx["IPv4"]),
+          note=note.format(*(", ".join(f"{v:.0f}" for v in rx[f]) for f in V6_FAMILIES)))
+    t.add("TCP over IPv6 stack -> kernel, `dd of=data bs=1M` (v6-hc)", max(tx["IPv6"]), "MB/s",
+          "the same over IPv4", max(tx["IPv4"]),
+          note=note.format(*(", ".join(f"{v:.0f}" for v in tx[f]) for f in V6_FAMILIES)))
+    rtt = {}
+    for fam, (host, _peer) in V6_FAMILIES.items():
+        bench_ip.ping_median(ns, host, 5)
+        rtt[fam] = bench_ip.ping_median(ns, host, 100)
+    t.add("ping6 RTT kernel -> stack (median, v6-hc)", rtt["IPv6"][0], "ms", "ping, IPv4", rtt["IPv4"][0],
+          digits=3, note=f"{rtt['IPv6'][1]} / {rtt['IPv4'][1]} replies")
+
+
 def references(env: Env, t: Table, s: float) -> None:
     """The reference rows themselves, for whatever the groups measured."""
     c = env.cache
@@ -779,6 +837,7 @@ def run(args, env: Env, table: Table) -> None:
         "forward": lambda: g_forward(env, table, s),
         "memory": lambda: g_memory(env, table, s, args.idle),
         "ctl": lambda: g_ctl(env, table, s),
+        "ipv6": lambda: g_ipv6(env, table, s),
     }
     for name in GROUPS:
         if name not in only:

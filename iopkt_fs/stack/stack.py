@@ -468,7 +468,8 @@ class Stack:
             self.deliver_batch(iface.bridge.input(iface, items, now), now)
             return
         if self.gro and len(items) > 1 and iface.kind == IFT_ETHER:
-            items = gro.coalesce(items, self.inet.is_local)
+            inet6 = self.inet6
+            items = gro.coalesce(items, self.inet.is_local, inet6.is_local if inet6 is not None else None)
         tcp = self.tcp
         tcp.begin_input()
         try:

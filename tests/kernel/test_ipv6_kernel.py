@@ -4,8 +4,10 @@ The kernel in the namespace has fd00:77:N::1/64 (nodad: it does not wait for its
 DAD) and its own link-local address; the stack has fd00:77:N::2/64 and its EUI-64
 link-local address, both through DAD. ``ping -6`` both addresses (ND both ways: the
 kernel's neighbour table learns our MAC and ours the kernel's), ``ping -6 -s 4000``
-(fragments both ways), TCP both ways with SHA-256, UDP both ways with the kernel's
-socket module. Addresses are ULAs inside the test's own namespace only.
+(fragments both ways), TCP 100 MB each way with SHA-256 with the TAP's offloads on
+(the kernel's GSO_TCPV6 super-frames taken whole, ours cut by the kernel: TSO6) and off
+(plain frames: GRO joins them coming in, software GSO cuts ours), and again with the
+capabilities flipped mid-transfer; UDP both ways with the kernel's socket module. Addresses are ULAs inside the test's own namespace only.
 """
 
 import ipaddress
@@ -26,8 +28,8 @@ pytestmark = [pytest.mark.kernel, needs_root]
 NET = 40
 
 
-async def v6_link(h, knetns):
-    ns, dev, driver = await tap_link(h, knetns, NET)
+async def v6_link(h, knetns, faults: str = ""):
+    ns, dev, driver = await tap_link(h, knetns, NET, faults)
     iface = driver.interfaces[0]
     h.stack.add_address(iface, ipaddress.ip_address(f"fd00:77:{NET}::2"), 64)
     sh("ip", "-n", ns, "-6", "addr", "add", f"fd00:77:{NET}::1/64", "dev", dev, "nodad")
@@ -74,15 +76,58 @@ async def test_ping6_from_the_stack(kstack, knetns):
     assert {r[3] for r in icmp.echo_replies} == {0, 1, 2} and icmp.echo_replies[0][1] == dst
 
 
+@pytest.mark.parametrize("offloads", ["on", "off"])
 @pytest.mark.parametrize("direction", ["kernel->stack", "stack->kernel"])
-async def test_tcp6_20mb(kstack, knetns, direction):
-    ns, dev, iface, ll = await v6_link(kstack, knetns)
+async def test_tcp6_100mb(kstack, knetns, direction, offloads):
+    ns, dev, iface, ll = await v6_link(kstack, knetns, "" if offloads == "on" else "offload=0")
+    assert iface.vnet_hdr == 10 and bool(iface.enabled) == (offloads == "on")
+    ip6, tcp = kstack.stack.inet6.stats, kstack.stack.tcp.stats
+    before = (ip6.igso, ip6.otso, ip6.ogso, tcp.rcvgso)
     fn = stack_server if direction == "kernel->stack" else stack_client
-    kernel, ours, n, elapsed, status = await fn(kstack, 5006, ns, 20 * MB, 11, f"fd00:77:{NET}::2",
+    kernel, ours, n, elapsed, status = await fn(kstack, 5006, ns, 100 * MB, 11, f"fd00:77:{NET}::2",
                                                 f"fd00:77:{NET}::1")
-    assert n == 20 * MB and kernel["sha256"] == ours
+    assert n == 100 * MB and kernel["sha256"] == ours
     assert status.smss <= 1500 - 60 - 12   # MSS from the IPv6 MTU, less timestamps
-    print(f"IPv6 {direction}: {n / MB:.0f} MB in {elapsed:.2f} s")
+    igso, otso, ogso, rcvgso = (a - b for a, b in zip((ip6.igso, ip6.otso, ip6.ogso, tcp.rcvgso), before))
+    if direction == "kernel->stack":
+        # On: the kernel's GSO_TCPV6 super-frames arrive whole. Off: plain frames, joined
+        # by GRO into segments larger than one MSS just the same.
+        assert igso > 0 if offloads == "on" else (igso == 0 and rcvgso > 0)
+    else:
+        # On: super-segments leave whole for the kernel to cut (TSO6). Off: cut here.
+        assert (otso > 0 and ogso == 0) if offloads == "on" else (otso == 0 and ogso > 0)
+    print(f"IPv6 {direction}, offloads {offloads}: {n / MB:.0f} MB in {elapsed:.2f} s; "
+          f"igso {igso} otso {otso} ogso {ogso} rcvgso {rcvgso}")
+
+
+@pytest.mark.parametrize("direction", ["kernel->stack", "stack->kernel"])
+async def test_tcp6_capabilities_flipped_mid_transfer_lose_nothing(kstack, knetns, direction):
+    """ifconfig ltap0 -tso6 -tcp6csum ... and back every 50 ms while 40 MB cross over
+    IPv6: our output moves between TSO6 and software GSO under a live connection."""
+    ns, dev, iface, ll = await v6_link(kstack, knetns)
+    caps = iface.capabilities
+    assert caps
+    flips = 0
+    done = trio.Event()
+
+    async def flipper():
+        nonlocal flips
+        while not done.is_set() and flips < 400:
+            if flips % 2 == 0:
+                kstack.stack.set_capabilities(iface, disable=caps)
+            else:
+                kstack.stack.set_capabilities(iface, enable=caps)
+            flips += 1
+            await trio.sleep(0.05)
+
+    fn = stack_server if direction == "kernel->stack" else stack_client
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flipper)
+        kernel, ours, n, _elapsed, _status = await fn(kstack, 5007, ns, 40 * MB, 12, f"fd00:77:{NET}::2",
+                                                      f"fd00:77:{NET}::1")
+        done.set()
+    assert kernel["sha256"] == ours and n == 40 * MB
+    assert flips >= 4
 
 
 async def test_udp6_both_ways(kstack, knetns):

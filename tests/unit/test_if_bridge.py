@@ -155,3 +155,32 @@ def test_brconfig_is_among_the_shell_path_commands(tmp_path, monkeypatch):
     directory = iopkt.shell_path()
     assert os.access(os.path.join(directory, "brconfig"), os.X_OK)
     assert "iopkt brconfig" in open(os.path.join(directory, "brconfig")).read()
+
+
+def test_ipv6_offload_work_is_finished_for_a_member_without_a_virtio_header(br):
+    """A TCP/IPv6 super-frame from a TAP member (NEEDS_CSUM, GSO_TCPV6) leaves a plain
+    member as MSS packets whose checksums scapy recomputes the same."""
+    from scapy.layers.inet import TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    from iopkt_fs.stack.wire.tcp import build_segment
+    from iopkt_fs.stack.wire.virtio import GSO_TCPV6, HDR, NEEDS_CSUM
+
+    stack, bridge, ports = br
+    ports[0].vnet_hdr = 10
+    src, dst = bytes.fromhex("20010db8" + "00" * 11 + "01"), bytes.fromhex("20010db8" + "00" * 11 + "03")
+    payload = bytes(range(256)) * 12                          # 3072 bytes: three pieces of 1200
+    seg = build_segment(src, dst, 1, 2, 1000, 1, 0x18, 512, b"", payload, partial=True)
+    ip6 = bytes.fromhex("60000000") + len(seg).to_bytes(2, "big") + b"\x06\x40" + src + dst
+    vh = HDR.pack(NEEDS_CSUM, GSO_TCPV6, 14 + 40 + 20, 1200, 54, 16)
+    stack.input(ports[2], [frame(BCAST, C)], 0)
+    out(ports)
+    stack.input(ports[0], [vh + C + A + b"\x86\xdd" + ip6 + seg], 0)
+    sent = [Ether(bytes(f)) for f in ports[2].txq]
+    assert [len(bytes(p[TCP].payload)) for p in sent] == [1200, 1200, 672]
+    for p in sent:
+        ck = p[TCP].chksum
+        del p[TCP].chksum
+        assert Ether(bytes(p))[TCP].chksum == ck and p[IPv6].plen == 20 + len(bytes(p[TCP].payload))
+    assert b"".join(bytes(p[TCP].payload) for p in sent) == payload

@@ -40,7 +40,6 @@ import attrs
 
 from ..errors import StackError
 from ..inet import gso
-from ..inet.ipv4 import Ipv4Layer
 from ..time import MICROS_PER_SECOND, Instant
 from .interface import (
     IFF_PROMISC, IFF_RUNNING, IFF_SHIM, IFF_UP, IFT_BRIDGE, IFT_ETHER, Interface, flag_names,
@@ -253,8 +252,8 @@ class Bridge:
         elif out.vnet_hdr:
             self.stack.link_transmit(out, bytes(vh) + bytes(frame), framed=True)
         else:
-            # The offload work the header asked for, done here (IPv4 only carries any).
-            tx = Ipv4Layer._rx_offload(vh, (frame[14] & 0x0F) * 4) if frame[12:14] == b"\x08\x00" else None
+            # The offload work the header asked for (IPv4 or IPv6), done here.
+            tx = gso.rx_offload(vh, frame[14:]) if frame[12:14] in (b"\x08\x00", b"\x86\xdd") else None
             if tx is None:
                 self.stack.link_transmit(out, bytes(frame))
                 return

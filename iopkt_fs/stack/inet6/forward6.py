@@ -22,27 +22,26 @@ The IPv6 layer hands over a unicast packet that is for none of our addresses. In
 Otherwise the hop limit is decremented and the packet goes to the next hop through the
 ND cache. A frame the local kernel handed over unfinished (virtio NEEDS_CSUM) gets its
 checksum finished, and a GSO_TCPV6/GSO_UDP_L4 super-frame is cut into the packets it
-stands for, each checked against the MTU as the sender built them: the next link may not
-take offloads, so everything forwarded leaves finished. Hop-by-hop options are not
-examined on the way through (RFC 8200 4.3 lets a router skip them).
+stands for (inet/gso.py segment6, shared with our own output), each checked against the
+MTU as the sender built them: the next link may not take offloads, so everything
+forwarded leaves finished. Hop-by-hop options are not examined on the way through (RFC
+8200 4.3 lets a router skip them).
 """
 
 import struct
 
 from ..iface.interface import IFT_LOOP, Interface
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
+from ..inet.gso import segment6
 from ..time import Instant
 from ..wire.checksum import ones_sum, pseudo_header_sum_v6
 from ..wire.icmpv6 import (
     TIMXCEED_HOPLIMIT, UNREACH_BEYONDSCOPE, UNREACH_NOROUTE, Icmpv6Type as T,
 )
-from ..wire.ipv6 import HEADER_LEN, UNSPECIFIED, is_link_local
+from ..wire.ipv6 import UNSPECIFIED, is_link_local
 from ..wire.virtio import GSO_NONE, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
 
 _U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-FIN_PSH = 0x09
-CWR = 0x80
 
 
 def _offload(vh) -> tuple[int, int | None, int, int] | None:
@@ -70,41 +69,6 @@ def _finish(packet: bytearray, l4: int, csum: int) -> bytes:
         value = 0xFFFF
     packet[l4 + csum:l4 + csum + 2] = _U16.pack(value)
     return bytes(packet)
-
-
-def segment6(packet, l4: int, gso_type: int, size: int) -> list[bytes]:
-    """Cut an IPv6 TCP or UDP super-packet into the packets of ``size`` payload bytes it
-    stands for (Linux tcp_gso_segment / __udp_gso_segment): TCP sequence numbers advance,
-    FIN and PSH only on the last piece, CWR only on the first; checksums from scratch."""
-    mv = memoryview(packet)
-    src, dst = bytes(mv[8:24]), bytes(mv[24:40])
-    ip_head = bytearray(mv[:l4])
-    tcp = gso_type == GSO_TCPV6
-    thl = (mv[l4 + 12] >> 4) * 4 if tcp else 8
-    head = bytearray(mv[l4:l4 + thl])
-    payload = mv[l4 + thl:]
-    seq0 = _U32.unpack_from(head, 4)[0] if tcp else 0
-    flags = head[13] if tcp else 0
-    n = len(payload)
-    pieces = []
-    for off in range(0, n, size):
-        chunk = payload[off:off + size]
-        l4_len = thl + len(chunk)
-        if tcp:
-            head[4:8] = _U32.pack((seq0 + off) & 0xFFFFFFFF)
-            f = flags if off + size >= n else flags & ~FIN_PSH
-            head[13] = f if off == 0 else f & ~CWR
-            at = 16
-        else:
-            head[4:6] = _U16.pack(l4_len)
-            at = 6
-        head[at:at + 2] = b"\0\0"
-        s = ones_sum(chunk, ones_sum(head, pseudo_header_sum_v6(src, dst, 6 if tcp else 17, l4_len)))
-        value = ~s & 0xFFFF
-        head[at:at + 2] = _U16.pack(value or (0xFFFF if not tcp else 0))
-        ip_head[4:6] = _U16.pack(l4 - HEADER_LEN + l4_len)
-        pieces.append(b"".join((ip_head, head, chunk)))
-    return pieces
 
 
 class Forwarder6:

@@ -3,14 +3,17 @@
 TCP is one ``TcpLayer`` for both families (addresses are 4 or 16 bytes): ``Tcp6`` feeds
 it IPv6 segments and ICMPv6 errors, and ``tcp_output`` is where the TCP glue
 (tcp/inet.py) sends segments with 16-byte addresses. A segment with a partial checksum
-(the TCP core leaves it to the device on IPv4) is finished here in software: no IPv6
-offload is used yet. UDP is the IPv4 layer's ``UdpProtocol`` itself, which speaks both
+(CHECKSUM_PARTIAL: the field holds the pseudo-header sum), maybe a super-segment of
+``gso_size`` pieces, goes down with a ``gso.Tx`` (TCP at offset 40, its checksum at 16,
+GSO_TCPV6): output6.py hands it to a TSO6 link whole or finishes it in software. UDP is the IPv4 layer's ``UdpProtocol`` itself, which speaks both
 families (socket/udp.py). Raw ICMPv6 sockets are ``inet6.raw`` (socket/raw.py).
 """
 
 from ..errors import StackError
+from ..inet.gso import Tx
 from ..socket.raw import RawIcmpProtocol
-from ..wire.checksum import ones_sum
+from ..wire.ipv6 import HEADER_LEN
+from ..wire.virtio import GSO_NONE, GSO_TCPV6
 from .ipv6 import Ipv6Layer
 
 PROTO_TCP = 6
@@ -34,15 +37,11 @@ class Tcp6:
 
 
 def tcp_output(inet6: Ipv6Layer, src: bytes, dst: bytes, segment: bytes, gso_size, now) -> None:
-    if gso_size is not None:
-        # CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum (wire/tcp.py).
-        seg = bytearray(segment)
-        ck = ~ones_sum(seg) & 0xFFFF
-        seg[16] = ck >> 8
-        seg[17] = ck & 0xFF
-        segment = bytes(seg)
+    """``gso_size`` None: the checksum is complete; 0: partial; > 0: partial, and the
+    segment is a super-segment of that many payload bytes per piece."""
+    tx = None if gso_size is None else Tx(HEADER_LEN, 16, GSO_TCPV6 if gso_size else GSO_NONE, gso_size)
     try:
-        inet6.output(segment, src, dst, PROTO_TCP, now)
+        inet6.output(segment, src, dst, PROTO_TCP, now, tx=tx)
     except StackError as exc:
         inet6.output_failed(exc)
 

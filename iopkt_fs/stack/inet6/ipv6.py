@@ -42,6 +42,7 @@ import attrs
 
 from ..iface.interface import IFF_MULTICAST, IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.route import RouteTable
+from ..inet import gso
 from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmpv6 import (
@@ -53,6 +54,7 @@ from ..wire.ipv6 import (
     Ipv6Repr, eui64_link_local, ext_header_len, is_link_local, is_multicast, iter_options,
     solicited_node,
 )
+from ..wire.virtio import GSO_TCPV6, GSO_UDP_L4, HDR as _VH
 from .forward6 import Forwarder6
 from .frag6 import Reassembler6
 from .icmp6 import Icmp6Protocol
@@ -282,8 +284,10 @@ class Ipv6Layer(Ipv6Output):
     def input6(self, iface: Interface, data, now: Instant, link_mcast: bool = False,
                link_src: bytes | None = None, vh=None) -> None:
         """``vh``: the frame's virtio_net_hdr when it says anything; NEEDS_CSUM or
-        DATA_VALID makes the transport checksum trusted, as on IPv4 (a GSO_TCPV6
-        super-frame is one TCP segment of up to 64 KB)."""
+        DATA_VALID makes the transport checksum trusted, as on IPv4. A GSO_TCPV6
+        super-frame is one TCP segment of up to 64 KB (``igso``); a GSO_UDP_L4 one (the
+        sender used UDP_SEGMENT) is cut into its datagrams first, as they are separate
+        messages to the socket (Linux udp_rcv_segment)."""
         st = self.stats
         st.total += 1
         self._now = now
@@ -323,8 +327,28 @@ class Ipv6Layer(Ipv6Output):
         else:
             self.forwarder.forward(iface, pkt, now, link_mcast, vh)    # forward6.py; a host drops it
             return
-        trusted = loop or (vh is not None and bool(vh[0] & 3))
+        trusted = loop
+        if vh is not None:
+            trusted = trusted or bool(vh[0] & 3)
+            gso_type = vh[1] & 0x7F
+            if gso_type == GSO_UDP_L4 and buf[6] == 17:
+                self._udp_gso(iface, pkt, vh, now, multicast, link_mcast, link_src, tentative)
+                return
+            if gso_type == GSO_TCPV6:
+                st.igso += 1
         self._walk(iface, pkt, now, multicast, link_mcast, link_src, trusted, tentative, False)
+
+    def _udp_gso(self, iface, pkt, vh, now, multicast, link_mcast, link_src, tentative) -> None:
+        size = _VH.unpack_from(vh, 0)[3]
+        buf = pkt.datagram
+        if size <= 0 or len(buf) < HEADER_LEN + 8:
+            self.stats.tooshort += 1
+            return
+        self.stats.igso += 1
+        for piece in gso.segment6(buf, HEADER_LEN, GSO_UDP_L4, size):
+            # The pieces' checksums were just computed here: trusted.
+            self._walk(iface, Ipv6Packet(memoryview(piece)), now, multicast, link_mcast, link_src,
+                       True, tentative, False)
 
     def _walk(self, iface, pkt: Ipv6Packet, now, multicast, link_mcast, link_src, loop, tentative,
               fragmented) -> None:

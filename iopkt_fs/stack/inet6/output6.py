@@ -10,6 +10,15 @@ fragments to the path MTU with a Fragment header (never forwarding, never an ato
 fragment: RFC 8021) and ``_link_output`` resolves the next hop through the ND cache
 (nd6.py). Our own addresses go through lo0 and come back at the next ``poll``.
 
+Offloads: a transport that leaves work for below passes ``tx`` (inet/gso.py ``Tx``: a
+partial checksum at ``l4 + csum``, maybe a GSO_TCPV6 super-segment of ``gso_size``
+pieces). ``_link_output`` hands it to a TAP in a virtio header when the link's enabled
+capabilities cover it (TCP6CSUM_Tx / UDP6CSUM_Tx for the checksum, TSO6 for cutting),
+as Linux's dev_queue_xmit would to a device with NETIF_F_TSO6; any other link gets the
+finished packets ``gso.finalize`` makes (the software GSO fallback). lo0 carries them as
+they are (its input trusts them); packets held for ND are finished first. A super-segment
+is never fragmented: it is cut at the path MTU TCP built it for.
+
 Zones (RFC 4007): a link-local destination leaves by the interface given, else the one
 owning the link-local source address, else the one whose neighbour cache knows it, else
 the only up non-loopback interface; ambiguity is EHOSTUNREACH.
@@ -20,8 +29,11 @@ import hashlib
 import ipaddress
 
 from ..errors import StackError
-from ..iface.interface import IFT_ETHER, IFT_LOOP, Interface
+from ..iface.interface import (
+    IFCAP_CSUM_TCPv6_Tx, IFCAP_CSUM_UDPv6_Tx, IFCAP_TSOv6, IFT_ETHER, IFT_LOOP, Interface,
+)
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
+from ..inet import gso
 from ..time import Instant, seconds
 from ..wire.ethernet import pad_frame
 from ..wire.icmpv6 import UNREACH_ADDR, Icmpv6Type as T
@@ -29,11 +41,17 @@ from ..wire.ipv6 import (
     HEADER_LEN, LOOPBACK, MIN_MTU, NH_FRAGMENT, Ipv6FragmentRepr, Ipv6Repr, is_link_local, is_multicast,
     multicast_mac,
 )
+from ..wire.virtio import GSO_NONE, GSO_TCPV6
 from .addrsel import select_source
 from .ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 
 ETHERTYPE_IPV6 = b"\x86\xdd"
 PMTU_EXPIRE = seconds(600)          # QNX pmtu_expire; RFC 8201 4: at least 5 min
+# What a link must have enabled to finish our packets: the checksum (by its offset in the
+# transport header) and the cutting of a super-segment (by GSO type). USO has no IFCAP
+# bit of its own and is not sent yet.
+_CSUM_CAP6 = {16: IFCAP_CSUM_TCPv6_Tx, 6: IFCAP_CSUM_UDPv6_Tx}
+_GSO_CAP6 = {GSO_TCPV6: IFCAP_TSOv6}
 
 
 class Ipv6Output:
@@ -123,11 +141,13 @@ class Ipv6Output:
 
     def output(self, payload, src, dst, proto: int, now: Instant, *, ttl: int | None = None, tos: int = 0,
                iface: Interface | None = None, dontfrag: bool = False, tclass: int | None = None,
-               hlim: int | None = None) -> None:
-        """Send ``payload`` (an upper-layer message, checksum done) from ``src`` to ``dst``.
+               hlim: int | None = None, tx: gso.Tx | None = None) -> None:
+        """Send ``payload`` (an upper-layer message) from ``src`` to ``dst``.
 
         ``ttl``/``hlim`` is the hop limit, ``tos``/``tclass`` the traffic class (the IPv4
-        layer's names work too, so transports call both layers alike).
+        layer's names work too, so transports call both layers alike). ``tx`` says the
+        transport left work for below (a partial checksum, a super-segment: gso.py); its
+        ``l4`` is then 40, as we add no extension headers.
 
         Raises StackError(EHOSTUNREACH) without a route, EMSGSIZE when too big for
         ``dontfrag`` or 65535 bytes, EADDRNOTAVAIL when ``src`` is None and none fits.
@@ -152,6 +172,12 @@ class Ipv6Output:
         st.localout += 1
         header = Ipv6Repr(src, dst, proto, n, hlim, tclass, self._flow_label(src, dst, proto)).header_bytes()
         mtu = out.mtu if out.kind == IFT_LOOP else self.path_mtu(dst) if iface is None else out.mtu
+        if tx is not None:
+            if HEADER_LEN + n <= mtu or tx.gso_type != GSO_NONE:
+                self._link_output(out, nexthop, header + bytes(payload), now, tx=tx, mtu=mtu)
+                return
+            # Too big and not a super-segment: finished here, then fragmented as any other.
+            payload = gso.complete(header + bytes(payload), tx)[HEADER_LEN:]
         if HEADER_LEN + n <= mtu:
             self._link_output(out, nexthop, header + bytes(payload), now)
             return
@@ -175,19 +201,53 @@ class Ipv6Output:
             self._link_output(out, nexthop, head + fh + chunk, now)
 
     def _link_output(self, iface: Interface, nexthop: bytes, packet: bytes, now: Instant,
-                     mac: bytes | None = None) -> None:
-        if iface.kind != IFT_ETHER or iface.mac is None:
-            self.stack.transmit(iface, packet)
+                     mac: bytes | None = None, tx: gso.Tx | None = None, mtu: int = 0) -> None:
+        """``tx``: work left for the link (see the module docstring); ``mtu`` the path
+        MTU the packets it stands for must fit (the link's when 0)."""
+        kind = iface.kind
+        if kind != IFT_ETHER or iface.mac is None:
+            if tx is None or kind == IFT_LOOP:
+                self.stack.transmit(iface, packet)
+            else:
+                for p in self._finish(packet, tx, mtu or iface.mtu):
+                    self.stack.transmit(iface, p)
             return
         if mac is None:
             if nexthop[0] == 0xFF:
                 mac = multicast_mac(nexthop)
             else:
+                if tx is not None:
+                    entry = self.nd.get(iface, nexthop)
+                    if entry is None or not entry.usable:
+                        # Held packets wait for ND as ordinary packets: finish them first.
+                        for p in self._finish(packet, tx, mtu or iface.mtu):
+                            self.nd.resolve(iface, nexthop, p, now)
+                        return
                 mac = self.nd.resolve(iface, nexthop, packet, now)
                 if mac is None:
                     return                   # held until ND answers
-        frame = mac + iface.mac + ETHERTYPE_IPV6 + packet
+        head = mac + iface.mac + ETHERTYPE_IPV6
+        if tx is not None:
+            mtu = mtu or iface.mtu
+            if iface.vnet_hdr:
+                vh = gso.device_header(iface.enabled, mtu, packet, tx, _CSUM_CAP6, _GSO_CAP6)
+                if vh is not None:
+                    if vh[1] != GSO_NONE:
+                        self.stats.otso += 1
+                    self.stack.transmit(iface, b"".join((vh, head, packet)), framed=True)
+                    return
+            for p in self._finish(packet, tx, mtu):
+                self.stack.transmit(iface, head + p)   # IPv6 + L4 header: >= 62 bytes, no pad
+            return
+        frame = head + packet
         self.stack.transmit(iface, pad_frame(frame) if len(frame) < 60 else frame)
+
+    def _finish(self, packet, tx: gso.Tx, mtu: int) -> list:
+        """gso.finalize, counted: a super-segment cut here is ``ogso``."""
+        pieces = gso.finalize(packet, tx, mtu)
+        if len(pieces) > 1:
+            self.stats.ogso += 1
+        return pieces
 
     def send_nd(self, iface: Interface, src: bytes, dst: bytes, message: bytes, mac: bytes | None) -> None:
         """An ND message: hop limit 255 (RFC 4861 6.1.2/7.1.2), straight onto ``iface``."""

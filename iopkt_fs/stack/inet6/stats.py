@@ -33,6 +33,11 @@ class Ip6Stat:
     notmember: int = 0      # multicast to a group we are not in
     tentative: int = 0      # to one of our addresses still under DAD (RFC 4862 5.4)
     noproto: int = 0        # unknown next header
+    # Offloads (no NetBSD counterpart): super-segments handed whole to a TSO6 link, cut
+    # in software for a link without it, and GSO super-frames taken in whole.
+    otso: int = 0
+    ogso: int = 0
+    igso: int = 0
 
     def snapshot(self) -> dict:
         return attrs.asdict(self)

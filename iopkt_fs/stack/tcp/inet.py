@@ -109,13 +109,14 @@ class TcpProtosw:
 
     def _tso(self, dst: bytes) -> int:
         """Super-segments go to every Ethernet link: the device cuts them if it can
-        (TSO), the IP layer in software otherwise - cheaper than one TCP output per MSS
-        (Linux keeps GSO on for the same reason). lo0 has a 33 KB MTU: no need.
-        IPv6: none yet (plain MSS-sized segments)."""
-        if len(dst) == 16:
-            return 0
+        (TSO4/TSO6), the IP layer in software otherwise - cheaper than one TCP output
+        per MSS (Linux keeps GSO on for the same reason). lo0 has a 33 KB MTU: no need.
+        The limit is the whole IP packet, for IPv6 as for IPv4 (65,535 bytes)."""
         try:
-            iface, _nexthop, _route = self.inet.route_to(dst)
+            if len(dst) == 16:
+                iface = self.stack.inet6.route_to(dst)[0]
+            else:
+                iface = self.inet.route_to(dst)[0]
         except StackError:
             return 0
         return GSO_MAX if iface.kind == IFT_ETHER else 0
