@@ -2,7 +2,7 @@
 over TAP in a namespace made here: UDP both ways (connected, announced with headers, a
 link-local peer by %zone), ECONNREFUSED from the kernel's ICMPv6 port unreachable,
 IPV6_V6ONLY's QNX default and `v6only 0`, ping6 on raw ICMPv6, ndp, route -inet6, netstat's
-Internet6 sections, ifconfig inet6 and if_up -6. Then what a v4 stack answers instead."""
+Internet6 sections, ifconfig inet6 (anycast, lifetimes, -L) and if_up -6. Then what a v4 stack answers instead."""
 
 import errno
 import os
@@ -265,6 +265,54 @@ def test_ndp_route_netstat_ifconfig(v6):
     assert v6.run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:206::2", "delete").returncode == 0
     shown = v6.run("iopkt", "ifconfig", "ltap0").stdout
     assert "fd00:206::2" not in shown and f"\tinet6 {OURS} prefixlen 64" in shown and "%ltap0" in shown
+
+
+def _inet6_line(text: str, addr: str) -> str | None:
+    return next((x for x in text.splitlines() if x.startswith(f"\tinet6 {addr} ")), None)
+
+
+def test_ifconfig_inet6_anycast_lifetimes_and_minus_L(v6):
+    """``ifconfig IF inet6 ADDR anycast | pltime N vltime N`` and ``ifconfig -L``: the
+    address flags and lifetimes KAME's SIOCAIFADDR_IN6 carries, the lifetimes counting down
+    in the stack (the deprecated address then goes away), the kernel reaching what is left."""
+    run = v6.run
+    assert run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::78", "prefixlen", "64", "anycast").returncode == 0
+    add = run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::77", "prefixlen", "64", "pltime", "100",
+              "vltime", "200")
+    assert add.returncode == 0, add.stderr
+    plain = run("iopkt", "ifconfig", "ltap0").stdout
+    assert _inet6_line(plain, "fd00:205::78") == "\tinet6 fd00:205::78 prefixlen 64 anycast"
+    assert "pltime" not in plain
+    shown = run("iopkt", "ifconfig", "-L", "ltap0").stdout
+    words = _inet6_line(shown, "fd00:205::77").split()
+    pl, vl = int(words[words.index("pltime") + 1]), int(words[words.index("vltime") + 1])
+    assert 95 <= pl <= 100 and vl - pl == 100, shown
+    assert _inet6_line(shown, OURS).endswith(" pltime infty vltime infty")
+    assert _inet6_line(shown, "fd00:205::78").endswith("anycast pltime infty vltime infty")
+    # The kernel reaches the address once DAD is over (ping -6 to it).
+    ping = sh("ip", "netns", "exec", v6.ns, "ping", "-6", "-c", "1", "-W", "3", "fd00:205::77", check=False)
+    for _ in range(3):
+        if ping.returncode == 0:
+            break
+        ping = sh("ip", "netns", "exec", v6.ns, "ping", "-6", "-c", "1", "-W", "3", "fd00:205::77", check=False)
+    assert ping.returncode == 0, ping.stdout
+    # Short lifetimes: deprecated after 1 s, removed after 2 s, by the stack's own timers.
+    assert run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::79", "pltime", "1", "vltime", "2").returncode == 0
+    seen_deprecated = False
+    for _ in range(60):
+        line = _inet6_line(run("iopkt", "ifconfig", "ltap0").stdout, "fd00:205::79")
+        if line is None:
+            break
+        seen_deprecated |= "deprecated" in line
+        subprocess.run(["sleep", "0.1"], check=True)
+    assert line is None and seen_deprecated
+    # Words that only inet6 takes, and lifetimes that contradict, are refused.
+    bad = run("iopkt", "ifconfig", "ltap0", "10.205.0.9", "anycast")
+    assert bad.returncode == 1 and "anycast: bad value" in bad.stderr
+    bad = run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::7a", "pltime", "9", "vltime", "3")
+    assert bad.returncode == 1 and bad.stderr.strip() == "ifconfig: SIOCAIFADDR_IN6: Invalid argument"
+    for addr in ("fd00:205::77", "fd00:205::78"):
+        assert run("iopkt", "ifconfig", "ltap0", "inet6", addr, "delete").returncode == 0
 
 
 def test_a_v4_stack_answers_as_qnx_without_inet6(stack):

@@ -142,7 +142,7 @@ class AutoAddr:
 
     iface: Interface
     ifa: object
-    prefix: bytes
+    prefix: bytes | None      # None: lifetimes given by hand (set_lifetimes)
     valid: Instant | None
     preferred: Instant | None
 
@@ -372,6 +372,8 @@ class RouterDiscovery:
     def _slaac(self, iface: Interface, prefix: bytes, pi: NdPrefixInfo, now: Instant) -> None:
         addr = prefix[:8] + eui64_link_local(iface.mac)[8:]
         auto = self.addrs.get((iface.index, addr))
+        if auto is not None and auto.prefix is None:
+            return                            # configured by hand with lifetimes: stays so
         if auto is None:
             if pi.valid_lifetime == 0 or self.ip.is_local(addr):
                 return                        # 5.5.3 d; an address configured by hand stays so
@@ -509,6 +511,18 @@ class RouterDiscovery:
                      else "unreachable")
             out.append(f"    {_zoned(p.router, p.iface)} ({state})\n")
         return "".join(out)
+
+    def set_lifetimes(self, iface: Interface, ifa, pltime: int | None, vltime: int | None,
+                      now: Instant) -> None:
+        """Lifetimes given by hand (``ifconfig IF inet6 ADDR pltime N vltime N``, KAME's
+        ifra_lifetime): the address is deprecated, then removed, by the same timers as an
+        autoconfigured one; it belongs to no prefix (``prefix`` None), so RAs leave it be."""
+        key = (iface.index, ifa.address.packed)
+        until = lambda t: None if t is None else now + seconds(t)  # noqa: E731
+        self.addrs[key] = AutoAddr(iface, ifa, None, until(vltime), until(pltime))
+        if pltime == 0:
+            ifa.flags6 |= IN6_IFF_DEPRECATED
+            self.addrs[key].preferred = None
 
     def lifetimes(self, iface: Interface, ifa, now: Instant) -> tuple[int | None, int | None] | None:
         """(pltime, vltime) left in seconds for an autoconfigured address, else None."""
