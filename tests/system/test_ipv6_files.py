@@ -232,6 +232,13 @@ def test_ndp_route_netstat_ifconfig(v6):
     assert row.split()[1:3] == [kmac, "ltap0"] and row.split()[4] in "RSDP"
     info = v6.run("iopkt", "ndp", "-i", "ltap0").stdout
     assert info.startswith("linkmtu=1500, maxmtu=1500, curhlim=64, basereachable=30s0ms") and "Flags: nud" in info
+    # ndp -i IF [-]flag: set first, then shown (SIOCSIFINFO_FLAGS).
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "-nud").stdout.endswith("\nFlags: \n")
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "nud", "accept_rtadv").stdout.endswith("\nFlags: nud accept_rtadv \n")
+    assert v6.run("iopkt", "sysctl", "net.inet6.ip6.ifconf.ltap0.accept_rtadv").stdout.split()[-1] == "1"
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "-accept_rtadv").stdout.endswith("\nFlags: nud \n")
+    bad = v6.run("iopkt", "ndp", "-i", "ltap0", "disabled")
+    assert bad.returncode == 1 and bad.stderr.strip() == "ndp: ioctl(SIOCSIFINFO_FLAGS): Operation not supported"
     assert v6.run("iopkt", "ndp", "-s", "fd00:205::77", "02:00:00:00:00:77").returncode == 0
     assert "fd00:205::77 " in v6.run("iopkt", "ndp", "-an").stdout
     gone = v6.run("iopkt", "ndp", "-d", "fd00:205::77")

@@ -60,6 +60,11 @@ from ..wire.ipv6 import ALL_ROUTERS, MIN_MTU, UNSPECIFIED, eui64_link_local, is_
 from .nd6 import RETRANS_TIMER
 from .ndisc import IN6_IFF_AUTOCONF, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 
+# nd6.h's per-interface ND flags (SIOCSIFINFO_FLAGS, ndp -i IF [-]flag).
+ND6_IFF_PERFORMNUD = 0x1
+ND6_IFF_ACCEPT_RTADV = 0x2
+ND6_IFF_PREFER_SOURCE = 0x4
+ND6_IFF_IFDISABLED = 0x8
 MAX_RTR_SOLICITATION_DELAY = seconds(1)
 RTR_SOLICITATION_INTERVAL = seconds(4)
 MAX_RTR_SOLICITATIONS = 3
@@ -102,12 +107,13 @@ def _zoned(addr: bytes, iface) -> str:
 
 @attrs.define
 class NdIfInfo:
-    """What RAs taught about one link (KAME struct nd_ifinfo)."""
+    """What RAs taught about one link (KAME struct nd_ifinfo), and its ND6_IFF_* flags."""
 
     chlim: int = 0            # Cur Hop Limit, 0: the sysctl's
     basereachable: int = 0    # ms, 0: never advertised
     retrans: int = 0          # ms, 0: never advertised
     linkmtu: int = 0          # 0: the interface's MTU
+    flags: int = ND6_IFF_PERFORMNUD     # nd6.h; ndp -i IF [-]nud
 
 
 @attrs.define(eq=False)
@@ -195,6 +201,10 @@ class RouterDiscovery:
         if ndi is None:
             ndi = self.ifinfo[iface.index] = NdIfInfo()
         return ndi
+
+    def performs_nud(self, iface: Interface) -> bool:
+        ndi = self.ifinfo.get(iface.index)
+        return ndi is None or bool(ndi.flags & ND6_IFF_PERFORMNUD)
 
     def policy_changed(self) -> None:
         """accept_rtadv or forwarding moved (a sysctl, global or per interface)."""
