@@ -124,6 +124,45 @@ def test_udp6_both_ways_through_the_files(v6):
     a.close()
 
 
+def test_udp6_addmulti_remmulti_through_the_files(v6):
+    """``addmulti GROUP%IF`` on a udp connection (IPV6_JOIN_GROUP): the kernel's datagram
+    to the group reaches it, a second join is EADDRINUSE, after ``remmulti`` the group's
+    datagrams no longer arrive; IPv4 groups take the same verbs (MLD and IGMP reports on
+    the wire are tests/kernel/test_multicast_kernel.py's)."""
+    group = "ff05::1:3"
+    send = (f"import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+            f"s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex('{v6.dev}')); "
+            f"s.sendto(b'to the group', ('{group}', 7120))")
+    a = Conv(v6, "udp")
+    a("announce ::!7120")
+    a("headers")
+    a(f"addmulti {group}%ltap0")
+    fd = a.data()
+    in_ns(v6.ns, send)
+    head, body = read_within(fd).split(b"\n", 1)
+    assert body == b"to the group" and head.startswith(f"{KERNEL}!".encode())   # site scope: its global source
+    with pytest.raises(OSError) as exc:
+        a(f"addmulti {group}%ltap0")
+    assert exc.value.errno == errno.EADDRINUSE
+    a(f"remmulti {group}%ltap0")
+    in_ns(v6.ns, send)
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    assert not p.poll(500)                            # not a member any more
+    with pytest.raises(OSError) as exc:
+        a(f"remmulti {group}%ltap0")
+    assert exc.value.errno == errno.EADDRNOTAVAIL
+    os.close(fd)
+    a.close()
+    b = Conv(v6, "udp")
+    b("addmulti 239.1.2.3")
+    b("remmulti 239.1.2.3")
+    with pytest.raises(OSError) as exc:
+        b("addmulti 10.205.0.2")
+    assert exc.value.errno == errno.EINVAL
+    b.close()
+
+
 def test_udp6_link_local_zone_and_econnrefused(v6):
     out = sh("ip", "-n", v6.ns, "-6", "-o", "addr", "show", "dev", v6.dev, "scope", "link").stdout
     kernel_ll = out.split("inet6 ")[1].split("/")[0]
