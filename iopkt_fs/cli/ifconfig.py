@@ -3,7 +3,7 @@
     ifconfig [-a] [-l [-u|-d]] [-C] [-v]
     ifconfig [-L] IF [inet|inet6] [ADDR[/LEN]] [netmask M] [broadcast B] [prefixlen N]
                 [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
-                [[-]anycast] [[-]tentative] [pltime N] [vltime N]   (inet6, SIOCAIFADDR_IN6)
+                [[-]anycast] [[-]tentative] [[-]deprecated] [pltime N] [vltime N]   (inet6, SIOCAIFADDR_IN6)
                 [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
     ifconfig vlanN vlan TAG vlanif PARENT | -vlanif                (vlan(4), SIOCSETVLAN)
@@ -36,7 +36,7 @@ _CAP_WORDS = {"tso4", "tso6"} | {f"{proto}csum{way}" for proto in ("ip4", "tcp4"
                                   for way in ("", "-rx", "-tx")}
 _WITH_ARG = {"netmask", "broadcast", "mtu", "metric", "prefixlen", "dest", "pltime", "vltime"}
 # inet6 address flags (ifra_flags), each also with a leading '-'.
-_IN6_WORDS = {"anycast", "tentative"}
+_IN6_WORDS = {"anycast", "tentative", "deprecated"}
 
 
 def _strerror(exc: OSError) -> str:

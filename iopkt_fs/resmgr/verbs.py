@@ -4,7 +4,7 @@ Interface ctl (``if/<name>/ctl``)::
 
     up | down
     add ADDR[/LEN] [netmask M] [broadcast B] [dest D]     an alias (SIOCAIFADDR)
-        [anycast] [tentative] [pltime N] [vltime N]       IPv6 (SIOCAIFADDR_IN6: flags, lifetimes)
+        [anycast] [tentative] [deprecated] [pltime N] [vltime N] IPv6 (SIOCAIFADDR_IN6: flags, lifetimes)
     set ADDR[/LEN] [netmask M] [broadcast B] [dest D]     replace the primary address
     del ADDR                                              (SIOCDIFADDR)
     mtu N | metric N
@@ -36,12 +36,12 @@ from ..stack.iface.interface import (
     IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx, IFCAP_TSOv4, IFCAP_TSOv6,
     IFF_DEBUG, IFF_LINK0, IFF_LINK1, IFF_LINK2, IFF_NOARP, IFF_PROMISC, Interface,
 )
-from ..stack.inet6.ndisc import IN6_IFF_ANYCAST, IN6_IFF_TENTATIVE
+from ..stack.inet6.ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_TENTATIVE
 from ..stack.stack import Stack
 
 IF_HELP = """\
 up | down
-add ADDR[/LEN] [netmask M] [broadcast B] [dest D] [anycast] [tentative] [pltime N] [vltime N]
+add ADDR[/LEN] [netmask M] [broadcast B] [dest D] [anycast] [tentative] [deprecated] [pltime N] [vltime N]
 set ADDR[/LEN] [netmask M] [broadcast B] [dest D]
 del ADDR
 mtu N
@@ -116,12 +116,12 @@ def _int(word: str, what: str) -> int:
 
 
 # SIOCAIFADDR_IN6's ifra_flags words (NB4 ifconfig.c cmds[]): '-WORD' asks for none.
-_IN6_WORDS = {"anycast": IN6_IFF_ANYCAST, "tentative": IN6_IFF_TENTATIVE}
+_IN6_WORDS = {"anycast": IN6_IFF_ANYCAST, "tentative": IN6_IFF_TENTATIVE, "deprecated": IN6_IFF_DEPRECATED}
 
 
 def parse_address(fields: list[str]):
-    """ADDR[/LEN] [netmask M] [broadcast B] [dest D] [anycast] [tentative] [pltime N]
-    [vltime N] -> (address, prefixlen|None, bcast, dest, inet6 extras for add_address)."""
+    """ADDR[/LEN] [netmask M] [broadcast B] [dest D] [anycast] [tentative] [deprecated]
+    [pltime N] [vltime N] -> (address, prefixlen|None, bcast, dest, inet6 extras for add_address)."""
     if not fields:
         raise StackError(errno.EINVAL, "missing address")
     text, _, plen = fields[0].partition("/")

@@ -342,7 +342,7 @@ class Stack:
         ``replace_primary`` is ``ifconfig IF ADDR`` without ``alias``: the interface's first
         address of that family is replaced instead of a new one added (NetBSD ifconfig).
         IPv6 only (SIOCAIFADDR_IN6's ifra_flags and ifra_lifetime): ``flags6`` the
-        IN6_IFF_ANYCAST / IN6_IFF_TENTATIVE the user asked for, ``pltime``/``vltime``
+        IN6_IFF_ANYCAST / TENTATIVE / DEPRECATED the user asked for, ``pltime``/``vltime``
         seconds (None: infinite) after which the address is deprecated / removed, counted
         from ``now`` (the latest input or poll when not given).
         """

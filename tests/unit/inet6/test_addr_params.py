@@ -132,3 +132,15 @@ def test_an_ra_leaves_a_hand_configured_address_with_lifetimes_alone():
     verbs.interface_ctl(stack, en0, f"add {addr} pltime 10 vltime 20", T0)
     auto = stack.inet6.rtr.addrs[(en0.index, ipaddress.IPv6Address(addr).packed)]
     assert auto.prefix is None and auto.valid == T0 + 20 * S
+
+
+def test_deprecated_word_marks_the_address_and_source_selection_avoids_it():
+    stack, en0 = host()
+    stack.poll(T0 + 2 * S)
+    verbs.interface_ctl(stack, en0, "add 2001:db8::d prefixlen 64 deprecated", T0 + 2 * S)
+    verbs.interface_ctl(stack, en0, "add 2001:db8::e prefixlen 64", T0 + 2 * S)
+    stack.poll(T0 + 3 * S)
+    stack.poll(T0 + 4 * S)          # both past DAD
+    assert "inet6 2001:db8::d prefixlen 64 deprecated\n" in ifconfig_block(en0)
+    dst = ipaddress.IPv6Address("2001:db8::1").packed
+    assert stack.inet6.source_for(dst) == ipaddress.IPv6Address("2001:db8::e").packed
