@@ -1,8 +1,9 @@
 """ifconfig, in the NetBSD-4 form io-pkt ships (reference/qnx.md §4.1).
 
     ifconfig [-a] [-l [-u|-d]] [-C] [-v]
-    ifconfig IF [inet|inet6] [ADDR[/LEN]] [netmask M] [broadcast B] [prefixlen N]
+    ifconfig [-L] IF [inet|inet6] [ADDR[/LEN]] [netmask M] [broadcast B] [prefixlen N]
                 [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
+                [[-]anycast] [[-]tentative] [[-]deprecated] [pltime N] [vltime N]   (inet6, SIOCAIFADDR_IN6)
                 [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
     ifconfig vlanN vlan TAG vlanif PARENT | -vlanif                (vlan(4), SIOCSETVLAN)
@@ -33,7 +34,9 @@ _FLAG_WORDS = {"up", "down", "debug", "-debug", "promisc", "-promisc", "arp", "-
 # recognises them, so it need not import the stack), each also with a leading '-'.
 _CAP_WORDS = {"tso4", "tso6"} | {f"{proto}csum{way}" for proto in ("ip4", "tcp4", "udp4", "tcp6", "udp6")
                                   for way in ("", "-rx", "-tx")}
-_WITH_ARG = {"netmask", "broadcast", "mtu", "metric", "prefixlen", "dest"}
+_WITH_ARG = {"netmask", "broadcast", "mtu", "metric", "prefixlen", "dest", "pltime", "vltime"}
+# inet6 address flags (ifra_flags), each also with a leading '-'.
+_IN6_WORDS = {"anycast", "tentative", "deprecated"}
 
 
 def _strerror(exc: OSError) -> str:
@@ -73,8 +76,14 @@ def _verbose_lines(sock: str, name: str) -> str:
     return line + "\n"
 
 
-def _show(sock: str, name: str, verbose: bool, family: str | None = None) -> str:
+def _show(sock: str, name: str, verbose: bool, family: str | None = None, lifetimes: bool = False) -> str:
     block = _status(sock, name)
+    if lifetimes:
+        # -L: inet6 lines with pltime/vltime (the stack renders them at the moment of reading).
+        try:
+            block = read_text(os.path.join(_if_dir(sock, name), "lstatus"))
+        except OSError:
+            pass
     lines = block.splitlines()
     head, rest = lines[0], lines[1:]
     if family is not None:
@@ -139,7 +148,7 @@ def main(argv: list[str]) -> int:
                     is_up = bool(_flags(_status(sock, name)) & 1)
                     if ("u" in opts and not is_up) or ("d" in opts and is_up):
                         continue
-                out.append(_show(sock, name, verbose, family))
+                out.append(_show(sock, name, verbose, family, "L" in opts))
             except ToolError:
                 continue  # destroyed while we listed
         print("".join(out), end="")
@@ -155,7 +164,7 @@ def main(argv: list[str]) -> int:
     _status(sock, name)   # SIOCGIFFLAGS first: unknown interfaces fail here
     real = _status(sock, name).split(":", 1)[0]   # enX names resolve to the real one
     if not args:
-        print(_show(sock, real, verbose), end="")
+        print(_show(sock, real, verbose, lifetimes="L" in opts), end="")
         return 0
     return _configure(sock, real, args, verbose)
 
@@ -174,6 +183,7 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     mode = None
     flag_words = []
     cap_words = []
+    in6_words = []
     vlan: dict[str, str] = {}
     tunnel = None
     while args:
@@ -196,6 +206,8 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             mode = "-alias" if word in ("delete", "remove") else word
         elif word in _FLAG_WORDS:
             flag_words.append(word)
+        elif word.removeprefix("-") in _IN6_WORDS:
+            in6_words.append(word)
         elif word.removeprefix("-") in _CAP_WORDS:
             cap_words.append(word)
         elif address is None and not word.startswith("-"):
@@ -219,6 +231,9 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     if family == "inet6" and address is not None and "netmask" in params:
         raise ToolError("ifconfig: use prefixlen with inet6")
     inet6 = _inet6_request(sock, family, address)
+    in6_only = in6_words + [k for k in ("pltime", "vltime") if k in params]
+    if in6_only and not inet6:
+        raise ToolError(f"ifconfig: {in6_only[0]}: bad value\n{USAGE}")
     if address is not None:
         if mode == "-alias":
             _ctl(sock, name, f"del {address}", "SIOCDIFADDR_IN6" if inet6 else "SIOCDIFADDR")
@@ -226,11 +241,12 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             # KAME: an inet6 address is always added (SIOCAIFADDR_IN6); there is no
             # primary one to replace, least of all the link-local address.
             line = f"{'add' if mode == 'alias' or inet6 else 'set'} {address}"
-            for key in ("netmask", "prefixlen", "broadcast", "dest"):
+            for key in ("netmask", "prefixlen", "broadcast", "dest", "pltime", "vltime"):
                 if key in params:
                     line += f" {key} {params[key]}"
+            line += "".join(f" {w}" for w in in6_words)
             _ctl(sock, name, line, "SIOCAIFADDR_IN6" if inet6 else "SIOCAIFADDR")
-    elif mode is not None or any(k in params for k in ("netmask", "broadcast", "prefixlen")):
+    elif mode is not None or in6_only or any(k in params for k in ("netmask", "broadcast", "prefixlen")):
         raise ToolError(f"ifconfig: an address is required\n{USAGE}")
     if "mtu" in params:
         _ctl(sock, name, f"mtu {params['mtu']}", "SIOCSIFMTU")

@@ -6,7 +6,7 @@
     ndp -d HOST                     delete one entry
     ndp -s HOST ETHERADDR [temp] [proxy]   add a permanent entry
     ndp -r | -p                     the default router list, the prefix list
-    ndp -i IF                       the interface's ND parameters
+    ndp -i IF [[-]nud] [[-]accept_rtadv]   the interface's ND parameters (flags set first)
 
 All through ``P/dev/socket/ndp``; a stack without IPv6 (no node 24) answers as ndp on a
 QNX without INET6: socket() fails with EAFNOSUPPORT. Addresses are always numeric.
@@ -86,10 +86,14 @@ def _run(path: str, opts: set[str], args: list[str]) -> int:
         _ask(path, " ".join(["add", args[0], args[1], *extra]))
     elif opts in ({"r"}, {"p"}) and not args:
         print(_ask(path, "routers" if "r" in opts else "prefixes"), end="")
-    elif opts == {"i"} and len(args) == 1:
-        print(_ask(path, f"info {args[0]}"), end="")
-    elif opts == {"i"} and len(args) > 1:
-        raise ToolError("ndp: setting ND interface flags is not supported")
+    elif opts == {"i"} and args:
+        # KAME: the flags are set first (SIOCSIFINFO_FLAGS), then the result is shown.
+        try:
+            print(_ask(path, " ".join(["info", *args])), end="")
+        except OSError as exc:
+            if len(args) == 1 or exc.errno == errno.ENXIO:
+                raise
+            raise ToolError(f"ndp: ioctl(SIOCSIFINFO_FLAGS): {os.strerror(exc.errno)}") from None
     elif not opts and len(args) == 1:
         table = read_text(path).splitlines()
         host = args[0]

@@ -244,8 +244,31 @@ class Udp(Datagram):
         "v6only": (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY, "flag"),
     }
 
+    VERBS = {**Datagram.VERBS, "addmulti": "_addmulti", "remmulti": "_remmulti"}
+
     def new_socket(self):
         return self.stack.inet.udp.socket()
+
+    def _membership(self, conv, args, now, join: bool):
+        """``addmulti GROUP[%IF]`` / ``remmulti GROUP[%IF]`` (Plan 9's udp ctl names):
+        IP_ADD/DROP_MEMBERSHIP for an IPv4 group, IPV6_JOIN/LEAVE_GROUP for an IPv6 one
+        on the interface named (else the one the group's packets leave by)."""
+        if len(args) != 1:
+            return False
+        ip, _port, scope = parse_sockaddr(self.stack, args[0], port_needed=False)
+        if len(ip) == 16:
+            name = opts.IPV6_JOIN_GROUP if join else opts.IPV6_LEAVE_GROUP
+            conv.sock.setsockopt(opts.IPPROTO_IPV6, name, (ip, scope or 0), now)
+        else:
+            name = opts.IP_ADD_MEMBERSHIP if join else opts.IP_DROP_MEMBERSHIP
+            conv.sock.setsockopt(opts.IPPROTO_IP, name, ip, now)
+        return True
+
+    def _addmulti(self, conv, args, now):
+        return self._membership(conv, args, now, True)
+
+    def _remmulti(self, conv, args, now):
+        return self._membership(conv, args, now, False)
 
     def counters(self):
         return self.stack.inet.udp.stats

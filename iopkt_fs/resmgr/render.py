@@ -12,8 +12,12 @@ from ..stack.inet6.ndisc import FLAG_WORDS as IN6_FLAG_WORDS
 from ..stack.iface.interface import IFF_POINTOPOINT, IFT_ETHER, Interface, cap_names, flag_names
 
 
-def ifconfig_block(iface: Interface) -> str:
-    """One interface as NetBSD 4's ifconfig ``status()`` prints it, TAB-indented."""
+def ifconfig_block(iface: Interface, lifetimes=None) -> str:
+    """One interface as NetBSD 4's ifconfig ``status()`` prints it, TAB-indented.
+
+    ``lifetimes(ifa) -> (pltime, vltime) | None`` (seconds left, None infinite) adds what
+    ``ifconfig -L`` adds to inet6 lines: `` pltime S vltime S``, ``infty`` when infinite.
+    """
     names = flag_names(iface.flags)
     head = f"{iface.name}: flags={iface.flags:x}" + (f"<{names}>" if names else "")
     if iface.metric:
@@ -53,6 +57,10 @@ def ifconfig_block(iface: Interface) -> str:
                     f" scopeid 0x{iface.index:x}")
         else:
             line = f"\tinet6 {ifa.address}{dest} prefixlen {ifa.prefixlen}{words}"
+        if lifetimes is not None:
+            # NB4 af_inet6.c (Lflag): plain seconds (its sec2str is compiled to "%lu").
+            pl, vl = lifetimes(ifa) or (None, None)
+            line += f" pltime {'infty' if pl is None else pl} vltime {'infty' if vl is None else vl}"
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -8,7 +8,8 @@
     ndp:    add ADDR[%IF] MAC [interface IF]   (a permanent entry, ndp -s)
             delete ADDR[%IF]                   (ndp -d; the answer names what went)
             flush                              (ndp -c; the answer lists what went)
-            info IF | routers | prefixes      (ndp -i / -r / -p, read back on the same open)
+            info IF [[-]nud] [[-]accept_rtadv] | routers | prefixes
+                                          (ndp -i / -r / -p, read back on the same open)
 
 DEST is an address or ``default``; without /LEN it is a host route (/128). A link-local
 address takes its zone as ``%IF`` (RFC 4007 11), which is also how both tables print one.
@@ -18,7 +19,9 @@ import errno
 import ipaddress
 
 from ..stack.errors import StackError
+from ..stack.iface.interface import IFF_ACCEPTRTADV
 from ..stack.inet6.nd6 import REACHABLE_TIME, RETRANS_TIMER
+from ..stack.inet6.nd6_rtr import ND6_IFF_PERFORMNUD
 from ..stack.time import seconds
 from .tables import _options, counters
 
@@ -170,26 +173,52 @@ def ndp_table(stack, now: int) -> str:
 
 
 def _ndp_info(stack, iface) -> str:
-    """``ndp -i IF``: the interface's ND parameters (NetBSD ndp.c ifinfo())."""
+    """``ndp -i IF``: the interface's ND parameters (NetBSD ndp.c ifinfo()): what RAs
+    taught the link (``rtr.info``), else the defaults, and its ND6_IFF_* flags."""
     inet6 = stack.inet6
-    base = REACHABLE_TIME // 1000            # ms
+    rtr = inet6.rtr
+    ndi = rtr.info(iface)
+    base = ndi.basereachable or REACHABLE_TIME // 1000            # ms
     reach = inet6.nd.reachable_time // 1000
-    retrans = RETRANS_TIMER // 1000
-    flags = ["nud"]
-    if stack.sysctl.get("net.inet6.ip6.accept_rtadv") or iface.flags & 0x40000000:
+    retrans = ndi.retrans or RETRANS_TIMER // 1000
+    hlim = ndi.chlim or stack.sysctl.get("net.inet6.ip6.hlim")
+    flags = ["nud"] if ndi.flags & ND6_IFF_PERFORMNUD else []
+    if stack.sysctl.get("net.inet6.ip6.accept_rtadv") or iface.flags & IFF_ACCEPTRTADV:
         flags.append("accept_rtadv")
-    return (f"linkmtu={iface.mtu}, maxmtu={iface.mtu}, curhlim={stack.sysctl.get('net.inet6.ip6.hlim')}, "
+    return (f"linkmtu={rtr.link_mtu(iface)}, maxmtu={iface.mtu}, curhlim={hlim}, "
             f"basereachable={base // 1000}s{base % 1000}ms, reachable={reach // 1000}s, "
             f"retrans={retrans // 1000}s{retrans % 1000}ms\n"
             f"Flags: {''.join(f + ' ' for f in flags)}\n")
+
+
+def _ndp_flags(stack, iface, words: list[str]) -> None:
+    """``ndp -i IF [-]nud [-]accept_rtadv`` (SIOCSIFINFO_FLAGS). accept_rtadv is QNX's
+    IFF_ACCEPTRTADV, the bit behind ``net.inet6.ip6.ifconf.IF.accept_rtadv``."""
+    ndi = stack.inet6.rtr.info(iface)
+    for word in words:
+        on = not word.startswith("-")
+        flag = word.removeprefix("-")
+        if flag == "nud":
+            ndi.flags = ndi.flags | ND6_IFF_PERFORMNUD if on else ndi.flags & ~ND6_IFF_PERFORMNUD
+        elif flag == "accept_rtadv":
+            node = f"net.inet6.ip6.ifconf.{iface.name}.accept_rtadv"
+            if node not in stack.sysctl:
+                raise StackError(errno.EINVAL, f"{iface.name} takes no router advertisements")
+            stack.sysctl.set(node, int(on))
+        elif flag in ("prefer_source", "disabled"):
+            raise StackError(errno.EOPNOTSUPP, f"ND flag {flag} is not implemented")
+        else:
+            raise StackError(errno.EINVAL, f"unknown ND flag {word!r}")
 
 
 def ndp_ctl(stack, fields: list[str], now: int) -> str | None:
     inet6 = _inet6(stack)
     verb, args = fields[0], fields[1:]
     nd = inet6.nd
-    if verb == "info" and len(args) == 1:
-        return _ndp_info(stack, stack.interface(args[0]))
+    if verb == "info" and args:
+        iface = stack.interface(args[0])
+        _ndp_flags(stack, iface, args[1:])
+        return _ndp_info(stack, iface)
     if verb in ("routers", "prefixes") and not args:
         # ndp -r / -p: the default router and prefix lists RA processing keeps
         # (``inet6.nd_routers()``/``nd_prefixes()`` text once it exists); none yet.

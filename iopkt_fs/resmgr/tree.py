@@ -100,11 +100,15 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
     def alive() -> bool:
         return stack.interfaces.get(index) is iface
 
+    def lifetimes_at(now):
+        rtr = stack.inet6.rtr if stack.inet6 is not None else None
+        return lambda ifa: None if rtr is None else rtr.lifetimes(iface, ifa, now)
+
     def make():
         files = {}
 
         def ctl(text, handle):
-            verbs.interface_ctl(stack, iface, text)
+            verbs.interface_ctl(stack, iface, text, now_us())
             inst.runtime.kick()
 
         async def stats():
@@ -119,6 +123,8 @@ def _interface_dir(ns: Namespace, inst, iface: Interface) -> DynamicDir:
         for name, fn, writer in (
             ("ctl", lambda: verbs.IF_HELP, ctl),
             ("status", lambda: render.ifconfig_block(iface), None),
+            # ifconfig -L: the same block with the inet6 addresses' lifetimes left.
+            ("lstatus", lambda: render.ifconfig_block(iface, lifetimes_at(now_us())), None),
             ("stats", stats, None),
             ("pcapstat", cap.status, None),
         ):

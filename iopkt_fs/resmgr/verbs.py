@@ -4,6 +4,7 @@ Interface ctl (``if/<name>/ctl``)::
 
     up | down
     add ADDR[/LEN] [netmask M] [broadcast B] [dest D]     an alias (SIOCAIFADDR)
+        [anycast] [tentative] [deprecated] [pltime N] [vltime N] IPv6 (SIOCAIFADDR_IN6: flags, lifetimes)
     set ADDR[/LEN] [netmask M] [broadcast B] [dest D]     replace the primary address
     del ADDR                                              (SIOCDIFADDR)
     mtu N | metric N
@@ -35,11 +36,12 @@ from ..stack.iface.interface import (
     IFCAP_CSUM_UDPv6_Rx, IFCAP_CSUM_UDPv6_Tx, IFCAP_TSOv4, IFCAP_TSOv6,
     IFF_DEBUG, IFF_LINK0, IFF_LINK1, IFF_LINK2, IFF_NOARP, IFF_PROMISC, Interface,
 )
+from ..stack.inet6.ndisc import IN6_IFF_ANYCAST, IN6_IFF_DEPRECATED, IN6_IFF_TENTATIVE
 from ..stack.stack import Stack
 
 IF_HELP = """\
 up | down
-add ADDR[/LEN] [netmask M] [broadcast B] [dest D]
+add ADDR[/LEN] [netmask M] [broadcast B] [dest D] [anycast] [tentative] [deprecated] [pltime N] [vltime N]
 set ADDR[/LEN] [netmask M] [broadcast B] [dest D]
 del ADDR
 mtu N
@@ -113,8 +115,13 @@ def _int(word: str, what: str) -> int:
         raise StackError(errno.EINVAL, f"{what} {word!r} is not a number") from None
 
 
+# SIOCAIFADDR_IN6's ifra_flags words (NB4 ifconfig.c cmds[]): '-WORD' asks for none.
+_IN6_WORDS = {"anycast": IN6_IFF_ANYCAST, "tentative": IN6_IFF_TENTATIVE, "deprecated": IN6_IFF_DEPRECATED}
+
+
 def parse_address(fields: list[str]):
-    """ADDR[/LEN] [netmask M] [broadcast B] [dest D] -> (address, prefixlen|None, bcast, dest)."""
+    """ADDR[/LEN] [netmask M] [broadcast B] [dest D] [anycast] [tentative] [deprecated]
+    [pltime N] [vltime N] -> (address, prefixlen|None, bcast, dest, inet6 extras for add_address)."""
     if not fields:
         raise StackError(errno.EINVAL, "missing address")
     text, _, plen = fields[0].partition("/")
@@ -124,9 +131,15 @@ def parse_address(fields: list[str]):
         raise StackError(errno.EINVAL, f"bad address {text!r}") from None
     prefixlen = _int(plen, "prefix length") if plen else None
     broadcast = dest = None
+    extra: dict = {}
     rest = fields[1:]
     while rest:
         key = rest.pop(0)
+        if key.removeprefix("-") in _IN6_WORDS:
+            bit = _IN6_WORDS[key.removeprefix("-")]
+            flags = extra.get("flags6", 0)
+            extra["flags6"] = flags & ~bit if key.startswith("-") else flags | bit
+            continue
         if not rest:
             raise StackError(errno.EINVAL, f"'{key}' requires argument")
         value = rest.pop(0)
@@ -134,6 +147,8 @@ def parse_address(fields: list[str]):
             prefixlen = netmask_to_prefix(value, address.version)
         elif key == "prefixlen":
             prefixlen = _int(value, "prefix length")
+        elif key in ("pltime", "vltime"):
+            extra[key] = _int(value, key)
         elif key in ("broadcast", "dest"):
             try:
                 parsed = ipaddress.ip_address(value)
@@ -145,7 +160,7 @@ def parse_address(fields: list[str]):
                 dest = parsed
         else:
             raise StackError(errno.EINVAL, f"unknown address parameter {key!r}")
-    return address, prefixlen, broadcast, dest
+    return address, prefixlen, broadcast, dest, extra
 
 
 def netmask_to_prefix(text: str, version: int = 4) -> int:
@@ -164,7 +179,7 @@ def netmask_to_prefix(text: str, version: int = 4) -> int:
     return bits - inverted.bit_length()
 
 
-def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
+def interface_ctl(stack: Stack, iface: Interface, text: str, now: int | None = None) -> None:
     own = getattr(iface.driver, "verbs", {})
     for fields in lines(text):
         verb, args = fields[0], fields[1:]
@@ -177,9 +192,9 @@ def interface_ctl(stack: Stack, iface: Interface, text: str) -> None:
         elif verb == "down" and not args:
             stack.down(iface)
         elif verb in ("add", "set"):
-            address, prefixlen, broadcast, dest = parse_address(args)
+            address, prefixlen, broadcast, dest, extra = parse_address(args)
             stack.add_address(iface, address, prefixlen, broadcast=broadcast, dest=dest,
-                              replace_primary=verb == "set")
+                              replace_primary=verb == "set", now=now, **extra)
         elif verb in ("del", "delete") and len(args) == 1:
             try:
                 address = ipaddress.ip_address(args[0].partition("/")[0])

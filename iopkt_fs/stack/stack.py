@@ -334,11 +334,17 @@ class Stack:
             self._notify("interface_changed", iface)
 
     def add_address(self, iface: Interface, address, prefixlen: int | None = None, *,
-                    broadcast=None, dest=None, replace_primary: bool = False) -> IfAddr:
+                    broadcast=None, dest=None, replace_primary: bool = False, flags6: int = 0,
+                    pltime: int | None = None, vltime: int | None = None,
+                    now: Instant | None = None) -> IfAddr:
         """SIOCAIFADDR: add (or, for an address already there, update) one address.
 
         ``replace_primary`` is ``ifconfig IF ADDR`` without ``alias``: the interface's first
         address of that family is replaced instead of a new one added (NetBSD ifconfig).
+        IPv6 only (SIOCAIFADDR_IN6's ifra_flags and ifra_lifetime): ``flags6`` the
+        IN6_IFF_ANYCAST / TENTATIVE / DEPRECATED the user asked for, ``pltime``/``vltime``
+        seconds (None: infinite) after which the address is deprecated / removed, counted
+        from ``now`` (the latest input or poll when not given).
         """
         address = ipaddress.ip_address(address)
         bits = address.max_prefixlen
@@ -350,6 +356,11 @@ class Stack:
             raise StackError(errno.EINVAL, f"prefix length {prefixlen} out of range 0..{bits}")
         if address.is_multicast or (address.version == 4 and address == ipaddress.IPv4Address(0xFFFFFFFF)):
             raise StackError(errno.EINVAL, f"{address} is not a unicast address")
+        if address.version == 4 and (flags6 or pltime is not None or vltime is not None):
+            raise StackError(errno.EINVAL, "anycast, tentative, pltime and vltime are inet6 parameters")
+        if pltime is not None and (vltime is not None and pltime > vltime or pltime < 0) or \
+                vltime is not None and vltime < 0:
+            raise StackError(errno.EINVAL, f"bad lifetimes: pltime {pltime} vltime {vltime}")
         if broadcast is not None:
             broadcast = ipaddress.ip_address(broadcast)
         if dest is not None:
@@ -365,7 +376,7 @@ class Stack:
                 same = [a for a in iface.addrs if a.address.version == address.version]
                 if same:
                     self._remove_address(iface, same[0])
-        ifa = IfAddr(address, prefixlen, broadcast, dest)
+        ifa = IfAddr(address, prefixlen, broadcast, dest, flags6)
         # The primary address stays first: ifconfig without alias replaces it.
         if replace_primary:
             iface.addrs.insert(0, ifa)
@@ -377,6 +388,8 @@ class Stack:
         if not iface.flags & IFF_UP:
             self.up(iface)
         self._notify("address_added", iface, ifa)
+        if pltime is not None or vltime is not None:
+            self.inet6.rtr.set_lifetimes(iface, ifa, pltime, vltime, self.last_now if now is None else now)
         return ifa
 
     def delete_address(self, iface: Interface, address) -> None:

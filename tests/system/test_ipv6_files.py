@@ -2,9 +2,11 @@
 over TAP in a namespace made here: UDP both ways (connected, announced with headers, a
 link-local peer by %zone), ECONNREFUSED from the kernel's ICMPv6 port unreachable,
 IPV6_V6ONLY's QNX default and `v6only 0`, ping6 on raw ICMPv6, ndp, route -inet6, netstat's
-Internet6 sections, ifconfig inet6 and if_up -6. Then what a v4 stack answers instead."""
+Internet6 sections, ifconfig inet6 (anycast, lifetimes, -L) and if_up -6; TCP 100 MB each
+way with SHA-256, curl -6 to a shell server, a shell client to http.server on ::. Then what a v4 stack answers instead."""
 
 import errno
+import hashlib
 import os
 import select
 import subprocess
@@ -13,7 +15,7 @@ import textwrap
 import pytest
 
 from iopkt_fs import client
-from iopkt_testutil import StackProcess
+from iopkt_testutil import StackProcess, wait_until
 
 pytestmark = pytest.mark.system
 OURS, KERNEL = "fd00:205::2", "fd00:205::1"
@@ -124,6 +126,45 @@ def test_udp6_both_ways_through_the_files(v6):
     a.close()
 
 
+def test_udp6_addmulti_remmulti_through_the_files(v6):
+    """``addmulti GROUP%IF`` on a udp connection (IPV6_JOIN_GROUP): the kernel's datagram
+    to the group reaches it, a second join is EADDRINUSE, after ``remmulti`` the group's
+    datagrams no longer arrive; IPv4 groups take the same verbs (MLD and IGMP reports on
+    the wire are tests/kernel/test_multicast_kernel.py's)."""
+    group = "ff05::1:3"
+    send = (f"import socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+            f"s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex('{v6.dev}')); "
+            f"s.sendto(b'to the group', ('{group}', 7120))")
+    a = Conv(v6, "udp")
+    a("announce ::!7120")
+    a("headers")
+    a(f"addmulti {group}%ltap0")
+    fd = a.data()
+    in_ns(v6.ns, send)
+    head, body = read_within(fd).split(b"\n", 1)
+    assert body == b"to the group" and head.startswith(f"{KERNEL}!".encode())   # site scope: its global source
+    with pytest.raises(OSError) as exc:
+        a(f"addmulti {group}%ltap0")
+    assert exc.value.errno == errno.EADDRINUSE
+    a(f"remmulti {group}%ltap0")
+    in_ns(v6.ns, send)
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    assert not p.poll(500)                            # not a member any more
+    with pytest.raises(OSError) as exc:
+        a(f"remmulti {group}%ltap0")
+    assert exc.value.errno == errno.EADDRNOTAVAIL
+    os.close(fd)
+    a.close()
+    b = Conv(v6, "udp")
+    b("addmulti 239.1.2.3")
+    b("remmulti 239.1.2.3")
+    with pytest.raises(OSError) as exc:
+        b("addmulti 10.205.0.2")
+    assert exc.value.errno == errno.EINVAL
+    b.close()
+
+
 def test_udp6_link_local_zone_and_econnrefused(v6):
     out = sh("ip", "-n", v6.ns, "-6", "-o", "addr", "show", "dev", v6.dev, "scope", "link").stdout
     kernel_ll = out.split("inet6 ")[1].split("/")[0]
@@ -232,6 +273,13 @@ def test_ndp_route_netstat_ifconfig(v6):
     assert row.split()[1:3] == [kmac, "ltap0"] and row.split()[4] in "RSDP"
     info = v6.run("iopkt", "ndp", "-i", "ltap0").stdout
     assert info.startswith("linkmtu=1500, maxmtu=1500, curhlim=64, basereachable=30s0ms") and "Flags: nud" in info
+    # ndp -i IF [-]flag: set first, then shown (SIOCSIFINFO_FLAGS).
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "-nud").stdout.endswith("\nFlags: \n")
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "nud", "accept_rtadv").stdout.endswith("\nFlags: nud accept_rtadv \n")
+    assert v6.run("iopkt", "sysctl", "net.inet6.ip6.ifconf.ltap0.accept_rtadv").stdout.split()[-1] == "1"
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "-accept_rtadv").stdout.endswith("\nFlags: nud \n")
+    bad = v6.run("iopkt", "ndp", "-i", "ltap0", "disabled")
+    assert bad.returncode == 1 and bad.stderr.strip() == "ndp: ioctl(SIOCSIFINFO_FLAGS): Operation not supported"
     assert v6.run("iopkt", "ndp", "-s", "fd00:205::77", "02:00:00:00:00:77").returncode == 0
     assert "fd00:205::77 " in v6.run("iopkt", "ndp", "-an").stdout
     gone = v6.run("iopkt", "ndp", "-d", "fd00:205::77")
@@ -265,6 +313,168 @@ def test_ndp_route_netstat_ifconfig(v6):
     assert v6.run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:206::2", "delete").returncode == 0
     shown = v6.run("iopkt", "ifconfig", "ltap0").stdout
     assert "fd00:206::2" not in shown and f"\tinet6 {OURS} prefixlen 64" in shown and "%ltap0" in shown
+
+
+def _inet6_line(text: str, addr: str) -> str | None:
+    return next((x for x in text.splitlines() if x.startswith(f"\tinet6 {addr} ")), None)
+
+
+def test_ifconfig_inet6_anycast_lifetimes_and_minus_L(v6):
+    """``ifconfig IF inet6 ADDR anycast | pltime N vltime N`` and ``ifconfig -L``: the
+    address flags and lifetimes KAME's SIOCAIFADDR_IN6 carries, the lifetimes counting down
+    in the stack (the deprecated address then goes away), the kernel reaching what is left."""
+    run = v6.run
+    assert run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::78", "prefixlen", "64", "anycast").returncode == 0
+    add = run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::77", "prefixlen", "64", "pltime", "100",
+              "vltime", "200")
+    assert add.returncode == 0, add.stderr
+    plain = run("iopkt", "ifconfig", "ltap0").stdout
+    assert _inet6_line(plain, "fd00:205::78") == "\tinet6 fd00:205::78 prefixlen 64 anycast"
+    assert "pltime" not in plain
+    shown = run("iopkt", "ifconfig", "-L", "ltap0").stdout
+    words = _inet6_line(shown, "fd00:205::77").split()
+    pl, vl = int(words[words.index("pltime") + 1]), int(words[words.index("vltime") + 1])
+    assert 95 <= pl <= 100 and vl - pl == 100, shown
+    assert _inet6_line(shown, OURS).endswith(" pltime infty vltime infty")
+    assert _inet6_line(shown, "fd00:205::78").endswith("anycast pltime infty vltime infty")
+    # The kernel reaches the address once DAD is over (ping -6 to it).
+    ping = sh("ip", "netns", "exec", v6.ns, "ping", "-6", "-c", "1", "-W", "3", "fd00:205::77", check=False)
+    for _ in range(3):
+        if ping.returncode == 0:
+            break
+        ping = sh("ip", "netns", "exec", v6.ns, "ping", "-6", "-c", "1", "-W", "3", "fd00:205::77", check=False)
+    assert ping.returncode == 0, ping.stdout
+    # Short lifetimes: deprecated after 1 s, removed after 2 s, by the stack's own timers.
+    assert run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::79", "pltime", "1", "vltime", "2").returncode == 0
+    seen_deprecated = False
+    for _ in range(60):
+        line = _inet6_line(run("iopkt", "ifconfig", "ltap0").stdout, "fd00:205::79")
+        if line is None:
+            break
+        seen_deprecated |= "deprecated" in line
+        subprocess.run(["sleep", "0.1"], check=True)
+    assert line is None and seen_deprecated
+    # Words that only inet6 takes, and lifetimes that contradict, are refused.
+    bad = run("iopkt", "ifconfig", "ltap0", "10.205.0.9", "anycast")
+    assert bad.returncode == 1 and "anycast: bad value" in bad.stderr
+    bad = run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205::7a", "pltime", "9", "vltime", "3")
+    assert bad.returncode == 1 and bad.stderr.strip() == "ifconfig: SIOCAIFADDR_IN6: Invalid argument"
+    for addr in ("fd00:205::77", "fd00:205::78"):
+        assert run("iopkt", "ifconfig", "ltap0", "inet6", addr, "delete").returncode == 0
+
+
+def bash(sp, script: str, timeout: float = 60):
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=sp.env, timeout=timeout)
+
+
+def test_tcp6_100mb_each_way_through_the_files(v6):
+    """100 MB the kernel sends over IPv6, read by dd from a data file, and 100 MB written
+    to a data file, read by the kernel: SHA-256 equal both ways."""
+    sender = textwrap.dedent(f"""\
+        import hashlib, socket
+        s = socket.create_connection(('{OURS}', 5061), timeout=60)
+        h = hashlib.sha256(); block = bytes(range(256)) * 4096
+        for i in range(100):
+            chunk = block[i:] + block[:i]
+            h.update(chunk); s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR); s.recv(1)
+        print(h.hexdigest())
+        """)
+    listener = client.announce("tcp!*!5061", prefix=v6.prefix)
+    try:
+        proc = subprocess.Popen(["ip", "netns", "exec", v6.ns, "python3", "-c", sender], stdout=subprocess.PIPE,
+                                text=True)
+        conn = listener.accept()
+        got = bash(v6, f"dd if=$SOCK/dev/socket/tcp/{conn.number}/data bs=1M 2>/dev/null | sha256sum", 120)
+        assert conn.remote.strip().startswith(f"{KERNEL}!")
+        conn.close()
+        assert got.stdout.split()[0] == proc.communicate(timeout=60)[0].strip()
+    finally:
+        listener.close()
+    receiver = textwrap.dedent(f"""\
+        import hashlib, socket
+        s = socket.socket(socket.AF_INET6); s.bind(('{KERNEL}', 5062)); s.listen(1)
+        print('ready', flush=True)
+        c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
+        while True:
+            data = c.recv(1 << 20)
+            if not data:
+                break
+            h.update(data); n += len(data)
+        print(n, h.hexdigest(), flush=True)
+        """)
+    proc = subprocess.Popen(["ip", "netns", "exec", v6.ns, "python3", "-c", receiver], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        c = Conv(v6, "tcp")
+        c(f"connect {KERNEL}!5062")
+        fd = os.open(os.path.join(c.dir, "data"), os.O_WRONLY)
+        h = hashlib.sha256()
+        block = bytes(range(256)) * 4096
+        for i in range(100):
+            chunk = block[-i:] + block[:-i] if i else block
+            h.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        os.close(fd)
+        c("close")                                        # FIN after the data
+        assert proc.communicate(timeout=120)[0].split() == [str(100 * len(block)), h.hexdigest()]
+        c.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_curl6_to_a_shell_server_on_the_files(v6):
+    server = textwrap.dedent("""\
+        S=$SOCK/dev/socket/tcp
+        N=$(cat $S/clone)
+        echo "announce 8086" > $S/$N/ctl
+        M=$(cat $S/$N/listen)
+        cat $S/$M/remote
+        exec 3<>$S/$M/data
+        while IFS= read -r line <&3; do [ "${line%$'\\r'}" = "" ] && break; done
+        printf 'HTTP/1.0 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 15\\r\\n\\r\\nhello over v6!\\n' >&3
+        exec 3>&-
+        echo close > $S/$M/ctl
+        """)
+    srv = subprocess.Popen(["bash", "-c", server], env=v6.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: "8086" in v6.run("iopkt", "netstat", "-an").stdout, 5)
+        curl = subprocess.run(["ip", "netns", "exec", v6.ns, "curl", "-6", "-sS", "--max-time", "10", "-g",
+                               f"http://[{OURS}]:8086/"], capture_output=True, text=True, timeout=20)
+        assert curl.returncode == 0, curl.stderr
+        assert curl.stdout == "hello over v6!\n"
+        out, err = srv.communicate(timeout=10)
+        assert srv.returncode == 0, err
+        assert out.startswith(f"{KERNEL}!")                # remote: the caller, IPv6 as written
+    finally:
+        srv.kill()
+        srv.wait()
+
+
+def test_shell_client_to_the_kernels_http_server_bound_to_any6(v6, tmp_path):
+    (tmp_path / "page.txt").write_text("served over IPv6 by the kernel\n")
+    http = subprocess.Popen(["ip", "netns", "exec", v6.ns, "python3", "-m", "http.server", "8006", "--bind", "::",
+                             "--directory", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: ":8006" in sh("ip", "netns", "exec", v6.ns, "ss", "-ltn").stdout, 10)
+        out = bash(v6, textwrap.dedent(f"""\
+            S=$SOCK/dev/socket/tcp
+            N=$(cat $S/clone)
+            echo "connect {KERNEL}!8006" > $S/$N/ctl
+            exec 3<>$S/$N/data
+            printf 'GET /page.txt HTTP/1.0\\r\\nHost: x\\r\\n\\r\\n' >&3
+            cat <&3
+            """))
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("HTTP/1.0 200 OK")
+        assert out.stdout.endswith("\nserved over IPv6 by the kernel\n")
+    finally:
+        http.kill()
+        http.wait()
 
 
 def test_a_v4_stack_answers_as_qnx_without_inet6(stack):

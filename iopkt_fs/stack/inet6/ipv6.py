@@ -111,7 +111,8 @@ class Ipv6Layer(Ipv6Output):
         self.icmp.ndisc = self.ndisc
         self.nd = NdCache(solicit=self.ndisc.solicit, deliver=self._nd_deliver, unreachable=self._nd_unreachable,
                           hold_limit=lambda: queuelen.value, rng=stack.rng,
-                          retrans=lambda iface: self.rtr.retrans_timer(iface))
+                          retrans=lambda iface: self.rtr.retrans_timer(iface),
+                          nud=lambda iface: self.rtr.performs_nud(iface))
         self.rtr = RouterDiscovery(self)
         self.ifconf = IfConf(stack, self.rtr.policy_changed)
         self.forwarder = Forwarder6(self)

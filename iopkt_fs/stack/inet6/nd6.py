@@ -103,8 +103,10 @@ class NdCache:
     def __init__(self, *, solicit: Callable = _noop, deliver: Callable = _noop,
                  unreachable: Callable = _noop, on_change: Callable = _noop,
                  hold_limit: Callable[[], int] = lambda: 1, rng=None,
-                 retrans: Callable[[Interface], int] = lambda _iface: RETRANS_TIMER):
+                 retrans: Callable[[Interface], int] = lambda _iface: RETRANS_TIMER,
+                 nud: Callable[[Interface], bool] = lambda _iface: True):
         self.solicit = solicit
+        self.nud = nud                      # the link does NUD (ND6_IFF_PERFORMNUD, ndp -i IF nud)
         self.retrans = retrans              # RetransTimer of a link (an RA may set it, 6.3.4)
         self.deliver = deliver
         self.unreachable = unreachable
@@ -202,8 +204,9 @@ class NdCache:
         elif entry.state is Nud.INCOMPLETE:
             pass
         else:
-            if entry.state is Nud.STALE:
-                # 7.3.3: the first packet to a STALE neighbour starts the DELAY timer.
+            if entry.state is Nud.STALE and self.nud(iface):
+                # 7.3.3: the first packet to a STALE neighbour starts the DELAY timer
+                # (KAME nd6_output: not on a link whose ND6_IFF_PERFORMNUD is off).
                 entry.state = Nud.DELAY
                 entry.asked = 0
                 self._arm(entry, now + DELAY_FIRST_PROBE_TIME)

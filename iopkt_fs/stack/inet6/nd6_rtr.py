@@ -60,6 +60,11 @@ from ..wire.ipv6 import ALL_ROUTERS, MIN_MTU, UNSPECIFIED, eui64_link_local, is_
 from .nd6 import RETRANS_TIMER
 from .ndisc import IN6_IFF_AUTOCONF, IN6_IFF_DEPRECATED, IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 
+# nd6.h's per-interface ND flags (SIOCSIFINFO_FLAGS, ndp -i IF [-]flag).
+ND6_IFF_PERFORMNUD = 0x1
+ND6_IFF_ACCEPT_RTADV = 0x2
+ND6_IFF_PREFER_SOURCE = 0x4
+ND6_IFF_IFDISABLED = 0x8
 MAX_RTR_SOLICITATION_DELAY = seconds(1)
 RTR_SOLICITATION_INTERVAL = seconds(4)
 MAX_RTR_SOLICITATIONS = 3
@@ -102,12 +107,13 @@ def _zoned(addr: bytes, iface) -> str:
 
 @attrs.define
 class NdIfInfo:
-    """What RAs taught about one link (KAME struct nd_ifinfo)."""
+    """What RAs taught about one link (KAME struct nd_ifinfo), and its ND6_IFF_* flags."""
 
     chlim: int = 0            # Cur Hop Limit, 0: the sysctl's
     basereachable: int = 0    # ms, 0: never advertised
     retrans: int = 0          # ms, 0: never advertised
     linkmtu: int = 0          # 0: the interface's MTU
+    flags: int = ND6_IFF_PERFORMNUD     # nd6.h; ndp -i IF [-]nud
 
 
 @attrs.define(eq=False)
@@ -142,7 +148,7 @@ class AutoAddr:
 
     iface: Interface
     ifa: object
-    prefix: bytes
+    prefix: bytes | None      # None: lifetimes given by hand (set_lifetimes)
     valid: Instant | None
     preferred: Instant | None
 
@@ -195,6 +201,10 @@ class RouterDiscovery:
         if ndi is None:
             ndi = self.ifinfo[iface.index] = NdIfInfo()
         return ndi
+
+    def performs_nud(self, iface: Interface) -> bool:
+        ndi = self.ifinfo.get(iface.index)
+        return ndi is None or bool(ndi.flags & ND6_IFF_PERFORMNUD)
 
     def policy_changed(self) -> None:
         """accept_rtadv or forwarding moved (a sysctl, global or per interface)."""
@@ -372,6 +382,8 @@ class RouterDiscovery:
     def _slaac(self, iface: Interface, prefix: bytes, pi: NdPrefixInfo, now: Instant) -> None:
         addr = prefix[:8] + eui64_link_local(iface.mac)[8:]
         auto = self.addrs.get((iface.index, addr))
+        if auto is not None and auto.prefix is None:
+            return                            # configured by hand with lifetimes: stays so
         if auto is None:
             if pi.valid_lifetime == 0 or self.ip.is_local(addr):
                 return                        # 5.5.3 d; an address configured by hand stays so
@@ -509,6 +521,18 @@ class RouterDiscovery:
                      else "unreachable")
             out.append(f"    {_zoned(p.router, p.iface)} ({state})\n")
         return "".join(out)
+
+    def set_lifetimes(self, iface: Interface, ifa, pltime: int | None, vltime: int | None,
+                      now: Instant) -> None:
+        """Lifetimes given by hand (``ifconfig IF inet6 ADDR pltime N vltime N``, KAME's
+        ifra_lifetime): the address is deprecated, then removed, by the same timers as an
+        autoconfigured one; it belongs to no prefix (``prefix`` None), so RAs leave it be."""
+        key = (iface.index, ifa.address.packed)
+        until = lambda t: None if t is None else now + seconds(t)  # noqa: E731
+        self.addrs[key] = AutoAddr(iface, ifa, None, until(vltime), until(pltime))
+        if pltime == 0:
+            ifa.flags6 |= IN6_IFF_DEPRECATED
+            self.addrs[key].preferred = None
 
     def lifetimes(self, iface: Interface, ifa, now: Instant) -> tuple[int | None, int | None] | None:
         """(pltime, vltime) left in seconds for an autoconfigured address, else None."""

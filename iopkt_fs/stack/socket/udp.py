@@ -92,6 +92,8 @@ _OPTION_NAMES = {
     "IP_TTL": (opts.IPPROTO_IP, opts.IP_TTL), "IP_TOS": (opts.IPPROTO_IP, opts.IP_TOS),
     "IP_ADD_MEMBERSHIP": (opts.IPPROTO_IP, opts.IP_ADD_MEMBERSHIP),
     "IP_DROP_MEMBERSHIP": (opts.IPPROTO_IP, opts.IP_DROP_MEMBERSHIP),
+    "IPV6_JOIN_GROUP": (opts.IPPROTO_IPV6, opts.IPV6_JOIN_GROUP),
+    "IPV6_LEAVE_GROUP": (opts.IPPROTO_IPV6, opts.IPV6_LEAVE_GROUP),
     "IPV6_UNICAST_HOPS": (opts.IPPROTO_IPV6, opts.IPV6_UNICAST_HOPS),
     "IPV6_TCLASS": (opts.IPPROTO_IPV6, opts.IPV6_TCLASS), "IPV6_V6ONLY": (opts.IPPROTO_IPV6, opts.IPV6_V6ONLY),
 }
@@ -158,6 +160,7 @@ class UdpSocket:
         self.rx_bytes = 0
         self.error = 0                   # so_error: reported (and cleared) by the next call
         self.groups: list[bytes] = []    # multicast groups joined through this socket
+        self.groups6: list[tuple] = []   # (interface, group) joined with IPV6_JOIN_GROUP
         self.closed = False
         self.bound = False
         # IPV6_V6ONLY (opts.py): a socket bound to :: hears IPv4 too only when cleared.
@@ -257,8 +260,46 @@ class UdpSocket:
                 raise StackError(errno.EADDRNOTAVAIL, f"not a member of {_text(group)}")
             self.groups.remove(group)
             self._proto.ip.leave_group(group)
+        elif key == (opts.IPPROTO_IPV6, opts.IPV6_JOIN_GROUP):
+            inet6, membership = self._mreq6(value)
+            if membership in self.groups6:
+                raise StackError(errno.EADDRINUSE, f"already a member of {_text(membership[1])}")
+            inet6.join_group(*membership)           # the first join is reported (MLD)
+            self.groups6.append(membership)
+        elif key == (opts.IPPROTO_IPV6, opts.IPV6_LEAVE_GROUP):
+            inet6, membership = self._mreq6(value)
+            if membership not in self.groups6:
+                raise StackError(errno.EADDRNOTAVAIL, f"not a member of {_text(membership[1])}")
+            self.groups6.remove(membership)
+            inet6.leave_group(*membership)
         else:
             raise StackError(errno.ENOPROTOOPT, f"option {level}/{name} not supported")
+
+    def _mreq6(self, value):
+        """RFC 3493 5.2's ipv6_mreq as ``(group, ifindex | ifname | Interface)``: the
+        layer and (interface, group). Interface 0 is the one a packet to the group would
+        leave by (KAME in6_setmoptions: the route, here the zone of a scoped group)."""
+        try:
+            group, which = value
+        except (TypeError, ValueError):
+            raise StackError(errno.EINVAL, f"ipv6_mreq {value!r}: want (group, interface)") from None
+        group = _addr(group, allow_none=False)
+        if len(group) != 16 or group[0] != 0xFF:
+            raise StackError(errno.EINVAL, f"{_text(group)} is not an IPv6 multicast group")
+        inet6 = self._proto.layer(group)
+        stack = inet6.stack
+        if which in (0, None):
+            try:
+                iface = inet6.route_to(group)[0]
+            except StackError:
+                raise StackError(errno.EADDRNOTAVAIL, f"no interface for {_text(group)}") from None
+        elif isinstance(which, int):
+            iface = stack.interfaces.get(which)
+            if iface is None:
+                raise StackError(errno.ENXIO, f"no interface with index {which}")
+        else:
+            iface = stack.interface(which) if isinstance(which, str) else which
+        return inet6, (iface, group)
 
     def getsockopt(self, level, name=None) -> int:
         if isinstance(level, str):
@@ -433,6 +474,10 @@ class UdpSocket:
         for group in self.groups:
             self._proto.ip.leave_group(group)
         self.groups.clear()
+        for iface, group in self.groups6:
+            if self._proto.ip.stack.interfaces.get(iface.index) is iface:   # not detached since
+                self._proto.layer(group).leave_group(iface, group)
+        self.groups6.clear()
         self._proto.unbind(self)
         for data, _ in self.rxq:
             self._release(data)

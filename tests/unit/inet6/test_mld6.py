@@ -229,3 +229,40 @@ def test_wire_roundtrip_with_scapy():
     parsed = wmld.MldQuery.parse(q)
     assert parsed.version == 2 and parsed.max_resp == (0x123 | 0x1000) << 3 and parsed.sources == (_g("2001:db8::7"),)
     assert wmld.MldQuery.parse(raw(IPv6() / ICMPv6MLQuery(mrd=777))[40:]).max_resp == 777
+
+
+def test_udp_ipv6_join_group_option_reports_delivers_and_leaves_on_close():
+    from scapy.all import UDP
+    from iopkt_fs.stack.errors import StackError
+    from iopkt_fs.stack.socket import opts
+    stack, en0 = settled()
+    s = stack.inet.udp.socket()
+    s.bind("::", 5353)
+    s.setsockopt(opts.IPPROTO_IPV6, opts.IPV6_JOIN_GROUP, (GROUP, en0.index), 2 * S)
+    run_until(stack, 4 * S)
+    assert [records(f) for f in mld_frames(en0)] == [[(wmld.CHANGE_TO_EXCLUDE_MODE, GROUP, [])]] * 2
+    with pytest.raises(StackError) as exc:
+        s.setsockopt(opts.IPPROTO_IPV6, opts.IPV6_JOIN_GROUP, (GROUP, "en0"), 4 * S)
+    assert exc.value.errno == 98                          # EADDRINUSE: joined already
+    frame = raw(Ether(src="02:00:00:00:00:99", dst="33:33:00:01:00:03")
+                / IPv6(src="fe80::99", dst=GROUP) / UDP(sport=7, dport=5353) / b"to the group")
+    stack.input(en0, [frame], 5 * S)
+    data, (src, port, iface) = s.recvmsg()
+    assert data == b"to the group" and port == 7 and iface is en0
+    for bad, code in (((GROUP, 99), 6), (("2001:db8::1", 0), 22), (("ff05::1:4", en0.index), 99)):
+        name = opts.IPV6_LEAVE_GROUP if bad[0] == "ff05::1:4" else opts.IPV6_JOIN_GROUP
+        with pytest.raises(StackError) as exc:
+            s.setsockopt(opts.IPPROTO_IPV6, name, bad, 5 * S)
+        assert exc.value.errno == code                    # ENXIO, EINVAL, EADDRNOTAVAIL
+    s.close()                                             # the last member leaves: TO_IN {}
+    run_until(stack, 8 * S)
+    assert [records(f) for f in mld_frames(en0)] == [[(wmld.CHANGE_TO_INCLUDE_MODE, GROUP, [])]] * 2
+    assert (en0.index, _g(GROUP)) not in stack.inet6.groups
+
+
+def test_ipv6_join_group_interface_zero_is_the_groups_zone():
+    from iopkt_fs.stack.socket import opts
+    stack, en0 = settled()
+    s = stack.inet.udp.socket()
+    s.setsockopt(opts.IPPROTO_IPV6, opts.IPV6_JOIN_GROUP, ("ff02::fb", 0), 2 * S)
+    assert (en0.index, _g("ff02::fb")) in stack.inet6.groups     # the only link

@@ -364,3 +364,46 @@ def test_retrans_timer_from_the_ra_spaces_solicitations():
         if i == 2:
             assert stack.inet6.nd.stats.timeouts == 0
     assert sent == [0, 1, 2] and stack.inet6.nd.stats.timeouts == 1
+
+
+def test_ndp_i_shows_what_the_ra_taught():
+    from iopkt_fs.resmgr.tables6 import ndp_ctl
+    stack, en0 = settled(accept=0)
+    assert ndp_ctl(stack, ["info", "en0"], 2 * S).startswith(
+        "linkmtu=1500, maxmtu=1500, curhlim=64, basereachable=30s0ms")
+    stack.sysctl.set("net.inet6.ip6.ifconf.en0.accept_rtadv", 1)
+    p = IPv6(src=ROUTER_LL, dst="ff02::1", hlim=255) / ICMPv6ND_RA(
+        chlim=17, routerlifetime=1800, reachabletime=45000, retranstimer=2500) / \
+        ICMPv6NDOptSrcLLAddr(lladdr=ROUTER_MAC) / ICMPv6NDOptMTU(mtu=1400)
+    stack.input(en0, [raw(Ether(src=ROUTER_MAC, dst="33:33:00:00:00:01") / p)], 2 * S)
+    reach = stack.inet6.nd.reachable_time // S
+    assert 22 <= reach <= 67                                  # [0.5, 1.5] x 45 s (6.3.2)
+    assert ndp_ctl(stack, ["info", "en0"], 3 * S) == (
+        f"linkmtu=1400, maxmtu=1500, curhlim=17, basereachable=45s0ms, reachable={reach}s, "
+        "retrans=2s500ms\nFlags: nud accept_rtadv \n")
+
+
+def test_ndp_i_sets_nud_and_accept_rtadv():
+    from iopkt_fs.resmgr.tables6 import ndp_ctl
+    from iopkt_fs.stack.errors import StackError
+    stack, en0 = settled(accept=0)
+    assert ndp_ctl(stack, ["info", "en0", "accept_rtadv"], 2 * S).endswith("Flags: nud accept_rtadv \n")
+    assert en0.flags & IFF_ACCEPTRTADV and stack.sysctl.get("net.inet6.ip6.ifconf.en0.accept_rtadv") == 1
+    assert stack.inet6.rtr.solicits                            # accepting now: it solicits
+    assert ndp_ctl(stack, ["info", "en0", "-nud", "-accept_rtadv"], 2 * S).endswith("Flags: \n")
+    assert not en0.flags & IFF_ACCEPTRTADV
+    # NUD off (KAME nd6_output): a STALE neighbour is used as it is, never DELAY/PROBE.
+    peer = ipaddress.IPv6Address("fe80::99").packed
+    nd = stack.inet6.nd
+    nd.learn(en0, peer, b"\x02\x00\x00\x00\x00\x99", 2 * S)
+    assert nd.resolve(en0, peer, b"p", 3 * S) == b"\x02\x00\x00\x00\x00\x99"
+    assert nd.get(en0, peer).state.name == "STALE"
+    ndp_ctl(stack, ["info", "en0", "nud"], 4 * S)
+    nd.resolve(en0, peer, b"p", 4 * S)
+    assert nd.get(en0, peer).state.name == "DELAY"
+    for words, code in ((["prefer_source"], 95), (["bogus"], 22)):
+        with pytest.raises(StackError) as exc:
+            ndp_ctl(stack, ["info", "en0", *words], 5 * S)
+        assert exc.value.errno == code
+    with pytest.raises(StackError):
+        ndp_ctl(stack, ["info", "lo0", "accept_rtadv"], 5 * S)   # lo0 has no ifconf node
