@@ -21,7 +21,7 @@ import ipaddress
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_ACCEPTRTADV
 from ..stack.inet6.nd6 import REACHABLE_TIME, RETRANS_TIMER
-from ..stack.inet6.nd6_rtr import ND6_IFF_PERFORMNUD
+from ..stack.inet6.nd6_rtr import ND6_IFF_PERFORMNUD, sec2str
 from ..stack.time import seconds
 from .tables import _options, counters
 
@@ -126,19 +126,6 @@ def route6_ctl(stack, fields: list[str]) -> None:
 
 
 # -- neighbours ------------------------------------------------------------------------------
-
-
-def sec2str(total: int) -> str:
-    """NetBSD ndp.c sec2str(): 1d2h3m4s, days/hours/minutes once one is nonzero."""
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    mins, secs = divmod(rest, 60)
-    out, started = "", False
-    for value, unit in ((days, "d"), (hours, "h"), (mins, "m")):
-        if value or started:
-            out += f"{value}{unit}"
-            started = True
-    return out + f"{secs}s"
 
 
 def _row(address: str, mac: str, ifname: str, expire: str, state: str, flags: str, probes: int) -> str:

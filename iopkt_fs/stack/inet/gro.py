@@ -53,65 +53,56 @@ _NOT_TCP6 = frozenset((17, 58, 59))
 
 
 class _Run:
+    """A run of TCP/IPv4 segments being joined: TCP at offset 34 (``L4``), the IPv4
+    total length and header checksum to rewrite. ``end`` is where the first frame's TCP
+    payload ends."""
+
     __slots__ = ("first", "parts", "size", "next_seq", "ack", "win", "flags", "opts", "head",
                  "closed", "thl")
+    L4 = 34
 
-    def __init__(self, frame, head, seq, ack, flags, win, thl: int, tot: int):
+    def __init__(self, frame, head, seq, ack, flags, win, thl: int, end: int):
+        start = self.L4 + thl
         self.first = frame
         self.head = head
         self.thl = thl
-        self.parts = [frame[34 + thl:14 + tot]]
-        self.size = tot - 20 - thl
+        self.parts = [frame[start:end]]
+        self.size = end - start
         self.next_seq = (seq + self.size) & 0xFFFFFFFF
         self.ack = ack
         self.win = win
         self.flags = flags
-        self.opts = bytes(frame[54:34 + thl])
+        self.opts = bytes(frame[self.L4 + 20:start])
         self.closed = bool(flags & _ENDS_RUN)
+
+    def _ip_header(self) -> bytearray:
+        ip = bytearray(self.first[14:34])
+        ip[2:4] = (20 + self.thl + self.size).to_bytes(2, "big")
+        ip[10:12] = b"\0\0"
+        ip[10:12] = (~ones_sum(ip) & 0xFFFF).to_bytes(2, "big")
+        return ip
 
     def frame(self):
         """The joined frame (the first frame itself when nothing joined it)."""
         first = self.first
         if len(self.parts) == 1:
             return first, VALID_VH
-        thl = self.thl
-        ip = bytearray(first[14:34])
-        ip[2:4] = (20 + thl + self.size).to_bytes(2, "big")
-        ip[10:12] = b"\0\0"
-        ip[10:12] = (~ones_sum(ip) & 0xFFFF).to_bytes(2, "big")
-        tcp = bytearray(first[34:34 + thl])
+        tcp = bytearray(first[self.L4:self.L4 + self.thl])
         tcp[13] = self.flags
-        return b"".join((first[:14], ip, tcp, *self.parts)), VALID_VH
+        return b"".join((first[:14], self._ip_header(), tcp, *self.parts)), VALID_VH
 
 
 class _Run6(_Run):
-    """A run of TCP/IPv6 segments: TCP at offset 54, the payload length to rewrite."""
+    """A run of TCP/IPv6 segments: TCP at offset 54, the payload length to rewrite (IPv6
+    has no header checksum)."""
 
     __slots__ = ()
+    L4 = 54
 
-    def __init__(self, frame, head, seq, ack, flags, win, thl: int, plen: int):
-        self.first = frame
-        self.head = head
-        self.thl = thl
-        self.parts = [frame[54 + thl:54 + plen]]
-        self.size = plen - thl
-        self.next_seq = (seq + self.size) & 0xFFFFFFFF
-        self.ack = ack
-        self.win = win
-        self.flags = flags
-        self.opts = bytes(frame[74:54 + thl])
-        self.closed = bool(flags & _ENDS_RUN)
-
-    def frame(self):
-        first = self.first
-        if len(self.parts) == 1:
-            return first, VALID_VH
-        thl = self.thl
-        ip = bytearray(first[14:54])
-        ip[4:6] = (thl + self.size).to_bytes(2, "big")
-        tcp = bytearray(first[54:54 + thl])
-        tcp[13] = self.flags
-        return b"".join((first[:14], ip, tcp, *self.parts)), VALID_VH
+    def _ip_header(self) -> bytearray:
+        ip = bytearray(self.first[14:54])
+        ip[4:6] = (self.thl + self.size).to_bytes(2, "big")
+        return ip
 
 
 def _take6(item, out: list, runs: dict, is_local6) -> None:
@@ -153,7 +144,7 @@ def _take6(item, out: list, runs: dict, is_local6) -> None:
             run.flags |= flags & _ENDS_RUN
             run.closed = True
         return
-    run = _Run6(frame, head, seq, ack, flags, win, thl, plen)
+    run = _Run6(frame, head, seq, ack, flags, win, thl, 54 + plen)
     runs[key] = run
     out.append(run)
 
@@ -220,7 +211,7 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
                 run.flags |= flags & _ENDS_RUN
                 run.closed = True
             continue
-        run = _Run(frame, head, seq, ack, flags, win, thl, tot)
+        run = _Run(frame, head, seq, ack, flags, win, thl, 14 + tot)
         runs[key] = run
         out.append(run)
     return [r.frame() if isinstance(r, _Run) else r for r in out]

@@ -86,9 +86,12 @@ _PREF = ("medium", "high", "reserved", "low")      # RFC 4191 Prf, KAME rtpref_s
 
 
 def _sec2str(total: int | None) -> str:
+    """sec2str, with "Never" for a lifetime that does not run out."""
+    return "Never" if total is None else sec2str(total)
+
+
+def sec2str(total: int) -> str:
     """NetBSD ndp.c sec2str(): 1d2h3m4s, each unit once a larger one was printed."""
-    if total is None:
-        return "Never"
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     mins, secs = divmod(rest, 60)
