@@ -24,6 +24,7 @@ seed (a virtual clock: 1 ms per batch of 32 frames). Used by tests/sim/test_stac
 
 import ipaddress
 import random
+import struct
 import time
 
 from iopkt_fs.stack.errors import StackError
@@ -181,6 +182,18 @@ class Target:
         now = self.net.now + 1
         self.t.inet.arp.learn(self.en0, 0x0A000002, inet_fuzz.PEER, now, create=True)
         return inet_fuzz.still_answers_ping(self.t, now)
+
+    def still_answers_ping6(self) -> bool:
+        """B's raw ICMPv6 echo to fd09::1 across the unfuzzed link gets T's reply."""
+        sock = self.b.inet6.raw.socket()
+        sock.connect(_ip("fd09::1"))
+        sock.send(struct.pack("!BBHHH", 128, 0, 0, 0xBEEF, 6) + b"alive6?", self.net.now)
+        self.net.run(duration=200_000)
+        while sock.readable:
+            message, src, _, _ = sock.recv()
+            if message[0] == 129 and message[4:6] == b"\xbe\xef" and src == _ip("fd09::1"):
+                return True
+        return False
 
 
 def repair(frame: bytes) -> bytes:

@@ -2,7 +2,7 @@
 TCP in every state the corpus reached, forwarding) while one IPv4 and one IPv6 TCP
 connection carry checked data both ways (stack_fuzz.py; scripts/fuzz.py runs a million):
 nothing escapes, every byte delivered is the byte sent, drops are counted, and the stack
-still answers ping and keeps both connections established."""
+still answers ping and ping6 and keeps both connections established."""
 
 import time
 
@@ -35,3 +35,4 @@ def test_fuzz_100k_frames_through_the_whole_stack_with_checked_connections(recor
     assert tcp.pawsdrop + tcp.rcvduppack + tcp.challenge_ack > 0
     assert tcp.sc_bad_cookie > 0 and tcp.sc_added > 0 and tcp.sndrst > 0
     assert tgt.still_answers_ping()
+    assert tgt.still_answers_ping6()
