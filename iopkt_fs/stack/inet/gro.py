@@ -75,6 +75,24 @@ class _Run:
         self.opts = bytes(frame[self.L4 + 20:start])
         self.closed = bool(flags & _ENDS_RUN)
 
+    def join(self, frame, seq, ack, win, head, flags, thl: int, end: int, limit: int) -> bool:
+        """Append the segment if it continues the run (the next sequence number, the
+        same ACK, window, header words and options, room under ``limit``); PSH/FIN/URG
+        close the run after it. False: it does not continue it."""
+        start = self.L4 + thl
+        n = end - start
+        if self.closed or seq != self.next_seq or ack != self.ack or win != self.win \
+                or head != self.head or self.size + n > limit \
+                or frame[self.L4 + 20:start] != self.opts:
+            return False
+        self.parts.append(frame[start:end])
+        self.size += n
+        self.next_seq = (seq + n) & 0xFFFFFFFF
+        if flags & _ENDS_RUN:
+            self.flags |= flags & _ENDS_RUN
+            self.closed = True
+        return True
+
     def _ip_header(self) -> bytearray:
         ip = bytearray(self.first[14:34])
         ip[2:4] = (20 + self.thl + self.size).to_bytes(2, "big")
@@ -133,18 +151,9 @@ def _take6(item, out: list, runs: dict, is_local6) -> None:
         return
     head = (head, first_word, hlim)
     run = runs.get(key)
-    n = plen - thl
-    if run is not None and not run.closed and seq == run.next_seq and ack == run.ack \
-            and win == run.win and head == run.head and run.size + n <= MAX_RUN6 \
-            and frame[74:54 + thl] == run.opts:
-        run.parts.append(frame[54 + thl:end])
-        run.size += n
-        run.next_seq = (seq + n) & 0xFFFFFFFF
-        if flags & _ENDS_RUN:
-            run.flags |= flags & _ENDS_RUN
-            run.closed = True
+    if run is not None and run.join(frame, seq, ack, win, head, flags, thl, end, MAX_RUN6):
         return
-    run = _Run6(frame, head, seq, ack, flags, win, thl, 54 + plen)
+    run = _Run6(frame, head, seq, ack, flags, win, thl, end)
     runs[key] = run
     out.append(run)
 
@@ -200,18 +209,9 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
             out.append(item)
             continue
         run = runs.get(key)
-        n = tot - 20 - thl
-        if run is not None and not run.closed and seq == run.next_seq and ack == run.ack \
-                and win == run.win and head == run.head and run.size + n <= MAX_RUN \
-                and frame[54:34 + thl] == run.opts:
-            run.parts.append(frame[34 + thl:end])
-            run.size += n
-            run.next_seq = (seq + n) & 0xFFFFFFFF
-            if flags & _ENDS_RUN:
-                run.flags |= flags & _ENDS_RUN
-                run.closed = True
+        if run is not None and run.join(frame, seq, ack, win, head, flags, thl, end, MAX_RUN):
             continue
-        run = _Run(frame, head, seq, ack, flags, win, thl, 14 + tot)
+        run = _Run(frame, head, seq, ack, flags, win, thl, end)
         runs[key] = run
         out.append(run)
     return [r.frame() if isinstance(r, _Run) else r for r in out]
