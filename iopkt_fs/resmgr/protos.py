@@ -94,6 +94,9 @@ def _flag(word: str, what: str) -> int:
 class Protocol:
     name = "?"
     can_listen = False
+    # Does read() take the reader's offset, to end short reads on a stdio block
+    # boundary (stdio_short)? Byte streams with large transfers: TCP.
+    aligns_reads = False
 
     def __init__(self, stack):
         self.stack = stack
@@ -357,8 +360,28 @@ class Raw(Datagram):
         return self._text(conv.sock, conv.sock.local_address)
 
 
+# glibc's fread asks read() for whole multiples of its buffer (BUFSIZ, 8 KiB, for a
+# file whose st_blksize is larger, as data's is), counted from where the reader stands.
+# One short read that ends off such a boundary leaves stdio misaligned for good: every
+# later 32 KiB fread of sha256sum became an 8 KiB and a 24 KiB request, twice the FUSE
+# round trips for the same bytes (docs/performance.md, "Short reads and stdio").
+STDIO_BLOCK = 8192
+
+
+def stdio_short(off: int, size: int, avail: int) -> int:
+    """How much a read of ``size`` at offset ``off`` takes when ``avail`` are buffered:
+    all it asked for if they are there; else up to the last stdio block boundary, so
+    the rest of the reader's fread is a whole number of blocks; else (less than a block
+    past the boundary, e.g. a short message) all there is, at once."""
+    if avail >= size:
+        return size
+    end = (off + avail) & ~(STDIO_BLOCK - 1)
+    return end - off if end > off else avail
+
+
 class Tcp(Inet):
     name = "tcp"
+    aligns_reads = True
     can_listen = True
     OPTIONS = {
         "nodelay": (opts.IPPROTO_TCP, opts.TCP_NODELAY, None),
@@ -437,13 +460,14 @@ class Tcp(Inet):
     def writable(self, conv):
         return conv.sock.writable
 
-    def read(self, conv, size, now):
+    def read(self, conv, size, now, off=0):
         """Everything buffered up to ``size`` (never capped at a window or buffer size),
-        copied once: from the receive ring into the buffer pyfuse3 replies from."""
+        copied once: from the receive ring into the buffer pyfuse3 replies from. A short
+        read ends on a stdio block boundary of the reader's offset ``off`` (stdio_short)."""
         s = conv.sock
         c = s.conn
         # Nothing buffered: a one-byte probe tells end of stream from "would block".
-        buf = bytearray(min(size, len(c.rcv_buf)) or 1 if c is not None else 1)
+        buf = bytearray(stdio_short(off, size, len(c.rcv_buf)) or 1 if c is not None else 1)
         try:
             n = s.recv_into(buf, now)
         except StackError as exc:

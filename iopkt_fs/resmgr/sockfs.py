@@ -580,9 +580,11 @@ class DataFile(ConvFile):
     async def read(self, handle, off, size):
         conv, fs = handle.conv, self.fs
         proto = conv.table.proto
+        stream = proto.aligns_reads
         # Each pass takes data, or parks until readiness, a signal or shutdown.
         while True:
-            data = fs.call(conv, proto.read, conv, size, now_us())
+            data = (fs.call(conv, proto.read, conv, size, now_us(), off) if stream
+                    else fs.call(conv, proto.read, conv, size, now_us()))
             if data is not None:
                 return data
             if handle.nonblocking:

@@ -306,6 +306,40 @@ def test_interrupted_writer_loses_nothing(stack):
         listener.close()
 
 
+def test_a_short_read_ends_on_a_stdio_block_boundary(stack):
+    """A read of data that finds less than it asked for ends on an 8 KiB boundary of the
+    reader's offset, and the rest is the next read's: stdio's whole-block reads stay
+    whole (one READ per 32 KiB fread of sha256sum, not two)."""
+    listener = client.announce("tcp!*!5006", prefix=stack.prefix)
+    box = []
+    th = threading.Thread(target=lambda: box.append(listener.accept()))
+    th.start()
+    conn = client.dial("tcp!127.0.0.1!5006", prefix=stack.prefix)
+    th.join(10)
+    server = box[0]
+    try:
+        payload = bytes(range(256)) * 78 + b"tail"            # 19,972 bytes
+        conn.write(payload)
+        assert wait_until(lambda: f"recvq {len(payload)} " in server.status, timeout=10)
+        fd = os.open(f"{server.dir}/data", os.O_RDONLY)
+        try:
+            first = os.read(fd, 65536)
+            assert len(first) == 16384                        # not 19,972: ends on 2 x 8 KiB
+            assert f"recvq {len(payload) - 16384} " in server.status
+            second = os.read(fd, 65536)                       # under a block left: all of it
+            assert first + second == payload
+            conn.write(b"x" * 9000)
+            assert wait_until(lambda: "recvq 9000 " in server.status, timeout=10)
+            third = os.read(fd, 65536)                        # offset 19,972: boundary 24,576
+            assert len(third) == 24576 - len(payload)
+        finally:
+            os.close(fd)
+    finally:
+        conn.close()
+        server.close()
+        listener.close()
+
+
 def test_udp_both_ways_and_headers(tap_stack):
     sp = tap_stack
     echo = in_ns(sp, "python3", "-c", textwrap.dedent(f"""\
