@@ -79,7 +79,7 @@ def run(mode: str, secs: float, spy: str | None) -> None:
         print(f"{mode}: {cps:.0f} conn/s, {n} conns, stack CPU {(c1-c0)/n*1e6:.0f} us/conn")
         tot = 0
         for op, k in sorted(cnt.items()):
-            print(f"  {OPS.get(op, op):12s} {k/n:6.2f}/conn")
+            print(f"  {str(OPS.get(op, op)):12s} {k/n:6.2f}/conn")
             tot += k
         print(f"  {'total':12s} {tot/n:6.2f}/conn (incl. warm-up tail)")
     finally:

@@ -68,6 +68,9 @@ class Stack:
         self._by_name: dict[str, Interface] = {}
         self._next_index = 1
         self.layers: list[object] = []
+        self._poll_fns: tuple = ()            # the layers' poll_at methods (poll_at)
+        self._poll_layers: list | None = None
+        self._poll_count = -1
         # Interface factories for "ifconfig NAME create", keyed by name prefix.
         self.cloners: dict[str, Callable[[str, int], Interface]] = {"lo": self._clone_loopback}
         self._tx_pending: dict[int, Interface] = {}
@@ -595,11 +598,22 @@ class Stack:
                 fn(now)
 
     def poll_at(self) -> Instant | None:
+        # Asked after every request and every driver batch (Runtime.settle/input): the
+        # layers' bound poll_at methods are looked up once per change of self.layers,
+        # not with a getattr per layer per call.
         if self._loop_pending:
             return 0
-        deadlines = [d for layer in self.layers
-                     if (fn := getattr(layer, "poll_at", None)) is not None and (d := fn()) is not None]
-        return min(deadlines, default=None)
+        layers = self.layers
+        if self._poll_layers is not layers or self._poll_count != len(layers):
+            self._poll_fns = tuple(fn for layer in layers
+                                   if (fn := getattr(layer, "poll_at", None)) is not None)
+            self._poll_layers, self._poll_count = layers, len(layers)
+        best = None
+        for fn in self._poll_fns:
+            d = fn()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
 
 
 def _tap(iface: Interface, frames, hl: int) -> None:

@@ -411,6 +411,8 @@ class BridgeLayer:
             bridge.poll(now)
 
     def poll_at(self) -> Instant | None:
+        if not self.stack.bridges:   # the usual case, asked after every request
+            return None
         return min((b.next_prune for b in self.stack.bridges.values() if b.next_prune is not None), default=None)
 
 

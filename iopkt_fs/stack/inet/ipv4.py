@@ -290,8 +290,11 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
                                 in_iface=in_iface)
 
     def poll_at(self) -> Instant | None:
-        times = [t for t in (self.arp.poll_at(), self.reass.poll_at(), self.igmp.poll_at()) if t is not None]
-        return min(times, default=None)
+        best = None
+        for t in (self.arp.poll_at(), self.reass.poll_at(), self.igmp.poll_at()):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     # -- link layer ----------------------------------------------------------------------------
 

@@ -67,4 +67,6 @@ class ReportTimers:
                 p.deadline = now + max(1, self._random(self._span(p)))
 
     def poll_at(self) -> Instant | None:
-        return min((p.deadline for p in self.pending.values()), default=None)
+        if not self.pending:         # the usual case, asked after every request
+            return None
+        return min(p.deadline for p in self.pending.values())

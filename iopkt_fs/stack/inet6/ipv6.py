@@ -276,9 +276,8 @@ class Ipv6Layer(Ipv6Output):
                 self.icmp.error(packet, T.TIME_EXCEEDED, TIMXCEED_REASS, now, in_iface=iface)
 
     def poll_at(self) -> Instant | None:
-        times = [t for t in (self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(), self.redirect.poll_at(),
-                             self.mld.poll_at(), self.reass.poll_at()) if t is not None]
-        return min(times, default=None)
+        return _earliest(self.nd.poll_at(), self.ndisc.poll_at(), self.rtr.poll_at(),
+                         self.redirect.poll_at(), self.mld.poll_at(), self.reass.poll_at())
 
     # -- input (RFC 8200) ---------------------------------------------------------------------
 
@@ -501,3 +500,12 @@ class Ipv6Layer(Ipv6Output):
     def nd_prefixes_text(self, now: Instant) -> str:
         """``ndp -p`` text (the ndp file's ``prefixes`` request reads it)."""
         return self.rtr.prefixes_text(now)
+
+
+def _earliest(*times) -> Instant | None:
+    """The smallest of ``times`` that is not None (poll_at runs after every request)."""
+    best = None
+    for t in times:
+        if t is not None and (best is None or t < best):
+            best = t
+    return best

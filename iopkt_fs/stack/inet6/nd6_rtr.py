@@ -476,6 +476,8 @@ class RouterDiscovery:
                 auto.preferred = None
 
     def poll_at(self) -> Instant | None:
+        if not (self.solicits or self.routers or self.prefixes or self.addrs):
+            return None              # the usual case, asked after every request
         times = [s.deadline for s in self.solicits.values()]
         times += [r.expires for r in self.routers]
         times += [p.expires for p in self.prefixes if p.expires is not None]

@@ -211,4 +211,6 @@ class Ndisc:
             self._dad_step(dad, now)
 
     def poll_at(self) -> Instant | None:
-        return min((d.deadline for d in self.dad.values()), default=None)
+        if not self.dad:             # the usual case, asked after every request
+            return None
+        return min(d.deadline for d in self.dad.values())

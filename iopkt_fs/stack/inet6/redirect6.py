@@ -138,6 +138,8 @@ class Redirects:
                 self.ip.routes.remove(entry.route)
 
     def poll_at(self) -> Instant | None:
+        if not self.learned:         # the usual case, asked after every request
+            return None
         return min((e.expires for e in self.learned.values() if e.expires is not None), default=None)
 
     def interface_detached(self, iface) -> None:
