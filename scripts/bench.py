@@ -507,6 +507,20 @@ def files_tx(env: Env, inst: Instance, ns: str, writer: str, seconds: float, por
     return {"mbs": out["bytes"] / out["first_to_eof"] / MB, "bytes": out["bytes"]}
 
 
+def sha256sum_mbs(seconds: float) -> float:
+    """What sha256sum hashes per second here, fed by a pipe from /dev/zero (~seconds):
+    the ceiling of any `sha256sum < data` figure on this machine."""
+    probe = 256
+    t0 = time.monotonic()
+    sh("bash", "-c", f"dd if=/dev/zero bs=1M count={probe} status=none | sha256sum > /dev/null")
+    rate = probe * (1 << 20) / max(1e-3, time.monotonic() - t0)
+    mb = max(probe, int(rate * seconds / (1 << 20)))
+    t0 = time.monotonic()
+    sh("bash", "-c", f"dd if=/dev/zero bs=1M count={mb} status=none | sha256sum > /dev/null",
+       timeout=seconds * 4 + 60)
+    return mb * (1 << 20) / (time.monotonic() - t0) / MB
+
+
 def g_files(env: Env, t: Table, s: float) -> None:
     inst, ns, dev = main_tap(env)
     ref = raw_rx(env, True, s)
@@ -520,6 +534,9 @@ def g_files(env: Env, t: Table, s: float) -> None:
               "raw peer, vnet", ref["mbs"])
         if reader == "dd":
             dd = r
+        if reader == "sha256sum":
+            t.add("the same, against sha256sum's own rate on this machine", r["mbs"], "MB/s",
+                  "sha256sum of a pipe", sha256sum_mbs(s))
     t.add("stack CPU per received segment (files, dd)", dd["cpu"] / max(1, dd["frames"]) * 1e6,
           "µs", "raw peer, plain", raw_rx(env, False, s)["us_per_frame"],
           note=f"{dd['frames']:,} frames, {dd['acks'] / max(1, dd['frames']):.2f} ACKs per frame")
