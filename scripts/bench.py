@@ -771,6 +771,79 @@ def g_memory(env: Env, t: Table, s: float, count: int) -> None:
           note=f"{r['established']:,} established; RSS growth of the in-process stack / {count}")
 
 
+def pread_cpu(path: str, pid: int, seconds: float) -> float:
+    """µs of pid's CPU per pread(4096) of path (the minimal pyfuse3 file's floor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for _ in range(500):
+            os.pread(fd, 4096, 0)
+        c0, n, t0 = proc_cpu(pid), 0, time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            os.pread(fd, 4096, 0)
+            n += 1
+        return (proc_cpu(pid) - c0) / max(1, n) * 1e6
+    finally:
+        os.close(fd)
+
+
+def data_read_cpu(inst: Instance, seconds: float, size: int = 4096, burst: int = 1 << 20) -> dict:
+    """Stack CPU per READ of tcp/N/data when the data is already there: a connection over
+    lo0; each round one 1 MiB write, a wait until the receive buffer stops growing, then
+    READs of size until what was buffered is read (counted), then the rest (not counted).
+    The CPU of the counted phases only, per READ: the file layer, pyfuse3 and the window
+    updates the reads send."""
+    from iopkt_fs import client
+    lst = client.announce("tcp!*!5510", prefix=inst.prefix)
+    box = []
+    th = threading.Thread(target=lambda: box.append(lst.accept()), daemon=True)
+    th.start()
+    conn = client.dial("tcp!127.0.0.1!5510", prefix=inst.prefix)
+    th.join(10)
+    srv = box[0]
+    fd = os.open(f"{srv.dir}/data", os.O_RDONLY)
+
+    def recvq() -> int:
+        return int(srv.status.split("recvq ")[1].split()[0])
+
+    def drain(n: int) -> None:
+        while n > 0:
+            n -= len(os.read(fd, min(1 << 20, n)))
+    try:
+        # The receive buffer autotunes up first (a writer thread: the buffers may not
+        # hold a burst yet).
+        warm = threading.Thread(target=lambda: [conn.write(bytes(burst)) for _ in range(16)],
+                                daemon=True)
+        warm.start()
+        drain(16 * burst)
+        warm.join(30)
+        reads, cpu, buffered = 0, 0.0, 0
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            conn.write(bytes(burst))
+            last, q = -1, 0
+            for _ in range(200):
+                q = recvq()
+                if q == last:
+                    break
+                last = q
+                time.sleep(0.005)
+            buffered = q
+            if q < burst // 2:
+                raise RuntimeError(f"only {q} of {burst} bytes buffered: the receive buffer did not grow")
+            c0 = inst.cpu()
+            left = q
+            while left > 0:
+                left -= len(os.read(fd, min(size, left)))
+                reads += 1
+            cpu += inst.cpu() - c0
+            drain(burst - q)
+        return {"us": cpu / max(1, reads) * 1e6, "reads": reads, "buffered": buffered}
+    finally:
+        os.close(fd)
+        for c in (conn, srv, lst):
+            c.close()
+
+
 def g_ctl(env: Env, t: Table, s: float) -> None:
     inst, ns, dev = main_tap(env)
     mdir = os.path.join(env.base, "minimal")
@@ -779,11 +852,16 @@ def g_ctl(env: Env, t: Table, s: float) -> None:
         bench_fuse.wait_for(os.path.join(mdir, "status"))
         ours = bench_fuse.measure(f"{inst.prefix}/dev/socket/if/lo0/status", s / 2)
         ceiling = bench_fuse.measure(os.path.join(mdir, "status"), s / 2)
+        reads = data_read_cpu(inst, s / 2)
+        floor = pread_cpu(os.path.join(mdir, "status"), minimal.pid, s / 4)
     finally:
         minimal.send_signal(signal.SIGTERM)
         env.finish(minimal, 10)
         if os.path.ismount(mdir):
             sh("fusermount3", "-u", "-z", mdir, check=False)
+    t.add("stack CPU per data READ served at once (4 KiB, from a full receive buffer)",
+          reads["us"], "µs", "minimal pyfuse3 file, its CPU per READ", floor,
+          note=f"{reads['reads']:,} READs; lo0, {reads['buffered'] >> 10} KiB buffered before each burst")
     t.add("control file pread(4096) on an open fd (if/lo0/status)", ours[0], "1/s",
           "minimal pyfuse3 file", ceiling[0])
     t.add("control file open+read+close (if/lo0/status)", ours[1], "1/s", "minimal pyfuse3 file",
