@@ -13,8 +13,6 @@ Every request passes through here, so the common case is two integer updates:
 ``enter()``. A freed slot passes straight to the longest waiter (no barging).
 """
 
-import contextlib
-
 import trio
 
 from ..stack import slog
@@ -57,29 +55,35 @@ class RequestLimiter:
         else:
             self.serving -= 1
 
-    @contextlib.asynccontextmanager
-    async def serve(self):
-        await self.enter()
-        try:
-            yield
-        finally:
-            self.leave()
+    def parked(self) -> "_ParkedSlot":
+        """``async with limiter.parked():`` gives the slot back while waiting for data and
+        takes one again to finish serving. A class, not an asynccontextmanager: every
+        parked request enters it, and an async generator per park costs trio's asyncgen
+        hooks and a frame more."""
+        return _ParkedSlot(self)
 
-    @contextlib.asynccontextmanager
-    async def parked(self):
-        """Give the slot back while waiting for data; take one again to finish serving."""
-        self.leave()
-        self.parked_now += 1
-        if self.parked_now > self.parked_peak:
-            self.parked_peak = self.parked_now
+
+class _ParkedSlot:
+    __slots__ = ("limiter",)
+
+    def __init__(self, limiter: RequestLimiter):
+        self.limiter = limiter
+
+    async def __aenter__(self) -> None:
+        lim = self.limiter
+        lim.leave()
+        lim.parked_now += 1
+        if lim.parked_now > lim.parked_peak:
+            lim.parked_peak = lim.parked_now
+
+    async def __aexit__(self, *exc) -> bool:
+        lim = self.limiter
+        lim.parked_now -= 1
         try:
-            yield
-        finally:
-            self.parked_now -= 1
-            try:
-                await self.enter()
-            except trio.Cancelled:
-                # Shutdown cancelled the re-take: count the slot as held anyway, so the
-                # request's own leave() on its way out balances it.
-                self.serving += 1
-                raise
+            await lim.enter()
+        except trio.Cancelled:
+            # Shutdown cancelled the re-take: count the slot as held anyway, so the
+            # request's own leave() on its way out balances it.
+            lim.serving += 1
+            raise
+        return False
