@@ -30,10 +30,15 @@ def ns_py(ns, code, timeout=60):
     return sh("ip", "netns", "exec", ns, sys.executable, "-c", code, timeout=timeout).stdout
 
 
-def ping_median(ns, dst, count=100):
+def ping_times(ns, dst, count=100):
+    """The RTTs (ms) of count pings 5 ms apart from namespace ns to dst."""
     out = sh("ip", "netns", "exec", ns, "ping", "-c", str(count), "-i", "0.005", "-W", "1", dst,
              check=False, timeout=60).stdout
-    times = [float(l.split("time=")[1].split()[0]) for l in out.splitlines() if "time=" in l]
+    return [float(l.split("time=")[1].split()[0]) for l in out.splitlines() if "time=" in l]
+
+
+def ping_median(ns, dst, count=100):
+    times = ping_times(ns, dst, count)
     return statistics.median(times) if times else float("nan"), len(times)
 
 
