@@ -6,18 +6,20 @@
 
 Groups (``--only``; references a group needs are measured with it):
 
-    files    kernel -> stack through tcp/N/data (dd, cat, sha256sum), stack -> kernel
-             (cat FILE > data, dd of=data), stack CPU per segment and per byte
+    files    kernel -> stack through tcp/N/data (dd, cat, sha256sum, the last also next to
+             sha256sum's own rate from a pipe), stack -> kernel (cat FILE > data, dd
+             of=data), stack CPU per segment and per byte; after one unmeasured warm-up
     inproc   the same two directions with the stack in this process (tcpstream); in-core
              TCP between two stacks in memory
     offload  files and in-process kernel -> stack with the TAP driver's offloads off
     vxlan    stack -> stack over devnp-vxlan, two instances, through the data files
-    ping     RTT kernel -> stack
+    ping     RTT kernel -> stack, in turns with the raw peer's
     cps      connections/s: in-process, threaded server on iopkt_fs.client, bash server
     udp      UDP datagrams/s taken in
     forward  forwarding packets/s through the stack (two TAPs)
     memory   memory per idle established connection (in-process)
-    ctl      control-file reads/s against a minimal pyfuse3 file
+    ctl      control-file reads/s against a minimal pyfuse3 file; stack CPU per data READ
+             served at once against the minimal file's CPU per READ
     ipv6     io-pkt-v6-hc: TCP over IPv6 kernel -> stack (dd of data) and stack -> kernel
              (dd of=data), each next to the same over IPv4 on the same TAP in the same
              run (the ratio is the figure); ping6 RTT next to ping's
