@@ -26,8 +26,8 @@ from test_tcp_kernel import stack_client
 pytestmark = [pytest.mark.system, needs_root]
 
 
-async def _v6_tap(h, knetns, net):
-    ns, dev, driver = await tap_link(h, knetns, net)
+async def _v6_tap(h, knetns, net, opts=""):
+    ns, dev, driver = await tap_link(h, knetns, net, opts)
     iface = driver.interfaces[0]
     h.stack.add_address(iface, ipaddress.ip_address(f"fd00:77:{net}::2"), 64)
     sh("ip", "-n", ns, "-6", "addr", "add", f"fd00:77:{net}::1/64", "dev", dev, "nodad")
@@ -75,6 +75,52 @@ async def test_forward6_hop_limit_time_exceeded_packet_too_big(kstack, knetns):
     assert out["recv"]["sha256"] == out["send"]["sha256"] and out["recv"]["bytes"] == 4 * MB
     route = sh("ip", "-n", ns_a, "-6", "route", "get", "fd00:77:62::1").stdout
     assert "mtu 1280" in route, route
+
+
+@pytest.mark.parametrize("far", ["offloads", "plain"])
+async def test_forwarded_super_frames_go_on_whole_or_finished(kstack, knetns, far):
+    """A's kernel sends TCP to B through the stack; A's TAP offloads, so its frames come
+    as NEEDS_CSUM super-frames. With offloads on B's TAP too they leave whole (TSO6 on
+    the far side: otso counts them, frames far over one MTU); with offload=0 they are
+    cut and checksummed here (ogso). Either way B's kernel takes every byte (SHA-256)
+    with no checksum error."""
+    stack = kstack.stack
+    stack.sysctl.set("net.inet6.ip6.forwarding", 1)
+    ns_a, dev_a, if_a = await _v6_tap(kstack, knetns, 63)
+    ns_b, dev_b, if_b = await _v6_tap(kstack, knetns, 64, "" if far == "offloads" else "offload=0")
+    assert if_a.enabled and bool(if_b.enabled) == (far == "offloads")
+    sh("ip", "-n", ns_a, "-6", "route", "add", "fd00:77:64::/64", "via", "fd00:77:63::2")
+    sh("ip", "-n", ns_b, "-6", "route", "add", "fd00:77:63::/64", "via", "fd00:77:64::2")
+    await _dad_done(if_a)
+    await _dad_done(if_b)
+    ip6 = stack.inet6.stats
+    before = (ip6.otso, ip6.ogso, csum_errors6(ns_b))
+    out = {}
+
+    async def receiver():
+        out["recv"] = await kpeer(ns_b, "recv", 5063)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.sleep(0.3)
+        out["send"] = await kpeer(ns_a, "send", "fd00:77:64::1", 5063, 20 * MB, 23)
+    assert out["recv"]["sha256"] == out["send"]["sha256"] and out["recv"]["bytes"] == 20 * MB
+    otso, ogso = ip6.otso - before[0], ip6.ogso - before[1]
+    assert csum_errors6(ns_b) == before[2]
+    assert if_a.stats.ibytes > 4 * 1514 * if_a.stats.ipackets       # super-frames came in
+    if far == "offloads":
+        assert otso > 0 and ogso == 0
+        assert if_b.stats.obytes > 4 * 1514 * if_b.stats.opackets   # and left whole
+    else:
+        assert ogso > 0 and otso == 0
+        assert if_b.stats.obytes <= 1514 * if_b.stats.opackets      # cut to the MTU
+
+
+def csum_errors6(ns: str) -> int:
+    """InCsumErrors of a namespace's TCP (/proc/net/snmp; TCP's counters cover IPv6 too)."""
+    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").stdout
+    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
+    return int(dict(zip(rows[0], rows[1]))["InCsumErrors"])
 
 
 async def test_packet_too_big_lowers_our_path_mtu_and_mss(kstack, knetns):

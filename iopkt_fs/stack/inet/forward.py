@@ -12,7 +12,7 @@ route -> host unreachable; a blackhole route swallows it, never back into lo0; T
 with the checksum patched (RFC 1141); bigger than the next link's MTU: fragmented, or
 with DF a fragmentation-needed error carrying the MTU (RFC 1191 4); a host redirect when
 it leaves by the interface it came in on toward a next hop its sender could reach itself
-(5.2.7.2). A frame the kernel left unfinished keeps that work (``_rx_offload``) for the
+(5.2.7.2). A frame the kernel left unfinished keeps that work (``gso.rx_offload``) for the
 next link to do or for gso.py to finish. With ``net.inet.ip.fastforwarding`` the
 forwarded destination's ready Ethernet header is cached per (input interface,
 destination) and tried by the input path right after the header checksum.
@@ -26,9 +26,8 @@ from ..iface.route import RTF_BLACKHOLE, RTF_DYNAMIC, RTF_MODIFIED, RTF_REJECT, 
 from ..time import Instant
 from ..wire.ethernet import pad_frame
 from ..wire.ipv4 import Ipv4Packet, Ipv4Repr
-from ..wire.virtio import GSO_NONE, HDR as _VH, NEEDS_CSUM
 from . import gso
-from .output import _GSO_CAP, ETHERTYPE_IP, _int
+from .output import ETHERTYPE_IP, _int
 from .stats import ICMP_REDIRECT, ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_INTRANS, UNREACH_HOST, UNREACH_NEEDFRAG
 
 MAX_FLOWS = 1024                        # NetBSD ip_maxflows is 256; memory is cheaper here
@@ -125,7 +124,7 @@ class Ipv4Forward:
         datagram = bytes(buf)
         mtu = route.mtu or out.mtu
         route.use += 1
-        tx = self._rx_offload(vh, pkt.header_len) if vh is not None else None
+        tx = gso.rx_offload(vh, datagram) if vh is not None else None
         if tx is not None:
             # A frame the local kernel left unfinished (NEEDS_CSUM) or a super-segment:
             # passed on whole where the next link takes it, finished and cut otherwise.
@@ -164,19 +163,6 @@ class Ipv4Forward:
                     self._flush_flows()
                 route.refs += 1
                 self._flows[(iface.index, dst)] = Flow(out, entry.mac + out.mac + ETHERTYPE_IP, mtu, route)
-
-    @staticmethod
-    def _rx_offload(vh, l4: int) -> gso.Tx | None:
-        """The work a received frame's virtio header leaves for whoever sends it on."""
-        flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = _VH.unpack_from(vh, 0)
-        gso_type &= 0x7F      # GSO_ECN is a modifier
-        if gso_type not in _GSO_CAP:
-            gso_type, gso_size = GSO_NONE, 0
-        if flags & NEEDS_CSUM:
-            return gso.Tx(csum_start - 14, csum_offset, gso_type, gso_size)
-        if gso_type != GSO_NONE:
-            return gso.Tx(l4, None, gso_type, gso_size)
-        return None
 
     @staticmethod
     def _on_link(iface: Interface, addr: bytes) -> bool:

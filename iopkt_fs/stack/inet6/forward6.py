@@ -20,55 +20,23 @@ The IPv6 layer hands over a unicast packet that is for none of our addresses. In
   a Redirect to the sender (redirect6.py), and the packet still goes on (RFC 4861 8.2).
 
 Otherwise the hop limit is decremented and the packet goes to the next hop through the
-ND cache. A frame the local kernel handed over unfinished (virtio NEEDS_CSUM) gets its
-checksum finished, and a GSO_TCPV6/GSO_UDP_L4 super-frame is cut into the packets it
-stands for (inet/gso.py segment6, shared with our own output), each checked against the
-MTU as the sender built them: the next link may not take offloads, so everything
-forwarded leaves finished. Hop-by-hop options are not examined on the way through (RFC
-8200 4.3 lets a router skip them).
+ND cache. A frame the local kernel handed over unfinished (virtio NEEDS_CSUM) or as a
+GSO_TCPV6/GSO_UDP_L4 super-frame keeps that work (``gso.rx_offload``, as IPv4's forward
+does): the MTU check is made on the packets it stands for, and the output path passes it
+on whole to a link that takes the offload (TSO6, partial checksums) or finishes and cuts
+it in software (inet/gso.py, shared with our own output). Hop-by-hop options are not
+examined on the way through (RFC 8200 4.3 lets a router skip them).
 """
-
-import struct
 
 from ..iface.interface import IFT_LOOP, Interface
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
-from ..inet.gso import segment6
+from ..inet import gso
 from ..time import Instant
-from ..wire.checksum import ones_sum, pseudo_header_sum_v6
 from ..wire.icmpv6 import (
     TIMXCEED_HOPLIMIT, UNREACH_BEYONDSCOPE, UNREACH_NOROUTE, Icmpv6Type as T,
 )
 from ..wire.ipv6 import UNSPECIFIED, is_link_local
-from ..wire.virtio import GSO_NONE, GSO_TCPV6, GSO_UDP_L4, NEEDS_CSUM, VirtioNetHdr
-
-_U16 = struct.Struct("!H")
-
-
-def _offload(vh) -> tuple[int, int | None, int, int] | None:
-    """(l4 offset, checksum offset or None, gso type, gso size) of work a received frame
-    leaves for whoever sends it on; None when it is finished."""
-    if vh is None:
-        return None
-    hdr = VirtioNetHdr.parse(vh)
-    gso_type = hdr.gso_type & 0x7F
-    if gso_type not in (GSO_TCPV6, GSO_UDP_L4):
-        gso_type = GSO_NONE
-    if hdr.flags & NEEDS_CSUM:
-        return hdr.csum_start - 14, hdr.csum_offset, gso_type, hdr.gso_size
-    return None
-
-
-def _finish(packet: bytearray, l4: int, csum: int) -> bytes:
-    packet[l4 + csum:l4 + csum + 2] = b"\0\0"
-    # The field held the pseudo-header sum; the whole is summed again from scratch here.
-    proto = 6 if csum == 16 else 17
-    s = ones_sum(memoryview(packet)[l4:], pseudo_header_sum_v6(bytes(packet[8:24]), bytes(packet[24:40]),
-                                                               proto, len(packet) - l4))
-    value = ~s & 0xFFFF
-    if value == 0 and proto == 17:
-        value = 0xFFFF
-    packet[l4 + csum:l4 + csum + 2] = _U16.pack(value)
-    return bytes(packet)
+from ..wire.virtio import GSO_NONE, GSO_TCPV6
 
 
 class Forwarder6:
@@ -103,12 +71,12 @@ class Forwarder6:
             st.badscope += 1                   # RFC 4007 9
             ip.icmp.error(buf, T.DST_UNREACH, UNREACH_BEYONDSCOPE, now, in_iface=iface)
             return
-        work = _offload(vh)
+        tx = gso.rx_offload(vh, buf) if vh is not None else None
         mtu = route.mtu or ip.rtr.link_mtu(out)
-        if work is not None and work[2] != GSO_NONE and work[3]:
-            l4 = work[0]
-            thl = (buf[l4 + 12] >> 4) * 4 if work[2] == GSO_TCPV6 else 8
-            wire_size = min(len(buf), l4 + thl + work[3])
+        if tx is not None and tx.gso_type != GSO_NONE and tx.gso_size:
+            # A super-frame: what must fit is each packet it stands for.
+            thl = (buf[tx.l4 + 12] >> 4) * 4 if tx.gso_type == GSO_TCPV6 else 8
+            wire_size = min(len(buf), tx.l4 + thl + tx.gso_size)
         else:
             wire_size = len(buf)
         if wire_size > mtu:
@@ -122,13 +90,4 @@ class Forwarder6:
         st.forward += 1
         if out is iface:
             ip.redirect.send(iface, buf, route, nexthop, now)
-        if work is None:
-            ip._link_output(out, nexthop, bytes(packet), now)
-            return
-        l4, csum, gso_type, size = work
-        if gso_type != GSO_NONE and size and len(packet) > l4 + thl + size:
-            pieces = segment6(packet, l4, gso_type, size)
-        else:
-            pieces = [_finish(packet, l4, csum)]
-        for p in pieces:
-            ip._link_output(out, nexthop, p, now)
+        ip._link_output(out, nexthop, bytes(packet), now, tx=tx, mtu=mtu)

@@ -7,10 +7,13 @@ import ipaddress
 import pytest
 
 from iopkt_fs.stack.config import StackConfig
-from iopkt_fs.stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFT_ETHER
+from iopkt_fs.stack.iface.interface import (
+    IFCAP_CSUM_TCPv6_Rx, IFCAP_CSUM_TCPv6_Tx, IFCAP_TSOv6, IFF_BROADCAST, IFF_MULTICAST, IFT_ETHER,
+)
+from iopkt_fs.stack.wire.checksum import pseudo_header_sum_v6
 from iopkt_fs.stack.stack import Stack
 from iopkt_fs.stack.time import seconds
-from iopkt_fs.stack.wire.virtio import GSO_TCPV6, NEEDS_CSUM, VirtioNetHdr
+from iopkt_fs.stack.wire.virtio import GSO_NONE, GSO_TCPV6, HDR, NEEDS_CSUM, VirtioNetHdr
 
 pytest.importorskip("scapy.all")
 from scapy.all import (  # noqa: E402
@@ -141,6 +144,41 @@ def test_super_frame_is_cut_and_finished():
         ck = f[TCP].chksum
         del f[TCP].chksum
         assert Ether(raw(f))[TCP].chksum == ck and f[IPv6].hlim == 63 and f[IPv6].plen == 1020
+
+
+def _super_frame(payload_len, gso_size):
+    """A's TCP super-frame to B as the local kernel hands it over: NEEDS_CSUM, the field
+    holding the pseudo-header sum."""
+    seg = IPv6(src=A, dst=B, hlim=64) / TCP(sport=1000, dport=2000, seq=100, flags="PA") / (b"z" * payload_len)
+    frame = bytearray(raw(Ether(src=A_MAC, dst=MAC0) / seg))
+    psum = pseudo_header_sum_v6(_ip(A), _ip(B), 6, 20 + payload_len)
+    frame[14 + 40 + 16:14 + 40 + 18] = psum.to_bytes(2, "big")
+    gso_type = GSO_TCPV6 if payload_len > gso_size else GSO_NONE
+    vh = VirtioNetHdr(NEEDS_CSUM, gso_type, 14 + 40 + 20, gso_size, 14 + 40, 16).to_bytes()
+    return vh + bytes(frame)
+
+
+def test_super_frame_goes_on_whole_to_a_tso6_link():
+    stack, en0, en1 = router()
+    en0.vnet_hdr = en1.vnet_hdr = 10
+    en1.capabilities = en1.enabled = IFCAP_TSOv6 | IFCAP_CSUM_TCPv6_Tx | IFCAP_CSUM_TCPv6_Rx
+    stack.input(en0, [_super_frame(3000, 1000)], 2 * S)
+    (sent,) = list(en1.txq)
+    flags, gso_type, hdr_len, gso_size, start, off = HDR.unpack_from(sent, 0)
+    assert (flags, gso_type, gso_size, start, off) == (NEEDS_CSUM, GSO_TCPV6, 1000, 54, 16)
+    f = Ether(bytes(sent[10:]))
+    assert f[IPv6].hlim == 63 and f[IPv6].plen == 3020 and len(f[TCP].payload) == 3000
+    assert stack.inet6.stats.otso == 1 and stack.inet6.stats.ogso == 0
+
+
+def test_partial_checksum_is_finished_for_a_link_without_the_offload():
+    stack, en0, en1 = router()
+    en0.vnet_hdr = 10
+    stack.input(en0, [_super_frame(500, 1000)], 2 * S)
+    (f,) = frames(en1)
+    ck = f[TCP].chksum
+    del f[TCP].chksum
+    assert Ether(raw(f))[TCP].chksum == ck and f[IPv6].hlim == 63
 
 
 def test_redirect_sent_when_leaving_by_the_same_link():
