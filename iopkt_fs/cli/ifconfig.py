@@ -3,7 +3,8 @@
     ifconfig [-a] [-l [-u|-d]] [-C] [-v]
     ifconfig [-L] IF [inet|inet6] [ADDR[/LEN]] [netmask M] [broadcast B] [prefixlen N]
                 [alias|-alias|delete] [up|down] [mtu N] [metric N] [debug|-debug] ...
-                [[-]anycast] [[-]tentative] [[-]deprecated] [pltime N] [vltime N]   (inet6, SIOCAIFADDR_IN6)
+                [[-]anycast] [[-]tentative] [[-]deprecated] [pltime N] [vltime N] [eui64]
+                                                                          (inet6, SIOCAIFADDR_IN6)
                 [[-]tso4] [[-]tso6] [[-]tcp4csum[-rx|-tx]] ...   (offloads, SIOCSIFCAP)
     ifconfig IF create | destroy
     ifconfig vlanN vlan TAG vlanif PARENT | -vlanif                (vlan(4), SIOCSETVLAN)
@@ -19,6 +20,7 @@ import os
 import sys
 
 from .common import ToolError, parse_fields, read_text, require_stack, run, write_ctl
+from .ifaddrs import inet6_rows
 
 USAGE = """\
 usage: ifconfig [-v] interface [address_family] [address [dest_address]] [parameters]
@@ -208,6 +210,8 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
             flag_words.append(word)
         elif word.removeprefix("-") in _IN6_WORDS:
             in6_words.append(word)
+        elif word == "eui64":
+            params["eui64"] = ""
         elif word.removeprefix("-") in _CAP_WORDS:
             cap_words.append(word)
         elif address is None and not word.startswith("-"):
@@ -231,9 +235,11 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     if family == "inet6" and address is not None and "netmask" in params:
         raise ToolError("ifconfig: use prefixlen with inet6")
     inet6 = _inet6_request(sock, family, address)
-    in6_only = in6_words + [k for k in ("pltime", "vltime") if k in params]
+    in6_only = in6_words + [k for k in ("pltime", "vltime", "eui64") if k in params]
     if in6_only and not inet6:
         raise ToolError(f"ifconfig: {in6_only[0]}: bad value\n{USAGE}")
+    if "eui64" in params and address is not None:
+        address = _eui64(sock, name, address)
     if address is not None:
         if mode == "-alias":
             _ctl(sock, name, f"del {address}", "SIOCDIFADDR_IN6" if inet6 else "SIOCDIFADDR")
@@ -257,6 +263,24 @@ def _configure(sock: str, name: str, args: list[str], verbose: bool) -> int:
     if cap_words:
         _ctl(sock, name, " ".join(cap_words), "SIOCSIFCAP")   # one SIOCSIFCAP, as NetBSD
     return 0
+
+
+def _eui64(sock: str, name: str, address: str) -> str:
+    """NetBSD ifconfig's ``eui64`` (setia6eui64): the address's interface identifier, its
+    low 64 bits, which must be zero, is filled from the interface's link-local address."""
+    host, slash, plen = address.partition("/")
+    try:
+        addr = ipaddress.IPv6Address(host)
+    except ValueError:
+        raise ToolError(f"ifconfig: {host}: bad value") from None
+    if int(addr) & (1 << 64) - 1:
+        raise ToolError("ifconfig: interface index is already filled")
+    link_local = next((ipaddress.IPv6Address(a.partition("%")[0]) for _, a in inet6_rows(_status(sock, name))
+                       if ipaddress.IPv6Address(a.partition("%")[0]).is_link_local), None)
+    if link_local is None:
+        raise ToolError("ifconfig: could not determine link local address")
+    filled = ipaddress.IPv6Address(int(addr) | int(link_local) & (1 << 64) - 1)
+    return f"{filled}{slash}{plen}"
 
 
 def _inet6_request(sock: str, family: str | None, address: str | None) -> bool:

@@ -7,6 +7,7 @@ way with SHA-256, curl -6 to a shell server, a shell client to http.server on ::
 
 import errno
 import hashlib
+import ipaddress
 import os
 import select
 import subprocess
@@ -361,6 +362,24 @@ def test_ifconfig_inet6_anycast_lifetimes_and_minus_L(v6):
     assert bad.returncode == 1 and bad.stderr.strip() == "ifconfig: SIOCAIFADDR_IN6: Invalid argument"
     for addr in ("fd00:205::77", "fd00:205::78"):
         assert run("iopkt", "ifconfig", "ltap0", "inet6", addr, "delete").returncode == 0
+
+
+def test_ifconfig_inet6_eui64_fills_the_interface_id_from_the_link_local(v6):
+    """NetBSD's ``eui64``: the low 64 bits of the given address come from the
+    interface's link-local address; an address that has them already is refused."""
+    run = v6.run
+    shown = run("iopkt", "ifconfig", "ltap0").stdout
+    ll = next(w.split()[1].partition("%")[0] for w in shown.splitlines() if w.lstrip().startswith("inet6 fe80:"))
+    iid = int(ipaddress.IPv6Address(ll)) & (1 << 64) - 1
+    want = ipaddress.IPv6Address(int(ipaddress.IPv6Address("fd00:205:e::")) | iid)
+    add = run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205:e::", "prefixlen", "64", "eui64")
+    assert add.returncode == 0, add.stderr
+    assert _inet6_line(run("iopkt", "ifconfig", "ltap0").stdout, str(want)) is not None
+    bad = run("iopkt", "ifconfig", "ltap0", "inet6", "fd00:205:e::1", "prefixlen", "64", "eui64")
+    assert bad.returncode == 1 and bad.stderr.strip() == "ifconfig: interface index is already filled"
+    bad = run("iopkt", "ifconfig", "ltap0", "10.205.0.9", "eui64")
+    assert bad.returncode == 1 and "eui64: bad value" in bad.stderr
+    assert run("iopkt", "ifconfig", "ltap0", "inet6", str(want), "delete").returncode == 0
 
 
 def bash(sp, script: str, timeout: float = 60):
