@@ -21,7 +21,7 @@ import ipaddress
 from ..stack.errors import StackError
 from ..stack.iface.interface import IFF_ACCEPTRTADV
 from ..stack.inet6.nd6 import REACHABLE_TIME, RETRANS_TIMER
-from ..stack.inet6.nd6_rtr import ND6_IFF_PERFORMNUD, sec2str
+from ..stack.inet6.nd6_rtr import ND6_IFF_IFDISABLED, ND6_IFF_PERFORMNUD, sec2str
 from ..stack.time import seconds
 from .tables import _options, counters
 
@@ -172,6 +172,8 @@ def _ndp_info(stack, iface) -> str:
     flags = ["nud"] if ndi.flags & ND6_IFF_PERFORMNUD else []
     if stack.sysctl.get("net.inet6.ip6.accept_rtadv") or iface.flags & IFF_ACCEPTRTADV:
         flags.append("accept_rtadv")
+    if ndi.flags & ND6_IFF_IFDISABLED:
+        flags.append("disabled")
     return (f"linkmtu={rtr.link_mtu(iface)}, maxmtu={iface.mtu}, curhlim={hlim}, "
             f"basereachable={base // 1000}s{base % 1000}ms, reachable={reach // 1000}s, "
             f"retrans={retrans // 1000}s{retrans % 1000}ms\n"
@@ -179,8 +181,9 @@ def _ndp_info(stack, iface) -> str:
 
 
 def _ndp_flags(stack, iface, words: list[str]) -> None:
-    """``ndp -i IF [-]nud [-]accept_rtadv`` (SIOCSIFINFO_FLAGS). accept_rtadv is QNX's
-    IFF_ACCEPTRTADV, the bit behind ``net.inet6.ip6.ifconf.IF.accept_rtadv``."""
+    """``ndp -i IF [-]nud [-]accept_rtadv [-]disabled`` (SIOCSIFINFO_FLAGS). accept_rtadv
+    is QNX's IFF_ACCEPTRTADV, the bit behind ``net.inet6.ip6.ifconf.IF.accept_rtadv``;
+    disabled is ND6_IFF_IFDISABLED (nd6_rtr.set_disabled)."""
     ndi = stack.inet6.rtr.info(iface)
     for word in words:
         on = not word.startswith("-")
@@ -192,7 +195,9 @@ def _ndp_flags(stack, iface, words: list[str]) -> None:
             if node not in stack.sysctl:
                 raise StackError(errno.EINVAL, f"{iface.name} takes no router advertisements")
             stack.sysctl.set(node, int(on))
-        elif flag in ("prefer_source", "disabled"):
+        elif flag == "disabled":
+            stack.inet6.rtr.set_disabled(iface, on)
+        elif flag == "prefer_source":
             raise StackError(errno.EOPNOTSUPP, f"ND flag {flag} is not implemented")
         else:
             raise StackError(errno.EINVAL, f"unknown ND flag {word!r}")

@@ -265,6 +265,12 @@ def test_ping6_on_raw_icmpv6(v6):
     assert none.returncode == 2 and "1 packets transmitted, 0 packets received" in none.stdout
 
 
+def _netstat_counter(v6, name: str) -> str:
+    """A counter of ``P/dev/socket/stats/ip6`` (the lines netstat -s formats)."""
+    text = open(os.path.join(v6.prefix, "dev", "socket", "stats", "ip6")).read()
+    return next(line.split(":")[1].strip() for line in text.splitlines() if line.split(":")[0].strip() == name)
+
+
 def test_ndp_route_netstat_ifconfig(v6):
     v6.run("iopkt", "ping6", "-c", "1", KERNEL)
     kmac = sh("ip", "-n", v6.ns, "link", "show", v6.dev).stdout.split("link/ether")[1].split()[0]
@@ -279,8 +285,18 @@ def test_ndp_route_netstat_ifconfig(v6):
     assert v6.run("iopkt", "ndp", "-i", "ltap0", "nud", "accept_rtadv").stdout.endswith("\nFlags: nud accept_rtadv \n")
     assert v6.run("iopkt", "sysctl", "net.inet6.ip6.ifconf.ltap0.accept_rtadv").stdout.split()[-1] == "1"
     assert v6.run("iopkt", "ndp", "-i", "ltap0", "-accept_rtadv").stdout.endswith("\nFlags: nud \n")
-    bad = v6.run("iopkt", "ndp", "-i", "ltap0", "disabled")
+    bad = v6.run("iopkt", "ndp", "-i", "ltap0", "prefer_source")
     assert bad.returncode == 1 and bad.stderr.strip() == "ndp: ioctl(SIOCSIFINFO_FLAGS): Operation not supported"
+    # disabled (ND6_IFF_IFDISABLED): IPv6 neither in nor out by ltap0 until -disabled.
+    kping = ["ip", "netns", "exec", v6.ns, "ping", "-6", "-c", "1", "-W", "1", OURS]
+    assert sh(*kping, check=False).returncode == 0
+    dropped = int(_netstat_counter(v6, "ifdisabled"))
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "disabled").stdout.endswith("\nFlags: nud disabled \n")
+    assert sh(*kping, check=False).returncode != 0
+    assert v6.run("iopkt", "ping6", "-c", "1", "-W", "0.5", KERNEL).returncode != 0
+    assert int(_netstat_counter(v6, "ifdisabled")) > dropped
+    assert v6.run("iopkt", "ndp", "-i", "ltap0", "-disabled").stdout.endswith("\nFlags: nud \n")
+    assert sh(*kping, check=False).returncode == 0
     assert v6.run("iopkt", "ndp", "-s", "fd00:205::77", "02:00:00:00:00:77").returncode == 0
     assert "fd00:205::77 " in v6.run("iopkt", "ndp", "-an").stdout
     gone = v6.run("iopkt", "ndp", "-d", "fd00:205::77")

@@ -169,6 +169,9 @@ class Interface:
     if_output: object | None = None
     # The bridge (iface/if_bridge.py) this interface is a member of: its frames go there first.
     bridge: object | None = None
+    # IPv6 switched off on this interface (ND6_IFF_IFDISABLED, kept in nd6_rtr's
+    # NdIfInfo.flags; mirrored here for the per-packet test on the IPv6 paths).
+    inet6_disabled: bool = False
 
     @property
     def is_up(self) -> bool:

@@ -291,6 +291,9 @@ class Ipv6Layer(Ipv6Output):
         st = self.stats
         st.total += 1
         self._now = now
+        if iface.inet6_disabled:
+            st.ifdisabled += 1     # NetBSD ip6_input: IPv6 operation disabled here
+            return
         try:
             pkt = Ipv6Packet.new_checked(data)
         except Malformed:

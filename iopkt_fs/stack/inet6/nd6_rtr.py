@@ -42,6 +42,7 @@ whose valid lifetime did, and drops routers and prefixes past their time. ``poll
 the earliest of them. The lists are small (a handful per link), so they are scanned.
 """
 
+import errno
 import ipaddress
 
 import attrs
@@ -204,6 +205,17 @@ class RouterDiscovery:
         if ndi is None:
             ndi = self.ifinfo[iface.index] = NdIfInfo()
         return ndi
+
+    def set_disabled(self, iface: Interface, on: bool) -> None:
+        """ND6_IFF_IFDISABLED (``ndp -i IF [-]disabled``, or DAD below): IPv6 neither in
+        nor out by this interface. Not cleared while a link-local address of it is
+        marked duplicated (RFC 4862 5.4.5; NetBSD's SIOCSIFINFO_FLAGS refuses it)."""
+        ndi = self.info(iface)
+        if not on and any(a.flags6 & IN6_IFF_DUPLICATED and is_link_local(a.address.packed)
+                          for a in iface.inet6_addrs()):
+            raise StackError(errno.EINVAL, "Cannot enable an interface with a link-local address marked duplicate")
+        ndi.flags = ndi.flags | ND6_IFF_IFDISABLED if on else ndi.flags & ~ND6_IFF_IFDISABLED
+        iface.inet6_disabled = on
 
     def performs_nud(self, iface: Interface) -> bool:
         ndi = self.ifinfo.get(iface.index)

@@ -29,14 +29,14 @@ import ipaddress
 
 import attrs
 
-from ..slog import INFO, WARNING
+from ..slog import ERROR, INFO, WARNING
 from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.icmpv6 import (
     OPT_SOURCE_LLADDR, OPT_TARGET_LLADDR, Icmpv6Repr, Icmpv6Type as T, NdNeighborAdvert,
     NdNeighborSolicit, NdOption, option_lladdr,
 )
-from ..wire.ipv6 import UNSPECIFIED, ALL_NODES, is_multicast, solicited_node
+from ..wire.ipv6 import UNSPECIFIED, ALL_NODES, eui64_link_local, is_multicast, solicited_node
 
 ND_HLIM = 255
 
@@ -200,6 +200,13 @@ class Ndisc:
         self.ip.icmp.stats.dupaddr += 1
         # RFC 4862 5.4.5: log it; the address stays, marked, and is never used.
         self.stack.log(WARNING, f"{dad.iface.name}: DAD detected duplicate IPv6 address {dad.ifa.address}: {why}")
+        iface = dad.iface
+        if iface.mac is not None and dad.addr == eui64_link_local(iface.mac):
+            # 5.4.5: a duplicate of the link-local address made from the hardware address
+            # means the hardware address is duplicated too: IP operation on the interface
+            # SHOULD be disabled (NetBSD nd6_dad_duplicated sets ND6_IFF_IFDISABLED).
+            self.ip.rtr.set_disabled(iface, True)
+            self.stack.log(ERROR, f"{iface.name}: possible hardware address duplication detected, disable IPv6")
 
     def cancel_dad(self, iface, ifa=None) -> None:
         for key, dad in list(self.dad.items()):

@@ -204,6 +204,9 @@ class Ipv6Output:
                      mac: bytes | None = None, tx: gso.Tx | None = None, mtu: int = 0) -> None:
         """``tx``: work left for the link (see the module docstring); ``mtu`` the path
         MTU the packets it stands for must fit (the link's when 0)."""
+        if iface.inet6_disabled:
+            self.stats.odropped += 1      # NetBSD nd6_output: ENETDOWN, nothing sent
+            return
         kind = iface.kind
         if kind != IFT_ETHER or iface.mac is None:
             if tx is None or kind == IFT_LOOP:

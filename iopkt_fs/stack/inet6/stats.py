@@ -33,6 +33,7 @@ class Ip6Stat:
     notmember: int = 0      # multicast to a group we are not in
     tentative: int = 0      # to one of our addresses still under DAD (RFC 4862 5.4)
     noproto: int = 0        # unknown next header
+    ifdisabled: int = 0     # came in by an interface with IPv6 disabled (ND6_IFF_IFDISABLED)
     # Offloads (no NetBSD counterpart): super-segments handed whole to a TSO6 link, cut
     # in software for a link without it, and GSO super-frames taken in whole.
     otso: int = 0

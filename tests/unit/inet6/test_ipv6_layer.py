@@ -2,12 +2,15 @@
 headers, fragments (RFC 5722, RFC 6946), ICMPv6 rules, v4 variants, UDP/TCP over IPv6.
 Frames are built and read with scapy (the oracle); the stack is driven by hand."""
 
+import errno
 import ipaddress
 
 import pytest
 
 from iopkt_fs.stack.config import V4_HC, StackConfig
 from iopkt_fs.stack.iface.interface import IFF_BROADCAST, IFF_MULTICAST, IFT_ETHER
+from iopkt_fs.stack.errors import StackError
+from iopkt_fs.stack.inet6.nd6_rtr import ND6_IFF_IFDISABLED
 from iopkt_fs.stack.inet6.ndisc import IN6_IFF_DUPLICATED, IN6_IFF_TENTATIVE
 from iopkt_fs.stack.stack import Stack
 from iopkt_fs.stack.time import seconds
@@ -104,6 +107,43 @@ def test_dad_duplicate_from_na_and_from_ns():
     flags = {str(a.address): a.flags6 for a in en0.inet6_addrs()}
     assert flags == {OUR: IN6_IFF_DUPLICATED, OUR_LL: IN6_IFF_DUPLICATED}
     assert stack.inet6.source_for(ipaddress.IPv6Address(PEER).packed, quiet=True) is None
+
+
+def test_a_duplicated_hardware_link_local_disables_ipv6_on_the_interface():
+    """RFC 4862 5.4.5: the link-local address made from the MAC is duplicated, so the
+    MAC is too: IPv6 is switched off on en0 (ND6_IFF_IFDISABLED, logged as NetBSD does),
+    and it cannot be switched back on while that address stays duplicated."""
+    logged = []
+    stack = Stack(StackConfig(seed=3), log=lambda sev, text: logged.append((sev, text)))
+    en0 = stack.new_interface("en", 0, kind=IFT_ETHER, mac=bytes.fromhex(OUR_MAC.replace(":", "")),
+                              flags=IFF_BROADCAST | IFF_MULTICAST)
+    stack.add_address(en0, ipaddress.ip_address(OUR), 64)
+    stack.poll(0)
+    frames(en0)
+    stack.input(en0, [raw(ns(OUR_LL, "::", dst="ff02::1:ff00:1", slla=False))], 20)
+    assert en0.inet6_disabled and stack.inet6.rtr.info(en0).flags & ND6_IFF_IFDISABLED
+    assert (2, "en0: possible hardware address duplication detected, disable IPv6") in logged
+    stack.poll(S)
+    stack.input(en0, [raw(eth(echo()))], S + 10)
+    assert frames(en0) == [] and stack.inet6.stats.ifdisabled == 1
+    with pytest.raises(StackError) as err:
+        stack.inet6.rtr.set_disabled(en0, False)
+    assert err.value.errno == errno.EINVAL and en0.inet6_disabled
+
+
+def test_a_disabled_interface_takes_and_sends_no_ipv6_until_enabled():
+    stack, en0 = ready()
+    stack.inet6.rtr.set_disabled(en0, True)
+    stack.input(en0, [raw(eth(echo()))], 2 * S)
+    assert frames(en0) == [] and stack.inet6.stats.ifdisabled == 1
+    dropped = stack.inet6.stats.odropped
+    stack.inet6.output(b"x" * 8, ipaddress.IPv6Address(OUR).packed, ipaddress.IPv6Address(PEER).packed,
+                       17, 2 * S)
+    assert frames(en0) == [] and stack.inet6.stats.odropped == dropped + 1
+    stack.inet6.rtr.set_disabled(en0, False)
+    stack.input(en0, [raw(eth(echo()))], 3 * S)
+    (reply,) = frames(en0)
+    assert ICMPv6EchoReply in reply and reply[IPv6].dst == PEER
 
 
 def test_own_looped_dad_ns_is_not_a_duplicate():
