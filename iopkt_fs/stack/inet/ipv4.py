@@ -57,7 +57,7 @@ from ..wire.errors import Malformed
 from ..wire.ethernet import EthernetPacket
 from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
 from ..wire.virtio import DATA_VALID, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
-from . import gso
+from . import gso, icmp_reflect
 from .arp import ArpInput
 from .forward import Flow, Ipv4Forward
 from .icmp import IcmpProtocol
@@ -139,6 +139,8 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         self.protosw[self.udp.proto] = self.udp
         from ..socket.raw import RawIcmpProtocol   # noqa: PLC0415 - same reason
         self.raw = RawIcmpProtocol(self)
+        # Plain echo requests answered in place (icmp_reflect.py); off only to compare paths.
+        self.fast_echo = True
         # IGMP reports for the groups sockets join (igmp.py).
         self.igmp = IgmpProtocol(self)
         self.protosw[self.igmp.proto] = self.igmp
@@ -329,6 +331,11 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             return
         ethertype = eth.ethertype
         if ethertype == _ETH_IP:
+            # The plain echo request (IHL 5, ICMP type 8), unicast to us: answered in place
+            # (icmp_reflect.py) unless anything about it needs the general path.
+            if (frame[34:35] == b"\x08" and frame[14] == 0x45 and frame[23] == 1 and not link_bcast
+                    and vh is None and self.fast_echo and icmp_reflect.reflect(self, iface, frame, now)):
+                return
             self.process_ipv4(iface, frame[14:], now, link_bcast, vh)
         elif ethertype == _ETH_ARP:
             self.process_arp(iface, frame[14:], now)
