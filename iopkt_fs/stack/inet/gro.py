@@ -148,8 +148,9 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
     alone, and the normal path tells which header was bad.
 
     One loop for both families: each parses into the same few values (the flow, what
-    must stay the same along a run, where TCP and its payload start and end, the
-    pseudo-header's sum), then one continuation test and one append.
+    must stay the same along a run, where TCP and its payload start and end), then one
+    continuation test; a segment that continues its flow's run is checked only for what
+    the run's first one does not vouch for (its lengths and its checksum).
     """
     out: list = []
     runs: dict = {}
@@ -165,33 +166,11 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
                 out.append(item)
                 continue
             if flen >= 66:
-                mac, vt, tot, frag, tp, flow, seq, ack, word, win, opt12 = _HEAD4.unpack_from(frame, 0)
+                mac, vt, tot, frag, tp, flow, seq, ack, word, win, opts = _HEAD4.unpack_from(frame, 0)
             else:
                 mac, vt, tot, frag, tp, flow, seq, ack, word, win = _HEAD4_SHORT.unpack_from(frame, 0)
-                opt12 = b""
-            thl = word >> 10 & 0x3C
-            l4, end = 34, 14 + tot
-            run = runs.get(flow)
-            ok = 20 <= thl < tot - 20 and end <= flen and not frag & 0x3FFF \
-                and word & _FLAGS_BUT_ENDS == _ACK
-            if run is not None:
-                pseudo = run.pseudo
-            elif ok:
-                ok = is_local(flow[4:8])
-                # The pseudo-header less the TCP length: addresses, protocol; the IPv4
-                # total length counts the 20-byte header too.
-                pseudo = from_bytes(flow[:8], "big") + 6 - 20
-            if ok and (vh is None or not vh[0] & 3):
-                # IPv4 header and TCP segment in two halves (the first of even length,
-                # so the second's weight is a power of 2**16), folded, then reduced.
-                half = 14 + (tot >> 2 << 1)
-                s = from_bytes(frame[half:end], "big")
-                if tot & 1:
-                    s <<= 8
-                s += from_bytes(frame[14:half], "big")
-                s = (s >> _FOLD) + (s & _FOLD_MASK)
-                ok = (s % 0xFFFF + pseudo + tot) % 0xFFFF == 0
-            cls, limit = _Run, MAX_RUN
+                opts = b""
+            l4, end, limit = 34, 14 + tot, MAX_RUN
             same = (mac, vt, frag, tp, ack, word & _WORD_KEEP, win)
         elif is_local6 is not None and flen >= _MIN6 and frame[12] == 0x86 and frame[13] == 0xDD:
             nh = frame[20]
@@ -201,33 +180,58 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
                 out.append(item)
                 continue
             if flen >= 86:
-                mac, fw, plen, hlim, flow, seq, ack, word, win, opt12 = _HEAD6.unpack_from(frame, 0)
+                mac, fw, plen, hlim, flow, seq, ack, word, win, opts = _HEAD6.unpack_from(frame, 0)
             else:
                 mac, fw, plen, hlim, flow, seq, ack, word, win = _HEAD6_SHORT.unpack_from(frame, 0)
-                opt12 = b""
-            thl = word >> 10 & 0x3C
-            l4, end = 54, 54 + plen
-            run = runs.get(flow)
-            ok = 20 <= thl < plen and end <= flen and word & _FLAGS_BUT_ENDS == _ACK \
-                and not (vh is not None and vh[1])
-            if run is not None:
-                pseudo = run.pseudo
-            elif ok:
-                ok = is_local6(flow[16:32])
-                pseudo = from_bytes(flow[:32], "big") + 6       # addresses, next header
-            if ok and (vh is None or not vh[0] & 3):
-                half = 54 + (plen >> 2 << 1)
-                s = from_bytes(frame[half:end], "big")
-                if plen & 1:
-                    s <<= 8
-                s += from_bytes(frame[54:half], "big")
-                s = (s >> _FOLD) + (s & _FOLD_MASK)
-                ok = (s % 0xFFFF + pseudo + plen) % 0xFFFF == 0
-            cls, limit = _Run6, MAX_RUN6
+                opts = b""
+            if vh is not None and vh[1]:
+                runs.pop(flow, None)      # a super-segment: up alone, after its flow's run
+                out.append(item)
+                continue
+            l4, end, limit = 54, 54 + plen, MAX_RUN6
             same = (mac, fw, hlim, ack, word & _WORD_KEEP, win)
         else:
             out.append(item)              # not TCP: no flow of ours to keep in order
             continue
+        thl = word >> 10 & 0x3C
+        start = l4 + thl
+        n = end - start
+        if thl != 32:                     # the 12 bytes unpacked were not (all) options
+            opts = bytes(frame[l4 + 20:start]) if thl > 20 else b""
+        run = runs.get(flow)
+        if run is not None and seq == run.next_seq and same == run.same and opts == run.opts:
+            # It continues the run: the flow, header fields and flags the run's first
+            # segment was admitted with are this one's too. Left to check: its lengths.
+            cont = True
+            ok = 0 < n and end <= flen and run.size + n <= limit
+            pseudo = run.pseudo
+        else:
+            cont = False
+            ok = 20 <= thl and 0 < n and end <= flen and word & _FLAGS_BUT_ENDS == _ACK
+            if run is not None:
+                pseudo = run.pseudo
+            elif ok:
+                if l4 == 34:
+                    # An IPv4 datagram to us, not a fragment; the pseudo-header less the
+                    # TCP length (the total length counts the 20-byte IP header too).
+                    ok = not frag & 0x3FFF and is_local(flow[4:8])
+                    pseudo = from_bytes(flow[:8], "big") + 6 - 20
+                else:
+                    ok = is_local6(flow[16:32])
+                    pseudo = from_bytes(flow[:32], "big") + 6     # addresses, next header
+        if ok and (vh is None or not vh[0] & 3):
+            # The IP datagram (IPv4: its header too; IPv6 has none to check) in two halves,
+            # the first of even length so the second's weight is a power of 2**16, folded,
+            # then reduced; the pseudo-header's sum is added to the small remainder.
+            first = 14 if l4 == 34 else 54
+            length = end - first            # IPv4 total length, or IPv6 payload length
+            half = first + (length >> 2 << 1)
+            s = from_bytes(frame[half:end], "big")
+            if length & 1:
+                s <<= 8
+            s += from_bytes(frame[first:half], "big")
+            s = (s >> _FOLD) + (s & _FOLD_MASK)
+            ok = (s % 0xFFFF + pseudo + length) % 0xFFFF == 0
         if not ok:
             # Not joinable (or a bad checksum: the normal path counts it where it drops
             # it). It goes up alone, after what came before it in its flow: the flow's
@@ -236,16 +240,7 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
                 del runs[flow]
             out.append(item)
             continue
-        start = l4 + thl
-        if thl == 32:
-            opts = opt12
-        elif thl == 20:
-            opts = b""
-        else:
-            opts = bytes(frame[l4 + 20:start])
-        n = end - start
-        if run is not None and seq == run.next_seq and same == run.same and opts == run.opts \
-                and run.size + n <= limit:
+        if cont:
             run.parts.append(frame[start:end])
             run.size += n
             if word & _ENDS_RUN:
@@ -254,7 +249,7 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
             else:
                 run.next_seq = (seq + n) & 0xFFFFFFFF
             continue
-        run = cls(frame, same, seq, word, opts, thl, start, end, pseudo, limit)
+        run = (_Run if l4 == 34 else _Run6)(frame, same, seq, word, opts, thl, start, end, pseudo, limit)
         runs[flow] = run
         out.append(run)
     return [r.frame() if isinstance(r, _Run) else r for r in out]
