@@ -459,16 +459,23 @@ class Stack:
             return
         pool = self.mbufs
         items = []
+        append = items.append
+        count = nbytes = 0
+        # The driver needs a chain for each frame (io-pkt receive.c): none -> dropped,
+        # counted in the interface's iqdrops and the pool's denied requests. Fast test
+        # first: a chain never costs more than 2n + MSIZE + mclbytes, and nothing in
+        # this loop takes from the pool, so the room is worked out once (again after
+        # admit(), which may drain).
+        room = pool.limit - pool.in_use - pool.slack
         for frame in frames:
             n = len(frame)
-            stats.ipackets += 1
-            stats.ibytes += n - hl
-            # The driver needs a chain for the frame (io-pkt receive.c): none -> dropped,
-            # counted in the interface's iqdrops and the pool's denied requests.
-            # (Fast test first: a chain never costs more than 2n + MSIZE + mclbytes.)
-            if pool.in_use + 2 * n + pool.slack > pool.limit and not pool.admit(n):
-                stats.iqdrops += 1
-                continue
+            count += 1
+            nbytes += n
+            if 2 * n > room:
+                if not pool.admit(n):
+                    stats.iqdrops += 1
+                    continue
+                room = pool.limit - pool.in_use - pool.slack
             mv = memoryview(frame)
             vh = None
             if hl:
@@ -478,7 +485,9 @@ class Stack:
                 if mv[0] or mv[1]:
                     vh = mv[:hl]
                 mv = mv[hl:]
-            items.append((mv, vh))
+            append((mv, vh))
+        stats.ipackets += count
+        stats.ibytes += nbytes - count * hl
         if iface.bridge is not None:
             # A bridge member: the bridge forwards, and says what is ours and on which port.
             self.deliver_batch(iface.bridge.input(iface, items, now), now)

@@ -1,6 +1,7 @@
 """Receive coalescing: a driver's batch of plain TCP/IPv4 and TCP/IPv6 frames joined into
 fewer, larger segments before TCP sees them (Linux's GRO, net/ipv4/tcp_offload.c
-tcp_gro_receive, net/ipv6/ip6_offload.c ipv6_gro_receive).
+tcp_gro_receive, net/ipv4/af_inet.c inet_gro_receive, net/ipv6/ip6_offload.c
+ipv6_gro_receive).
 
 A kernel sender at full speed hands a link runs of segments of one flow that differ only
 in their sequence numbers: same ACK, window, flags and options (the timestamp option
@@ -11,13 +12,14 @@ one header unpack, a few comparisons and its checksum check here.
 Segments are joined only when Linux would join them, so that TCP learns nothing less:
 
 * same Ethernet header, IPv4 without options or fragmentation, to one of our addresses
-  (a forwarded frame is left alone: the next link would have to cut it again); IPv6
-  with TCP right after the fixed header (an extension header sends the frame up alone
-  and, its flow not worked out here, closes every run), the same traffic class, flow
-  label and hop limit (ipv6_gro_receive's first-word and hop-limit test);
-* contiguous sequence numbers, carrying data, with ACK and window equal and the TCP
-  header after the flags word byte-for-byte equal (options included: a changed
-  timestamp or a SACK block starts a new run);
+  (a forwarded frame is left alone: the next link would have to cut it again), the same
+  TOS, TTL and DF bit (inet_gro_flush); IPv6 with TCP right after the fixed header (an
+  extension header sends the frame up alone and, its flow not worked out here, closes
+  every run), the same traffic class, flow label and hop limit (ipv6_gro_receive's
+  first-word and hop-limit test);
+* contiguous sequence numbers, carrying data, with ACK and the whole flag word (data
+  offset, flags but PSH/FIN, window: tcp_gro_receive's tcp_flag_word test) equal, and
+  the options byte-for-byte equal (a changed timestamp or a SACK block starts a new run);
 * flags exactly ACK, or ACK with PSH/FIN on the segment that ends the run; URG, RST,
   SYN, CWR/ECE never join;
 * every checksum verified first (a bad one ends the run and the frame goes up alone, to
@@ -33,72 +35,79 @@ from __future__ import annotations
 import struct
 
 from ..wire.checksum import ones_sum
-from ..wire.virtio import DATA_VALID, HDR as VNET
+from ..wire.virtio import DATA_VALID, GSO_TCPV4, HDR as VNET
 
-# Ethernet + IPv4 (no options) + the fixed TCP header, in one unpack.
-_HEAD = struct.Struct("!12sHBBHHHBBH4s4sHHIIBBHHH")
-_HEAD_LEN = 54
-_ETH_IP = 0x0800
+# What one unpack takes from a frame (struct skips what GRO does not look at):
+#   IPv4: Ethernet destination+source, the IPv4 version/IHL+TOS word, total length,
+#   fragment word, TTL+protocol word, addresses+ports (the flow), seq, ack, the TCP flag
+#   word (data offset, reserved bits, flags), window, and the 12 bytes after the fixed
+#   TCP header: the options of a segment with timestamps, the commonest kind.
+_HEAD4 = struct.Struct("!12s2xHH2xHH2x12sIIHH4x12s")
+_HEAD4_SHORT = struct.Struct("!12s2xHH2xHH2x12sIIHH")     # a frame shorter than that
+#   IPv6: Ethernet, the first word (version, traffic class, flow label), payload length,
+#   hop limit, addresses+ports, seq, ack, flag word, window, 12 option bytes.
+_HEAD6 = struct.Struct("!12s2xIH1xB36sIIHH4x12s")
+_HEAD6_SHORT = struct.Struct("!12s2xIH1xB36sIIHH")
+_MIN4, _MIN6 = _HEAD4_SHORT.size + 4, _HEAD6_SHORT.size + 4   # 54, 74: Ethernet+IP+TCP
 _ACK, _PSH, _FIN = 0x10, 0x08, 0x01
 _ENDS_RUN = _PSH | _FIN
+_WORD_KEEP = ~_ENDS_RUN & 0xFFFF  # the flag word a run's segments share
+# The flag word's flags byte, PSH and FIN aside, must be exactly ACK.
+_FLAGS_BUT_ENDS = 0xFF & ~_ENDS_RUN
 # The header a joined segment carries: checked here, nothing left to do.
 VALID_VH = VNET.pack(DATA_VALID, 0, 0, 0, 0, 0)
-MAX_RUN = 65535 - 20 - 60     # the IPv4 total length bounds what one segment can hold
-# Ethernet + the IPv6 fixed header + the fixed TCP header.
-_HEAD6 = struct.Struct("!12sHIHBB16s16sHHIIBBHHH")
-_HEAD6_LEN = 74
+# What one joined IPv4 segment may hold: Linux's GRO_MAX_SIZE (8 x 64 KB, with BIG TCP).
+# Over 64 KB the total length field says 0 and the header GSO_TCPV4: the length is the
+# buffer's (include/net/ip.h iph_totlen, wire/ipv4.py new_checked). A driver batch ends
+# first (drivers/_linux.py BATCH_BYTES); a longer run costs TCP one input, not several.
+MAX_RUN = 8 * 65535 - 20 - 60
 MAX_RUN6 = 65535 - 60         # the IPv6 payload length bounds TCP header and data
 # Next headers after which no TCP of ours can hide: UDP, ICMPv6, No Next Header.
 _NOT_TCP6 = frozenset((17, 58, 59))
+# Checksum folding: 2**16 == 1 (mod 0xffff), so for any K that is a multiple of 16,
+# a * 2**K + b == a + b: a segment's sum can be halved with shifts and adds (cheap, linear)
+# before the one division (one hardware divide per 30-bit digit, the dear part).
+_FOLD = 16 * 188                  # about half of a 1500-byte segment's half
+_FOLD_MASK = (1 << _FOLD) - 1
+_NEVER = -1                       # next_seq of a closed run: no sequence number equals it
 
 
 class _Run:
     """A run of TCP/IPv4 segments being joined: TCP at offset 34 (``L4``), the IPv4
-    total length and header checksum to rewrite. ``end`` is where the first frame's TCP
-    payload ends."""
+    total length and header checksum to rewrite. ``size`` counts the payload joined,
+    ``next_seq`` is the sequence number that continues the run (``_NEVER`` once PSH or
+    FIN closed it), ``same`` what every segment must share with the first one."""
 
-    __slots__ = ("first", "parts", "size", "next_seq", "ack", "win", "flags", "opts", "head",
-                 "closed", "thl")
+    __slots__ = ("first", "parts", "size", "next_seq", "same", "flags", "opts", "thl",
+                 "pseudo", "limit")
     L4 = 34
 
-    def __init__(self, frame, head, seq, ack, flags, win, thl: int, end: int):
-        start = self.L4 + thl
+    def __init__(self, frame, same, seq, word, opts, thl: int, start: int, end: int,
+                 pseudo: int, limit: int):
         self.first = frame
-        self.head = head
+        self.same = same
         self.thl = thl
         self.parts = [frame[start:end]]
         self.size = end - start
-        self.next_seq = (seq + self.size) & 0xFFFFFFFF
-        self.ack = ack
-        self.win = win
-        self.flags = flags
-        self.opts = bytes(frame[self.L4 + 20:start])
-        self.closed = bool(flags & _ENDS_RUN)
-
-    def join(self, frame, seq, ack, win, head, flags, thl: int, end: int, limit: int) -> bool:
-        """Append the segment if it continues the run (the next sequence number, the
-        same ACK, window, header words and options, room under ``limit``); PSH/FIN/URG
-        close the run after it. False: it does not continue it."""
-        start = self.L4 + thl
-        n = end - start
-        if self.closed or seq != self.next_seq or ack != self.ack or win != self.win \
-                or head != self.head or self.size + n > limit \
-                or frame[self.L4 + 20:start] != self.opts:
-            return False
-        self.parts.append(frame[start:end])
-        self.size += n
-        self.next_seq = (seq + n) & 0xFFFFFFFF
-        if flags & _ENDS_RUN:
-            self.flags |= flags & _ENDS_RUN
-            self.closed = True
-        return True
+        self.flags = word & 0xFF
+        self.next_seq = _NEVER if word & _ENDS_RUN else (seq + self.size) & 0xFFFFFFFF
+        self.opts = opts
+        self.pseudo = pseudo
+        self.limit = limit
 
     def _ip_header(self) -> bytearray:
         ip = bytearray(self.first[14:34])
-        ip[2:4] = (20 + self.thl + self.size).to_bytes(2, "big")
+        total = 20 + self.thl + self.size
+        ip[2:4] = (total if total <= 0xFFFF else 0).to_bytes(2, "big")
         ip[10:12] = b"\0\0"
         ip[10:12] = (~ones_sum(ip) & 0xFFFF).to_bytes(2, "big")
         return ip
+
+    def _vh(self):
+        if self.L4 + self.thl + self.size - 14 <= 0xFFFF:
+            return VALID_VH
+        # Over 64 KB: a checked TCP super-packet, as Linux GRO's skb is (gso_size: MSS).
+        return VNET.pack(DATA_VALID, GSO_TCPV4, self.L4 + self.thl, len(self.parts[0]), 0, 0)
 
     def frame(self):
         """The joined frame (the first frame itself when nothing joined it)."""
@@ -107,7 +116,7 @@ class _Run:
             return first, VALID_VH
         tcp = bytearray(first[self.L4:self.L4 + self.thl])
         tcp[13] = self.flags
-        return b"".join((first[:14], self._ip_header(), tcp, *self.parts)), VALID_VH
+        return b"".join((first[:14], self._ip_header(), tcp, *self.parts)), self._vh()
 
 
 class _Run6(_Run):
@@ -122,40 +131,8 @@ class _Run6(_Run):
         ip[4:6] = (self.thl + self.size).to_bytes(2, "big")
         return ip
 
-
-def _take6(item, out: list, runs: dict, is_local6) -> None:
-    """One IPv6 frame of the batch: joined to its flow's run, or a run of its own, or
-    up alone (closing what must not overtake it)."""
-    frame, vh = item
-    nh = frame[20]
-    if nh != 6:
-        if nh not in _NOT_TCP6:
-            runs.clear()              # extension headers: TCP may follow, flow unknown
-        out.append(item)
-        return
-    (head, _t, first_word, plen, _nh, hlim, src, dst, sport, dport, seq, ack, doff, flags, win,
-     _csum, _urg) = _HEAD6.unpack_from(frame, 0)
-    key = (src, dst, sport, dport)
-    thl = (doff >> 4) * 4
-    end = 54 + plen
-    ok = 20 <= thl < plen and end <= len(frame) and flags & ~_ENDS_RUN == _ACK \
-        and not (vh is not None and vh[1]) and is_local6(dst)
-    if ok and not (vh is not None and vh[0] & 3):
-        n = int.from_bytes(frame[54:end], "big")
-        if plen & 1:
-            n <<= 8
-        ok = (n + int.from_bytes(src + dst, "big") + 6 + plen) % 0xFFFF == 0
-    if not ok:
-        runs.pop(key, None)           # up alone, after its flow's earlier segments
-        out.append(item)
-        return
-    head = (head, first_word, hlim)
-    run = runs.get(key)
-    if run is not None and run.join(frame, seq, ack, win, head, flags, thl, end, MAX_RUN6):
-        return
-    run = _Run6(frame, head, seq, ack, flags, win, thl, end)
-    runs[key] = run
-    out.append(run)
+    def _vh(self):
+        return VALID_VH               # MAX_RUN6 keeps it under 64 KB (no jumbogram here)
 
 
 def coalesce(frames: list, is_local, is_local6=None) -> list:
@@ -169,49 +146,110 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
     is 0 when both are. (One error in either is always seen; two could cancel - as two
     errors inside one segment can for the checksum itself.) A frame that fails goes up
     alone, and the normal path tells which header was bad.
+
+    One loop for both families: each parses into the same few values (the flow, what
+    must stay the same along a run, where TCP and its payload start and end), then one
+    continuation test; a segment that continues its flow's run is checked only for what
+    the run's first one does not vouch for (its lengths and its checksum).
     """
     out: list = []
     runs: dict = {}
-    unpack = _HEAD.unpack_from
     from_bytes = int.from_bytes
     for item in frames:
         frame, vh = item
-        if len(frame) < _HEAD_LEN or frame[12] != 8 or frame[13] or frame[23] != 6:
-            if is_local6 is not None and len(frame) >= _HEAD6_LEN and frame[12] == 0x86 \
-                    and frame[13] == 0xDD:
-                _take6(item, out, runs, is_local6)
+        flen = len(frame)
+        if flen >= _MIN4 and frame[12] == 8 and not frame[13] and frame[23] == 6:
+            if frame[14] != 0x45 or (vh is not None and vh[1]):
+                # TCP behind IP options, or a super-segment: goes up alone, and since its
+                # flow is not worked out here, no run may overtake it.
+                runs.clear()
+                out.append(item)
                 continue
-            out.append(item)          # not TCP: no flow of ours to keep in order
+            if flen >= 66:
+                mac, vt, tot, frag, tp, flow, seq, ack, word, win, opts = _HEAD4.unpack_from(frame, 0)
+            else:
+                mac, vt, tot, frag, tp, flow, seq, ack, word, win = _HEAD4_SHORT.unpack_from(frame, 0)
+                opts = b""
+            l4, end, limit = 34, 14 + tot, MAX_RUN
+            same = (mac, vt, frag, tp, ack, word & _WORD_KEEP, win)
+        elif is_local6 is not None and flen >= _MIN6 and frame[12] == 0x86 and frame[13] == 0xDD:
+            nh = frame[20]
+            if nh != 6:
+                if nh not in _NOT_TCP6:
+                    runs.clear()          # extension headers: TCP may follow, flow unknown
+                out.append(item)
+                continue
+            if flen >= 86:
+                mac, fw, plen, hlim, flow, seq, ack, word, win, opts = _HEAD6.unpack_from(frame, 0)
+            else:
+                mac, fw, plen, hlim, flow, seq, ack, word, win = _HEAD6_SHORT.unpack_from(frame, 0)
+                opts = b""
+            if vh is not None and vh[1]:
+                runs.pop(flow, None)      # a super-segment: up alone, after its flow's run
+                out.append(item)
+                continue
+            l4, end, limit = 54, 54 + plen, MAX_RUN6
+            same = (mac, fw, hlim, ack, word & _WORD_KEEP, win)
+        else:
+            out.append(item)              # not TCP: no flow of ours to keep in order
             continue
-        if frame[14] != 0x45 or (vh is not None and vh[1]):
-            # TCP behind IP options, or a super-segment: goes up alone, and since its
-            # flow is not worked out here, no run may overtake it.
-            runs.clear()
-            out.append(item)
-            continue
-        (head, _t, _vihl, _tos, tot, _id, frag, _ttl, _proto, _ipsum, src, dst, sport, dport,
-         seq, ack, doff, flags, win, _csum, _urg) = unpack(frame, 0)
-        thl = (doff >> 4) * 4
-        key = (src, dst, sport, dport)
-        end = 14 + tot
-        ok = not frag & 0x3FFF and 40 <= 20 + thl < tot and end <= len(frame) \
-            and flags & ~_ENDS_RUN == _ACK and is_local(dst)
-        if ok and not (vh is not None and vh[0] & 3):
-            n = from_bytes(frame[14:end], "big")
-            if tot & 1:
-                n <<= 8
-            ok = (n + from_bytes(src + dst, "big") + 6 + tot - 20) % 0xFFFF == 0
+        thl = word >> 10 & 0x3C
+        start = l4 + thl
+        n = end - start
+        if thl != 32:                     # the 12 bytes unpacked were not (all) options
+            opts = bytes(frame[l4 + 20:start]) if thl > 20 else b""
+        run = runs.get(flow)
+        if run is not None and seq == run.next_seq and same == run.same and opts == run.opts:
+            # It continues the run: the flow, header fields and flags the run's first
+            # segment was admitted with are this one's too. Left to check: its lengths.
+            cont = True
+            ok = 0 < n and end <= flen and run.size + n <= limit
+            pseudo = run.pseudo
+        else:
+            cont = False
+            ok = 20 <= thl and 0 < n and end <= flen and word & _FLAGS_BUT_ENDS == _ACK
+            if run is not None:
+                pseudo = run.pseudo
+            elif ok:
+                if l4 == 34:
+                    # An IPv4 datagram to us, not a fragment; the pseudo-header less the
+                    # TCP length (the total length counts the 20-byte IP header too).
+                    ok = not frag & 0x3FFF and is_local(flow[4:8])
+                    pseudo = from_bytes(flow[:8], "big") + 6 - 20
+                else:
+                    ok = is_local6(flow[16:32])
+                    pseudo = from_bytes(flow[:32], "big") + 6     # addresses, next header
+        if ok and (vh is None or not vh[0] & 3):
+            # The IP datagram (IPv4: its header too; IPv6 has none to check) in two halves,
+            # the first of even length so the second's weight is a power of 2**16, folded,
+            # then reduced; the pseudo-header's sum is added to the small remainder.
+            first = 14 if l4 == 34 else 54
+            length = end - first            # IPv4 total length, or IPv6 payload length
+            half = first + (length >> 2 << 1)
+            s = from_bytes(frame[half:end], "big")
+            if length & 1:
+                s <<= 8
+            s += from_bytes(frame[first:half], "big")
+            s = (s >> _FOLD) + (s & _FOLD_MASK)
+            ok = (s % 0xFFFF + pseudo + length) % 0xFFFF == 0
         if not ok:
             # Not joinable (or a bad checksum: the normal path counts it where it drops
             # it). It goes up alone, after what came before it in its flow: the flow's
             # run is closed, so nothing later joins it and overtakes this one.
-            runs.pop(key, None)
+            if run is not None:
+                del runs[flow]
             out.append(item)
             continue
-        run = runs.get(key)
-        if run is not None and run.join(frame, seq, ack, win, head, flags, thl, end, MAX_RUN):
+        if cont:
+            run.parts.append(frame[start:end])
+            run.size += n
+            if word & _ENDS_RUN:
+                run.flags |= word & _ENDS_RUN
+                run.next_seq = _NEVER
+            else:
+                run.next_seq = (seq + n) & 0xFFFFFFFF
             continue
-        run = _Run(frame, head, seq, ack, flags, win, thl, end)
-        runs[key] = run
+        run = (_Run if l4 == 34 else _Run6)(frame, same, seq, word, opts, thl, start, end, pseudo, limit)
+        runs[flow] = run
         out.append(run)
     return [r.frame() if isinstance(r, _Run) else r for r in out]

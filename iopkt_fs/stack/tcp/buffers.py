@@ -80,8 +80,9 @@ class Ring:
             new = self._alloc(capacity)
             head = self._head
             tail = self._cap - head
-            new[:tail] = buf[head:]
-            new[tail:self._cap] = buf[:head]
+            view = memoryview(buf)
+            new[:tail] = view[head:]
+            new[tail:self._cap] = view[:head]
             self._drop_storage()
             self._buf = new
         self._cap, self._head = capacity, 0
@@ -122,9 +123,10 @@ class Ring:
             return b""
         start = (self._head + offset) % self._cap
         end = start + n
+        buf = memoryview(self._buf)
         if end <= self._cap:
-            return memoryview(self._buf)[start:end]
-        return bytes(self._buf[start:]) + bytes(self._buf[:end - self._cap])
+            return buf[start:end]
+        return b"".join((buf[start:], buf[:end - self._cap]))
 
     def peek_bytes(self, offset: int, n: int) -> bytes:
         return bytes(self.peek(offset, n))
@@ -158,9 +160,11 @@ class Ring:
             start = self._head
             first = min(n, self._cap - start)
             mv = memoryview(out)
-            mv[:first] = self._buf[start:start + first]
+            # From a view of the ring: slicing the bytearray itself would copy first.
+            buf = memoryview(self._buf)
+            mv[:first] = buf[start:start + first]
             if first < n:
-                mv[first:n] = self._buf[:n - first]
+                mv[first:n] = buf[:n - first]
             self.consume(n)
         return n
 

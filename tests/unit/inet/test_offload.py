@@ -88,13 +88,18 @@ def tap_host(vnet: bool, caps: int = 0):
     return stack, iface
 
 
-def peer_frame(seq, ack, flags, payload=b"", ts=(100, 0), opts=None, vh=None, corrupt=False):
+def peer_frame(seq, ack, flags, payload=b"", ts=(100, 0), opts=None, vh=None, corrupt=False,
+               ttl=64, tos=0):
+    """``corrupt``: True flips the segment's last byte; a float in [0, 1) flips the byte
+    at that fraction of the IP datagram (its header included)."""
     o = encode_options(timestamp=ts) if opts is None else opts
-    seg = bytearray(build_segment(PEER, ME, 40000, 5001, seq, ack, flags, 65535, o, payload))
-    if corrupt:
-        seg[-1] ^= 0xFF
-    ip = Ipv4Repr(PEER, ME, 6, len(seg), 64, 0, 1, True).header_bytes()
-    frame = MY_MAC + PEER_MAC + b"\x08\x00" + ip + bytes(seg)
+    seg = bytes(build_segment(PEER, ME, 40000, 5001, seq, ack, flags, 65535, o, payload))
+    ip = bytearray(Ipv4Repr(PEER, ME, 6, len(seg), ttl, tos, 1, True).header_bytes() + seg)
+    if corrupt is True:
+        ip[-1] ^= 0xFF
+    elif corrupt:
+        ip[int(corrupt * len(ip))] ^= 0x40
+    frame = MY_MAC + PEER_MAC + b"\x08\x00" + bytes(ip)
     return frame if vh is None else vh + frame
 
 
@@ -199,11 +204,13 @@ def test_every_segment_after_a_hole_is_answered_at_once():
 # -- GRO against the uncoalesced path -------------------------------------------------------------
 
 SEGMENT = st.tuples(
-    st.integers(0, 3),                     # 0 in order, 1 skip ahead (a hole), 2 repeat, 3 in order
+    # 0/3 in order, 1 skip ahead (a hole), 2 repeat, 4 TTL changes, 5 TOS changes (ECT(0))
+    st.integers(0, 5),
     st.sampled_from([0x10, 0x10, 0x10, 0x18, 0x11, 0x30]),   # ACK, PSH, FIN, URG
     st.sampled_from([(101, 0), (101, 0), (102, 0)]),         # timestamp changes
     st.integers(1, 1448),
-    st.booleans(),                         # corrupt
+    # corrupt: no, the last byte, or one anywhere in the datagram (IP header included)
+    st.one_of(st.booleans(), st.floats(0, 1, exclude_max=True)),
 )
 
 
@@ -215,7 +222,8 @@ def build_run(spec, iss):
         elif kind == 2:
             seq -= n
         seq &= 0xFFFFFFFF
-        frames.append(peer_frame(seq, iss + 1, flags, bytes([seq & 0xFF]) * n, ts=ts, corrupt=corrupt))
+        frames.append(peer_frame(seq, iss + 1, flags, bytes([seq & 0xFF]) * n, ts=ts, corrupt=corrupt,
+                                 ttl=63 if kind == 4 else 64, tos=2 if kind == 5 else 0))
         seq += n
     return frames
 
@@ -250,6 +258,11 @@ def test_coalescing_never_joins_across_a_hole_a_flag_or_an_option_change(spec):
     i = 0
     for frame, _vh in out:
         pkt = Ether(bytes(frame))
+        if TCP not in pkt:
+            # A corrupted IP header no longer says TCP: the frame went up as it came.
+            assert bytes(frame) == frames[i]
+            i += 1
+            continue
         n = len(bytes(pkt[TCP].payload))
         members = []
         while n > 0 or not members:
@@ -263,9 +276,43 @@ def test_coalescing_never_joins_across_a_hole_a_flag_or_an_option_change(spec):
             assert b[TCP].seq == (a[TCP].seq + len(bytes(a[TCP].payload))) & 0xFFFFFFFF   # no hole
             assert a[TCP].flags == 0x10 and b[TCP].flags & ~0x09 == 0x10     # flags
             assert a[TCP].options == b[TCP].options                           # options
+            assert (a[IP].ttl, a[IP].tos) == (b[IP].ttl, b[IP].tos)           # TTL, TOS
         if len(members) > 1:
             assert pkt[TCP].seq == first.seq and pkt[TCP].flags == 0x10 | (members[-1][TCP].flags & 0x09)
     assert i == len(frames)
+
+
+def test_a_run_over_64kb_is_one_segment_with_total_length_0_as_linux_big_tcp():
+    # 120 full segments of one flow: one joined segment of 173,760 bytes of data, its IPv4
+    # total length 0 and its virtio header GSO_TCPV4 (the length is the buffer's).
+    data = bytes(range(256)) * 700
+    mss = 1448
+    pieces = [data[i:i + mss] for i in range(0, 120 * mss, mss)]
+    frames = [peer_frame(101 + i * mss, 5001, 0x10, p) for i, p in enumerate(pieces)]
+    out = gro.coalesce([(memoryview(f), None) for f in frames], lambda a: a == ME)
+    assert len(out) == 1
+    frame, vh = out[0]
+    flags, gso_type, _hl, gso_size, _cs, _co = HDR.unpack_from(vh, 0)
+    assert (flags, gso_type, gso_size) == (DATA_VALID, GSO_TCPV4, mss)
+    assert frame[16:18] == b"\0\0" and len(frame) == 14 + 20 + 32 + 120 * mss
+    assert bytes(frame[14 + 20 + 32:]) == b"".join(pieces)
+    # The stack takes it whole, and delivers what it delivers segment by segment; a
+    # plain frame claiming a total length of 0 is still a bad one.
+    results = []
+    for on in (True, False):
+        stack, iface = tap_host(False)
+        stack.gro = on
+        sock, iss = connect(stack, iface, False, rcvbuf=1 << 20)
+        batch = [peer_frame(101 + i * mss, iss + 1, 0x10, p) for i, p in enumerate(pieces)]
+        stack.input(iface, batch, 2 * S)
+        acks, _ = frames_out(iface, False)
+        results.append((received(stack, sock), sock.conn.rcv_nxt, Ether(acks[-1])[TCP].ack))
+    assert results[0] == results[1] and results[0][0] == b"".join(pieces)
+    stack, iface = tap_host(False)
+    bad = bytearray(peer_frame(101, 5001, 0x10, b"x"))
+    bad[16:18] = b"\0\0"
+    stack.input(iface, [bytes(bad)], 2 * S)
+    assert stack.inet.stats.badlen == 1
 
 
 # -- autosizing ---------------------------------------------------------------------------------

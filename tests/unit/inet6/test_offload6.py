@@ -323,3 +323,14 @@ def test_a_udp_super_datagram_is_cut_even_when_it_would_fit(family):
     assert [bytes(cls(p)[UDP].payload) for p in pieces] == [bytes([i]) * 100 for i in range(5)]
     for p in pieces:
         scapy_agrees(cls(p))
+
+
+def test_coalescing6_leaves_a_super_segment_alone_and_closes_its_flows_run():
+    frames = [peer_frame6(101 + i * 1000, 5001, 0x10, bytes(1000)) for i in range(6)]
+    big = HDR.pack(NEEDS_CSUM, GSO_TCPV6, 14 + 40 + 32, 1000, 54, 16)
+    items = [(memoryview(f), None) for f in frames]
+    items[3] = (memoryview(frames[3]), memoryview(big))     # the kernel's super-segment
+    out = gro.coalesce(items, lambda a: False, lambda a: a == ME)
+    # Before it one run of three, then it as it came, then a run of the two after it.
+    assert [len(bytes(f)) - len(frames[0]) for f, _ in out] == [2000, 0, 1000]
+    assert out[1][1] is items[3][1]
