@@ -35,7 +35,7 @@ from __future__ import annotations
 import struct
 
 from ..wire.checksum import ones_sum
-from ..wire.virtio import DATA_VALID, GSO_TCPV4, HDR as VNET
+from ..wire.virtio import DATA_VALID, HDR as VNET
 
 # What one unpack takes from a frame (struct skips what GRO does not look at):
 #   IPv4: Ethernet destination+source, the IPv4 version/IHL+TOS word, total length,
@@ -56,11 +56,7 @@ _WORD_KEEP = ~_ENDS_RUN & 0xFFFF  # the flag word a run's segments share
 _FLAGS_BUT_ENDS = 0xFF & ~_ENDS_RUN
 # The header a joined segment carries: checked here, nothing left to do.
 VALID_VH = VNET.pack(DATA_VALID, 0, 0, 0, 0, 0)
-# What one joined IPv4 segment may hold: Linux's GRO_MAX_SIZE (8 x 64 KB, with BIG TCP).
-# Over 64 KB the total length field says 0 and the header GSO_TCPV4: the length is the
-# buffer's (include/net/ip.h iph_totlen, wire/ipv4.py new_checked). A driver batch ends
-# first (drivers/_linux.py BATCH_BYTES); a longer run costs TCP one input, not several.
-MAX_RUN = 8 * 65535 - 20 - 60
+MAX_RUN = 65535 - 20 - 60     # the IPv4 total length bounds what one segment can hold
 MAX_RUN6 = 65535 - 60         # the IPv6 payload length bounds TCP header and data
 # Next headers after which no TCP of ours can hide: UDP, ICMPv6, No Next Header.
 _NOT_TCP6 = frozenset((17, 58, 59))
@@ -97,17 +93,10 @@ class _Run:
 
     def _ip_header(self) -> bytearray:
         ip = bytearray(self.first[14:34])
-        total = 20 + self.thl + self.size
-        ip[2:4] = (total if total <= 0xFFFF else 0).to_bytes(2, "big")
+        ip[2:4] = (20 + self.thl + self.size).to_bytes(2, "big")
         ip[10:12] = b"\0\0"
         ip[10:12] = (~ones_sum(ip) & 0xFFFF).to_bytes(2, "big")
         return ip
-
-    def _vh(self):
-        if self.L4 + self.thl + self.size - 14 <= 0xFFFF:
-            return VALID_VH
-        # Over 64 KB: a checked TCP super-packet, as Linux GRO's skb is (gso_size: MSS).
-        return VNET.pack(DATA_VALID, GSO_TCPV4, self.L4 + self.thl, len(self.parts[0]), 0, 0)
 
     def frame(self):
         """The joined frame (the first frame itself when nothing joined it)."""
@@ -116,7 +105,7 @@ class _Run:
             return first, VALID_VH
         tcp = bytearray(first[self.L4:self.L4 + self.thl])
         tcp[13] = self.flags
-        return b"".join((first[:14], self._ip_header(), tcp, *self.parts)), self._vh()
+        return b"".join((first[:14], self._ip_header(), tcp, *self.parts)), VALID_VH
 
 
 class _Run6(_Run):
@@ -130,9 +119,6 @@ class _Run6(_Run):
         ip = bytearray(self.first[14:54])
         ip[4:6] = (self.thl + self.size).to_bytes(2, "big")
         return ip
-
-    def _vh(self):
-        return VALID_VH               # MAX_RUN6 keeps it under 64 KB (no jumbogram here)
 
 
 def coalesce(frames: list, is_local, is_local6=None) -> list:

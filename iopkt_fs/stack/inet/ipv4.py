@@ -56,7 +56,7 @@ from ..time import Instant
 from ..wire.errors import Malformed
 from ..wire.ethernet import EthernetPacket
 from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
-from ..wire.virtio import DATA_VALID, GSO_TCPV4, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
+from ..wire.virtio import DATA_VALID, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
 from . import gso, icmp_reflect
 from .arp import ArpInput
 from .forward import Flow, Ipv4Forward
@@ -372,9 +372,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             st.badhlen += 1
             return
         try:
-            # A TCP super-packet (vh says GSO_TCPV4: receive coalescing's, or the link's)
-            # may be over 64 KB, its total length then 0 (wire/ipv4.py new_checked).
-            pkt = Ipv4Packet.new_checked(data, vh is not None and vh[1] == GSO_TCPV4 and data[9] == 6)
+            pkt = Ipv4Packet.new_checked(data)
         except Malformed:
             if (data[2] << 8 | data[3]) < hlen:
                 st.badlen += 1

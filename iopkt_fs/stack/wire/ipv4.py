@@ -100,13 +100,10 @@ class Ipv4Packet:
         self._header_len = (self._buf[0] & 0x0F) * 4 if header_len is None else header_len
 
     @classmethod
-    def new_checked(cls, buf, big: bool = False) -> Ipv4Packet:
+    def new_checked(cls, buf) -> Ipv4Packet:
         """Wrap an untrusted datagram; raises ``Malformed`` on any length inconsistency.
 
-        Bytes beyond the total length (Ethernet padding) are cut off the view. ``big``:
-        the datagram is a TCP super-packet (GRO's, or a GSO frame from the link), whose
-        total length 0 stands for the buffer's: Linux BIG TCP's rule for one over 64 KB
-        (include/net/ip.h iph_totlen).
+        Bytes beyond the total length (Ethernet padding) are cut off the view.
         """
         mv = buf if type(buf) is memoryview else memoryview(buf)
         n = len(mv)
@@ -116,8 +113,6 @@ class Ipv4Packet:
         header_len = (ver_ihl & 0x0F) << 2
         if ver_ihl >> 4 != 4 or header_len < HEADER_LEN or header_len > n:
             _check_header(mv)  # raises with the precise reason
-        if total_len == 0 and big and n > 0xFFFF:
-            return cls(mv, header_len)
         if total_len < header_len:
             raise Malformed(f"ipv4: total length {total_len} below header length {header_len}")
         if total_len > n:
@@ -271,8 +266,7 @@ class Ipv4Repr:
             src,
             dst,
             proto,
-            # A total length of 0 on a checked packet: a BIG TCP one, as long as its buffer.
-            (total_len or len(buf)) - header_len,
+            total_len - header_len,
             ttl,
             tos,
             ident,

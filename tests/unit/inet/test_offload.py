@@ -282,39 +282,6 @@ def test_coalescing_never_joins_across_a_hole_a_flag_or_an_option_change(spec):
     assert i == len(frames)
 
 
-def test_a_run_over_64kb_is_one_segment_with_total_length_0_as_linux_big_tcp():
-    # 120 full segments of one flow: one joined segment of 173,760 bytes of data, its IPv4
-    # total length 0 and its virtio header GSO_TCPV4 (the length is the buffer's).
-    data = bytes(range(256)) * 700
-    mss = 1448
-    pieces = [data[i:i + mss] for i in range(0, 120 * mss, mss)]
-    frames = [peer_frame(101 + i * mss, 5001, 0x10, p) for i, p in enumerate(pieces)]
-    out = gro.coalesce([(memoryview(f), None) for f in frames], lambda a: a == ME)
-    assert len(out) == 1
-    frame, vh = out[0]
-    flags, gso_type, _hl, gso_size, _cs, _co = HDR.unpack_from(vh, 0)
-    assert (flags, gso_type, gso_size) == (DATA_VALID, GSO_TCPV4, mss)
-    assert frame[16:18] == b"\0\0" and len(frame) == 14 + 20 + 32 + 120 * mss
-    assert bytes(frame[14 + 20 + 32:]) == b"".join(pieces)
-    # The stack takes it whole, and delivers what it delivers segment by segment; a
-    # plain frame claiming a total length of 0 is still a bad one.
-    results = []
-    for on in (True, False):
-        stack, iface = tap_host(False)
-        stack.gro = on
-        sock, iss = connect(stack, iface, False, rcvbuf=1 << 20)
-        batch = [peer_frame(101 + i * mss, iss + 1, 0x10, p) for i, p in enumerate(pieces)]
-        stack.input(iface, batch, 2 * S)
-        acks, _ = frames_out(iface, False)
-        results.append((received(stack, sock), sock.conn.rcv_nxt, Ether(acks[-1])[TCP].ack))
-    assert results[0] == results[1] and results[0][0] == b"".join(pieces)
-    stack, iface = tap_host(False)
-    bad = bytearray(peer_frame(101, 5001, 0x10, b"x"))
-    bad[16:18] = b"\0\0"
-    stack.input(iface, [bytes(bad)], 2 * S)
-    assert stack.inet.stats.badlen == 1
-
-
 # -- autosizing ---------------------------------------------------------------------------------
 
 def test_a_default_listener_scales_its_window_and_grows_its_buffer_under_load():
