@@ -19,6 +19,12 @@ as frames built in advance. Three paths, each timed with ``time.process_time`` (
   so no checksum is verified);
 * ``ack``: the stack sends, each of its data segments is acknowledged by its own pure ACK
   (the sender's ACK clock: RTT samples, cwnd growth, freeing the send buffer, new output).
+* ``cps``: ``--connections`` passive opens, each as a Linux client makes it (SYN with MSS,
+  SACK, timestamps and window scale; then ACK, one byte and FIN in one batch; the ACK of
+  our FIN) against a listener whose user accepts, reads the byte, reads EOF and closes.
+  After each input or user call the stack is settled as the runtime does it (``take_tx``,
+  ``take_socket_events``, ``poll_at``). Reported per connection: the server's CPU in the
+  stack calls only (the peer's frames are built outside the timed part).
 """
 
 import argparse
@@ -177,16 +183,87 @@ def bench_ack(n: int) -> float:
     return spent / acked * 1e6
 
 
+def _settle(stack, iface) -> list:
+    """What the runtime does after every input batch or socket call (runtime.py)."""
+    out = []
+    for i in stack.take_tx():
+        out.extend(i.txq)
+        i.txq.clear()
+    stack.take_socket_events()
+    stack.poll_at()
+    return out
+
+
+def bench_cps(n: int, profile=None) -> float:
+    stack, iface = host()
+    lst = stack.tcp.socket()
+    lst.bind(b"\0\0\0\0", 5001)
+    lst.listen(-1)
+    syn_opts = encode_options(mss=1460, wscale=7, sack_permitted=True, timestamp=(1000, 0))
+    buf = bytearray(4096)
+    now = S
+    spent = 0.0
+    clock = time.process_time
+    if profile is not None:
+        profile.enable()
+    for i in range(n):
+        port = 10000 + i % 50000
+        now += 200
+        tsv = 1000 + i
+
+        def seg(seq, ack, flags, payload=b"", opts=None):
+            o = encode_options(timestamp=(tsv, ts_ecr)) if opts is None else opts
+            s = build_segment(PEER, ME, port, 5001, seq, ack, flags, 0xFAF0 >> 0, o, payload)
+            ip = Ipv4Repr(PEER, ME, 6, len(s), 64, 0, 1, True).header_bytes()
+            return MY_MAC + PEER_MAC + b"\x08\x00" + ip + s
+        ts_ecr = 0
+        syn = seg(100, 0, 0x02, opts=syn_opts)
+        t0 = clock()
+        stack.input(iface, [syn], now)
+        out = _settle(stack, iface)
+        spent += clock() - t0
+        synack = TcpPacket(memoryview(out[0])[34:])
+        iss, ts_ecr = synack.seq, synack.options().timestamp[0]
+        batch = [seg(101, iss + 1, 0x10), seg(101, iss + 1, 0x18, b"x"), seg(102, iss + 1, 0x11)]
+        now += 100
+        t0 = clock()
+        stack.input(iface, batch, now)
+        out = _settle(stack, iface)
+        c = lst.accept()
+        out += _settle(stack, iface)
+        got = c.recv_into(buf, now)
+        out += _settle(stack, iface)
+        eof = c.recv_into(buf, now)
+        out += _settle(stack, iface)
+        c.close(now)
+        out += _settle(stack, iface)
+        spent += clock() - t0
+        assert got == 1 and eof == 0 and len(out) == 2 and out[1][47] & 0x01, out
+        last = seg(103, iss + 2, 0x10)
+        now += 100
+        t0 = clock()
+        stack.input(iface, [last], now)
+        _settle(stack, iface)
+        spent += clock() - t0
+        assert c.conn.state == 0, "the connection did not close"
+    if profile is not None:
+        profile.disable()
+    assert not stack.tcp.connections
+    return spent / n * 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--segments", type=int, default=20000)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="rx-batch,rx-single,rx-gro,ack",
+    ap.add_argument("--only", default="rx-batch,rx-single,rx-gro,ack,cps",
                     help="comma-separated modes (default: all)")
     ap.add_argument("--mss", type=int, default=MSS, help="rx-gro segment size")
     ap.add_argument("--vnet", action="store_true", help="rx-gro frames behind NEEDS_CSUM virtio headers")
     ap.add_argument("--batch", type=int, default=64, help="rx-gro frames per Stack.input")
     ap.add_argument("--tick", type=int, default=32, help="rx-gro segments per timestamp value")
+    ap.add_argument("--connections", type=int, default=5000, help="cps connections per run")
+    ap.add_argument("--profile", action="store_true", help="cProfile the cps path once")
     args = ap.parse_args()
     n = args.segments
     modes = {
@@ -194,10 +271,19 @@ def main() -> None:
         "rx-single": lambda: bench_rx(n, 1),
         "rx-gro": lambda: bench_rx_gro(n, args.mss, args.vnet, args.batch, args.tick),
         "ack": lambda: bench_ack(n),
+        "cps": lambda: bench_cps(args.connections),
     }
+    if args.profile:
+        import cProfile  # noqa: PLC0415
+        import pstats  # noqa: PLC0415
+        pr = cProfile.Profile()
+        bench_cps(args.connections, pr)
+        pstats.Stats(pr).sort_stats("tottime").print_stats(40)
+        return
     for name in args.only.split(","):
         us = min(modes[name]() for _ in range(args.runs))
-        print(f"{name:10s} {us:6.2f} µs/segment")
+        unit = "connection" if name == "cps" else "segment"
+        print(f"{name:10s} {us:6.2f} µs/{unit}")
 
 
 if __name__ == "__main__":
