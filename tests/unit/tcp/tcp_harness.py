@@ -147,6 +147,8 @@ def fin_wait_2(**cfg) -> Harness:
 def close_wait(**cfg) -> Harness:
     h = established(**cfg)
     h.send(0, F | A, r(1), l(1))
+    if not h.out:
+        h.poll(h.conn.t_delack)      # delack: the FIN's ACK waits for its timer
     h.recv_one()
     return h
 

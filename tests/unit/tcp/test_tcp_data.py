@@ -12,7 +12,7 @@ from iopkt_fs.stack.tcp.rtt import RttEstimator
 from iopkt_fs.stack.tcp.seq import seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_max, seq_sub
 
 from tcp_harness import (
-    A, LOCAL_IP, LOCAL_PORT, P, R, REMOTE_IP, REMOTE_PORT, REMOTE_SEQ, S,
+    A, F, LOCAL_IP, LOCAL_PORT, P, R, REMOTE_IP, REMOTE_PORT, REMOTE_SEQ, S,
     Harness, established, l, listen, r, seg, syn_sent,
 )
 
@@ -216,6 +216,39 @@ def test_data_piggybacks_pending_ack():
     h.sock.send(b"resp", 20)
     assert h.recv_one() == seg(A | P, l(1), r(4), WIN - 3, payload=b"resp")
     assert h.conn.t_delack is None
+
+
+def test_fin_ack_rides_on_the_users_fin():
+    # Linux's pingpong mode after a FIN: the ACK waits for what the user does next.
+    h = established(delack=True)
+    h.send(10, A, r(1), l(1), payload=b"req")
+    h.send(20, F | A, r(4), l(1))
+    h.recv_nothing()
+    assert h.sock.recv(10, 30) == b"req" and h.sock.recv(10, 30) == b""
+    h.sock.close(40)
+    assert h.recv_one() == seg(F | A, l(1), r(5), WIN - 4)   # the right edge stays put
+    assert h.conn.t_delack is None
+    h.send(50, A, r(5), l(2))
+    assert h.state == "CLOSED"
+
+
+def test_fin_ack_delayed_at_most_40_ms():
+    h = established(delack=True)
+    h.send(1000, A, r(1), l(1), payload=b"x")       # delayed ACK due at 201 ms ...
+    h.send(2000, F | A, r(2), l(1))                 # ... the FIN brings it to 42 ms
+    h.recv_nothing()
+    assert h.conn.t_delack == 42_000
+    h.poll(41_999)
+    h.recv_nothing()
+    h.poll(42_000)
+    assert h.recv_one() == seg(A, l(1), r(3), WIN - 2)
+    assert h.state == "CLOSE-WAIT"
+
+
+def test_fin_acked_at_once_without_delack():
+    h = established()
+    h.send(10, F | A, r(1), l(1))
+    assert h.recv_one() == seg(A, l(1), r(2), WIN - 1)
 
 
 def test_out_of_order_reassembly_immediate_acks():
