@@ -28,7 +28,7 @@ from ..iface.route import RTF_BLACKHOLE, RTF_REJECT, Route
 from ..time import Instant
 from ..wire.ethernet import BROADCAST as ETHER_BROADCAST
 from ..wire.ethernet import ipv4_multicast_mac, pad_frame
-from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
+from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr, plain_header
 from ..wire.virtio import DATA_VALID, GSO_NONE, GSO_TCPV4, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
 from . import gso
 
@@ -151,7 +151,7 @@ class Ipv4Output:
         if length > 0xFFFF:
             raise StackError(errno.EMSGSIZE, f"datagram of {length} bytes")
         st.localout += 1
-        header = Ipv4Repr(src, dst, proto, len(payload), ttl, tos, self.next_ident(), df).header_bytes()
+        header = plain_header(src, dst, proto, len(payload), ttl, tos, self.next_ident(), df)
         datagram = header + bytes(payload)
         mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
         link_bcast = dst == BROADCAST or (dst in self._bcast and iface.kind != IFT_LOOP)

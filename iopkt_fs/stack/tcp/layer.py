@@ -111,6 +111,7 @@ class TcpLayer:
         # ports, IP idents), and whoever rebuilds its state must not be able to predict
         # our ISNs or forge SYN cookies (RFC 6528 3, RFC 4987 3.6).
         self._isn_key = os.urandom(32)
+        self._hash_memo: tuple | None = None     # (4-tuple, (F, TS offset)): _tuple_hash
         self._cookie_key = os.urandom(32)
         self._challenge_window = 0
         self._challenge_count = 0
@@ -149,16 +150,28 @@ class TcpLayer:
         digest = hashlib.blake2s(b"".join(parts), key=key, digest_size=4).digest()
         return int.from_bytes(digest, "big")
 
+    def _tuple_hash(self, lip: bytes, lport: int, rip: bytes, rport: int) -> tuple[int, int]:
+        """(F, TS offset) of a 4-tuple: the two halves of one keyed 64-bit hash. A new
+        connection needs both (register, then isn): the last tuple's pair is kept."""
+        key = (lip, lport, rip, rport)
+        memo = self._hash_memo
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        digest = hashlib.blake2s(b"".join((lip, rip, _TUPLE.pack(lport, rport, 0))),
+                                 key=self._isn_key, digest_size=8).digest()
+        pair = (int.from_bytes(digest[:4], "big"), int.from_bytes(digest[4:], "big"))
+        self._hash_memo = (key, pair)
+        return pair
+
     def isn(self, lip: bytes, lport: int, rip: bytes, rport: int, now: Instant) -> int:
         """RFC 6528 3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
         M a 4 µs timer, F a keyed hash (BLAKE2s here)."""
-        f = self._hash32(self._isn_key, b"isn", lip, rip, _TUPLE.pack(lport, rport, 0))
-        return (now // 4 + f) & MASK
+        return (now // 4 + self._tuple_hash(lip, lport, rip, rport)[0]) & MASK
 
     def ts_offset(self, lip: bytes, lport: int, rip: bytes, rport: int) -> int:
         """RFC 7323 5.4/7.1: a per-connection random offset for TSval, from a keyed hash so
         a SYN-cookie connection finds the same clock its SYN-ACK used."""
-        return self._hash32(self._isn_key, b"ts", lip, rip, _TUPLE.pack(lport, rport, 0))
+        return self._tuple_hash(lip, lport, rip, rport)[1]
 
     def ephemeral_port(self, lip: bytes, rip: bytes | None = None, rport: int = 0) -> int:
         """RFC 6056 3.3.1 (algorithm 1): a random start, then the next free port."""

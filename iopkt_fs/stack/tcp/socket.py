@@ -70,12 +70,19 @@ class TcpSocket:
 
     @classmethod
     def _for_connection(cls, layer: TcpHost, conn: Connection, parent: TcpSocket) -> TcpSocket:
-        s = cls(layer)
+        # Every field set here, not in __init__: what it reads from the configuration and
+        # sysctl tree the parent's values replace anyway (one accept per connection).
+        s = cls.__new__(cls)
+        s.layer = layer
         s.conn = conn
         s.local = (conn.local_ip, conn.local_port)
+        s.listening = False
+        s.backlog = s.embryonic = s._error = 0
+        s.accept_queue = ()
         s.reuseaddr, s.keepalive, s.nodelay = parent.reuseaddr, parent.keepalive, parent.nodelay
         s.sndbuf, s.rcvbuf = parent.sndbuf, parent.rcvbuf
         s.sndbuf_set, s.rcvbuf_set = parent.sndbuf_set, parent.rcvbuf_set
+        s.closed = s.shut_rd = s.shut_wr = False
         s.v6only, s.af6 = parent.v6only, parent.af6
         conn.socket = s
         return s

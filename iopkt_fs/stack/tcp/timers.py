@@ -28,9 +28,13 @@ class TimerMixin:
     __slots__ = ()
 
     def poll_at(self) -> Instant | None:
-        ts = [t for t in (self.t_rexmt, self.t_persist, self.t_keep, self.t_2msl, self.t_delack,
-                          self.t_tlp, self.t_rack) if t is not None]
-        return min(ts) if ts else None
+        # (asked after every entry point, by layer.touch: no list, no min())
+        best = None
+        for t in (self.t_rexmt, self.t_persist, self.t_keep, self.t_2msl, self.t_delack,
+                  self.t_tlp, self.t_rack):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
 
     def on_timer(self, now: Instant) -> None:
         if self.t_2msl is not None and now >= self.t_2msl:

@@ -342,6 +342,20 @@ class Ipv4Repr:
         return self.header_bytes() + bytes(payload)
 
 
+def plain_header(src: bytes, dst: bytes, protocol: int, payload_len: int, ttl: int, tos: int,
+                 ident: int, dont_frag: bool) -> bytes:
+    """``Ipv4Repr(...).header_bytes()`` for the header every locally sent datagram has: no
+    options, not a fragment. The output path builds one per packet, and a frozen attrs
+    value costs more to make than the header itself."""
+    total_len = HEADER_LEN + payload_len
+    if total_len > MAX_TOTAL_LEN:
+        raise ValueError(f"ipv4: total length {total_len} exceeds 65535")
+    flags_off = _FLAG_DF if dont_frag else 0
+    header = _HDR.pack(0x45, tos, total_len, ident, flags_off, ttl, protocol, 0, src, dst)
+    return _HDR.pack(0x45, tos, total_len, ident, flags_off, ttl, protocol,
+                     internet_checksum(header), src, dst)
+
+
 def is_multicast(addr: bytes) -> bool:
     """224.0.0.0/4 (RFC 5771)."""
     return addr[0] & 0xF0 == 0xE0

@@ -11,6 +11,7 @@ from iopkt_fs.stack.wire.ipv4 import (
     ip4,
     ip4_str,
     is_multicast,
+    plain_header,
 )
 
 # 192.168.0.1 -> 192.168.0.199, UDP, DF, total length 0x73, checksum 0xb861: the classic
@@ -42,6 +43,17 @@ def test_emit_reproduces_the_worked_example():
     repr_ = Ipv4Repr.parse(DATAGRAM)
     assert repr_.header_bytes() == HEADER
     assert repr_.to_bytes(bytes(repr_.payload_len)) == DATAGRAM
+
+
+def test_plain_header_is_the_reprs_header():
+    assert plain_header(ip4("192.168.0.1"), ip4("192.168.0.199"), 17, 0x73 - 20, 64, 0, 0,
+                        True) == HEADER
+    for args in [(ip4("10.0.0.1"), ip4("10.0.0.2"), 6, 40, 64, 0x10, 0xFFFF, False),
+                 (ip4("255.255.255.255"), ip4("0.0.0.0"), 1, 65515, 255, 255, 1, True),
+                 (bytes(4), bytes(4), 0, 0, 0, 0, 0, False)]:
+        assert plain_header(*args) == Ipv4Repr(*args).header_bytes()
+    with pytest.raises(ValueError):
+        plain_header(ip4("10.0.0.1"), ip4("10.0.0.2"), 6, 65516, 64, 0, 0, False)
 
 
 def test_trailing_padding_is_cut_off():
