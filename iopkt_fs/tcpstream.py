@@ -245,8 +245,10 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     if self._closed:
                         raise trio.ClosedResourceError("stream was closed") from None
                     continue
-                # Reading may have opened the window: a window update may be due.
-                self.runtime.settle()
+                # Reading may have opened the window: a window update may be due (end of
+                # stream read nothing, so it changed nothing).
+                if n:
+                    self.runtime.settle()
                 if n < len(buf):
                     del buf[n:]
                 await trio.lowlevel.cancel_shielded_checkpoint()

@@ -167,7 +167,7 @@ class InputMixin:
                         self.last_oow_ack = now
                     self._ack_and_drop(now)
             return
-        self._trim_to_window(seg)
+        self._trim_to_window(seg, wnd)      # (nothing above moved RCV.NXT or the buffer)
 
         # RFC 7323 4.3 (2): remember TSval if the segment covers Last.ACK.sent.
         if ts is not None and seq_ge(ts[0], self.ts_recent) and seq_le(seg.seq, self.last_ack_sent):
@@ -255,7 +255,7 @@ class InputMixin:
         if seg.payload or f & FIN:
             self._process_text(seg, now)
 
-    def _trim_to_window(self, seg: Segment) -> None:
+    def _trim_to_window(self, seg: Segment, wnd: int | None = None) -> None:
         """Cut what lies before RCV.NXT or past the window (RFC 9293 3.10.7.4 first)."""
         d = seq_sub(self.rcv_nxt, seg.seq)
         if d > 0:
@@ -276,7 +276,9 @@ class InputMixin:
                     self.layer.stats.rcvpartdupbyte += d
                 seg.payload = seg.payload[d:]
                 seg.seq = seq_add(seg.seq, d)
-        room = seq_sub(seq_add(self.rcv_nxt, self._accept_window()), seg.seq)
+        if wnd is None:
+            wnd = self._accept_window()
+        room = seq_sub(seq_add(self.rcv_nxt, wnd), seg.seq)
         if len(seg.payload) > room:
             cut = len(seg.payload) - max(room, 0)
             self.layer.stats.rcvpackafterwin += 1

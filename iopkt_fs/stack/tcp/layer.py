@@ -52,6 +52,7 @@ COOKIE_MSS = (536, 1220, 1440, 1460)   # RFC 4987 3.6: a few MSS values in 2 bit
 ANY4 = bytes(4)
 ANY6 = bytes(16)
 _TUPLE = struct.Struct("!HHI")
+_TCP_HDR = struct.Struct("!HHIIBBHHH")    # the fixed header (wire/tcp.py TcpPacket.fields)
 
 
 def fmt_ip(ip: bytes) -> str:
@@ -384,24 +385,27 @@ class TcpLayer:
         stats = self.stats
         stats.rcvtotal += 1
         self.now = now
-        try:
-            pkt = TcpPacket.new_checked(segment)
-        except Malformed:
-            if len(segment) < 20:
-                stats.rcvshort += 1
-            else:
-                stats.rcvbadoff += 1
+        # TcpPacket.new_checked's checks, and its fields, read here directly: every
+        # segment passes this way (one unpack_from, two slices).
+        mv = memoryview(segment)
+        n = len(mv)
+        if n < 20:
+            stats.rcvshort += 1
             return
-        if not csum_ok and not pkt.verify_checksum(src_ip, dst_ip):
+        sport, dport, seq, ack, off, flags, wnd, _csum, _urg = _TCP_HDR.unpack_from(mv, 0)
+        hl = (off >> 4) * 4
+        if hl < 20 or hl > n:
+            stats.rcvbadoff += 1
+            return
+        if not csum_ok and not TcpPacket(mv).verify_checksum(src_ip, dst_ip):
             stats.rcvbadsum += 1
             return
-        sport, dport, seq, ack, off, flags, wnd, _csum, _urg = pkt.fields()
         try:
-            opts = parse_options(pkt.options_raw) if off > 0x50 else NO_OPTIONS
+            opts = parse_options(mv[20:hl]) if hl > 20 else NO_OPTIONS
         except Malformed:
             stats.rcvbadoff += 1
             return
-        seg = Segment(seq, ack, flags, wnd, opts, pkt.payload)
+        seg = Segment(seq, ack, flags, wnd, opts, mv[hl:])
         conn = self.connections.get((dst_ip, dport, src_ip, sport))
         if conn is not None:
             if conn.state == State.TIME_WAIT and flags & (SYN | ACK | RST) == SYN and \
