@@ -21,28 +21,34 @@ def seq_sub(a: int, b: int) -> int:
     return d - MOD if d >= _HALF else d
 
 
+# The comparisons test the unsigned difference d = (a - b) mod 2**32 directly - seq_sub(a, b)
+# is negative exactly when d >= 2**31 and zero when d == 0 - so each is one call, not two
+# (they run dozens of times per segment).
+
 def seq_lt(a: int, b: int) -> bool:
-    return seq_sub(a, b) < 0
+    return ((a - b) & MASK) >= _HALF
 
 
 def seq_le(a: int, b: int) -> bool:
-    return seq_sub(a, b) <= 0
+    d = (a - b) & MASK
+    return d == 0 or d >= _HALF
 
 
 def seq_gt(a: int, b: int) -> bool:
-    return seq_sub(a, b) > 0
+    return 0 < ((a - b) & MASK) < _HALF
 
 
 def seq_ge(a: int, b: int) -> bool:
-    return seq_sub(a, b) >= 0
+    return ((a - b) & MASK) < _HALF
 
 
 def seq_max(a: int, b: int) -> int:
-    return a if seq_sub(a, b) >= 0 else b
+    return a if ((a - b) & MASK) < _HALF else b
 
 
 def seq_min(a: int, b: int) -> int:
-    return a if seq_sub(a, b) <= 0 else b
+    d = (a - b) & MASK
+    return a if d == 0 or d >= _HALF else b
 
 
 def seq_in(x: int, lo: int, hi: int) -> bool:
