@@ -82,7 +82,10 @@ from .recovery import RecoveryMixin
 from .rtt import RttEstimator
 from .sack import SackMixin
 from .seq import MASK, seq_add, seq_gt, seq_sub
-from .state import Segment, State
+from .state import (
+    CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, LISTEN, SYN_RECEIVED,
+    SYN_SENT, TIME_WAIT, Segment, State,
+)
 from .status import TcpStatus
 from .timers import TimerMixin
 
@@ -127,7 +130,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         self.local_ip, self.local_port = local_ip, local_port
         self.remote_ip, self.remote_port = remote_ip, remote_port
         self.key = (local_ip, local_port, remote_ip, remote_port)
-        self.state = State.CLOSED
+        self.state = CLOSED
         self.socket: TcpSocket | None = None
         self.listener: TcpSocket | None = None     # set for passive opens until accepted
         self.error = 0                             # errno reported to the user, once
@@ -256,7 +259,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
             return
         self.state = new
         self.layer.log_state(self, old, new)
-        if new == State.TIME_WAIT:
+        if new == TIME_WAIT:
             # RFC 9293 3.10.7.4: "start the time-wait timer" for 2 MSL; nothing else runs.
             self.t_rexmt = self.t_persist = self.t_keep = self.t_delack = self.t_tlp = None
             self.t_rack = None
@@ -264,7 +267,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
             self.snd_buf.release()     # a TIME-WAIT block keeps no buffers
             if not self.ooo:
                 self.rcv_buf.release()
-        if new == State.CLOSED:
+        if new == CLOSED:
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
             self.t_tlp = self.t_rack = None
             self.layer.connection_closed(self, old)
@@ -275,7 +278,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
                 self.rtt.reset(seconds(3))
             self._arm_keep(now)
             self.layer.connection_established(self, old)
-        if new == State.FIN_WAIT_2 and self.orphaned:
+        if new == FIN_WAIT_2 and self.orphaned:
             # Nobody can ever close the peer's half for us; BSD's tcp_maxidle / Linux's
             # tcp_fin_timeout: give an orphaned FIN-WAIT-2 a bounded life (2 MSL).
             self.t_2msl = now + 2 * self.config.msl
@@ -323,7 +326,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         self._init_send(iss)
         self.rcv_wscale = self._choose_wscale() if self.req_ws else 0
         self.syn_queued = True
-        self._set_state(State.SYN_SENT, now)
+        self._set_state(SYN_SENT, now)
         self._output(now)
 
     def open_passive(self, seg: Segment, iss: int, now: Instant) -> None:
@@ -338,7 +341,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         self.max_sndwnd = seg.wnd
         self.snd_wl1, self.snd_wl2 = seg.seq, iss
         self.syn_queued = True
-        self._set_state(State.SYN_RECEIVED, now)
+        self._set_state(SYN_RECEIVED, now)
         self._arm_keep(now)
         self._output(now)
 
@@ -366,7 +369,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         self.max_sndwnd = self.snd_wnd
         self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
         self.rcv_adv = seq_add(self.rcv_nxt, self._advertisable_window())
-        self._set_state(State.ESTABLISHED, now)
+        self._set_state(ESTABLISHED, now)
 
     def _init_send(self, iss: int) -> None:
         self.iss = iss
@@ -385,7 +388,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         if o.wscale is not None and self.req_ws:
             self.ws_ok = True
             self.snd_wscale = o.wscale
-            if self.state != State.SYN_SENT:
+            if self.state != SYN_SENT:
                 self.rcv_wscale = self._choose_wscale()
         else:
             # RFC 7323 2.2: scaling only if both sides sent the option.
@@ -411,7 +414,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
     def recv_into(self, out, now: Instant) -> int:
         """RECEIVE (3.10.3): copy out buffered data; reopen the window when it is worth it."""
         n = self.rcv_buf.read_into(out)
-        if n and self.state.synchronized and self.state not in (State.TIME_WAIT, State.CLOSED):
+        if n and self.state.synchronized and self.state not in (TIME_WAIT, CLOSED):
             # Receiver SWS avoidance (RFC 9293 3.8.6.2.2; BSD tcp_output): a window update
             # only once the window can move by 2 segments or half the buffer.
             if self._advertisable_window() - self.rcv_wnd >= min(2 * self._rcv_mss(),
@@ -424,22 +427,22 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
     def shutdown_send(self, now: Instant) -> None:
         """CLOSE of the sending half (3.10.4): FIN after the queued data."""
         st = self.state
-        if st in (State.CLOSED, State.LISTEN):
+        if st in (CLOSED, LISTEN):
             return
-        if st == State.SYN_SENT:
+        if st == SYN_SENT:
             # "Delete the TCB and return 'error: closing' responses to any queued SENDs".
-            self._set_state(State.CLOSED, now)
+            self._set_state(CLOSED, now)
             return
         if self.fin_queued:
             return
         self.fin_queued = True
-        if st in (State.SYN_RECEIVED, State.ESTABLISHED):
+        if st in (SYN_RECEIVED, ESTABLISHED):
             # SYN-RECEIVED: "If no SENDs have been issued and there is no pending data to
             # send, then form a FIN segment ... and enter FIN-WAIT-1" - we always queue the
             # FIN behind the data and let _output send it once the handshake is done.
-            self._set_state(State.FIN_WAIT_1, now)
-        elif st == State.CLOSE_WAIT:
-            self._set_state(State.LAST_ACK, now)
+            self._set_state(FIN_WAIT_1, now)
+        elif st == CLOSE_WAIT:
+            self._set_state(LAST_ACK, now)
         self._output(now)
 
     def close(self, now: Instant) -> None:
@@ -455,18 +458,18 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
 
     def abort(self, now: Instant, err: int = _errno.ECONNABORTED) -> None:
         """ABORT (3.10.5): a RST in synchronized states, then CLOSED."""
-        if self.state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1,
-                          State.FIN_WAIT_2, State.CLOSE_WAIT):
+        if self.state in (SYN_RECEIVED, ESTABLISHED, FIN_WAIT_1,
+                          FIN_WAIT_2, CLOSE_WAIT):
             self._send_rst(self.snd_nxt, now)
         self._drop(err, now)
 
     def _drop(self, err: int, now: Instant) -> None:
         if self.state.synchronized:
             self.layer.stats.drops += 1
-        elif self.state == State.SYN_SENT:
+        elif self.state == SYN_SENT:
             self.layer.stats.conndrops += 1
         self.error = err
-        self._set_state(State.CLOSED, now)
+        self._set_state(CLOSED, now)
 
     def time_wait_reusable(self, seg: Segment) -> bool:
         """A new SYN may reopen a TIME-WAIT connection (RFC 9293 3.10.7.4 note, RFC 1122
@@ -478,7 +481,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
 
     def reap(self, now: Instant) -> None:
         """Close at once (TIME-WAIT reused by a new SYN)."""
-        self._set_state(State.CLOSED, now)
+        self._set_state(CLOSED, now)
 
     def icmp_error(self, kind: str, mtu: int | None, now: Instant) -> None:
         """An ICMP error quoting one of our segments (RFC 5927 checks done by the layer).
@@ -496,7 +499,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
                 self.snd_nxt = self.snd_una     # resend what was too big (BSD tcp_mtudisc)
                 self._output(now)
             return
-        if kind == "refused" and self.state == State.SYN_SENT:
+        if kind == "refused" and self.state == SYN_SENT:
             self._drop(_errno.ECONNREFUSED, now)
             return
         self.soft_error = _errno.ECONNREFUSED if kind == "refused" else _errno.EHOSTUNREACH

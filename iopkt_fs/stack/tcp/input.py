@@ -17,7 +17,10 @@ import errno as _errno
 
 from ..time import Instant
 from .seq import MASK, seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_sub
-from .state import ACK, FIN, RST, SYN, Segment, State
+from .state import (
+    ACK, CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, RST,
+    SYN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, Segment,
+)
 
 OOW_ACK_INTERVAL = 500_000        # Linux net.ipv4.tcp_invalid_ratelimit (500 ms)
 TS_24_DAYS_MS = 24 * 86400 * 1000  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
@@ -30,7 +33,7 @@ class InputMixin:
 
     def segment_arrived(self, seg: Segment, now: Instant) -> None:
         """SEGMENT ARRIVES for every state but LISTEN and CLOSED (RFC 9293 3.10.7.3-4)."""
-        if self.state == State.SYN_SENT:
+        if self.state == SYN_SENT:
             self._input_syn_sent(seg, now)
         else:
             self._input_synchronized(seg, now)
@@ -40,7 +43,7 @@ class InputMixin:
             # segment is answered at once (RFC 5681 4.2: duplicate ACKs, SACK news).
             pending[self] = None
             return
-        if self.state != State.CLOSED:
+        if self.state != CLOSED:
             self._output(now)
         self.layer.touch(self)
 
@@ -59,7 +62,7 @@ class InputMixin:
             if f & ACK:
                 self.layer.stats.conndrops += 1
                 self.error = _errno.ECONNREFUSED
-                self._set_state(State.CLOSED, now)
+                self._set_state(CLOSED, now)
             return
         # fourth, check the SYN bit
         if not f & SYN:
@@ -77,7 +80,7 @@ class InputMixin:
             self.snd_wnd = seg.wnd
             self.max_sndwnd = max(self.max_sndwnd, seg.wnd)
             self.snd_wl1, self.snd_wl2 = seg.seq, seg.ack
-            self._set_state(State.ESTABLISHED, now)
+            self._set_state(ESTABLISHED, now)
             self.layer.stats.connects += 1
             self._arm_keep(now)
             self.ack_now = True
@@ -95,7 +98,7 @@ class InputMixin:
             self.snd_wl1 = seg.seq
             self.snd_nxt = self.iss      # the SYN-ACK reuses our ISS
             self.syn_queued = True
-            self._set_state(State.SYN_RECEIVED, now)
+            self._set_state(SYN_RECEIVED, now)
 
     def _input_synchronized(self, seg: Segment, now: Instant) -> None:
         f = seg.flags
@@ -117,7 +120,7 @@ class InputMixin:
                 return
             self.ts_recent = ts[0]  # 5.5: an idle connection's TS.Recent is stale
 
-        if st == State.SYN_RECEIVED and f & SYN and not f & (ACK | RST) and seg.seq == self.irs:
+        if st == SYN_RECEIVED and f & SYN and not f & (ACK | RST) and seg.seq == self.irs:
             # The peer repeats its SYN: our SYN-ACK was lost. Repeat it (what BSD's
             # syncache does) rather than treating the old SYN as out of window.
             self.snd_nxt = self.iss
@@ -156,7 +159,7 @@ class InputMixin:
                 stats.rcvpackafterwin += 1
                 stats.rcvbyteafterwin += len(seg.payload)
             if not f & RST:
-                if st == State.TIME_WAIT and f & FIN:
+                if st == TIME_WAIT and f & FIN:
                     # A retransmitted FIN: ACK it and restart the 2 MSL timer.
                     self.t_2msl = now + 2 * self.config.msl
                 if seg.payload or f & FIN or now - self.last_oow_ack >= OOW_ACK_INTERVAL:
@@ -180,15 +183,15 @@ class InputMixin:
                 # In the window but not exact: a challenge ACK, the peer must prove itself.
                 self._challenge_ack(now)
                 return
-            if st == State.SYN_RECEIVED:
+            if st == SYN_RECEIVED:
                 # "If this connection was initiated with a passive OPEN, return to LISTEN"
                 # (for us: forget the embryonic connection); if active, "connection
                 # refused".
                 self._drop(0 if self.listener is not None else _errno.ECONNREFUSED, now)
-            elif st in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT):
+            elif st in (ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT):
                 self._drop(_errno.ECONNRESET, now)
             else:  # CLOSING, LAST-ACK, TIME-WAIT
-                self._set_state(State.CLOSED, now)
+                self._set_state(CLOSED, now)
             return
 
         # fourth, check the SYN bit (RFC 5961 4.2; RFC 9293 3.10.7.4 fourth).
@@ -203,7 +206,7 @@ class InputMixin:
         self.last_rcv = now
         self.keep_probes = 0
         ack = seg.ack
-        if st == State.SYN_RECEIVED:
+        if st == SYN_RECEIVED:
             if seq_gt(ack, self.snd_una) and seq_le(ack, self.snd_max):
                 # RFC 9293: "enter ESTABLISHED state and continue processing with the
                 # variables SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK".
@@ -211,15 +214,15 @@ class InputMixin:
                 self.max_sndwnd = max(self.max_sndwnd, self.snd_wnd)
                 self.snd_wl1, self.snd_wl2 = seg.seq, ack
                 stats.connects += 1     # NetBSD: "established (including accepts)"
-                self._set_state(State.ESTABLISHED, now)
+                self._set_state(ESTABLISHED, now)
             else:
                 # "If the segment acknowledgment is not acceptable, form a reset segment
                 # <SEQ=SEG.ACK><CTL=RST> and send it".
                 self._send_rst(ack, now, with_ack=False)
                 return
             st = self.state
-            if self.fin_queued and st == State.ESTABLISHED:
-                self._set_state(State.FIN_WAIT_1, now)
+            if self.fin_queued and st == ESTABLISHED:
+                self._set_state(FIN_WAIT_1, now)
                 st = self.state
         # RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.MAX.
         if seq_gt(ack, self.snd_max):
@@ -230,19 +233,19 @@ class InputMixin:
             self._challenge_ack(now)
             return
         self._process_ack(seg, now)
-        if self.state == State.CLOSED:
+        if self.state == CLOSED:
             return
         st = self.state
         fin_acked = self.fin_queued and self.snd_una == self.snd_max and seq_gt(
             self.snd_max, seq_add(self.snd_buf_seq, len(self.snd_buf)))
-        if st == State.FIN_WAIT_1 and fin_acked:
-            self._set_state(State.FIN_WAIT_2, now)
-        elif st == State.CLOSING and fin_acked:
-            self._set_state(State.TIME_WAIT, now)
-        elif st == State.LAST_ACK and fin_acked:
-            self._set_state(State.CLOSED, now)
+        if st == FIN_WAIT_1 and fin_acked:
+            self._set_state(FIN_WAIT_2, now)
+        elif st == CLOSING and fin_acked:
+            self._set_state(TIME_WAIT, now)
+        elif st == LAST_ACK and fin_acked:
+            self._set_state(CLOSED, now)
             return
-        elif st == State.TIME_WAIT:
+        elif st == TIME_WAIT:
             # "The only thing that can arrive in this state is a retransmission of the
             # remote FIN. Acknowledge it, and restart the 2 MSL timeout."
             if f & FIN:
@@ -405,7 +408,7 @@ class InputMixin:
         self.peer_fin = True
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         st = self.state
-        if st == State.ESTABLISHED and self.config.delack and not self.ack_now:
+        if st == ESTABLISHED and self.config.delack and not self.ack_now:
             # A FIN that closes the peer's half: the ACK waits a little, so that what
             # our user does next - typically close, or a reply - carries it (Linux
             # tcp_fin enters pingpong mode, delaying this ACK by its ATO, 40 ms; NetBSD's
@@ -418,14 +421,14 @@ class InputMixin:
                 self.t_delack = due
         else:
             self.ack_now = True
-        if st in (State.SYN_RECEIVED, State.ESTABLISHED):
-            self._set_state(State.CLOSE_WAIT, now)
-        elif st == State.FIN_WAIT_1:
+        if st in (SYN_RECEIVED, ESTABLISHED):
+            self._set_state(CLOSE_WAIT, now)
+        elif st == FIN_WAIT_1:
             fin_acked = self.snd_una == self.snd_max and self.fin_queued and seq_gt(
                 self.snd_max, seq_add(self.snd_buf_seq, len(self.snd_buf)))
             # "If our FIN has been ACKed (perhaps in this segment), then enter TIME-WAIT
             # ... otherwise enter the CLOSING state" (simultaneous close, figure 13).
-            self._set_state(State.TIME_WAIT if fin_acked else State.CLOSING, now)
-        elif st == State.FIN_WAIT_2:
-            self._set_state(State.TIME_WAIT, now)
+            self._set_state(TIME_WAIT if fin_acked else CLOSING, now)
+        elif st == FIN_WAIT_2:
+            self._set_state(TIME_WAIT, now)
         self.layer.wake(self)

@@ -39,7 +39,7 @@ from .config import TcpConfig
 from .connection import Connection
 from .seq import MASK, seq_add, seq_ge, seq_lt
 from .socket import TcpSocket
-from .state import ACK, FIN, RST, SYN, Segment, State
+from .state import ACK, CLOSED, FIN, RST, SYN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, Segment, State
 from .stats import TcpStats
 from .status import TcpStatus
 
@@ -261,7 +261,7 @@ class TcpLayer:
         if not pending:
             return
         for conn in pending:
-            if conn.state != State.CLOSED:
+            if conn.state != CLOSED:
                 conn._output(now)
             self.touch(conn)
 
@@ -277,7 +277,7 @@ class TcpLayer:
         lst = conn.listener
         if lst is None:
             return
-        if old == State.SYN_RECEIVED:
+        if old == SYN_RECEIVED:
             lst.embryonic -= 1
         conn.listener = None
         if not lst.listening:
@@ -298,11 +298,11 @@ class TcpLayer:
                 self._local_use[ep] = n
             else:
                 self._local_use.pop(ep, None)
-        if conn.listener is not None and old == State.SYN_RECEIVED:
+        if conn.listener is not None and old == SYN_RECEIVED:
             conn.listener.embryonic -= 1
             self.stats.sc_dropped += 1
             conn.listener = None
-        if old.synchronized or old == State.SYN_SENT:
+        if old.synchronized or old == SYN_SENT:
             self.stats.closed += 1
         # Nothing will be sent again; unread data stays readable until the socket goes.
         conn.snd_buf.discard()
@@ -345,7 +345,7 @@ class TcpLayer:
             if conn.sched != d:
                 continue                  # superseded by an earlier entry
             conn.sched = None
-            if conn.state == State.CLOSED:
+            if conn.state == CLOSED:
                 continue
             due = conn.poll_at()
             if due is None:
@@ -362,7 +362,7 @@ class TcpLayer:
         heap = self._heap
         while heap:
             d, _, conn = heap[0]
-            if conn.sched != d or conn.state == State.CLOSED:
+            if conn.sched != d or conn.state == CLOSED:
                 heapq.heappop(heap)
                 if conn.sched == d:
                     conn.sched = None
@@ -408,7 +408,7 @@ class TcpLayer:
         seg = Segment(seq, ack, flags, wnd, opts, mv[hl:])
         conn = self.connections.get((dst_ip, dport, src_ip, sport))
         if conn is not None:
-            if conn.state == State.TIME_WAIT and flags & (SYN | ACK | RST) == SYN and \
+            if conn.state == TIME_WAIT and flags & (SYN | ACK | RST) == SYN and \
                     conn.time_wait_reusable(seg):
                 self.stats.tw_reused += 1
                 conn.reap(now)
@@ -502,7 +502,7 @@ class TcpLayer:
             return
         # RFC 5927 4.1: believe only errors quoting a sequence number in flight.
         if not (seq_ge(seq, conn.snd_una) and seq_lt(seq, conn.snd_max)) and \
-                not (conn.state == State.SYN_SENT and seq == conn.iss):
+                not (conn.state == SYN_SENT and seq == conn.iss):
             self.stats.icmp_ignored += 1
             return
         conn.icmp_error(kind, mtu, now)
@@ -579,6 +579,6 @@ class TcpLayer:
         conn.listener = lst
         self.register(conn)
         conn.open_from_cookie(seg, iss, COOKIE_MSS[mss_idx], ws, sack, now)
-        if conn.state != State.CLOSED:
+        if conn.state != CLOSED:
             conn.segment_arrived(seg, now)
         return True

@@ -17,7 +17,10 @@ from __future__ import annotations
 from ..time import Instant
 from ..wire.tcp import build_segment, encode_options
 from .seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
-from .state import ACK, DUPTHRESH, FIN, PSH, RST, SYN, State
+from .state import (
+    ACK, CLOSED, CLOSING, DUPTHRESH, FIN, FIN_WAIT_1, LAST_ACK, LISTEN, PSH, RST, SYN,
+    SYN_RECEIVED, SYN_SENT, TIME_WAIT,
+)
 
 MAX_RXT_LOG = 256                 # retransmissions watched for loss (RACK, rack.py)
 
@@ -27,18 +30,18 @@ class OutputMixin:
 
     def _output(self, now: Instant) -> None:
         st = self.state
-        if st in (State.CLOSED, State.LISTEN):
+        if st in (CLOSED, LISTEN):
             return
         sent = False
         if self.syn_queued and self.snd_nxt == self.iss:
             self.syn_queued = False
-            flags = SYN if st == State.SYN_SENT else SYN | ACK
+            flags = SYN if st == SYN_SENT else SYN | ACK
             if seq_lt(self.iss, self.snd_max):
                 self.layer.stats.sndrexmitpack += 1
                 self.retransmits += 1
             else:
                 self.layer.stats.sndctrl += 1
-                if st == State.SYN_SENT:
+                if st == SYN_SENT:
                     self.layer.stats.connattempt += 1
                 # Time the SYN (RFC 6298 2 allows it); Karn's rule clears this on a
                 # retransmission.
@@ -52,8 +55,8 @@ class OutputMixin:
             if self.t_rexmt is None:
                 self.t_rexmt = now + self.rtt.rto
             return
-        if st in (State.SYN_SENT, State.SYN_RECEIVED, State.TIME_WAIT):
-            if self.ack_now and st != State.SYN_SENT:
+        if st in (SYN_SENT, SYN_RECEIVED, TIME_WAIT):
+            if self.ack_now and st != SYN_SENT:
                 self._emit(self._ack_seq(), ACK, b"", now)
             return
         if self.in_recovery and self.sack_ok:
@@ -99,7 +102,7 @@ class OutputMixin:
         if maxseg < smss:
             maxseg = smss
         st = self.state
-        fin_allowed = self.fin_queued and st in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK)
+        fin_allowed = self.fin_queued and st in (FIN_WAIT_1, CLOSING, LAST_ACK)
         for _ in range(10_000):
             end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
             off = seq_sub(self.snd_nxt, self.snd_buf_seq)
@@ -255,13 +258,13 @@ class OutputMixin:
 
     def _emit(self, seq: int, flags: int, payload, now: Instant, gso: int = 0) -> None:
         syn = bool(flags & SYN)
-        if self.state != State.SYN_SENT or not syn:
+        if self.state != SYN_SENT or not syn:
             flags |= ACK
         opts = self._options(syn, now)
         win = self._window_field() if not syn else min(self.rcv_buf.free, 0xFFFF)
         if syn:
             edge = seq_add(self.rcv_nxt, win)
-            if self.state != State.SYN_SENT and seq_gt(edge, self.rcv_adv):
+            if self.state != SYN_SENT and seq_gt(edge, self.rcv_adv):
                 self.rcv_adv = edge
         ack = self.rcv_nxt if flags & ACK else 0
         partial = self.layer.csum_offload
@@ -285,9 +288,9 @@ class OutputMixin:
 
     def _options(self, syn: bool, now: Instant) -> bytes:
         ts = (self.ts_now(now), self.ts_recent) if (self.ts_ok or (syn and self.req_ts and (
-            self.state == State.SYN_SENT or self.ts_ok))) else None
+            self.state == SYN_SENT or self.ts_ok))) else None
         if syn:
-            active = self.state == State.SYN_SENT
+            active = self.state == SYN_SENT
             ws = self.rcv_wscale if (self.ws_ok or (active and self.req_ws)) else None
             sack = self.sack_ok or (active and self.req_sack)
             if active and not self.ts_ok and ts is not None:

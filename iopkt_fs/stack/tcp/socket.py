@@ -18,7 +18,7 @@ from ..errors import StackError
 from ..mbuf import MT_DATA
 from ..time import Instant
 from .connection import Connection
-from .state import State
+from .state import CLOSED, SYN_RECEIVED, SYN_SENT
 
 if TYPE_CHECKING:
     from .services import TcpHost
@@ -186,7 +186,7 @@ class TcpSocket:
         if self.listening or self.closed:
             raise StackError(_errno.EINVAL, "socket is listening or closed")
         if self.conn is not None:
-            if self.conn.state == State.SYN_SENT:
+            if self.conn.state == SYN_SENT:
                 raise StackError(_errno.EALREADY, "connection in progress")
             raise StackError(_errno.EISCONN, "socket is already connected")
         if port == 0:
@@ -236,7 +236,7 @@ class TcpSocket:
         if c is None:
             raise StackError(_errno.ENOTCONN)
         if not c.state.can_send_data:
-            if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            if c.state in (SYN_SENT, SYN_RECEIVED):
                 raise StackError(_errno.EAGAIN, "connection in progress")
             # POSIX send(): EPIPE once a connection-mode socket is no longer connected.
             raise StackError(_errno.EPIPE, "connection is closed for sending")
@@ -260,14 +260,14 @@ class TcpSocket:
             raise StackError(_errno.ENOTCONN)
         if len(c.rcv_buf):
             n = c.recv_into(out, now)
-            if c.state == State.CLOSED:
+            if c.state == CLOSED:
                 c.rcv_buf.release()     # the last of a closed connection's data
             self.layer.touch(c)
             return n
         self._check_error()
-        if c.peer_fin or self.shut_rd or c.state == State.CLOSED:
+        if c.peer_fin or self.shut_rd or c.state == CLOSED:
             return 0
-        if not c.state.synchronized and c.state != State.SYN_SENT:
+        if not c.state.synchronized and c.state != SYN_SENT:
             raise StackError(_errno.ENOTCONN)
         raise StackError(_errno.EAGAIN, "no data")
 
@@ -278,7 +278,7 @@ class TcpSocket:
 
     def shutdown(self, how: int, now: Instant) -> None:
         c = self.conn
-        if c is None or c.state == State.CLOSED:
+        if c is None or c.state == CLOSED:
             raise StackError(_errno.ENOTCONN)
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
             raise StackError(_errno.EINVAL, f"shutdown how={how}")
@@ -310,15 +310,15 @@ class TcpSocket:
                     conn.abort(now)
         self._unbind()
         c = self.conn
-        if c is not None and c.state != State.CLOSED:
+        if c is not None and c.state != CLOSED:
             c.close(now)
             layer.touch(c)
-        if c is not None and c.state == State.CLOSED:
+        if c is not None and c.state == CLOSED:
             c.rcv_buf.discard()         # unread and unreadable now: the buffers go back
 
     def abort(self, now: Instant) -> None:
         """Close with a RST (SO_LINGER with a zero timeout)."""
-        if self.conn is not None and self.conn.state != State.CLOSED:
+        if self.conn is not None and self.conn.state != CLOSED:
             self.conn.abort(now)
         self.close(now)
 
@@ -399,7 +399,7 @@ class TcpSocket:
         c = self.conn
         if c is None:
             return False
-        return bool(len(c.rcv_buf)) or c.peer_fin or bool(c.error) or c.state == State.CLOSED \
+        return bool(len(c.rcv_buf)) or c.peer_fin or bool(c.error) or c.state == CLOSED \
             or self.shut_rd
 
     @property
@@ -407,7 +407,7 @@ class TcpSocket:
         c = self.conn
         if c is None or self.listening:
             return False
-        if c.error or c.state == State.CLOSED:
+        if c.error or c.state == CLOSED:
             return True
         return c.state.can_send_data and not self.shut_wr and \
             c.snd_buf.free >= min(SEND_LOWAT, c.snd_buf.capacity)

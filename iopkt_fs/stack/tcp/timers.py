@@ -16,7 +16,7 @@ import errno as _errno
 
 from ..time import Instant, seconds
 from .seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
-from .state import ACK, State
+from .state import ACK, CLOSED, TIME_WAIT
 
 PERSIST_MIN = seconds(5)          # BSD TCPTV_PERSMIN
 PERSIST_MAX = seconds(60)         # BSD TCPTV_PERSMAX
@@ -40,12 +40,12 @@ class TimerMixin:
         if self.t_2msl is not None and now >= self.t_2msl:
             self.t_2msl = None
             # TIME-WAIT over (RFC 9293 3.10.8), or an orphaned FIN-WAIT-2 gave up.
-            self._set_state(State.CLOSED, now)
+            self._set_state(CLOSED, now)
             return
         if self.t_rexmt is not None and now >= self.t_rexmt:
             self.t_rexmt = None
             self._rexmt_timeout(now)
-            if self.state == State.CLOSED:
+            if self.state == CLOSED:
                 return
         if self.t_rack is not None and now >= self.t_rack:
             self.t_rack = None
@@ -59,7 +59,7 @@ class TimerMixin:
         if self.t_keep is not None and now >= self.t_keep:
             self.t_keep = None
             self._keep_timeout(now)
-            if self.state == State.CLOSED:
+            if self.state == CLOSED:
                 return
         if self.t_delack is not None and now >= self.t_delack:
             self.t_delack = None
@@ -213,7 +213,7 @@ class TimerMixin:
 
     def set_keepalive(self, on: bool, now: Instant) -> None:
         self.keepalive = on
-        if self.state.established and self.state != State.TIME_WAIT:
+        if self.state.established and self.state != TIME_WAIT:
             self._arm_keep(now)
             self.layer.touch(self)
 
@@ -224,7 +224,7 @@ class TimerMixin:
             stats.keeptimeo += 1
             self._drop(_errno.ETIMEDOUT, now)
             return
-        if not self.keepalive or self.state == State.TIME_WAIT:
+        if not self.keepalive or self.state == TIME_WAIT:
             return
         idle = now - self.last_rcv
         if idle < self.config.keepidle:
