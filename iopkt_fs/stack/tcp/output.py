@@ -82,6 +82,8 @@ class OutputMixin:
 
     def _output_window(self, now: Instant) -> bool:
         """Send new (or go-back-N retransmitted) data from SND.NXT within min(wnd, cwnd)."""
+        if not self.fin_queued and not len(self.snd_buf):
+            return False        # nothing to send (most calls: an ACK came, or data to read)
         sent = False
         if self.snd_una == self.snd_max and self.last_data_snd and len(self.snd_buf) and \
                 now - self.last_data_snd > self.rtt.rto:
