@@ -2,10 +2,11 @@
 """In-core TCP microbenchmark: prebuilt segments through ``Stack.input``, CPU time per segment.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_tcp_core.py [--segments 20000] [--runs 5]
-        [--only rx-gro,...] [--mss 1448] [--vnet] [--batch 64] [--tick 32]
+        [--only rx-gro,cps,...] [--mss 1448] [--vnet] [--batch 64] [--tick 32]
+        [--connections 5000] [--profile (cps once, under cProfile)]
 
 No trio, no FUSE, no driver: one stack with one Ethernet interface and a peer that exists only
-as frames built in advance. Three paths, each timed with ``time.process_time`` (the best of
+as frames built in advance. Five paths, each timed with ``time.process_time`` (the best of
 ``--runs``), so a change to the TCP core can be compared before/after on the same machine:
 
 * ``rx-batch``: in-order 1448-byte data segments in batches of 32 (GRO off, so every segment
