@@ -45,6 +45,7 @@ route table's prefix arithmetic.
 """
 import errno
 import ipaddress
+import struct
 
 import attrs
 
@@ -66,6 +67,9 @@ from .output import GSO_MAX, LOOP_VH, Ipv4Output, _int, _packed
 from .reass import Reassembler
 from .stats import ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_REASS, UNREACH_PROTOCOL, IpStat
 
+_ADDRS = struct.Struct("!4s4s")           # source and destination, at offset 12
+_FIELDS = struct.Struct("!HxB2x4s4s")     # from offset 6: flags+offset, protocol, addresses
+
 __all__ = ["GSO_MAX", "LOOP_VH", "Flow", "IpInput", "Ipv4Layer", "LinkStat"]
 
 _ETH_IP = 0x0800
@@ -86,20 +90,37 @@ class LinkStat:
 
 
 class IpInput:
-    """What a protocol's ``input`` learns about the datagram besides its payload."""
+    """What a protocol's ``input`` learns about the datagram besides its payload.
 
-    __slots__ = ("iface", "ip", "broadcast", "link_broadcast", "datagram", "csum_ok")
+    ``src``/``dst`` are always there; ``ip``, the whole header as an ``Ipv4Repr``, is made
+    from ``pkt`` when first asked for: TCP needs only the addresses, and the value costs
+    more to build than the rest of IPv4 input (RFC 791 fields; BSD hands tcp_input the
+    mbuf, not a parsed header, for the same reason)."""
 
-    def __init__(self, iface: Interface, ip: Ipv4Repr, broadcast: bool, link_broadcast: bool, datagram,
-                 csum_ok: bool = False):
+    __slots__ = ("iface", "_ip", "_pkt", "src", "dst", "broadcast", "link_broadcast",
+                 "datagram", "csum_ok")
+
+    def __init__(self, iface: Interface, ip: Ipv4Repr | None, broadcast: bool, link_broadcast: bool,
+                 datagram, csum_ok: bool = False, pkt: Ipv4Packet | None = None,
+                 src: bytes | None = None, dst: bytes | None = None):
         self.iface = iface
-        self.ip = ip                      # the header (src, dst, ttl, tos, ...)
+        self._ip = ip                     # the header (src, dst, ttl, tos, ...), or None: from pkt
+        self._pkt = pkt
+        self.src = ip.src if ip is not None else src
+        self.dst = ip.dst if ip is not None else dst
         self.broadcast = broadcast        # sent to a broadcast or multicast address
         self.link_broadcast = link_broadcast
         self.datagram = datagram          # header + payload, for quoting in ICMP errors
         # The transport checksum need not be verified: the link said so (virtio
         # NEEDS_CSUM / DATA_VALID) or the packet never left this host (loopback).
         self.csum_ok = csum_ok
+
+    @property
+    def ip(self) -> Ipv4Repr:
+        ip = self._ip
+        if ip is None:
+            ip = self._ip = Ipv4Repr.parse(self._pkt, verify=False)
+        return ip
 
 
 
@@ -386,9 +407,8 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             flow = self._flows.get((iface.index, pkt.dst))
             if flow is not None and self._fastforward(flow, pkt):
                 return
-        ip = Ipv4Repr.parse(pkt, verify=False)
-        src = ip.src
-        dst = ip.dst
+        # The addresses only: the Ipv4Repr is made where the whole header is wanted.
+        src, dst = _ADDRS.unpack_from(data, 12)
         loop = iface.kind == IFT_LOOP
         # RFC 1122 3.2.1.3 and RFC 1812 5.3.7: no datagram comes from a broadcast,
         # multicast or class E source, and 127/8 never arrives from a wire.
@@ -396,34 +416,44 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             st.badaddr += 1
             return
         if dst in self._local:
-            self._deliver(iface, pkt, ip, now, False, link_bcast, vh)
+            self._deliver(iface, pkt, None, now, False, link_bcast, vh)
         elif dst == BROADCAST or dst == ANY or self._bcast.get(dst) is iface:
-            self._deliver(iface, pkt, ip, now, True, link_bcast, vh)
+            self._deliver(iface, pkt, None, now, True, link_bcast, vh)
         elif 224 <= dst[0] < 240:
             if dst in self.groups:
-                self._deliver(iface, pkt, ip, now, True, True, vh)
+                self._deliver(iface, pkt, None, now, True, True, vh)
             else:
                 st.cantforward += 1   # no multicast routing; a group we are not in
         elif loop:
             if dst in self._bcast:
-                self._deliver(iface, pkt, ip, now, True, False, vh)    # our own broadcast, looped
+                self._deliver(iface, pkt, None, now, True, False, vh)    # our own broadcast, looped
             else:
                 st.cantforward += 1
         else:
-            self._forward(iface, pkt, ip, now, link_bcast, vh)
+            self._forward(iface, pkt, Ipv4Repr.parse(pkt, verify=False), now, link_bcast, vh)
 
-    def _deliver(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant,
+    def _deliver(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr | None, now: Instant,
                  broadcast: bool, link_bcast: bool, vh=None) -> None:
+        """``ip`` None: the header is read from ``pkt`` as far as needed (IpInput)."""
         st = self.stats
         csum_ok = False
+        if ip is None:
+            flags_off, proto, src, dst = _FIELDS.unpack_from(pkt.datagram, 6)
+            frag = flags_off & 0x3FFF       # MF or an offset
+        else:
+            proto, src, dst = ip.protocol, ip.src, ip.dst
+            frag = ip.more_frags or ip.frag_offset
         if vh is not None:
             csum_ok = bool(vh[0] & _CSUM_OK)
-            if vh[1] == GSO_UDP_L4 and ip.protocol == 17 and not (ip.more_frags or ip.frag_offset):
+            if vh[1] == GSO_UDP_L4 and proto == 17 and not frag:
                 # A UDP super-datagram (the sender used UDP_SEGMENT): its datagrams are
                 # separate messages to the socket, so they are cut apart here.
-                self._deliver_udp_gso(iface, pkt, ip, now, broadcast, link_bcast, vh)
+                self._deliver_udp_gso(iface, pkt, ip or Ipv4Repr.parse(pkt, verify=False), now,
+                                      broadcast, link_bcast, vh)
                 return
-        if ip.more_frags or ip.frag_offset:
+        if frag:
+            if ip is None:
+                ip = Ipv4Repr.parse(pkt, verify=False)
             st.fragments += 1
             header = bytes(pkt.header)
             done = self.reass.add((ip.src, ip.dst, ip.ident, ip.protocol), (header, iface),
@@ -437,7 +467,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         else:
             payload = pkt.payload
             datagram = pkt.datagram
-        handler = self.protosw.get(ip.protocol)
+        handler = self.protosw.get(proto)
         if handler is None:
             st.noproto += 1
             if not broadcast:
@@ -445,8 +475,8 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
                                 link_broadcast=link_bcast, in_iface=iface)
             return
         st.delivered += 1
-        handler.input(IpInput(iface, ip, broadcast or link_bcast, link_bcast, datagram, csum_ok),
-                      payload, now)
+        handler.input(IpInput(iface, ip, broadcast or link_bcast, link_bcast, datagram, csum_ok,
+                              pkt, src, dst), payload, now)
 
     def _deliver_udp_gso(self, iface: Interface, pkt: Ipv4Packet, ip: Ipv4Repr, now: Instant,
                          broadcast: bool, link_bcast: bool, vh) -> None:

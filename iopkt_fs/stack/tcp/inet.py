@@ -73,7 +73,7 @@ class TcpProtosw:
         if ctx.broadcast or getattr(ctx, "link_broadcast", False):
             self.broadcast_drops += 1
             return
-        self.layer.input(ctx.ip.src, ctx.ip.dst, payload, now, ctx.csum_ok)
+        self.layer.input(ctx.src, ctx.dst, payload, now, ctx.csum_ok)
 
     def ctlinput(self, icmp_type: int, code: int, quoted, now: Instant) -> None:
         if icmp_type == ICMP_UNREACH and code == UNREACH_NEEDFRAG:
