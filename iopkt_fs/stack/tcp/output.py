@@ -15,7 +15,7 @@ A mixin of ``Connection``.
 from __future__ import annotations
 
 from ..time import Instant
-from ..wire.tcp import build_segment, encode_options
+from ..wire.tcp import build_segment, encode_options, encode_timestamp
 from .seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .state import (
     ACK, CLOSED, CLOSING, DUPTHRESH, FIN, FIN_WAIT_1, LAST_ACK, LISTEN, PSH, RST, SYN,
@@ -303,8 +303,8 @@ class OutputMixin:
             blocks = self._sack_blocks()
             if blocks:
                 self.layer.stats.sackblocks_sent += 1
-        if ts is None and not blocks:
-            return b""
+        if not blocks:
+            return b"" if ts is None else encode_timestamp(*ts)
         return encode_options(timestamp=ts, sack_blocks=blocks)
 
     def _advertisable_window(self) -> int:

@@ -220,6 +220,12 @@ def encode_options(mss: int | None = None, wscale: int | None = None,
     return out
 
 
+def encode_timestamp(tsval: int, tsecr: int) -> bytes:
+    """``encode_options(timestamp=(tsval, tsecr))``, the option area of nearly every
+    segment of a connection with timestamps (NOP NOP TS), without the general path."""
+    return _TS_OPT.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMP, 10, tsval, tsecr)
+
+
 # -- the packet view ----------------------------------------------------------------------
 
 class TcpPacket:

@@ -9,7 +9,8 @@ from scapy.layers.inet import IP, TCP
 from iopkt_fs.stack.wire.checksum import ones_sum
 from iopkt_fs.stack.wire.errors import Malformed
 from iopkt_fs.stack.wire.tcp import (
-    TcpFlags, TcpPacket, TcpRepr, build_segment, encode_options, parse_options, pseudo_sum,
+    TcpFlags, TcpPacket, TcpRepr, build_segment, encode_options, encode_timestamp, parse_options,
+    pseudo_sum,
 )
 
 SRC = bytes([10, 0, 0, 1])
@@ -183,3 +184,8 @@ def test_pseudo_sum_matches_checksum_module(s4, d4, length, s6, d6):
     for src, dst, ref in ((s4, d4, pseudo_header_sum_v4), (s6, d6, pseudo_header_sum_v6)):
         # equal as one's-complement sums (0 and 0xffff are the same number)
         assert ones_sum(b"", pseudo_sum(src, dst, length)) % 0xFFFF == ref(src, dst, 6, length) % 0xFFFF
+
+
+@given(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF))
+def test_encode_timestamp_is_the_general_encoding(tsval, tsecr):
+    assert encode_timestamp(tsval, tsecr) == encode_options(timestamp=(tsval, tsecr))
