@@ -25,7 +25,6 @@ from .state import (
 OOW_ACK_INTERVAL = 500_000        # Linux net.ipv4.tcp_invalid_ratelimit (500 ms)
 TS_24_DAYS_MS = 24 * 86400 * 1000  # RFC 7323 5.5: TS.Recent is invalid after 24 days idle
 AUTOSIZE_MIN_INTERVAL = 1000      # µs: shortest receive-autosizing measurement
-FIN_DELACK = 40_000               # µs: the most a FIN's ACK waits (Linux TCP_ATO_MIN)
 
 
 class InputMixin:
@@ -408,17 +407,15 @@ class InputMixin:
         self.peer_fin = True
         self.rcv_nxt = seq_add(self.rcv_nxt, 1)
         st = self.state
-        if st == ESTABLISHED and self.config.delack and not self.ack_now:
-            # A FIN that closes the peer's half: the ACK waits a little, so that what
-            # our user does next - typically close, or a reply - carries it (Linux
-            # tcp_fin enters pingpong mode, delaying this ACK by its ATO, 40 ms; NetBSD's
-            # TCP_SETUP_ACK delays it too). A request-close exchange then costs one
-            # segment less. The FIN counts as an unacknowledged byte, so the timer sends
-            # the ACK if nothing else does.
+        if st == ESTABLISHED and self.config.delack and not self.ack_now and self.t_delack is None:
+            # NetBSD acknowledges a FIN through TCP_SETUP_ACK, as it does data: at once
+            # when an ACK is already being delayed, else delayed itself - so the FIN of a
+            # peer that sent nothing since our last ACK waits for what our user does
+            # next (typically close, whose FIN then carries it: one segment less), at
+            # most the delayed-ACK time. The FIN counts as an unacknowledged byte, so the
+            # timer sends the ACK if nothing else does.
             self.unacked_bytes += 1
-            due = now + min(self.config.delack_time, FIN_DELACK)
-            if self.t_delack is None or due < self.t_delack:
-                self.t_delack = due
+            self.t_delack = now + self.config.delack_time
         else:
             self.ack_now = True
         if st in (SYN_RECEIVED, ESTABLISHED):

@@ -218,30 +218,45 @@ def test_data_piggybacks_pending_ack():
     assert h.conn.t_delack is None
 
 
-def test_fin_ack_rides_on_the_users_fin():
-    # Linux's pingpong mode after a FIN: the ACK waits for what the user does next.
+DELACK = 200_000          # µs: TcpConfig.delack_time's default
+
+
+def test_fin_acked_at_once_when_an_ack_is_already_delayed():
+    # NetBSD TCP_SETUP_ACK: the data's ACK is pending, so the FIN is acknowledged now.
     h = established(delack=True)
     h.send(10, A, r(1), l(1), payload=b"req")
-    h.send(20, F | A, r(4), l(1))
     h.recv_nothing()
-    assert h.sock.recv(10, 30) == b"req" and h.sock.recv(10, 30) == b""
-    h.sock.close(40)
+    h.send(20, F | A, r(4), l(1))
+    assert h.recv_one() == seg(A, l(1), r(5), WIN - 4)      # the right edge stays put
+    assert h.conn.t_delack is None and h.state == "CLOSE-WAIT"
+
+
+def test_a_lone_fin_ack_rides_on_the_users_fin():
+    # Nothing pending since our last ACK: the FIN's ACK is delayed, and the user's
+    # close carries it.
+    h = established(delack=True)
+    h.send(10, A, r(1), l(1), payload=b"req")
+    h.poll(10 + DELACK)
+    assert h.recv_one() == seg(A, l(1), r(4), WIN - 3)      # the data's delayed ACK
+    h.send(DELACK + 20, F | A, r(4), l(1))
+    h.recv_nothing()
+    assert h.sock.recv(10, DELACK + 30) == b"req" and h.sock.recv(10, DELACK + 30) == b""
+    h.sock.close(DELACK + 40)
     assert h.recv_one() == seg(F | A, l(1), r(5), WIN - 4)   # the right edge stays put
     assert h.conn.t_delack is None
-    h.send(50, A, r(5), l(2))
+    h.send(DELACK + 50, A, r(5), l(2))
     assert h.state == "CLOSED"
 
 
-def test_fin_ack_delayed_at_most_40_ms():
+def test_a_lone_fin_is_acked_by_the_delack_timer():
     h = established(delack=True)
-    h.send(1000, A, r(1), l(1), payload=b"x")       # delayed ACK due at 201 ms ...
-    h.send(2000, F | A, r(2), l(1))                 # ... the FIN brings it to 42 ms
+    h.send(1000, F | A, r(1), l(1))
     h.recv_nothing()
-    assert h.conn.t_delack == 42_000
-    h.poll(41_999)
+    assert h.conn.t_delack == 1000 + DELACK
+    h.poll(1000 + DELACK - 1)
     h.recv_nothing()
-    h.poll(42_000)
-    assert h.recv_one() == seg(A, l(1), r(3), WIN - 2)
+    h.poll(1000 + DELACK)
+    assert h.recv_one() == seg(A, l(1), r(2), WIN - 1)
     assert h.state == "CLOSE-WAIT"
 
 
