@@ -43,14 +43,19 @@ ECHO_REPLY_LOG = 256       # echo replies kept for in-core pingers (tests, tools
 
 
 def _echo_to_reply(pkt: IcmpPacket) -> bytes:
-    """The echo request turned into its reply in place: type 0, code 0, same rest.
+    """The echo request turned into its reply (``echo_reply_message``)."""
+    return echo_reply_message(pkt._buf)
+
+
+def echo_reply_message(request) -> bytes:
+    """The echo request message ``request`` (checksum verified) turned into its reply:
+    type 0, code 0, the rest the same.
 
     The checksum is updated incrementally (RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m')) for
     the one 16-bit word that changes, instead of summing the data again; the request's
     checksum was verified, so the result is the checksum of the reply.
     """
-    buf = pkt._buf
-    reply = bytearray(buf)
+    reply = bytearray(request)
     old_word = (reply[0] << 8) | reply[1]
     total = (~((reply[2] << 8) | reply[3]) & 0xFFFF) + (~old_word & 0xFFFF)
     total = (total & 0xFFFF) + (total >> 16)

@@ -18,15 +18,12 @@ touching any state, and the general path takes the frame (and counts what is wro
 with it). ``Ipv4Layer.fast_echo`` turns it off, to compare the two paths.
 """
 
-import struct
-
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
 from ..time import Instant
 from ..wire.checksum import ones_sum
+from ..wire.ipv4 import plain_header
+from .icmp import echo_reply_message
 from .stats import ICMP_ECHO, ICMP_ECHOREPLY
-
-_HDR = struct.Struct("!BBHHHBBH4s4s")   # the IPv4 header without options
-_U16 = struct.Struct("!H")
 
 
 def reflect(ip, iface, frame, now: Instant) -> bool:
@@ -69,18 +66,7 @@ def reflect(ip, iface, frame, now: Instant) -> bool:
     icmp.outhist[ICMP_ECHOREPLY] += 1
     route.use += 1
     st.localout += 1
-    header = bytearray(_HDR.pack(0x45, frame[15], total, ip.next_ident(), 0, ip._node_ttl.value, 1, 0,
-                                 dst, src))
-    header[10:12] = _U16.pack(~ones_sum(header) & 0xFFFF)
-    message = bytearray(mv[34:14 + total])
-    # Type 8 -> 0 changes one 16-bit word by 0x0800: RFC 1624 eqn. 3 on the checksum,
-    # 0xffff kept for an all-zero rest (as _echo_to_reply does).
-    csum = (~((message[2] << 8) | message[3]) & 0xFFFF) + (~(ICMP_ECHO << 8 | message[1]) & 0xFFFF)
-    csum = (csum & 0xFFFF) + (csum >> 16)
-    csum = (csum & 0xFFFF) + (csum >> 16)
-    message[0] = ICMP_ECHOREPLY
-    csum = (~csum & 0xFFFF) or 0xFFFF
-    message[2] = csum >> 8
-    message[3] = csum & 0xFF
-    ip._link_output(out, nexthop, bytes(header + message), now)
+    message = echo_reply_message(mv[34:14 + total])
+    header = plain_header(dst, src, 1, len(message), ip._node_ttl.value, frame[15], ip.next_ident(), False)
+    ip._link_output(out, nexthop, header + message, now)
     return True
