@@ -268,20 +268,27 @@ def echomany(host: str, port: int, count: int, go: bool) -> dict:
     return {"connected": connected, "echoed": echoed, "errors": errors[:20], "nerrors": len(errors)}
 
 
+def send_stream(s, nbytes: int, seed: int) -> dict:
+    """Send the seeded stream of nbytes, shut down, wait for the peer's end: the digest
+    sent, whether EOF came back, and TCP_INFO; the socket is closed."""
+    h = hashlib.sha256()
+    for c in chunks(nbytes, seed):
+        h.update(c)
+        s.sendall(c)
+    s.shutdown(socket.SHUT_WR)
+    tail = s.recv(1)
+    out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
+    s.close()
+    return out
+
+
 def main(argv):
     mode = argv[0]
     t0 = time.monotonic()
     if mode == "send":
         host, port, nbytes, seed = argv[1], int(argv[2]), int(argv[3]), int(argv[4])
         s = socket.create_connection((host, port), timeout=60)
-        h = hashlib.sha256()
-        for c in chunks(nbytes, seed):
-            h.update(c)
-            s.sendall(c)
-        s.shutdown(socket.SHUT_WR)
-        tail = s.recv(1)
-        out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
-        s.close()
+        out = send_stream(s, nbytes, seed)
     elif mode == "recv":
         lst = _dual_listener(int(argv[1]))
         lst.listen(1)
@@ -409,14 +416,7 @@ def main(argv):
         s = socket.create_connection((host, port), timeout=60)
         print(json.dumps({"port": s.getsockname()[1]}), flush=True)
         sys.stdin.readline()
-        h = hashlib.sha256()
-        for c in chunks(nbytes, seed):
-            h.update(c)
-            s.sendall(c)
-        s.shutdown(socket.SHUT_WR)
-        tail = s.recv(1)
-        out = {"sha256": h.hexdigest(), "eof": tail == b"", "tcp": info(s)}
-        s.close()
+        out = send_stream(s, nbytes, seed)
     elif mode == "flood":
         out = flood(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
     else:

@@ -20,6 +20,7 @@ from iopkt_fs.runtime import now_us
 
 from drvtest_util import needs_root, wait_until
 from ktest_util import MB, kpeer, sh, tap_link
+from test_e2e_inet import csum_errors  # TCP InCsumErrors: IPv6 counts there too
 from test_ipv6_kernel import run
 from test_tcp_kernel import stack_client
 
@@ -32,6 +33,20 @@ async def _v6_tap(h, knetns, net, opts=""):
     h.stack.add_address(iface, ipaddress.ip_address(f"fd00:77:{net}::2"), 64)
     sh("ip", "-n", ns, "-6", "addr", "add", f"fd00:77:{net}::1/64", "dev", dev, "nodad")
     return ns, dev, iface
+
+
+async def _kernel_to_kernel(ns_a, ns_b, dst, port, nbytes, seed):
+    """TCP from A's kernel to B's (kpeer send/recv) through the stack: every byte, SHA-256."""
+    out = {}
+
+    async def receiver():
+        out["recv"] = await kpeer(ns_b, "recv", port)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.sleep(0.3)
+        out["send"] = await kpeer(ns_a, "send", dst, port, nbytes, seed)
+    assert out["recv"]["sha256"] == out["send"]["sha256"] and out["recv"]["bytes"] == nbytes
 
 
 async def _dad_done(iface):
@@ -63,16 +78,7 @@ async def test_forward6_hop_limit_time_exceeded_packet_too_big(kstack, knetns):
     assert "Packet too big: mtu=1280" in out, out
     # TCP from A to B: the kernel's 1500-byte segments (super-frames over the TAP) meet
     # Packet Too Big; the kernel lowers its path MTU and everything arrives.
-    out = {}
-
-    async def receiver():
-        out["recv"] = await kpeer(ns_b, "recv", 5061)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(receiver)
-        await trio.sleep(0.3)
-        out["send"] = await kpeer(ns_a, "send", "fd00:77:62::1", 5061, 4 * MB, 17)
-    assert out["recv"]["sha256"] == out["send"]["sha256"] and out["recv"]["bytes"] == 4 * MB
+    await _kernel_to_kernel(ns_a, ns_b, "fd00:77:62::1", 5061, 4 * MB, 17)
     route = sh("ip", "-n", ns_a, "-6", "route", "get", "fd00:77:62::1").stdout
     assert "mtu 1280" in route, route
 
@@ -94,19 +100,10 @@ async def test_forwarded_super_frames_go_on_whole_or_finished(kstack, knetns, fa
     await _dad_done(if_a)
     await _dad_done(if_b)
     ip6 = stack.inet6.stats
-    before = (ip6.otso, ip6.ogso, csum_errors6(ns_b))
-    out = {}
-
-    async def receiver():
-        out["recv"] = await kpeer(ns_b, "recv", 5063)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(receiver)
-        await trio.sleep(0.3)
-        out["send"] = await kpeer(ns_a, "send", "fd00:77:64::1", 5063, 20 * MB, 23)
-    assert out["recv"]["sha256"] == out["send"]["sha256"] and out["recv"]["bytes"] == 20 * MB
+    before = (ip6.otso, ip6.ogso, csum_errors(ns_b))
+    await _kernel_to_kernel(ns_a, ns_b, "fd00:77:64::1", 5063, 20 * MB, 23)
     otso, ogso = ip6.otso - before[0], ip6.ogso - before[1]
-    assert csum_errors6(ns_b) == before[2]
+    assert csum_errors(ns_b) == before[2]
     assert if_a.stats.ibytes > 4 * 1514 * if_a.stats.ipackets       # super-frames came in
     if far == "offloads":
         assert otso > 0 and ogso == 0
@@ -114,13 +111,6 @@ async def test_forwarded_super_frames_go_on_whole_or_finished(kstack, knetns, fa
     else:
         assert ogso > 0 and otso == 0
         assert if_b.stats.obytes <= 1514 * if_b.stats.opackets      # cut to the MTU
-
-
-def csum_errors6(ns: str) -> int:
-    """InCsumErrors of a namespace's TCP (/proc/net/snmp; TCP's counters cover IPv6 too)."""
-    out = sh("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").stdout
-    rows = [line.split()[1:] for line in out.splitlines() if line.startswith("Tcp:")]
-    return int(dict(zip(rows[0], rows[1]))["InCsumErrors"])
 
 
 async def test_packet_too_big_lowers_our_path_mtu_and_mss(kstack, knetns):

@@ -28,6 +28,17 @@ def bash(sp, script, timeout=60, **kw):
                           timeout=timeout, **kw)
 
 
+def loopback_pair(stack, port: int):
+    """(listener, client end, server end) of a TCP connection over lo0, all through the files."""
+    listener = client.announce(f"tcp!*!{port}", prefix=stack.prefix)
+    box = []
+    th = threading.Thread(target=lambda: box.append(listener.accept()))
+    th.start()
+    conn = client.dial(f"tcp!127.0.0.1!{port}", prefix=stack.prefix)
+    th.join(10)
+    return listener, conn, box[0]
+
+
 def in_ns(sp, *argv, **kw):
     return subprocess.Popen(["ip", "netns", "exec", sp.ns, *argv], **kw)
 
@@ -275,13 +286,7 @@ while True:
 def test_interrupted_writer_loses_nothing(stack):
     """A writer parked on a full send buffer: Ctrl-C returns at once, through the signal
     check (not a timeout), and what the stack took arrives whole, in order."""
-    listener = client.announce("tcp!*!5004", prefix=stack.prefix)
-    box = []
-    th = threading.Thread(target=lambda: box.append(listener.accept()))
-    th.start()
-    conn = client.dial("tcp!127.0.0.1!5004", prefix=stack.prefix)
-    th.join(10)
-    server = box[0]
+    listener, conn, server = loopback_pair(stack, 5004)
     writer = subprocess.Popen([shutil.which("python3"), "-c", WRITER, f"{conn.dir}/data"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -310,13 +315,7 @@ def test_a_short_read_ends_on_a_stdio_block_boundary(stack):
     """A read of data that finds less than it asked for ends on an 8 KiB boundary of the
     reader's offset, and the rest is the next read's: stdio's whole-block reads stay
     whole (one READ per 32 KiB fread of sha256sum, not two)."""
-    listener = client.announce("tcp!*!5006", prefix=stack.prefix)
-    box = []
-    th = threading.Thread(target=lambda: box.append(listener.accept()))
-    th.start()
-    conn = client.dial("tcp!127.0.0.1!5006", prefix=stack.prefix)
-    th.join(10)
-    server = box[0]
+    listener, conn, server = loopback_pair(stack, 5006)
     try:
         payload = bytes(range(256)) * 78 + b"tail"            # 19,972 bytes
         conn.write(payload)
