@@ -231,6 +231,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 raise trio.ClosedResourceError("stream was closed")
             await trio.lowlevel.checkpoint_if_cancelled()
             sock = self.socket
+            waited = False
             while True:
                 conn = sock.conn
                 avail = len(conn.rcv_buf) if conn is not None else 0
@@ -242,6 +243,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     if exc.errno != errno.EAGAIN:
                         raise trio.BrokenResourceError(exc.message) from _oserror(exc)
                     await self._waiter.wait(self._readable)
+                    waited = True
                     if self._closed:
                         raise trio.ClosedResourceError("stream was closed") from None
                     continue
@@ -251,7 +253,12 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     self.runtime.settle()
                 if n < len(buf):
                     del buf[n:]
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                if not waited:
+                    # A call that did not block still yields once (trio's checkpoint
+                    # rule). One that waited has already been a schedule and cancel
+                    # point, and returns as trio's own socket streams do
+                    # (_nonblocking_helper): no second trip through the run queue.
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return buf
 
     # -- closing --------------------------------------------------------------------------
@@ -368,6 +375,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             if self._closed:
                 raise trio.ClosedResourceError("listener was closed")
             await trio.lowlevel.checkpoint_if_cancelled()
+            waited = False
             while True:
                 try:
                     child = self.socket.accept()
@@ -375,10 +383,12 @@ class TcpListener(trio.abc.Listener[TcpStream]):
                     if exc.errno != errno.EAGAIN:
                         raise _oserror(exc) from None
                     await self._waiter.wait(self._ready)
+                    waited = True
                     if self._closed:
                         raise trio.ClosedResourceError("listener was closed") from None
                     continue
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                if not waited:      # as in receive_some: a wait was the checkpoint
+                    await trio.lowlevel.cancel_shielded_checkpoint()
                 return TcpStream(self.runtime, child)
 
     async def aclose(self) -> None:

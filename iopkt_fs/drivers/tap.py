@@ -266,23 +266,39 @@ class TapDriver(_linux.LinkFollower, Driver):
         iface = self.interfaces[0]
         failing = False
         while await _linux.wait_readable(fd) and self.fd == fd:
-            try:
-                frames = _linux.drain_fd(fd, self.bufsize)   # apply_config may grow it
-                failing = False
-            except OSError as exc:
-                # EIO/EBADFD: the device is going away under us. Count every failure, log
-                # the first of a streak, and back off so a dead fd cannot spin the loop.
-                iface.stats.ierrors += 1
-                if not failing:
-                    self.ctx.log(slog.WARNING, f"{iface.name}: read {self.dev}: {exc.strerror}")
-                failing = True
-                if self.watcher is not None and self.watcher.is_up() is None:
-                    return    # the device is gone for good: the watcher reported it
-                await trio.sleep(0.1)
-                continue
-            if frames:
+            # NAPI's poll: read and process until the queue is empty or the budget is
+            # spent, then go back to waiting. What the stack sent while processing a
+            # batch often has its answer queued by the time write() returns (the kernel
+            # runs its receive path inside the write: a SYN-ACK's ACK, a FIN's ACK), so
+            # the queue is looked at again at once instead of after a wait for
+            # readiness (an epoll re-arm and a pass through the run loop). The budget
+            # bounds how long other tasks wait behind one busy tap.
+            frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
+            while True:
+                try:
+                    # apply_config may grow bufsize
+                    frames = _linux.drain_fd(fd, self.bufsize, frames_left, bytes_left)
+                    failing = False
+                except OSError as exc:
+                    # EIO/EBADFD: the device is going away under us. Count every failure,
+                    # log the first of a streak, and back off so a dead fd cannot spin
+                    # the loop.
+                    iface.stats.ierrors += 1
+                    if not failing:
+                        self.ctx.log(slog.WARNING, f"{iface.name}: read {self.dev}: {exc.strerror}")
+                    failing = True
+                    if self.watcher is not None and self.watcher.is_up() is None:
+                        return    # the device is gone for good: the watcher reported it
+                    await trio.sleep(0.1)
+                    break
+                if not frames:
+                    break
                 # Each still starts with its virtio_net_hdr: the stack strips it.
                 self.ctx.input(iface, frames)
+                frames_left -= len(frames)
+                bytes_left -= sum(map(len, frames))
+                if frames_left <= 0 or bytes_left <= 0 or self.fd != fd:
+                    break
 
     def transmit(self, iface, frames):
         """Frames from the stack already start with their virtio_net_hdr: written as-is."""
