@@ -238,10 +238,10 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 # Nothing buffered: a one-byte probe tells EOF or EAGAIN apart.
                 buf = bytearray(min(max_bytes, avail) or 1)
                 try:
-                    n = sock.recv_into(buf, now_us())
+                    n = sock.try_recv_into(buf, now_us())
                 except StackError as exc:
-                    if exc.errno != errno.EAGAIN:
-                        raise trio.BrokenResourceError(exc.message) from _oserror(exc)
+                    raise trio.BrokenResourceError(exc.message) from _oserror(exc)
+                if n is None:             # EAGAIN
                     await self._waiter.wait(self._readable)
                     waited = True
                     if self._closed:
@@ -378,10 +378,10 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             waited = False
             while True:
                 try:
-                    child = self.socket.accept()
+                    child = self.socket.try_accept()
                 except StackError as exc:
-                    if exc.errno != errno.EAGAIN:
-                        raise _oserror(exc) from None
+                    raise _oserror(exc) from None
+                if child is None:         # EAGAIN
                     await self._waiter.wait(self._ready)
                     waited = True
                     if self._closed:

@@ -170,13 +170,21 @@ class TcpSocket:
         layer.listeners[self.local] = self
 
     def accept(self) -> TcpSocket:
+        child = self.try_accept()
+        if child is None:
+            raise StackError(_errno.EAGAIN, "no connection waiting")
+        return child
+
+    def try_accept(self) -> TcpSocket | None:
+        """``accept`` that answers None where it would raise EAGAIN (for callers that
+        wait, such as trio streams: no exception made and caught per connection)."""
         if not self.listening:
             raise StackError(_errno.EINVAL, "socket is not listening")
         if self.accept_queue:
             # A connection reset while it waited is still handed over (BSD behaviour);
             # its error shows on the first call.
             return self.accept_queue.popleft()
-        raise StackError(_errno.EAGAIN, "no connection waiting")
+        return None
 
     # -- active open ----------------------------------------------------------------------
 
@@ -255,6 +263,13 @@ class TcpSocket:
 
     def recv_into(self, out, now: Instant) -> int:
         """Read into ``out``; 0 means end of stream (EAGAIN if nothing yet)."""
+        n = self.try_recv_into(out, now)
+        if n is None:
+            raise StackError(_errno.EAGAIN, "no data")
+        return n
+
+    def try_recv_into(self, out, now: Instant) -> int | None:
+        """``recv_into`` that answers None where it would raise EAGAIN."""
         c = self.conn
         if c is None:
             raise StackError(_errno.ENOTCONN)
@@ -269,7 +284,7 @@ class TcpSocket:
             return 0
         if not c.state.synchronized and c.state != SYN_SENT:
             raise StackError(_errno.ENOTCONN)
-        raise StackError(_errno.EAGAIN, "no data")
+        return None
 
     def recv(self, n: int, now: Instant) -> bytes:
         buf = bytearray(min(n, max(len(self.conn.rcv_buf), 1)) if self.conn else n)
