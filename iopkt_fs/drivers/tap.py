@@ -62,6 +62,10 @@ TAP_FLAGS = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR
 # The largest frame a read can return: a GSO super-frame is at most GSO_LEGACY_MAX_SIZE
 # (65536) bytes of IP, plus the Ethernet header and a VLAN tag.
 GSO_FRAME_MAX = 65536 + 18
+# A batch of at most this many frames is followed by another look at the queue before
+# waiting (_receive): request/response traffic, whose answer the kernel queued during
+# our own write(); a larger one is a bulk flow, left to grow its next batch.
+REDRAIN_MAX = 4
 
 # TUNSETOFFLOAD bit -> the capabilities it gives the interface. TUN_F_CSUM ("you can hand
 # me unchecksummed packets") is what makes the kernel's frames carry NEEDS_CSUM; we offer
@@ -266,13 +270,13 @@ class TapDriver(_linux.LinkFollower, Driver):
         iface = self.interfaces[0]
         failing = False
         while await _linux.wait_readable(fd) and self.fd == fd:
-            # NAPI's poll: read and process until the queue is empty or the budget is
-            # spent, then go back to waiting. What the stack sent while processing a
-            # batch often has its answer queued by the time write() returns (the kernel
-            # runs its receive path inside the write: a SYN-ACK's ACK, a FIN's ACK), so
-            # the queue is looked at again at once instead of after a wait for
-            # readiness (an epoll re-arm and a pass through the run loop). The budget
-            # bounds how long other tasks wait behind one busy tap.
+            # After a small batch the queue is looked at again at once (NAPI's poll
+            # loop), within one budget: what the stack sent while processing it often
+            # has its answer queued by the time write() returns (the kernel runs its
+            # receive path inside the write: a SYN-ACK's ACK, a FIN's ACK), and reading
+            # it now saves a wait for readiness (an epoll re-arm and a pass through the
+            # run loop). After a larger batch - a bulk flow - the task waits as before:
+            # the next batch then has time to grow, and coalesces better (inet/gro.py).
             frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
             while True:
                 try:
@@ -297,7 +301,8 @@ class TapDriver(_linux.LinkFollower, Driver):
                 self.ctx.input(iface, frames)
                 frames_left -= len(frames)
                 bytes_left -= sum(map(len, frames))
-                if frames_left <= 0 or bytes_left <= 0 or self.fd != fd:
+                if len(frames) > REDRAIN_MAX or frames_left <= 0 or bytes_left <= 0 \
+                        or self.fd != fd:
                     break
 
     def transmit(self, iface, frames):
