@@ -62,6 +62,15 @@ class _Context(DriverContext):
             self.stack.down(iface)
             self.runtime.kick()
 
+    def hold(self) -> None:
+        """A driver starts a poll loop of several ``input`` calls with no wait between
+        them: until ``release``, each batch is processed and its answers sent, and the
+        waking of waiters is left for the end (Runtime.hold)."""
+        self.runtime.hold()
+
+    def release(self) -> None:
+        self.runtime.release()
+
     def log(self, severity: int, text: str) -> None:
         self.runtime.log(severity, text, slog.SLOGC_NETWORK)
 
@@ -106,6 +115,7 @@ class Runtime:
         self.readiness = Readiness(stack)
         self._wakeup = trio.Event()
         self._planned = math.inf     # when the loop will next look at the stack (s)
+        self._held = 0               # drivers inside a poll loop (hold/release)
         self._nursery: trio.Nursery | None = None
         self.drivers: list[tuple[Driver, trio.CancelScope]] = []
         # Listeners called after every turn, after the readiness dispatch (the resmgr
@@ -168,12 +178,29 @@ class Runtime:
         costs no second task switch; a new timer or looped-back frames still get one)."""
         self.stack.input(iface, frames, now_us())
         self.flush()
+        if not self._held:
+            self._after_input()
+
+    def _after_input(self) -> None:
         self.readiness.dispatch()
         for fn in self.after_turn:
             fn()
         # Like settle: the loop task is woken only when a deadline moved earlier than
         # it planned to look (a batch of frames then costs no extra task switch).
         self._wake_if_earlier()
+
+    def hold(self) -> None:
+        """A driver reads several batches in a row without a wait (devnp-tap's poll
+        loop): each is processed and flushed at once, so the kernel can answer what we
+        sent, but the wake-ups and the deadline check run once, at ``release``. No task
+        runs in between (the loop does not await), so a waiter woken at the end sees
+        exactly what it would have seen woken after each batch."""
+        self._held += 1
+
+    def release(self) -> None:
+        self._held -= 1
+        if not self._held:
+            self._after_input()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:

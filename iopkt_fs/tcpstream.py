@@ -14,7 +14,7 @@ and the stream waits for the socket's readiness to change, then tries again.
 
 Readiness. A task that must wait registers its socket with the runtime's one readiness
 dispatcher (``runtime.readiness``, which drains the stack-wide queue every turn) and
-sleeps on a ``trio.Event`` that the dispatcher sets when the core names the socket; the
+parks until the dispatcher reschedules it when the core names the socket; the
 file layer's connections are woken by the same dispatcher, so streams and a mounted
 filesystem run side by side. No wait polls: closing a stream wakes its own waiters.
 

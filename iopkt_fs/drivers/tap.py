@@ -278,32 +278,40 @@ class TapDriver(_linux.LinkFollower, Driver):
             # run loop). After a larger batch - a bulk flow - the task waits as before:
             # the next batch then has time to grow, and coalesces better (inet/gro.py).
             frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
-            while True:
-                try:
-                    # apply_config may grow bufsize
-                    frames = _linux.drain_fd(fd, self.bufsize, frames_left, bytes_left)
-                    failing = False
-                except OSError as exc:
-                    # EIO/EBADFD: the device is going away under us. Count every failure,
-                    # log the first of a streak, and back off so a dead fd cannot spin
-                    # the loop.
-                    iface.stats.ierrors += 1
-                    if not failing:
-                        self.ctx.log(slog.WARNING, f"{iface.name}: read {self.dev}: {exc.strerror}")
-                    failing = True
-                    if self.watcher is not None and self.watcher.is_up() is None:
-                        return    # the device is gone for good: the watcher reported it
-                    await trio.sleep(0.1)
-                    break
-                if not frames:
-                    break
-                # Each still starts with its virtio_net_hdr: the stack strips it.
-                self.ctx.input(iface, frames)
-                frames_left -= len(frames)
-                bytes_left -= sum(map(len, frames))
-                if len(frames) > REDRAIN_MAX or frames_left <= 0 or bytes_left <= 0 \
-                        or self.fd != fd:
-                    break
+            hold = getattr(self.ctx, "hold", None)
+            if hold is not None:
+                hold()
+            try:
+                while True:
+                    try:
+                        # apply_config may grow bufsize
+                        frames = _linux.drain_fd(fd, self.bufsize, frames_left, bytes_left)
+                        failing = False
+                    except OSError as exc:
+                        # EIO/EBADFD: the device is going away under us. Count every
+                        # failure, log the first of a streak, and back off (below) so a
+                        # dead fd cannot spin the loop.
+                        iface.stats.ierrors += 1
+                        if not failing:
+                            self.ctx.log(slog.WARNING, f"{iface.name}: read {self.dev}: {exc.strerror}")
+                        failing = True
+                        break
+                    if not frames:
+                        break
+                    # Each still starts with its virtio_net_hdr: the stack strips it.
+                    self.ctx.input(iface, frames)
+                    frames_left -= len(frames)
+                    bytes_left -= sum(map(len, frames))
+                    if len(frames) > REDRAIN_MAX or frames_left <= 0 or bytes_left <= 0 \
+                            or self.fd != fd:
+                        break
+            finally:
+                if hold is not None:
+                    self.ctx.release()
+            if failing:
+                if self.watcher is not None and self.watcher.is_up() is None:
+                    return    # the device is gone for good: the watcher reported it
+                await trio.sleep(0.1)
 
     def transmit(self, iface, frames):
         """Frames from the stack already start with their virtio_net_hdr: written as-is."""
