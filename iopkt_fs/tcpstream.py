@@ -80,8 +80,8 @@ class _ConflictDetector:
 class _Waiter:
     """Parks the tasks waiting on one socket until the runtime's readiness dispatcher
     names it; registered with the dispatcher only while some task waits. The tasks park
-    with trio's low-level primitives (what trio.Event does inside, without making an
-    Event per wake-up: a stream waits about twice per connection)."""
+    with trio's low-level primitives, which is what trio.Event does inside, without a
+    new Event made on every wake-up and every close."""
 
     __slots__ = ("readiness", "sock", "tasks", "users")
 
