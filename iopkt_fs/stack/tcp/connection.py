@@ -81,7 +81,7 @@ from .rack import RackMixin
 from .recovery import RecoveryMixin
 from .rtt import RttEstimator
 from .sack import SackMixin
-from .seq import MASK, seq_add, seq_gt, seq_sub
+from .seq import _HALF, MASK, seq_add, seq_gt, seq_sub
 from .state import (
     CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, LISTEN, SYN_RECEIVED,
     SYN_SENT, TIME_WAIT, Segment, State,
@@ -296,10 +296,15 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
     @property
     def rcv_wnd(self) -> int:
         """The window we advertised: RCV.ADV - RCV.NXT."""
-        return max(0, seq_sub(self.rcv_adv, self.rcv_nxt))
+        # max(0, seq_sub(RCV.ADV, RCV.NXT)) written out (RFC 9293 3.4's modular
+        # distance: at or past 2**31 means RCV.NXT is ahead): asked on every segment.
+        d = (self.rcv_adv - self.rcv_nxt) & MASK
+        return d if d < _HALF else 0
 
     def _accept_window(self) -> int:
-        return max(self.rcv_wnd, self.rcv_buf.free)
+        d = (self.rcv_adv - self.rcv_nxt) & MASK
+        free = self.rcv_buf.free
+        return free if d >= _HALF or free > d else d
 
     def _update_smss(self) -> None:
         # RFC 9293 3.7.1: effective send MSS = min(SendMSS, MMS_S) - TCP/IP options size;

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno as _errno
 
 from ..time import Instant
-from .seq import MASK, seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_sub
+from .seq import _HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_sub
 from .state import (
     ACK, CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, RST,
     SYN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, Segment,
@@ -111,8 +111,11 @@ class InputMixin:
             stats.rcvnots += 1
             return
 
+        # The sequence comparisons on this path are written out, not called: they are
+        # RFC 9293 3.4's modular ones, exactly seq.py's (``(a - b) & MASK`` is the
+        # unsigned distance; a < b iff it is >= 2**31), here run on every segment.
         # RFC 7323 5.3 R1: PAWS, before the sequence number check.
-        if ts is not None and not f & RST and seq_lt(ts[0], self.ts_recent):
+        if ts is not None and not f & RST and ((ts[0] - self.ts_recent) & MASK) >= _HALF:
             if (now // 1000 - self.ts_recent_age) < TS_24_DAYS_MS:
                 stats.pawsdrop += 1
                 self._ack_and_drop(now)
@@ -129,11 +132,17 @@ class InputMixin:
         # first, check sequence number (RFC 9293 3.10.7.4 table). RCV.WND is what we
         # advertised or, if more, the room we really have (BSD tcp_input: a window held
         # back for SWS avoidance still takes the data it has room for).
-        wnd = self._accept_window()
-        seg_len = seg.seg_len
         rcv_nxt = self.rcv_nxt
+        wnd = (self.rcv_adv - rcv_nxt) & MASK       # RCV.ADV - RCV.NXT, or 0 if behind
+        if wnd >= _HALF:
+            wnd = 0
+        free = self.rcv_buf.free
+        if free > wnd:
+            wnd = free                              # (= self._accept_window(), inline)
+        seg_len = len(seg.payload) + (f & SYN and 1) + (f & FIN)
         if seg_len == 0:
-            ok = seg.seq == rcv_nxt if wnd == 0 else seq_in(seg.seq, rcv_nxt, seq_add(rcv_nxt, wnd))
+            # seq_in(SEG.SEQ, RCV.NXT, RCV.NXT + RCV.WND): the distance from RCV.NXT < RCV.WND
+            ok = seg.seq == rcv_nxt if wnd == 0 else ((seg.seq - rcv_nxt) & MASK) < wnd
         elif wnd == 0:
             ok = False
             if seg.seq == rcv_nxt and f & ACK and not f & (SYN | RST):
@@ -144,9 +153,9 @@ class InputMixin:
                 self.ack_now = True
                 ok = True
         else:
-            end = seq_add(rcv_nxt, wnd)
-            ok = seq_in(seg.seq, rcv_nxt, end) or \
-                seq_in(seq_add(seg.seq, seg_len - 1), rcv_nxt, end)
+            # seq_in(SEG.SEQ, ...) or seq_in(SEG.SEQ + SEG.LEN - 1, ...), as above
+            ok = ((seg.seq - rcv_nxt) & MASK) < wnd or \
+                ((seg.seq + seg_len - 1 - rcv_nxt) & MASK) < wnd
         if not ok:
             if seg_len and seq_le(seq_add(seg.seq, seg_len), rcv_nxt):
                 stats.rcvduppack += 1
@@ -172,7 +181,8 @@ class InputMixin:
         self._trim_to_window(seg, wnd)      # (nothing above moved RCV.NXT or the buffer)
 
         # RFC 7323 4.3 (2): remember TSval if the segment covers Last.ACK.sent.
-        if ts is not None and seq_ge(ts[0], self.ts_recent) and seq_le(seg.seq, self.last_ack_sent):
+        if ts is not None and ((ts[0] - self.ts_recent) & MASK) < _HALF and (
+                (d := (seg.seq - self.last_ack_sent) & MASK) == 0 or d >= _HALF):
             self.ts_recent = ts[0]
             self.ts_recent_age = now // 1000
 
@@ -224,11 +234,11 @@ class InputMixin:
                 self._set_state(FIN_WAIT_1, now)
                 st = self.state
         # RFC 5961 5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.MAX.
-        if seq_gt(ack, self.snd_max):
+        if 0 < ((ack - self.snd_max) & MASK) < _HALF:       # SEG.ACK > SND.MAX
             stats.rcvacktoomuch += 1
             self._challenge_ack(now)
             return
-        if seq_lt(ack, seq_sub(self.snd_una, self.max_sndwnd) & MASK):
+        if ((ack - self.snd_una + self.max_sndwnd) & MASK) >= _HALF:  # < SND.UNA - MAX.SND.WND
             self._challenge_ack(now)
             return
         self._process_ack(seg, now)
@@ -259,8 +269,8 @@ class InputMixin:
 
     def _trim_to_window(self, seg: Segment, wnd: int | None = None) -> None:
         """Cut what lies before RCV.NXT or past the window (RFC 9293 3.10.7.4 first)."""
-        d = seq_sub(self.rcv_nxt, seg.seq)
-        if d > 0:
+        d = (self.rcv_nxt - seg.seq) & MASK       # seq_sub, inline (every segment)
+        if 0 < d < _HALF:
             if seg.flags & SYN:
                 seg.flags &= ~SYN
                 seg.seq = seq_add(seg.seq, 1)
@@ -280,7 +290,9 @@ class InputMixin:
                 seg.seq = seq_add(seg.seq, d)
         if wnd is None:
             wnd = self._accept_window()
-        room = seq_sub(seq_add(self.rcv_nxt, wnd), seg.seq)
+        room = (self.rcv_nxt + wnd - seg.seq) & MASK
+        if room >= _HALF:
+            room -= MOD
         if len(seg.payload) > room:
             cut = len(seg.payload) - max(room, 0)
             self.layer.stats.rcvpackafterwin += 1

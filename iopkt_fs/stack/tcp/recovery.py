@@ -13,7 +13,7 @@ A mixin of ``Connection``, called from ``input.py`` for every segment with ACK s
 from __future__ import annotations
 
 from ..time import Instant
-from .seq import seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
+from .seq import _HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
 from .state import DUPTHRESH, FIN, SYN, Segment
 
 RACK_MIN_REO_WND = 1000           # µs: the reordering window's floor (RFC 8985 6.2)
@@ -26,7 +26,11 @@ class RecoveryMixin:
         stats = self.layer.stats
         ack = seg.ack
         old_una = self.snd_una
-        acked = seq_sub(ack, old_una)
+        # seq_sub and the comparisons written out (RFC 9293 3.4 modular arithmetic,
+        # as seq.py's): every ACK runs this.
+        acked = (ack - old_una) & MASK
+        if acked >= _HALF:
+            acked -= MOD
         wnd = seg.wnd << self.snd_wscale
         fack = self.sacked[-1][1] if self.sacked else None    # RACK.fack before this ACK
         if self.sack_ok and seg.opts.sack_blocks:
@@ -46,8 +50,9 @@ class RecoveryMixin:
             self._dup_ack(now)
         # Window update (RFC 9293 3.10.7.4 fifth, ESTABLISHED): "If SND.UNA =< SEG.ACK =<
         # SND.NXT, the send window should be updated" - from newer segments only (WL1/WL2).
-        if acked >= 0 and (seq_lt(self.snd_wl1, seg.seq) or
-                           (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack))):
+        wl1 = self.snd_wl1
+        if acked >= 0 and (((wl1 - seg.seq) & MASK) >= _HALF or (wl1 == seg.seq and (
+                (d := (self.snd_wl2 - ack) & MASK) == 0 or d >= _HALF))):
             if wnd != self.snd_wnd and acked <= 0 and not seg.payload:
                 stats.rcvwinupd += 1
             self.snd_wnd = wnd
