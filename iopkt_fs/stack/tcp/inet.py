@@ -46,6 +46,9 @@ def _tcp6_output():
 _TCP6_OUTPUT = None
 
 
+_TX_PLAIN = Tx(20, 16, GSO_NONE, 0)     # a partial checksum, no segmentation
+
+
 class TcpProtosw:
     proto = PROTO
 
@@ -101,7 +104,8 @@ class TcpProtosw:
             return
         # A partial checksum (gso_size not None) sits at offset 16 of the TCP header,
         # which starts at 20: our IPv4 header has no options.
-        tx = None if gso_size is None else Tx(20, 16, GSO_TCPV4 if gso_size else GSO_NONE, gso_size)
+        # Nearly every segment is one MSS or less: its Tx (an immutable NamedTuple) is shared.
+        tx = None if gso_size is None else _TX_PLAIN if not gso_size else Tx(20, 16, GSO_TCPV4, gso_size)
         try:
             self.inet.output(segment, src, dst, PROTO, self.layer.now, tx=tx)
         except StackError as exc:

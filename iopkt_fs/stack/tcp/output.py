@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..time import Instant
 from ..wire.tcp import build_segment, encode_options, encode_timestamp
-from .seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
+from .seq import _HALF, MASK, MOD, seq_add, seq_gt, seq_le, seq_lt, seq_sub
 from .state import (
     ACK, CLOSED, CLOSING, DUPTHRESH, FIN, FIN_WAIT_1, LAST_ACK, LISTEN, PSH, RST, SYN,
     SYN_RECEIVED, SYN_SENT, TIME_WAIT,
@@ -106,19 +106,25 @@ class OutputMixin:
         st = self.state
         fin_allowed = self.fin_queued and st in (FIN_WAIT_1, CLOSING, LAST_ACK)
         for _ in range(10_000):
-            end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
-            off = seq_sub(self.snd_nxt, self.snd_buf_seq)
-            if off < 0:
+            # RFC 9293 3.4's modular arithmetic written out (seq_sub: the unsigned
+            # distance, less 2**32 from 2**31 up): this loop runs on every output.
+            snd_nxt = self.snd_nxt
+            buffered = len(self.snd_buf)
+            end_data = (self.snd_buf_seq + buffered) & MASK
+            off = (snd_nxt - self.snd_buf_seq) & MASK
+            if off >= _HALF:
                 break       # SND.NXT is still on our SYN: nothing but the SYN may go
-            avail = len(self.snd_buf) - off
+            avail = buffered - off
             cwnd = self.cc.cwnd
             if not self.in_recovery and 0 < self.dupacks < DUPTHRESH:
                 # RFC 3042 limited transmit (RFC 5681 3.2 SHOULD): each of the first two
                 # duplicate ACKs lets one new segment out beyond cwnd.
                 cwnd += self.dupacks * self.smss
-            usable = seq_sub(seq_add(self.snd_una, min(self.snd_wnd, cwnd)), self.snd_nxt)
-            fin_pending = fin_allowed and seq_le(self.snd_nxt, end_data) and not (
-                self.snd_nxt == seq_add(end_data, 1))
+            usable = (self.snd_una + min(self.snd_wnd, cwnd) - snd_nxt) & MASK
+            if usable >= _HALF:
+                usable -= MOD
+            # seq_le(SND.NXT, end of data) and SND.NXT is not past the FIN already
+            fin_pending = fin_allowed and ((d := (snd_nxt - end_data) & MASK) == 0 or d >= _HALF)
             if avail <= 0 and not (fin_pending and avail == 0):
                 break
             if self.snd_wnd == 0 and avail > 0:
@@ -313,15 +319,26 @@ class OutputMixin:
     def _window_field(self) -> int:
         """The window to send, never shrinking the right edge (RFC 9293 3.8.6.2.2 MUST-34 /
         RFC 7323 2.4) and not moving it by less than an SMSS (receiver SWS avoidance)."""
-        cur = self.rcv_wnd
-        win = self._advertisable_window()
+        # (every segment we send: rcv_wnd, _advertisable_window and the RFC 9293 3.4
+        # sequence arithmetic written out)
+        rcv_nxt = self.rcv_nxt
+        shift = self.rcv_wscale
+        cur = (self.rcv_adv - rcv_nxt) & MASK
+        if cur >= _HALF:
+            cur = 0                                  # RCV.NXT past RCV.ADV: nothing left
+        buf = self.rcv_buf
+        win = buf.free
+        if win > 0xFFFF << shift:
+            win = 0xFFFF << shift
         if win < cur:
             win = cur
-        elif win - cur < min(self.rcv_buf.capacity // 2, self._rcv_mss()):
+        elif win - cur < min(buf.capacity // 2, self._rcv_mss()):
             win = cur
-        field = min(win >> self.rcv_wscale, 0xFFFF)
-        edge = seq_add(self.rcv_nxt, field << self.rcv_wscale)
-        if seq_gt(edge, self.rcv_adv):
+        field = win >> shift
+        if field > 0xFFFF:
+            field = 0xFFFF
+        edge = (rcv_nxt + (field << shift)) & MASK
+        if 0 < ((edge - self.rcv_adv) & MASK) < _HALF:     # seq_gt(edge, RCV.ADV)
             self.rcv_adv = edge
         return field
 
