@@ -54,8 +54,8 @@ from ..iface.interface import IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.neighbor import ArpCache
 from ..iface.route import RouteTable
 from ..time import Instant
-from ..wire.errors import Malformed
-from ..wire.ethernet import EthernetPacket
+from ..wire.checksum import ones_sum
+from ..wire.ethernet import HEADER_LEN as ETH_HEADER_LEN, VLAN_HEADER_LEN, EtherType
 from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
 from ..wire.virtio import DATA_VALID, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
 from . import gso, icmp_reflect
@@ -75,6 +75,7 @@ __all__ = ["GSO_MAX", "LOOP_VH", "Flow", "IpInput", "Ipv4Layer", "LinkStat"]
 _ETH_IP = 0x0800
 _ETH_ARP = 0x0806
 _ETH_IPV6 = 0x86DD
+_ETH_VLAN = int(EtherType.VLAN)
 ALL_HOSTS = bytes((224, 0, 0, 1))      # RFC 1112 4: every host is a member, always
 _CSUM_OK = NEEDS_CSUM | DATA_VALID
 
@@ -330,9 +331,11 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
                 return
             self.process_ipv4(iface, frame, now, False, vh)
             return
-        try:
-            eth = EthernetPacket.new_checked(frame)
-        except Malformed:
+        # EthernetPacket.new_checked's checks, read here directly: every frame passes this
+        # way (no view object, no property calls; the frame is a driver's memoryview).
+        n = len(frame)
+        ethertype = frame[12] << 8 | frame[13] if n >= ETH_HEADER_LEN else 0
+        if n < ETH_HEADER_LEN or (ethertype == _ETH_VLAN and n < VLAN_HEADER_LEN):
             self.link_stats.badlen += 1
             iface.stats.ierrors += 1
             return
@@ -343,14 +346,13 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             # Only a promiscuous interface hands us other hosts' frames; we do not take them.
             self.link_stats.notforus += 1
             return
-        if eth.header_len != 14:
+        if ethertype == _ETH_VLAN:
             # 802.1Q: the vlan (stack/iface/if_vlan.py) with this tag on iface takes it.
             vlan_input = getattr(self.stack, "vlan_input", None)
             if vlan_input is None or not vlan_input(iface, frame, now, vh):
                 self.link_stats.vlan += 1
                 iface.stats.noproto += 1
             return
-        ethertype = eth.ethertype
         if ethertype == _ETH_IP:
             # The plain echo request (IHL 5, ICMP type 8), unicast to us: answered in place
             # (icmp_reflect.py) unless anything about it needs the general path.
@@ -392,16 +394,21 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         if hlen < 20 or hlen > n:
             st.badhlen += 1
             return
-        try:
-            pkt = Ipv4Packet.new_checked(data)
-        except Malformed:
-            if (data[2] << 8 | data[3]) < hlen:
-                st.badlen += 1
-            else:
-                st.tooshort += 1
+        # The rest of Ipv4Packet.new_checked's checks, here: the view is then made
+        # unchecked (every datagram passes this way).
+        total = data[2] << 8 | data[3]
+        if total < hlen:
+            st.badlen += 1
             return
-        if not pkt.verify_checksum():
-            st.badsum += 1
+        if total > n:
+            st.tooshort += 1
+            return
+        mv = data if type(data) is memoryview else memoryview(data)
+        if total < n:
+            mv = mv[:total]              # Ethernet padding is not part of the datagram
+        pkt = Ipv4Packet(mv, hlen)
+        if ones_sum(mv[:hlen]) != 0xFFFF:
+            st.badsum += 1               # RFC 791 3.1 "Header Checksum" (verify_checksum)
             return
         if self._flows and not link_bcast and hlen == 20 and vh is None:
             flow = self._flows.get((iface.index, pkt.dst))

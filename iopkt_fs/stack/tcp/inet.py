@@ -73,7 +73,7 @@ class TcpProtosw:
         return self.layer
 
     def input(self, ctx, payload, now: Instant) -> None:
-        if ctx.broadcast or getattr(ctx, "link_broadcast", False):
+        if ctx.broadcast or ctx.link_broadcast:     # (IpInput has both)
             self.broadcast_drops += 1
             return
         self.layer.input(ctx.src, ctx.dst, payload, now, ctx.csum_ok)
