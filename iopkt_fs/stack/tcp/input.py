@@ -326,7 +326,9 @@ class InputMixin:
             self._send_rst(self.snd_nxt, now)
             self._drop(_errno.ECONNRESET, now)
             return
-        off = seq_sub(seg.seq, self.rcv_nxt)
+        off = (seg.seq - self.rcv_nxt) & MASK      # seq_sub, inline
+        if off >= _HALF:
+            off -= MOD
         n = len(payload)
         room = self.rcv_buf.free
         fin = bool(seg.flags & FIN)
@@ -355,7 +357,8 @@ class InputMixin:
                 if self.rcv_shut:
                     # shutdown(SHUT_RD): acknowledge and discard (BSD sorflush).
                     self.rcv_buf.consume(len(self.rcv_buf))
-                self.sack_recent = [s for s in self.sack_recent if seq_gt(s, self.rcv_nxt)]
+                if self.sack_recent:   # (usually empty: no list built per segment)
+                    self.sack_recent = [s for s in self.sack_recent if seq_gt(s, self.rcv_nxt)]
                 self.unacked_bytes += n
                 if self.rcv_auto:
                     self._autosize_rcv(n, seg, now)

@@ -82,9 +82,15 @@ class RecoveryMixin:
 
     def _ack_advances(self, ack: int, now: Instant, seg: Segment) -> None:
         """SND.UNA < SEG.ACK: new data (or our SYN/FIN) acknowledged."""
-        acked = seq_sub(ack, self.snd_una)
-        flight_before = self.flight
-        if self.snd_una == self.iss:
+        # (RFC 9293 3.4 arithmetic written out, as in _process_ack)
+        una = self.snd_una
+        acked = (ack - una) & MASK
+        if acked >= _HALF:
+            acked -= MOD
+        flight_before = (self.snd_max - una) & MASK       # self.flight
+        if flight_before >= _HALF:
+            flight_before -= MOD
+        if una == self.iss:
             acked -= 1   # the SYN's sequence number is not data for congestion control
         # Round-trip sample: RFC 7323 4.1 from TSecr, else the timed segment with Karn's
         # rule (RFC 6298 3: never from a retransmitted segment; rtt_seq is cleared then).
@@ -108,15 +114,15 @@ class RecoveryMixin:
             self.layer.stats.rttupdated += 1
             self.rtt_seq = None
         # Free acknowledged bytes from the send buffer.
-        freed = seq_sub(ack, self.snd_buf_seq)
-        if freed > 0:
+        freed = (ack - self.snd_buf_seq) & MASK
+        if 0 < freed < _HALF:
             n = min(freed, len(self.snd_buf))
             self.snd_buf.consume(n)
             self.snd_buf_seq = seq_add(self.snd_buf_seq, n)
             if n:
                 self.layer.wake(self)
         self.snd_una = ack
-        if seq_lt(self.snd_nxt, ack):
+        if ((self.snd_nxt - ack) & MASK) >= _HALF:      # seq_lt(SND.NXT, ack)
             self.snd_nxt = ack
         if self.sacked:
             self._prune_scoreboard()

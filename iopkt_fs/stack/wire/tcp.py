@@ -103,6 +103,10 @@ _MSS_OPT = struct.Struct("!BBH")
 _TS_OPT = struct.Struct("!BBBBII")  # NOP NOP kind len (the RFC 7323 Appendix A layout)
 _SACK_BLOCK = struct.Struct("!II")
 _TS_LAYOUT = b"\x01\x01\x08\x0a"
+# Linux's SYN and SYN-ACK (tcp_options_write): MSS, SACK_PERM + TS, NOP WS - 20 bytes.
+_SYN_SACK_TS = b"\x04\x02\x08\x0a"
+_SYN_WS = b"\x01\x03\x03"
+_SYN_LAYOUT = struct.Struct("!2xH4xII3xB")     # MSS, TSval, TSecr, shift
 
 
 def pseudo_sum(src_ip: bytes, dst_ip: bytes, length: int) -> int:
@@ -146,6 +150,11 @@ def parse_options(data) -> TcpOptions:
         # RFC 7323 Appendix A's layout (NOP NOP TS), on nearly every segment of a
         # connection that uses timestamps: no loop.
         return TcpOptions(timestamp=_TS.unpack_from(mv, 4))
+    if n == 20 and mv[0] == OPT_MSS and mv[1] == 4 and mv[4:8] == _SYN_SACK_TS and \
+            mv[16:19] == _SYN_WS:
+        # The SYN of every Linux (and our own) connection: the loop's result, without it.
+        mss, tsval, tsecr, shift = _SYN_LAYOUT.unpack_from(mv, 0)
+        return TcpOptions(mss, min(shift, MAX_WSCALE), True, (), (tsval, tsecr))
     mss = wscale = timestamp = None
     sack_permitted = False
     sack_blocks: tuple[tuple[int, int], ...] = ()
