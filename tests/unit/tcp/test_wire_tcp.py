@@ -189,3 +189,14 @@ def test_pseudo_sum_matches_checksum_module(s4, d4, length, s6, d6):
 @given(st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF))
 def test_encode_timestamp_is_the_general_encoding(tsval, tsecr):
     assert encode_timestamp(tsval, tsecr) == encode_options(timestamp=(tsval, tsecr))
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 255), st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF))
+def test_linux_syn_layout_reads_as_the_general_loop(mss, shift, tsval, tsecr):
+    # MSS, SACK_PERM + TS, NOP WS: decoded without the loop; the same options put in
+    # another order (WS first, then NOP padding) take the loop.
+    area = encode_options(mss=mss, wscale=shift, sack_permitted=True, timestamp=(tsval, tsecr))
+    assert len(area) == 20
+    reordered = bytes((3, 3, shift, 1)) + area[:16]
+    assert parse_options(area) == parse_options(reordered)
+    assert parse_options(area).wscale == min(shift, 14)
