@@ -379,3 +379,16 @@ def test_random_bidirectional_then_close(seed, loss, reorder, dup, corrupt, opti
     sim.run(lambda: not sim.a.connections and not sim.b.connections)
     assert not sim.a.connections and not sim.b.connections
     assert cli.take_error() == 0 and srv.take_error() == 0
+
+
+@pytest.mark.parametrize("options", [True, False])
+def test_sequence_space_wraps_during_a_lossy_transfer(options):
+    # Both ends start 20 KB below 2**32, so every comparison of the send, receive and
+    # window edges (written out in input.py, recovery.py, output.py) crosses the wrap.
+    sim = NetSim(9, sack=options, timestamps=options, win_scale=options,
+                 faults=dict(loss=0.02, reorder=0.05))
+    sim.a.isn = lambda *a: 0xFFFF_B000
+    sim.b.isn = lambda *a: 0xFFFF_A000
+    x, cli, srv, _ = transfer(sim, 1 * MB, seed=3)
+    assert cli.conn.snd_una < 2 * MB and srv.conn.rcv_nxt < 2 * MB    # past 2**32
+    assert sim.a.stats.sndrexmitpack + sim.b.stats.sndrexmitpack > 0
