@@ -112,6 +112,14 @@ class DriverContext:
     def log(self, severity: int, text: str) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def hold(self) -> None:
+        """A poll loop of several ``input`` calls with no wait between them starts: the
+        runtime may leave waking waiters for ``release`` (Runtime.hold). A context
+        without that saving does nothing here."""
+
+    def release(self) -> None:
+        """The poll loop that ``hold`` began has ended."""
+
 
 class Driver:
     name: ClassVar[str] = "devnp-unnamed"

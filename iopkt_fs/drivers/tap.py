@@ -278,9 +278,7 @@ class TapDriver(_linux.LinkFollower, Driver):
             # run loop). After a larger batch - a bulk flow - the task waits as before:
             # the next batch then has time to grow, and coalesces better (inet/gro.py).
             frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
-            hold = getattr(self.ctx, "hold", None)
-            if hold is not None:
-                hold()
+            self.ctx.hold()
             try:
                 while True:
                     try:
@@ -300,14 +298,14 @@ class TapDriver(_linux.LinkFollower, Driver):
                         break
                     # Each still starts with its virtio_net_hdr: the stack strips it.
                     self.ctx.input(iface, frames)
+                    if len(frames) > REDRAIN_MAX or self.fd != fd:
+                        break          # a bulk batch (or a detach): wait for readiness
                     frames_left -= len(frames)
                     bytes_left -= sum(map(len, frames))
-                    if len(frames) > REDRAIN_MAX or frames_left <= 0 or bytes_left <= 0 \
-                            or self.fd != fd:
+                    if frames_left <= 0 or bytes_left <= 0:
                         break
             finally:
-                if hold is not None:
-                    self.ctx.release()
+                self.ctx.release()
             if failing:
                 if self.watcher is not None and self.watcher.is_up() is None:
                     return    # the device is gone for good: the watcher reported it
