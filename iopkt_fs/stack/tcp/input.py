@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno as _errno
 
 from ..time import Instant
-from .seq import _HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_in, seq_le, seq_lt, seq_sub
+from .seq import _HALF, MASK, MOD, seq_add, seq_gt, seq_le
 from .state import (
     ACK, CLOSED, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, RST,
     SYN, SYN_RECEIVED, SYN_SENT, TIME_WAIT, Segment,
@@ -133,13 +133,8 @@ class InputMixin:
         # advertised or, if more, the room we really have (BSD tcp_input: a window held
         # back for SWS avoidance still takes the data it has room for).
         rcv_nxt = self.rcv_nxt
-        wnd = (self.rcv_adv - rcv_nxt) & MASK       # RCV.ADV - RCV.NXT, or 0 if behind
-        if wnd >= _HALF:
-            wnd = 0
-        free = self.rcv_buf.free
-        if free > wnd:
-            wnd = free                              # (= self._accept_window(), inline)
-        seg_len = len(seg.payload) + (f & SYN and 1) + (f & FIN)
+        wnd = self._accept_window()
+        seg_len = seg.seg_len
         if seg_len == 0:
             # seq_in(SEG.SEQ, RCV.NXT, RCV.NXT + RCV.WND): the distance from RCV.NXT < RCV.WND
             ok = seg.seq == rcv_nxt if wnd == 0 else ((seg.seq - rcv_nxt) & MASK) < wnd

@@ -319,26 +319,19 @@ class OutputMixin:
     def _window_field(self) -> int:
         """The window to send, never shrinking the right edge (RFC 9293 3.8.6.2.2 MUST-34 /
         RFC 7323 2.4) and not moving it by less than an SMSS (receiver SWS avoidance)."""
-        # (every segment we send: rcv_wnd, _advertisable_window and the RFC 9293 3.4
-        # sequence arithmetic written out)
-        rcv_nxt = self.rcv_nxt
         shift = self.rcv_wscale
-        cur = (self.rcv_adv - rcv_nxt) & MASK
-        if cur >= _HALF:
-            cur = 0                                  # RCV.NXT past RCV.ADV: nothing left
-        buf = self.rcv_buf
-        win = buf.free
-        if win > 0xFFFF << shift:
-            win = 0xFFFF << shift
+        cur = self.rcv_wnd
+        win = self._advertisable_window()
         if win < cur:
             win = cur
-        elif win - cur < min(buf.capacity // 2, self._rcv_mss()):
+        elif win - cur < min(self.rcv_buf.capacity // 2, self._rcv_mss()):
             win = cur
         field = win >> shift
         if field > 0xFFFF:
             field = 0xFFFF
-        edge = (rcv_nxt + (field << shift)) & MASK
-        if 0 < ((edge - self.rcv_adv) & MASK) < _HALF:     # seq_gt(edge, RCV.ADV)
+        # seq_gt(edge, RCV.ADV), written out (RFC 9293 3.4): this runs for every segment sent
+        edge = (self.rcv_nxt + (field << shift)) & MASK
+        if 0 < ((edge - self.rcv_adv) & MASK) < _HALF:
             self.rcv_adv = edge
         return field
 

@@ -87,9 +87,7 @@ class RecoveryMixin:
         acked = (ack - una) & MASK
         if acked >= _HALF:
             acked -= MOD
-        flight_before = (self.snd_max - una) & MASK       # self.flight
-        if flight_before >= _HALF:
-            flight_before -= MOD
+        flight_before = self.flight
         if una == self.iss:
             acked -= 1   # the SYN's sequence number is not data for congestion control
         # Round-trip sample: RFC 7323 4.1 from TSecr, else the timed segment with Karn's
