@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what iopkt_fs needs on a Debian machine, idempotently: FUSE 3 (and the headers
 # pyfuse3 builds against), libpcap (iopkt tcpdump compiles its filters with it), the peers
-# the system tests use (iproute2, ping, nc, curl, nftables, tshark, ethtool, radvd, ndisc6), and a
+# the system tests use (iproute2, ping, nc, curl, nftables, tshark, ethtool, radvd, ndisc6, strace), and a
 # virtualenv at .venv with the package and its test extras.
 # Run as root (apt-get; sudo is never called, a fresh Debian may not have it). Safe to run
 # again: it only installs what is missing. procps brings sysctl(8), which the kernel tests
@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 need=()
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in fuse3 libfuse3-dev pkg-config gcc iproute2 iputils-ping netcat-openbsd curl nftables tshark libpcap0.8 ethtool util-linux radvd ndisc6 procps; do
+for pkg in fuse3 libfuse3-dev pkg-config gcc iproute2 iputils-ping netcat-openbsd curl nftables tshark libpcap0.8 ethtool util-linux radvd ndisc6 procps strace; do
     have_pkg "$pkg" || need+=("$pkg")
 done
 PY=${PYTHON:-python3}

@@ -115,6 +115,11 @@ class Protocol:
         """Is each write one datagram (else a byte stream the file layer may split)?"""
         return False
 
+    def rest(self, conv) -> int | None:
+        """What a reader will still get, in bytes, once nothing more can arrive (the
+        peer's FIN is in, or the receive half is shut); None while more may come."""
+        return None
+
 
 class Inet(Protocol):
     """TCP, UDP and raw ICMP/ICMPv6: one shape. Each core socket takes ``bind(ip, port)``,
@@ -459,6 +464,12 @@ class Tcp(Inet):
 
     def writable(self, conv):
         return conv.sock.writable
+
+    def rest(self, conv):
+        s = conv.sock
+        if not s.cantrcvmore:
+            return None
+        return len(s.conn.rcv_buf) if s.conn is not None else 0
 
     def read(self, conv, size, now, off=0):
         """Everything buffered up to ``size`` (never capped at a window or buffer size),

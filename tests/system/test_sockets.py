@@ -339,6 +339,42 @@ def test_a_short_read_ends_on_a_stdio_block_boundary(stack):
         listener.close()
 
 
+def test_data_prefers_what_is_left_once_nothing_more_can_arrive(stack):
+    """data's st_blksize is 1 MiB while more may come, and what is left to read (a power
+    of two, at least a page) once the peer's FIN is in; cat then sizes its buffer by it
+    (coreutils' floor, 128 KiB) and still reads everything."""
+    payload = bytes(range(256)) * 78                          # 19,968 bytes: the buffer holds it
+    listener, conn, server = loopback_pair(stack, 5007)
+    try:
+        conn.write(payload)
+        assert wait_until(lambda: f"recvq {len(payload)} " in server.status, timeout=10)
+        assert os.stat(f"{server.dir}/data").st_blksize == 1 << 20
+    finally:
+        for c in (conn, server, listener):
+            c.close()
+    # As a shell server meets it: the call, its data and FIN are in before anything
+    # looks up data (the client's accept() would open it at once).
+    listener = client.announce("tcp!*!5008", prefix=stack.prefix)
+    conn = client.dial("tcp!127.0.0.1!5008", prefix=stack.prefix)
+    fd = os.open(f"{listener.dir}/listen", os.O_RDWR)
+    try:
+        conv = os.path.join(os.path.dirname(listener.dir), os.read(fd, 64).decode().strip())
+        conn.write(payload)
+        conn.shutdown()
+        assert wait_until(lambda: "CLOSE-WAIT" in client._read_small(f"{conv}/status"), timeout=10)
+        assert os.stat(f"{conv}/data").st_blksize == 32768
+        out = subprocess.run(["strace", "-e", "trace=read", "cat", f"{conv}/data"],
+                             capture_output=True, timeout=30)
+        assert out.stdout == payload
+        trace = out.stderr.decode()
+        assert ", 131072) = 16384" in trace and ", 1048576)" not in trace   # a 128 KiB buffer
+    finally:
+        os.write(fd, b"close\n")
+        os.close(fd)
+        conn.close()
+        listener.close()
+
+
 def test_udp_both_ways_and_headers(tap_stack):
     sp = tap_stack
     echo = in_ns(sp, "python3", "-c", textwrap.dedent(f"""\

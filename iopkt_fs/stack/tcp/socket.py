@@ -418,6 +418,13 @@ class TcpSocket:
             or self.shut_rd
 
     @property
+    def cantrcvmore(self) -> bool:
+        """Nothing more can arrive (BSD's SBS_CANTRCVMORE): the peer's FIN is in, the
+        receive half is shut, or the connection is gone; what is buffered is the rest."""
+        c = self.conn
+        return c is None or c.peer_fin or self.shut_rd or c.state == CLOSED
+
+    @property
     def writable(self) -> bool:
         c = self.conn
         if c is None or self.listening:
