@@ -139,8 +139,10 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         self.routes = RouteTable()
         self.routes.on_change = self._flush_flows
         self.arp = ArpCache(send_request=self._arp_request, deliver=self._arp_deliver,
-                            unreachable=self._arp_unreachable, on_change=self._flush_flows)
+                            unreachable=self._arp_unreachable, on_change=self._flush_flows,
+                            timers_changed=stack.timers_changed)
         self.reass = Reassembler(self.stats, lambda: maxfrag.value)
+        self.reass.timers_changed = stack.timers_changed
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self._bcast: dict[bytes, Interface] = {}
         # Multicast groups we accept, with the number of joins (224.0.0.1 always).

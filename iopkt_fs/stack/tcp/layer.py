@@ -66,6 +66,10 @@ def _ignore(sock: TcpSocket) -> None:
 
 
 class TcpLayer:
+    # Stack.poll_at asks this layer every time instead of caching its answer: nearly every
+    # segment moves a connection's timers, and the heap top is one look (poll_at below).
+    poll_at_live = True
+
     def __init__(self, output: OutputFn, rng: random.Random | None = None, *,
                  sysctl=None, config: TcpConfig | None = None,
                  log: Callable[..., None] | None = None,
