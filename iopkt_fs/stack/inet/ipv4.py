@@ -63,7 +63,7 @@ from .arp import ArpInput
 from .forward import Flow, Ipv4Forward
 from .icmp import IcmpProtocol
 from .igmp import IgmpProtocol
-from .output import GSO_MAX, LOOP_VH, Ipv4Output, _int, _packed
+from .output import GSO_MAX, LOOP_VH, Ipv4Output, OutRoute, _int, _packed
 from .reass import Reassembler
 from .stats import ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_REASS, UNREACH_PROTOCOL, IpStat
 
@@ -137,9 +137,9 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         self._node_redirect = sysctl.node("net.inet.ip.redirect")
         maxfrag = sysctl.node("net.inet.ip.maxfragpackets")
         self.routes = RouteTable()
-        self.routes.on_change = self._flush_flows
+        self.routes.on_change = self._routing_changed
         self.arp = ArpCache(send_request=self._arp_request, deliver=self._arp_deliver,
-                            unreachable=self._arp_unreachable, on_change=self._flush_flows,
+                            unreachable=self._arp_unreachable, on_change=self._routing_changed,
                             timers_changed=stack.timers_changed)
         self.reass = Reassembler(self.stats, lambda: maxfrag.value)
         self.reass.timers_changed = stack.timers_changed
@@ -148,6 +148,10 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         # Multicast groups we accept, with the number of joins (224.0.0.1 always).
         self.groups: dict[bytes, int] = {ALL_HOSTS: 1}
         self._flows: dict[tuple[int, bytes], Flow] = {}
+        # Where local output to each destination goes (output.py OutRoute), and a count of
+        # the changes that empty it (an output that saw one meanwhile caches nothing).
+        self._out_routes: dict[bytes, OutRoute] = {}
+        self._route_epoch = 0
         self._was_up: dict[int, bool] = {}
         # (ifindex, address) announced since the interface last came up: adding an
         # address brings the interface up first, and one announcement is enough.
@@ -176,6 +180,13 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             self._was_up[iface.index] = iface.is_up
             for ifa in iface.inet_addrs():
                 self.address_added(iface, ifa)
+
+    def _routing_changed(self) -> None:
+        """A route, ARP entry, address or interface changed: the forwarding flows and
+        the output route cache are dropped (the next packet looks everything up)."""
+        self._route_epoch += 1
+        self._out_routes.clear()
+        self._flush_flows()
 
     # -- address facts ----------------------------------------------------------------------
 
@@ -250,7 +261,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         if ifa.broadcast is not None:
             self._bcast[ifa.broadcast.packed] = iface
         self._install_routes(iface, ifa)
-        self._flush_flows()
+        self._routing_changed()
         if iface.kind == IFT_ETHER and iface.is_up:
             self._announce(iface, addr)
             if len(iface.inet_addrs()) == 1:
@@ -273,12 +284,12 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             for a in other.inet_addrs():
                 if a is not ifa:
                     self._install_routes(other, a)
-        self._flush_flows()
+        self._routing_changed()
 
     def interface_changed(self, iface: Interface) -> None:
         was_up = self._was_up.get(iface.index, False)
         self._was_up[iface.index] = iface.is_up
-        self._flush_flows()
+        self._routing_changed()
         if not iface.is_up:
             self._announced = {k for k in self._announced if k[0] != iface.index}
             self.igmp.interface_gone(iface)
@@ -293,7 +304,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         self.igmp.interface_gone(iface)
         self.routes.remove_interface(iface)
         self.arp.flush(iface, static=True)
-        self._flush_flows()
+        self._routing_changed()
 
     def _install_routes(self, iface: Interface, ifa: IfAddr) -> None:
         a = int(ifa.address)
