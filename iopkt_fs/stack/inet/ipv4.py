@@ -495,6 +495,13 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
                                 link_broadcast=link_bcast, in_iface=iface)
             return
         st.delivered += 1
+        if not broadcast and not link_bcast:
+            # A protocol that reads only the addresses of a unicast datagram (TCP) takes
+            # them as arguments: no IpInput is made for it.
+            unicast = getattr(handler, "input_unicast", None)
+            if unicast is not None:
+                unicast(src, dst, payload, now, csum_ok)
+                return
         handler.input(IpInput(iface, ip, broadcast or link_bcast, link_bcast, datagram, csum_ok,
                               pkt, src, dst), payload, now)
 
