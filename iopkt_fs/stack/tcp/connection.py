@@ -271,7 +271,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
             self.t_tlp = self.t_rack = None
             self.layer.connection_closed(self, old)
-        elif new.established and not old.established:
+        elif new >= ESTABLISHED > old:     # (State.established, written out)
             if self.retransmits and self.rtt.srtt is None:
                 # RFC 6298 5.7: the SYN (or SYN-ACK) timed out and no RTT was measured:
                 # start data transmission with RTO = 3 s.
