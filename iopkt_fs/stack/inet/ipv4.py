@@ -54,7 +54,6 @@ from ..iface.interface import IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.neighbor import ArpCache
 from ..iface.route import RouteTable
 from ..time import Instant
-from ..wire.checksum import ones_sum
 from ..wire.ethernet import HEADER_LEN as ETH_HEADER_LEN, VLAN_HEADER_LEN, EtherType
 from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
 from ..wire.virtio import DATA_VALID, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
@@ -420,8 +419,10 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         if total < n:
             mv = mv[:total]              # Ethernet padding is not part of the datagram
         pkt = Ipv4Packet(mv, hlen)
-        if ones_sum(mv[:hlen]) != 0xFFFF:
-            st.badsum += 1               # RFC 791 3.1 "Header Checksum" (verify_checksum)
+        # RFC 791 3.1 "Header Checksum": ones_sum(header) == 0xffff written out (checksum.py:
+        # a sum that is a non-zero multiple of 0xffff; an all-zero header is no IPv4 one).
+        if int.from_bytes(mv[:hlen], "big") % 0xFFFF:
+            st.badsum += 1
             return
         if self._flows and not link_bcast and hlen == 20 and vh is None:
             flow = self._flows.get((iface.index, pkt.dst))
@@ -457,8 +458,9 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         """``ip`` None: the header is read from ``pkt`` as far as needed (IpInput)."""
         st = self.stats
         csum_ok = False
+        datagram = pkt.datagram
         if ip is None:
-            flags_off, proto, src, dst = _FIELDS.unpack_from(pkt.datagram, 6)
+            flags_off, proto, src, dst = _FIELDS.unpack_from(datagram, 6)
             frag = flags_off & 0x3FFF       # MF or an offset
         else:
             proto, src, dst = ip.protocol, ip.src, ip.dst
@@ -485,8 +487,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             datagram = header + payload[:8]
             csum_ok = False
         else:
-            payload = pkt.payload
-            datagram = pkt.datagram
+            payload = datagram[(datagram[0] & 0x0F) << 2:]     # pkt.payload
         handler = self.protosw.get(proto)
         if handler is None:
             st.noproto += 1
