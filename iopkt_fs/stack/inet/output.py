@@ -60,7 +60,7 @@ MAX_OUT_ROUTES = 1024                # destinations in the output route cache
 class OutRoute:
     """Where locally sent unicast datagrams to one destination go (see the module text)."""
 
-    __slots__ = ("iface", "nexthop", "route", "src", "head")
+    __slots__ = ("iface", "nexthop", "route", "src", "head", "tx", "vh")
 
     def __init__(self, iface: Interface, nexthop: bytes, route: Route | None, src: bytes | None,
                  head: bytes | None):
@@ -69,6 +69,10 @@ class OutRoute:
         self.route = route        # None: to one of our addresses (lo0)
         self.src = src            # the source when the caller gives none (None: ask again)
         self.head = head          # the Ethernet header, or None: the link takes bare packets
+        # The virtio header for a segment that is not cut (gso NONE) with transport work
+        # ``tx``: it depends only on tx and the link's enabled offloads (_tx_header).
+        self.tx = None
+        self.vh = b""
 
 
 def _int(addr: bytes) -> int:
@@ -272,7 +276,13 @@ class Ipv4Output:
         head = ro.head
         if head is None:
             self._bare_output(iface, datagram, tx)
+        elif tx is not None and tx is ro.tx and iface.vnet_hdr:
+            self.stack.transmit(iface, b"".join((ro.vh, head, datagram)), framed=True)
         else:
+            if tx is not None and tx.gso_type == GSO_NONE and iface.vnet_hdr:
+                vh = self._tx_header(iface, datagram, tx)
+                if vh is not None:
+                    ro.tx, ro.vh = tx, vh
             self._ether_output(iface, head, datagram, tx)
 
     def _fragment(self, datagram: bytes, mtu: int) -> list[bytes] | None:

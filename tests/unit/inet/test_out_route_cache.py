@@ -133,3 +133,31 @@ def test_address_change_the_next_datagram_has_the_new_source():
     sent(en0)
     send(stack, 2 * S)
     assert parse_ip(sent(en0)[0])[0].src == ip("10.0.0.7")
+
+
+def test_checksum_offload_switched_off_the_next_segment_is_finished_in_software():
+    from iopkt_fs.stack.iface.interface import IFCAP_CSUM_TCPv4_Rx, IFCAP_CSUM_TCPv4_Tx
+    from iopkt_fs.stack.inet.gso import Tx
+    from iopkt_fs.stack.wire.tcp import TcpPacket, build_segment
+    from iopkt_fs.stack.wire.virtio import GSO_NONE, NEEDS_CSUM, VNET_HDR_LEN
+
+    stack, en0, _en1 = two_ways()
+    caps = IFCAP_CSUM_TCPv4_Rx | IFCAP_CSUM_TCPv4_Tx
+    en0.capabilities = en0.enabled = caps
+    en0.vnet_hdr = VNET_HDR_LEN
+    src, dst = ip("10.0.0.1"), ip(FAR)
+    plain = Tx(20, 16, GSO_NONE, 0)
+
+    def segment(now):
+        seg = build_segment(src, dst, 1000, 80, 1, 0, 0x18, 100, b"", b"data", partial=True)
+        stack.inet.output(seg, src, dst, 6, now, tx=plain)
+        (frame,) = sent(en0)
+        # (a software-finished frame is padded to 60 bytes: the segment is its first 24)
+        return frame[0] & NEEDS_CSUM, TcpPacket(memoryview(frame)[VNET_HDR_LEN + 34:VNET_HDR_LEN + 58])
+
+    for now in (S, 2 * S):                           # the second from the cached route
+        needs, _seg = segment(now)
+        assert needs
+    stack.set_capabilities(en0, disable=IFCAP_CSUM_TCPv4_Tx)      # ifconfig en0 -tcp4csum
+    needs, seg = segment(3 * S)
+    assert not needs and seg.verify_checksum(src, dst)
