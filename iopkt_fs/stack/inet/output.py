@@ -250,14 +250,18 @@ class Ipv4Output:
         route = ro.route
         if route is not None:
             route.use += 1
-        src = ro.src if src is None else _packed(src)
+        if src is None:
+            src = ro.src
+        elif type(src) is not bytes or len(src) != 4:
+            src = _packed(src)
         if ttl is None:
             ttl = self._node_ttl.value
         n = len(payload)
         if n > 0xFFFF - 20:
             raise StackError(errno.EMSGSIZE, f"datagram of {20 + n} bytes")
         self.stats.localout += 1
-        datagram = plain_header(src, dst, proto, n, ttl, tos, self.next_ident(), df) + bytes(payload)
+        self._ident = ident = (self._ident + 1) & 0xFFFF        # next_ident(), written out
+        datagram = plain_header(src, dst, proto, n, ttl, tos, ident, df) + bytes(payload)
         iface = ro.iface
         mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
         if 20 + n > mtu and (tx is None or tx.gso_type == GSO_NONE):
