@@ -20,6 +20,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from iopkt_testutil import StackProcess, can_run_kernel_tests, can_run_system_tests  # noqa: E402
+from iopkt_fs.stack.stack import Stack  # noqa: E402
+
+# Every Stack.poll_at in the unit and simulation tests also asks every layer and fails if
+# the cached deadline differs: a timer change that forgot Stack.timers_changed shows here.
+Stack.check_timers = True
 
 
 def pytest_collection_modifyitems(config, items):

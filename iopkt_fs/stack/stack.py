@@ -68,9 +68,16 @@ class Stack:
         self._by_name: dict[str, Interface] = {}
         self._next_index = 1
         self.layers: list[object] = []
-        self._poll_fns: tuple = ()            # the layers' poll_at methods (poll_at)
+        # poll_at: the layers' poll_at methods, split into those asked every time (a layer
+        # with ``poll_at_live``: TCP, whose deadlines move with every segment) and the rest,
+        # whose earliest deadline is cached until one of their timers changes
+        # (``timers_changed``) - the runtime asks after every batch and request.
+        self._poll_fns: tuple = ()
+        self._live_fns: tuple = ()
         self._poll_layers: list | None = None
         self._poll_count = -1
+        self._timers_ok = False
+        self._timers_at: Instant | None = None
         # Interface factories for "ifconfig NAME create", keyed by name prefix.
         self.cloners: dict[str, Callable[[str, int], Interface]] = {"lo": self._clone_loopback}
         self._tx_pending: dict[int, Interface] = {}
@@ -605,20 +612,50 @@ class Stack:
             fn = getattr(layer, "poll", None)
             if fn is not None:
                 fn(now)
+        # What ran re-armed its timers through timers_changed; expired entries a layer
+        # dropped lazily are re-read here too, once per poll.
+        self._timers_ok = False
+
+    def timers_changed(self) -> None:
+        """A deadline of a layer other than TCP was armed, moved or cancelled: the next
+        ``poll_at`` asks those layers again. Every timer change outside TCP calls this."""
+        self._timers_ok = False
+
+    # Tests set this: every poll_at then also asks every layer and checks the cache.
+    check_timers = False
 
     def poll_at(self) -> Instant | None:
         # Asked after every request and every driver batch (Runtime.settle/input): the
-        # layers' bound poll_at methods are looked up once per change of self.layers,
-        # not with a getattr per layer per call.
+        # layers' bound poll_at methods are looked up once per change of self.layers, and
+        # the non-live layers are asked only after one of their timers changed.
         if self._loop_pending:
             return 0
         layers = self.layers
         if self._poll_layers is not layers or self._poll_count != len(layers):
-            self._poll_fns = tuple(fn for layer in layers
-                                   if (fn := getattr(layer, "poll_at", None)) is not None)
+            fns = [(getattr(layer, "poll_at_live", False), fn) for layer in layers
+                   if (fn := getattr(layer, "poll_at", None)) is not None]
+            self._poll_fns = tuple(fn for live, fn in fns if not live)
+            self._live_fns = tuple(fn for live, fn in fns if live)
             self._poll_layers, self._poll_count = layers, len(layers)
+            self._timers_ok = False
+        if self._timers_ok:
+            best = self._timers_at
+            if self.check_timers:
+                assert best == self._earliest(self._poll_fns), \
+                    f"cached deadline {best}, layers say {self._earliest(self._poll_fns)}"
+        else:
+            best = self._timers_at = self._earliest(self._poll_fns)
+            self._timers_ok = True
+        for fn in self._live_fns:
+            d = fn()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    @staticmethod
+    def _earliest(fns) -> Instant | None:
         best = None
-        for fn in self._poll_fns:
+        for fn in fns:
             d = fn()
             if d is not None and (best is None or d < best):
                 best = d

@@ -214,6 +214,7 @@ class Bridge:
         for m in list(self.members):
             self.release(m)
         self.stack.bridges.pop(iface.index, None)
+        self.stack.timers_changed()
 
     # -- learning and ageing ----------------------------------------------------------------
 
@@ -226,6 +227,7 @@ class Bridge:
             self.cache[mac] = Entry(mac, iface, expire)
             if self.next_prune is None:
                 self.next_prune = now + PRUNE_PERIOD
+                self.stack.timers_changed()    # Stack.poll_at caches the earliest deadline
         elif entry.expire is not None:
             entry.iface = iface            # a host that moved ports
             entry.expire = expire
@@ -236,6 +238,7 @@ class Bridge:
         self.cache = {k: e for k, e in self.cache.items() if e.expire is None or e.expire > now}
         dynamic = any(e.expire is not None for e in self.cache.values())
         self.next_prune = now + PRUNE_PERIOD if dynamic else None
+        self.stack.timers_changed()
 
     # -- the data path --------------------------------------------------------------------
 
@@ -402,6 +405,7 @@ class BridgeLayer:
                 if m.iface is iface:
                     bridge.release(m)
         gone = self.stack.bridges.pop(iface.index, None)
+        self.stack.timers_changed()
         if gone is not None:
             for m in list(gone.members):
                 gone.release(m)

@@ -122,11 +122,13 @@ def _noop(*_a) -> None:
 class ArpCache:
     def __init__(self, *, send_request: Callable = _noop, deliver: Callable = _noop,
                  unreachable: Callable = _noop, on_change: Callable = _noop,
+                 timers_changed: Callable = _noop,
                  hold_limit: int = HOLD_LIMIT):
         self.send_request = send_request
         self.deliver = deliver
         self.unreachable = unreachable
         self.on_change = on_change
+        self.timers_changed = timers_changed   # a deadline moved (Stack.poll_at's cache)
         self.hold_limit = hold_limit
         self.stats = ArpStat()
         self._entries: dict[tuple[int, int], Neighbor] = {}
@@ -139,6 +141,7 @@ class ArpCache:
         entry.expires = when
         if when is not None:
             heapq.heappush(self._timers, (when, next(self._seq), entry))
+        self.timers_changed()
 
     def poll_at(self) -> Instant | None:
         timers = self._timers
@@ -194,6 +197,7 @@ class ArpCache:
     def _drop(self, entry: Neighbor) -> None:
         del self._entries[(entry.iface.index, entry.ip)]
         entry.expires = None
+        self.timers_changed()
         if entry.hold:
             self.stats.dfrdropped += len(entry.hold)
             entry.hold.clear()
@@ -289,6 +293,7 @@ class ArpCache:
         entry = Neighbor(iface, addr, mac, State.STATIC)
         self._entries[(iface.index, addr)] = entry
         self.on_change()
+        self.timers_changed()     # the old entry's timer is gone with it
         if old is not None and old.hold:
             packets = list(old.hold)
             self.stats.dfrsent += len(packets)

@@ -194,6 +194,14 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
         else:
             cont = False
             ok = 20 <= thl and 0 < n and end <= flen and word & _FLAGS_BUT_ENDS == _ACK
+            if ok and word & _ENDS_RUN:
+                # PSH or FIN: a run it started would be closed at once and nothing could
+                # join it. It goes up as it came (the normal path checks it), after what
+                # came before it in its flow, whose run it closes.
+                if run is not None:
+                    del runs[flow]
+                out.append(item)
+                continue
             if run is not None:
                 pseudo = run.pseudo
             elif ok:

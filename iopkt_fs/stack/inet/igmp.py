@@ -106,8 +106,10 @@ class IgmpProtocol(ReportTimers):
             kind, count = V2_LEAVE, 1
         else:
             self.pending.pop((iface.index, group), None)      # IGMPv1 has no leave
+            self.stack.timers_changed()
             return
         self.pending[(iface.index, group)] = Pending(iface, group, kind, count, now)
+        self.stack.timers_changed()
 
     def interface_up(self, iface: Interface) -> None:
         if self._speaks(iface):
@@ -138,6 +140,7 @@ class IgmpProtocol(ReportTimers):
             p = self.pending.get(key)
             if p is not None and p.kind in (V1_REPORT, V2_REPORT) and p.left == 1:
                 del self.pending[key]              # RFC 2236 3: someone answered for the group
+                self.stack.timers_changed()
                 st.rcv_ourreports += 1
             return
         if kind != QUERY or not self._speaks(iface):

@@ -54,7 +54,6 @@ from ..iface.interface import IFT_ETHER, IFT_LOOP, IfAddr, Interface
 from ..iface.neighbor import ArpCache
 from ..iface.route import RouteTable
 from ..time import Instant
-from ..wire.checksum import ones_sum
 from ..wire.ethernet import HEADER_LEN as ETH_HEADER_LEN, VLAN_HEADER_LEN, EtherType
 from ..wire.ipv4 import ANY, BROADCAST, Ipv4Packet, Ipv4Repr
 from ..wire.virtio import DATA_VALID, GSO_UDP_L4, HDR as _VH, NEEDS_CSUM
@@ -63,7 +62,7 @@ from .arp import ArpInput
 from .forward import Flow, Ipv4Forward
 from .icmp import IcmpProtocol
 from .igmp import IgmpProtocol
-from .output import GSO_MAX, LOOP_VH, Ipv4Output, _int, _packed
+from .output import GSO_MAX, LOOP_VH, Ipv4Output, OutRoute, _int, _packed
 from .reass import Reassembler
 from .stats import ICMP_TIMXCEED, ICMP_UNREACH, TIMXCEED_REASS, UNREACH_PROTOCOL, IpStat
 
@@ -137,15 +136,21 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         self._node_redirect = sysctl.node("net.inet.ip.redirect")
         maxfrag = sysctl.node("net.inet.ip.maxfragpackets")
         self.routes = RouteTable()
-        self.routes.on_change = self._flush_flows
+        self.routes.on_change = self._routing_changed
         self.arp = ArpCache(send_request=self._arp_request, deliver=self._arp_deliver,
-                            unreachable=self._arp_unreachable, on_change=self._flush_flows)
+                            unreachable=self._arp_unreachable, on_change=self._routing_changed,
+                            timers_changed=stack.timers_changed)
         self.reass = Reassembler(self.stats, lambda: maxfrag.value)
+        self.reass.timers_changed = stack.timers_changed
         self._local: dict[bytes, tuple[Interface, IfAddr]] = {}
         self._bcast: dict[bytes, Interface] = {}
         # Multicast groups we accept, with the number of joins (224.0.0.1 always).
         self.groups: dict[bytes, int] = {ALL_HOSTS: 1}
         self._flows: dict[tuple[int, bytes], Flow] = {}
+        # Where local output to each destination goes (output.py OutRoute), and a count of
+        # the changes that empty it (an output that saw one meanwhile caches nothing).
+        self._out_routes: dict[bytes, OutRoute] = {}
+        self._route_epoch = 0
         self._was_up: dict[int, bool] = {}
         # (ifindex, address) announced since the interface last came up: adding an
         # address brings the interface up first, and one announcement is enough.
@@ -174,6 +179,13 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             self._was_up[iface.index] = iface.is_up
             for ifa in iface.inet_addrs():
                 self.address_added(iface, ifa)
+
+    def _routing_changed(self) -> None:
+        """A route, ARP entry, address or interface changed: the forwarding flows and
+        the output route cache are dropped (the next packet looks everything up)."""
+        self._route_epoch += 1
+        self._out_routes.clear()
+        self._flush_flows()
 
     # -- address facts ----------------------------------------------------------------------
 
@@ -248,7 +260,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         if ifa.broadcast is not None:
             self._bcast[ifa.broadcast.packed] = iface
         self._install_routes(iface, ifa)
-        self._flush_flows()
+        self._routing_changed()
         if iface.kind == IFT_ETHER and iface.is_up:
             self._announce(iface, addr)
             if len(iface.inet_addrs()) == 1:
@@ -271,12 +283,12 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             for a in other.inet_addrs():
                 if a is not ifa:
                     self._install_routes(other, a)
-        self._flush_flows()
+        self._routing_changed()
 
     def interface_changed(self, iface: Interface) -> None:
         was_up = self._was_up.get(iface.index, False)
         self._was_up[iface.index] = iface.is_up
-        self._flush_flows()
+        self._routing_changed()
         if not iface.is_up:
             self._announced = {k for k in self._announced if k[0] != iface.index}
             self.igmp.interface_gone(iface)
@@ -291,7 +303,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         self.igmp.interface_gone(iface)
         self.routes.remove_interface(iface)
         self.arp.flush(iface, static=True)
-        self._flush_flows()
+        self._routing_changed()
 
     def _install_routes(self, iface: Interface, ifa: IfAddr) -> None:
         a = int(ifa.address)
@@ -407,8 +419,10 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         if total < n:
             mv = mv[:total]              # Ethernet padding is not part of the datagram
         pkt = Ipv4Packet(mv, hlen)
-        if ones_sum(mv[:hlen]) != 0xFFFF:
-            st.badsum += 1               # RFC 791 3.1 "Header Checksum" (verify_checksum)
+        # RFC 791 3.1 "Header Checksum": ones_sum(header) == 0xffff written out (checksum.py:
+        # a sum that is a non-zero multiple of 0xffff; an all-zero header is no IPv4 one).
+        if int.from_bytes(mv[:hlen], "big") % 0xFFFF:
+            st.badsum += 1
             return
         if self._flows and not link_bcast and hlen == 20 and vh is None:
             flow = self._flows.get((iface.index, pkt.dst))
@@ -444,8 +458,9 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
         """``ip`` None: the header is read from ``pkt`` as far as needed (IpInput)."""
         st = self.stats
         csum_ok = False
+        datagram = pkt.datagram
         if ip is None:
-            flags_off, proto, src, dst = _FIELDS.unpack_from(pkt.datagram, 6)
+            flags_off, proto, src, dst = _FIELDS.unpack_from(datagram, 6)
             frag = flags_off & 0x3FFF       # MF or an offset
         else:
             proto, src, dst = ip.protocol, ip.src, ip.dst
@@ -472,8 +487,7 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
             datagram = header + payload[:8]
             csum_ok = False
         else:
-            payload = pkt.payload
-            datagram = pkt.datagram
+            payload = datagram[(datagram[0] & 0x0F) << 2:]     # pkt.payload
         handler = self.protosw.get(proto)
         if handler is None:
             st.noproto += 1
@@ -482,6 +496,13 @@ class Ipv4Layer(Ipv4Output, Ipv4Forward, ArpInput):
                                 link_broadcast=link_bcast, in_iface=iface)
             return
         st.delivered += 1
+        if not broadcast and not link_bcast:
+            # A protocol that reads only the addresses of a unicast datagram (TCP) takes
+            # them as arguments: no IpInput is made for it.
+            unicast = getattr(handler, "input_unicast", None)
+            if unicast is not None:
+                unicast(src, dst, payload, now, csum_ok)
+                return
         handler.input(IpInput(iface, ip, broadcast or link_bcast, link_bcast, datagram, csum_ok,
                               pkt, src, dst), payload, now)
 

@@ -26,7 +26,8 @@ class Pending:
 class ReportTimers:
     """The pending reports of a group membership protocol; a subclass says who speaks
     it (``_speaks``), how a report is sent (``_send``) and how far apart its
-    retransmissions go (``_span``)."""
+    retransmissions go (``_span``). Every change to ``pending`` outside ``poll`` tells
+    ``stack.timers_changed`` (Stack.poll_at caches the earliest deadline)."""
 
     def __init__(self, stack):
         self.stack = stack
@@ -50,9 +51,11 @@ class ReportTimers:
         if p is not None and p.deadline <= when:
             return                             # an earlier answer is due already
         self.pending[key] = Pending(iface, group, kind, 1, when, sources)
+        self.stack.timers_changed()
 
     def interface_gone(self, iface: Interface) -> None:
         self.pending = {k: p for k, p in self.pending.items() if p.iface is not iface}
+        self.stack.timers_changed()
 
     def poll(self, now: Instant) -> None:
         for key, p in [(k, p) for k, p in self.pending.items() if p.deadline <= now]:
@@ -65,6 +68,7 @@ class ReportTimers:
                 del self.pending[key]
             else:
                 p.deadline = now + max(1, self._random(self._span(p)))
+        # (Stack.poll invalidates its deadline cache after every layer's poll.)
 
     def poll_at(self) -> Instant | None:
         if not self.pending:         # the usual case, asked after every request

@@ -13,6 +13,15 @@ the Ethernet header on: broadcast, the group's MAC, or the next hop through ARP 
 wait in the entry's bounded queue); with a virtio link whose enabled offloads cover the
 transport's leftover work (``gso.Tx``) it goes in a virtio header (``_tx_header``), else
 gso.py finishes it in software. route(8)'s calls are here too (``route_add`` ...).
+
+Routes out are cached per destination (``OutRoute``, BSD's ``inp_route`` and Linux's
+dst cache in one table for every socket): the route, next hop, source and the Ethernet
+header toward a resolved neighbour, so a unicast datagram to a destination seen before
+costs no route lookup, no ARP look-up and no header join. The table is emptied on every
+route, ARP or interface change (``Ipv4Layer._routing_changed``: the same events that
+drop the forwarding flow cache), and an entry is made only for what is settled: a
+usable unicast route, and on Ethernet a REACHABLE or permanent neighbour (a STALE one
+must be re-confirmed by ``arp.resolve``, which the cached path would skip).
 """
 
 import errno
@@ -24,6 +33,7 @@ from ..errors import StackError
 from ..iface.interface import (
     IFCAP_CSUM_TCPv4_Tx, IFCAP_CSUM_UDPv4_Tx, IFCAP_TSOv4, IFF_UP, IFT_ETHER, IFT_LOOP, Interface,
 )
+from ..iface.neighbor import State as ArpState
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT, Route
 from ..time import Instant
 from ..wire.ethernet import BROADCAST as ETHER_BROADCAST
@@ -41,8 +51,28 @@ _PLAIN_VH = bytes(_VH.size)
 # one it needs to finish their checksums (NetBSD IFCAP_* names what the device does).
 _GSO_CAP = {GSO_TCPV4: IFCAP_TSOv4, GSO_UDP_L4: IFCAP_TSOv4}
 _CSUM_CAP = {16: IFCAP_CSUM_TCPv4_Tx, 6: IFCAP_CSUM_UDPv4_Tx}
+_SETTLED = (ArpState.REACHABLE, ArpState.STATIC)   # neighbours whose MAC may be cached
 # The largest IPv4 packet one super-segment may be (the total length field's limit).
 GSO_MAX = 65535
+MAX_OUT_ROUTES = 1024                # destinations in the output route cache
+
+
+class OutRoute:
+    """Where locally sent unicast datagrams to one destination go (see the module text)."""
+
+    __slots__ = ("iface", "nexthop", "route", "src", "head", "tx", "vh")
+
+    def __init__(self, iface: Interface, nexthop: bytes, route: Route | None, src: bytes | None,
+                 head: bytes | None):
+        self.iface = iface
+        self.nexthop = nexthop
+        self.route = route        # None: to one of our addresses (lo0)
+        self.src = src            # the source when the caller gives none (None: ask again)
+        self.head = head          # the Ethernet header, or None: the link takes bare packets
+        # The virtio header for a segment that is not cut (gso NONE) with transport work
+        # ``tx``: it depends only on tx and the link's enabled offloads (_tx_header).
+        self.tx = None
+        self.vh = b""
 
 
 def _int(addr: bytes) -> int:
@@ -76,6 +106,9 @@ class Ipv4Output:
             StackError(EHOSTUNREACH): no route, or a reject route.
             StackError(ENETUNREACH): a limited broadcast with no interface to send it on.
         """
+        ro = self._out_routes.get(dst) if type(dst) is bytes else None
+        if ro is not None:
+            return ro.iface, ro.nexthop, ro.route      # what the lookup below said, cached
         if dst in self._local or dst[0] == 127:
             return self.stack.lo0, dst, None
         if dst == BROADCAST:
@@ -120,8 +153,15 @@ class Ipv4Output:
             StackError(EMSGSIZE): DF set and the datagram exceeds the MTU, or > 65535.
             StackError(EADDRNOTAVAIL): no source address to use.
         """
+        if iface is None and type(dst) is bytes:
+            ro = self._out_routes.get(dst)
+            if ro is not None and (src is not None or ro.src is not None):
+                self._output_cached(ro, payload, src, dst, proto, now, ttl, tos, df, tx)
+                return
         st = self.stats
         dst = _packed(dst)
+        epoch = self._route_epoch
+        forced = iface
         if iface is not None:
             nexthop, route = dst, None
         else:
@@ -162,6 +202,8 @@ class Ipv4Output:
             self.stack.transmit(self.stack.lo0, datagram)
         if length <= mtu or (tx is not None and tx.gso_type != GSO_NONE):
             self._link_output(iface, nexthop, datagram, now, link_bcast, tx)
+            if forced is None and epoch == self._route_epoch:     # nothing moved meanwhile
+                self._remember_route(dst, iface, nexthop, route, link_bcast)
             return
         if df:
             st.cantfrag += 1
@@ -174,6 +216,78 @@ class Ipv4Output:
         st.ofragments += len(packets)
         for p in packets:
             self._link_output(iface, nexthop, p, now, link_bcast)
+
+    def _remember_route(self, dst: bytes, iface: Interface, nexthop: bytes, route: Route | None,
+                        link_bcast: bool) -> None:
+        """Cache where ``dst`` went, when that is settled (see the module text)."""
+        if link_bcast or dst == BROADCAST or 224 <= dst[0] < 240 or dst in self._out_routes or \
+                (route is not None and route.flags & (RTF_BLACKHOLE | RTF_REJECT)):
+            return
+        head = None
+        if iface.kind == IFT_ETHER and iface.mac is not None:
+            if 224 <= nexthop[0] < 240 or nexthop == BROADCAST:
+                return
+            entry = self.arp.get(iface, _int(nexthop))
+            if entry is None or entry.mac is None or entry.state not in _SETTLED:
+                return
+            head = entry.mac + iface.mac + ETHERTYPE_IP
+        if dst in self._local:
+            src = dst
+        elif dst[0] == 127:
+            src = LOOPBACK
+        elif route is not None and route.ifa_address is not None:
+            src = route.ifa_address.to_bytes(4, "big")
+        else:
+            src = self.interface_address(iface, nexthop)
+        if len(self._out_routes) >= MAX_OUT_ROUTES:
+            self._out_routes.clear()
+        self._out_routes[dst] = OutRoute(iface, nexthop, route, src, head)
+
+    def _output_cached(self, ro: OutRoute, payload, src, dst: bytes, proto: int, now: Instant,
+                       ttl, tos: int, df: bool, tx) -> None:
+        """``output`` to a destination in the route cache: the same steps, in the same
+        order, with the route, source and link header taken from ``ro``."""
+        route = ro.route
+        if route is not None:
+            route.use += 1
+        if src is None:
+            src = ro.src
+        elif type(src) is not bytes or len(src) != 4:
+            src = _packed(src)
+        if ttl is None:
+            ttl = self._node_ttl.value
+        n = len(payload)
+        if n > 0xFFFF - 20:
+            raise StackError(errno.EMSGSIZE, f"datagram of {20 + n} bytes")
+        self.stats.localout += 1
+        self._ident = ident = (self._ident + 1) & 0xFFFF        # next_ident(), written out
+        datagram = plain_header(src, dst, proto, n, ttl, tos, ident, df) + bytes(payload)
+        iface = ro.iface
+        mtu = (route.mtu if route is not None and route.mtu else 0) or iface.mtu
+        if 20 + n > mtu and (tx is None or tx.gso_type == GSO_NONE):
+            if df:
+                self.stats.cantfrag += 1
+                raise StackError(errno.EMSGSIZE, f"{20 + n} bytes exceed the MTU {mtu} of {iface.name}")
+            packets = self._fragment(datagram, mtu)
+            if packets is None:
+                self.stats.cantfrag += 1
+                raise StackError(errno.EMSGSIZE, f"cannot fragment for MTU {mtu}")
+            self.stats.fragmented += 1
+            self.stats.ofragments += len(packets)
+            for p in packets:
+                self._link_output(iface, ro.nexthop, p, now)
+            return
+        head = ro.head
+        if head is None:
+            self._bare_output(iface, datagram, tx)
+        elif tx is not None and tx is ro.tx and iface.vnet_hdr:
+            self.stack.transmit(iface, b"".join((ro.vh, head, datagram)), framed=True)
+        else:
+            if tx is not None and tx.gso_type == GSO_NONE and iface.vnet_hdr:
+                vh = self._tx_header(iface, datagram, tx)
+                if vh is not None:
+                    ro.tx, ro.vh = tx, vh
+            self._ether_output(iface, head, datagram, tx)
 
     def _fragment(self, datagram: bytes, mtu: int) -> list[bytes] | None:
         """ip_fragment() (RFC 791 3.2 "Fragmentation"): pieces of at most ``mtu`` bytes.
@@ -219,15 +333,8 @@ class Ipv4Output:
 
     def _link_output(self, iface: Interface, nexthop: bytes, packet: bytes, now: Instant,
                      link_bcast: bool = False, tx: gso.Tx | None = None) -> None:
-        kind = iface.kind
-        if kind != IFT_ETHER or iface.mac is None:
-            # lo0 carries partial checksums and whole super-segments as they are (its
-            # input trusts them); a tun gets them finished.
-            if tx is None or kind == IFT_LOOP:
-                self.stack.transmit(iface, packet)
-            else:
-                for p in gso.finalize(packet, tx, iface.mtu):
-                    self.stack.transmit(iface, p)
+        if iface.kind != IFT_ETHER or iface.mac is None:
+            self._bare_output(iface, packet, tx)
             return
         if link_bcast or nexthop == BROADCAST:
             mac = ETHER_BROADCAST
@@ -245,7 +352,18 @@ class Ipv4Output:
             mac = self.arp.resolve(iface, ip, packet, now)
             if mac is None:
                 return                            # held until ARP answers (or counted)
-        head = mac + iface.mac + ETHERTYPE_IP
+        self._ether_output(iface, mac + iface.mac + ETHERTYPE_IP, packet, tx)
+
+    def _bare_output(self, iface: Interface, packet: bytes, tx: gso.Tx | None) -> None:
+        """A link without an Ethernet header: lo0 carries partial checksums and whole
+        super-segments as they are (its input trusts them); a tun gets them finished."""
+        if tx is None or iface.kind == IFT_LOOP:
+            self.stack.transmit(iface, packet)
+        else:
+            for p in gso.finalize(packet, tx, iface.mtu):
+                self.stack.transmit(iface, p)
+
+    def _ether_output(self, iface: Interface, head: bytes, packet: bytes, tx: gso.Tx | None) -> None:
         if iface.vnet_hdr:
             vh = self._tx_header(iface, packet, tx)
             if vh is not None:

@@ -55,6 +55,10 @@ class Expired:
     data: bytes
 
 
+def _noop() -> None:
+    return None
+
+
 class Reassembler:
     def __init__(self, stats: IpStat, max_packets: Callable[[], int], max_bytes: int = MAX_FRAG_BYTES):
         self.stats = stats
@@ -65,12 +69,15 @@ class Reassembler:
         # The stack's MbufPool (stack/mbuf.py), set by Stack; each kept fragment is a
         # packet chain charged there.
         self.pool = None
+        # Told when a queue (and its deadline) comes or goes: Stack.poll_at's cache.
+        self.timers_changed = _noop
 
     def __len__(self) -> int:
         return len(self.queues)
 
     def _free(self, q: FragQueue) -> int:
         del self.queues[q.key]
+        self.timers_changed()
         self.nbytes -= q.nbytes
         if self.pool is not None:
             for s, e, _ in q.frags:
@@ -112,6 +119,7 @@ class Reassembler:
                 return None
             q = FragQueue(key, now + IPFRAGTTL)
             self.queues[key] = q
+            self.timers_changed()
         elif self.nbytes + len(data) > self.max_bytes:
             # Growing an existing queue past the cap: evict the others first, oldest first.
             for other in list(self.queues.values()):
@@ -150,6 +158,7 @@ class Reassembler:
             stats.rcvmemdrop += 1
             if not q.frags:
                 del self.queues[key]
+                self.timers_changed()
             return None
         frags.insert(i, (offset, end, bytes(data)))
         q.nbytes += len(data)

@@ -52,6 +52,10 @@ class Expired6:
     first: object
 
 
+def _noop() -> None:
+    return None
+
+
 class Reassembler6:
     def __init__(self, stats: Ip6Stat, max_packets: Callable[[], int], max_frags: Callable[[], int]):
         self.stats = stats
@@ -59,12 +63,15 @@ class Reassembler6:
         self.max_frags = max_frags
         self.queues: dict[tuple, FragQueue6] = {}
         self.nfrags = 0
+        # Told when a queue (and its deadline) comes or goes: Stack.poll_at's cache.
+        self.timers_changed = _noop
 
     def __len__(self) -> int:
         return sum(1 for q in self.queues.values() if not q.dead)
 
     def _free(self, q: FragQueue6) -> int:
         self.queues.pop(q.key, None)
+        self.timers_changed()
         n = len(q.frags)
         self.nfrags -= n
         q.frags = []
@@ -101,6 +108,7 @@ class Reassembler6:
                 st.fragoverflow += self._free(next(iter(self.queues.values())))
             q = FragQueue6(key, now + FRAGTTL)
             self.queues[key] = q
+            self.timers_changed()
         elif 0 < limit_f <= self.nfrags:
             st.fragoverflow += 1
             return None

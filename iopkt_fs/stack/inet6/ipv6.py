@@ -106,11 +106,13 @@ class Ipv6Layer(Ipv6Output):
         queuelen = sysctl.node("net.inet6.icmp6.maxqueuelen")
         self.routes = RouteTable(bits=128)
         self.reass = Reassembler6(self.stats, lambda: maxpkts.value, lambda: maxfrags.value)
+        self.reass.timers_changed = stack.timers_changed
         self.icmp = Icmp6Protocol(self)
         self.ndisc = Ndisc(self)
         self.icmp.ndisc = self.ndisc
         self.nd = NdCache(solicit=self.ndisc.solicit, deliver=self._nd_deliver, unreachable=self._nd_unreachable,
                           hold_limit=lambda: queuelen.value, rng=stack.rng,
+                          timers_changed=stack.timers_changed,
                           retrans=lambda iface: self.rtr.retrans_timer(iface),
                           nud=lambda iface: self.rtr.performs_nud(iface))
         self.rtr = RouterDiscovery(self)

@@ -99,6 +99,7 @@ class MldListener(ReportTimers):
         else:
             kind, count = (CHANGE_TO_EXCLUDE_MODE if join else CHANGE_TO_INCLUDE_MODE), ROBUSTNESS
         self.pending[(iface.index, group)] = Pending(iface, group, kind, count, now)
+        self.stack.timers_changed()
 
     def interface_up(self, iface: Interface) -> None:
         for (index, group) in list(self.ip.groups):
@@ -122,6 +123,7 @@ class MldListener(ReportTimers):
             p = self.pending.get(key)
             if p is not None and p.kind == T.MLD_REPORT and p.left == 1 and self.v1_mode(iface, now):
                 del self.pending[key]
+                self.stack.timers_changed()
                 st.suppressed += 1
             return
         if pkt.type != T.MLD_QUERY:

@@ -102,6 +102,7 @@ def _noop(*_a) -> None:
 class NdCache:
     def __init__(self, *, solicit: Callable = _noop, deliver: Callable = _noop,
                  unreachable: Callable = _noop, on_change: Callable = _noop,
+                 timers_changed: Callable = _noop,
                  hold_limit: Callable[[], int] = lambda: 1, rng=None,
                  retrans: Callable[[Interface], int] = lambda _iface: RETRANS_TIMER,
                  nud: Callable[[Interface], bool] = lambda _iface: True):
@@ -111,6 +112,7 @@ class NdCache:
         self.deliver = deliver
         self.unreachable = unreachable
         self.on_change = on_change
+        self.timers_changed = timers_changed   # a deadline moved (Stack.poll_at's cache)
         self.hold_limit = hold_limit
         self.stats = Nd6Stat()
         factor = 0.5 + (rng.random() if rng is not None else 0.5)
@@ -125,6 +127,7 @@ class NdCache:
         entry.expires = when
         if when is not None:
             heapq.heappush(self._timers, (when, next(self._seq), entry))
+        self.timers_changed()
 
     def _live(self, entry: Neighbor6, when) -> bool:
         return entry.expires == when and self._entries.get((entry.iface.index, entry.ip)) is entry
@@ -184,6 +187,7 @@ class NdCache:
     def _drop(self, entry: Neighbor6) -> None:
         del self._entries[(entry.iface.index, entry.ip)]
         entry.expires = None
+        self.timers_changed()
         if entry.hold:
             self.stats.dropped_held += len(entry.hold)
             entry.hold.clear()
@@ -317,6 +321,7 @@ class NdCache:
             entry.hold = old.hold
         self._entries[(iface.index, ip)] = entry
         self.on_change()
+        self.timers_changed()     # the old entry's timer is gone with it
         self._release(entry)
         return entry
 

@@ -223,6 +223,8 @@ class RouterDiscovery:
 
     def policy_changed(self) -> None:
         """accept_rtadv or forwarding moved (a sysctl, global or per interface)."""
+        # Every method here that moves a deadline first tells Stack.poll_at (its cache).
+        self.stack.timers_changed()
         for iface in self.stack.interfaces.values():
             if iface.is_up and self.accepting(iface):
                 self.start_solicit(iface)
@@ -232,12 +234,14 @@ class RouterDiscovery:
     # -- Router Solicitation (RFC 4861 6.3.7) --------------------------------------------
 
     def start_solicit(self, iface: Interface) -> None:
+        self.stack.timers_changed()
         if iface.kind != IFT_ETHER or iface.mac is None or iface.index in self.solicits:
             return
         delay = int(self.stack.rng.random() * MAX_RTR_SOLICITATION_DELAY)
         self.solicits[iface.index] = Solicit(iface, MAX_RTR_SOLICITATIONS, self.ip.stack_now() + delay)
 
     def _solicit_step(self, s: Solicit, now: Instant) -> None:
+        self.stack.timers_changed()
         iface = s.iface
         if not iface.is_up or not self.accepting(iface):
             del self.solicits[iface.index]
@@ -314,6 +318,7 @@ class RouterDiscovery:
             self.stats.badmtu += 1
 
     def _router(self, iface: Interface, src: bytes, ra, now: Instant) -> None:
+        self.stack.timers_changed()
         router = next((r for r in self.routers if r.iface is iface and r.addr == src), None)
         if ra.router_lifetime == 0:
             if router is not None:
@@ -328,6 +333,7 @@ class RouterDiscovery:
         self._select_default()
 
     def _drop_router(self, router: DefRouter) -> None:
+        self.stack.timers_changed()
         self.routers.remove(router)
         self._unroute(router)
         self._select_default()
@@ -373,6 +379,7 @@ class RouterDiscovery:
             self._slaac(iface, prefix, pi, now)
 
     def _onlink(self, iface, router, prefix, plen, pi, now) -> None:
+        self.stack.timers_changed()
         entry = next((p for p in self.prefixes if p.iface is iface and p.prefix == prefix
                       and p.prefixlen == plen), None)
         if entry is None:
@@ -391,10 +398,12 @@ class RouterDiscovery:
         entry.router = router
 
     def _drop_prefix(self, entry: Prefix) -> None:
+        self.stack.timers_changed()
         self.prefixes.remove(entry)
         self._unroute(entry)
 
     def _slaac(self, iface: Interface, prefix: bytes, pi: NdPrefixInfo, now: Instant) -> None:
+        self.stack.timers_changed()
         addr = prefix[:8] + eui64_link_local(iface.mac)[8:]
         auto = self.addrs.get((iface.index, addr))
         if auto is not None and auto.prefix is None:
@@ -432,9 +441,11 @@ class RouterDiscovery:
             self.start_solicit(iface)
 
     def address_removed(self, iface: Interface, ifa) -> None:
+        self.stack.timers_changed()
         self.addrs.pop((iface.index, ifa.address.packed), None)
 
     def interface_changed(self, iface: Interface, came_up: bool) -> None:
+        self.stack.timers_changed()
         if not iface.is_up:
             self.solicits.pop(iface.index, None)
             self._select_default()
@@ -444,6 +455,7 @@ class RouterDiscovery:
         self._select_default()
 
     def interface_detached(self, iface: Interface) -> None:
+        self.stack.timers_changed()
         self.solicits.pop(iface.index, None)
         self.ifinfo.pop(iface.index, None)
         self.routers = [r for r in self.routers if r.iface is not iface]
@@ -467,6 +479,7 @@ class RouterDiscovery:
     # -- timers -----------------------------------------------------------------------------
 
     def poll(self, now: Instant) -> None:
+        self.stack.timers_changed()
         for s in [s for s in self.solicits.values() if s.deadline <= now]:
             self._solicit_step(s, now)
         for router in [r for r in self.routers if r.expires <= now]:
@@ -544,6 +557,7 @@ class RouterDiscovery:
         """Lifetimes given by hand (``ifconfig IF inet6 ADDR pltime N vltime N``, KAME's
         ifra_lifetime): the address is deprecated, then removed, by the same timers as an
         autoconfigured one; it belongs to no prefix (``prefix`` None), so RAs leave it be."""
+        self.stack.timers_changed()
         key = (iface.index, ifa.address.packed)
         until = lambda t: None if t is None else now + seconds(t)  # noqa: E731
         self.addrs[key] = AutoAddr(iface, ifa, None, until(vltime), until(pltime))

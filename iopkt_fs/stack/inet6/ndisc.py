@@ -182,20 +182,24 @@ class Ndisc:
             return
         ifa.flags6 = (ifa.flags6 | IN6_IFF_TENTATIVE) & ~IN6_IFF_DUPLICATED
         self.dad[(iface.index, addr)] = Dad(iface, ifa, addr, count, 0)
+        self.stack.timers_changed()        # every DAD deadline change tells Stack.poll_at
 
     def _dad_step(self, dad: Dad, now: Instant) -> None:
         if dad.left > 0:
             dad.left -= 1
             dad.deadline = now + self.ip.rtr.retrans_timer(dad.iface)
+            self.stack.timers_changed()
             self.solicit(dad.iface, dad.addr, None, dad=True)
             return
         del self.dad[(dad.iface.index, dad.addr)]
+        self.stack.timers_changed()
         dad.ifa.flags6 &= ~IN6_IFF_TENTATIVE
         self.ip.address_usable(dad.iface, dad.ifa)
         self.stack.log(INFO, f"{dad.iface.name}: {dad.ifa.address} passed DAD")
 
     def _duplicate(self, dad: Dad, why: str) -> None:
         del self.dad[(dad.iface.index, dad.addr)]
+        self.stack.timers_changed()
         dad.ifa.flags6 = (dad.ifa.flags6 & ~IN6_IFF_TENTATIVE) | IN6_IFF_DUPLICATED
         self.ip.icmp.stats.dupaddr += 1
         # RFC 4862 5.4.5: log it; the address stays, marked, and is never used.
@@ -212,6 +216,7 @@ class Ndisc:
         for key, dad in list(self.dad.items()):
             if dad.iface is iface and (ifa is None or dad.ifa is ifa):
                 del self.dad[key]
+                self.stack.timers_changed()
 
     def poll(self, now: Instant) -> None:
         for dad in [d for d in self.dad.values() if d.deadline <= now]:

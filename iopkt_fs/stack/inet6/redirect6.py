@@ -113,6 +113,7 @@ class Redirects:
         if tlla is not None:
             ip.nd.learn(iface, target, tlla, now, router=target != dest)
         old = self.learned.pop(dest, None)
+        self.ip.stack.timers_changed()     # every change to learned tells Stack.poll_at
         if old is not None:
             ip.routes.remove(old.route)
         text = ipaddress.IPv6Address(dest)
@@ -127,6 +128,7 @@ class Redirects:
         route.flags = (route.flags & ~RTF_STATIC) | RTF_DYNAMIC
         timeout = self._node_timeout.value
         self.learned[dest] = Learned(route, now + seconds(timeout) if timeout else None)
+        self.ip.stack.timers_changed()
         st.accepted += 1
 
     # -- timers ---------------------------------------------------------------------------
@@ -135,6 +137,7 @@ class Redirects:
         for dest, entry in list(self.learned.items()):
             if entry.expires is not None and entry.expires <= now:
                 del self.learned[dest]
+                self.ip.stack.timers_changed()
                 self.ip.routes.remove(entry.route)
 
     def poll_at(self) -> Instant | None:
@@ -144,3 +147,4 @@ class Redirects:
 
     def interface_detached(self, iface) -> None:
         self.learned = {d: e for d, e in self.learned.items() if e.route.iface is not iface}
+        self.ip.stack.timers_changed()

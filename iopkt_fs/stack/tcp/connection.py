@@ -81,7 +81,7 @@ from .rack import RackMixin
 from .recovery import RecoveryMixin
 from .rtt import RttEstimator
 from .sack import SackMixin
-from .seq import _HALF, MASK, seq_add, seq_gt, seq_sub
+from .seq import _HALF, MASK, MOD, seq_add, seq_gt
 from .state import (
     CLOSED, CLOSE_WAIT, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK, LISTEN, SYN_RECEIVED,
     SYN_SENT, TIME_WAIT, Segment, State,
@@ -271,7 +271,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
             self.t_rexmt = self.t_persist = self.t_keep = self.t_2msl = self.t_delack = None
             self.t_tlp = self.t_rack = None
             self.layer.connection_closed(self, old)
-        elif new.established and not old.established:
+        elif new >= ESTABLISHED > old:     # (State.established, written out)
             if self.retransmits and self.rtt.srtt is None:
                 # RFC 6298 5.7: the SYN (or SYN-ACK) timed out and no RTT was measured:
                 # start data transmission with RTO = 3 s.
@@ -291,7 +291,9 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
     @property
     def flight(self) -> int:
         """FlightSize (RFC 5681 2): data sent but not yet acknowledged."""
-        return seq_sub(self.snd_max, self.snd_una)
+        # seq_sub(SND.MAX, SND.UNA) written out (RFC 9293 3.4): asked about twice an ACK.
+        d = (self.snd_max - self.snd_una) & MASK
+        return d - MOD if d >= _HALF else d
 
     @property
     def rcv_wnd(self) -> int:

@@ -60,6 +60,9 @@ class TcpProtosw:
                               notify=getattr(stack, "notify_socket", None),
                               route_tso=self._tso, csum_offload=True, **layer_options)
         self.broadcast_drops = 0
+        # ``input`` of a unicast datagram, as ipv4._deliver calls it (src, dst, payload,
+        # now, csum_ok): straight to the layer, which reads nothing else of the datagram.
+        self.input_unicast = self.layer.input
 
     @classmethod
     def install(cls, stack, **layer_options) -> TcpLayer:

@@ -66,6 +66,10 @@ def _ignore(sock: TcpSocket) -> None:
 
 
 class TcpLayer:
+    # Stack.poll_at asks this layer every time instead of caching its answer: nearly every
+    # segment moves a connection's timers, and the heap top is one look (poll_at below).
+    poll_at_live = True
+
     def __init__(self, output: OutputFn, rng: random.Random | None = None, *,
                  sysctl=None, config: TcpConfig | None = None,
                  log: Callable[..., None] | None = None,
@@ -226,8 +230,9 @@ class TcpLayer:
         conn.sched = d
 
     def wake(self, conn: Connection) -> None:
-        if conn.socket is not None:
-            self.signal(conn.socket)
+        sock = conn.socket
+        if sock is not None:
+            self.notify(sock)         # what signal(sock) does, a call less per wake-up
 
     def signal(self, sock: TcpSocket) -> None:
         """``sock`` may have become readable, writable or errored."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..time import Instant
 from .seq import _HALF, MASK, MOD, seq_add, seq_ge, seq_gt, seq_le, seq_lt, seq_sub
-from .state import DUPTHRESH, FIN, SYN, Segment
+from .state import DUPTHRESH, ESTABLISHED, FIN, SYN, Segment
 
 RACK_MIN_REO_WND = 1000           # µs: the reordering window's floor (RFC 8985 6.2)
 
@@ -156,7 +156,7 @@ class RecoveryMixin:
                     self._retransmit_una(now)
                     back = self.smss if acked >= self.smss else 0
                     self.cc.cwnd = max(self.cc.cwnd - acked + back, self.smss)
-        elif self.state.established and acked > 0 and self._cwnd_limited(flight_before):
+        elif self.state >= ESTABLISHED and acked > 0 and self._cwnd_limited(flight_before):
             self.cc.on_ack(acked, now, self.rtt.srtt)
         self.dupacks = 0
         # RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.

@@ -16,7 +16,7 @@ import errno as _errno
 
 from ..time import Instant, seconds
 from .seq import seq_add, seq_gt, seq_le, seq_lt, seq_sub
-from .state import ACK, CLOSED, TIME_WAIT
+from .state import ACK, CLOSED, ESTABLISHED, TIME_WAIT
 
 PERSIST_MIN = seconds(5)          # BSD TCPTV_PERSMIN
 PERSIST_MAX = seconds(60)         # BSD TCPTV_PERSMAX
@@ -25,6 +25,8 @@ PTO_MIN = 10_000                  # µs: the probe timeout's floor (Linux TCP_TI
 
 
 class TimerMixin:
+    # ``self.state >= ESTABLISHED`` is State.established (BSD TCPS_HAVEESTABLISHED) written
+    # out: the property is a call, and these run for every segment sent or received.
     __slots__ = ()
 
     def poll_at(self) -> Instant | None:
@@ -72,7 +74,7 @@ class TimerMixin:
         """RFC 6298 5.4-5.6 plus RFC 5681 3.1 and RFC 6582 4.1 on timeout."""
         stats = self.layer.stats
         self.rexmt_shift += 1
-        limit = self.config.syn_retries if not self.state.established else self.config.data_retries
+        limit = self.config.syn_retries if self.state < ESTABLISHED else self.config.data_retries
         if self.rexmt_shift > limit:
             stats.timeoutdrop += 1
             if self.state.synchronized:
@@ -114,7 +116,7 @@ class TimerMixin:
         """RFC 8985 7.2: PTO = 2 * SRTT (+ the worst-case delayed ACK when one segment is
         in flight), no later than the RTO; only with SACK and an RTT sample."""
         srtt = self.rtt.srtt
-        if not self.sack_ok or srtt is None or not self.state.established or \
+        if not self.sack_ok or srtt is None or self.state < ESTABLISHED or \
                 self.t_persist is not None:
             self.t_tlp = None
             return
@@ -133,7 +135,7 @@ class TimerMixin:
         for the RTO, not another PTO. In SACK recovery (our extension) the probe is the
         oldest recovery retransmission still undelivered, which 6.2 cannot judge while
         nothing sent later is acknowledged."""
-        if self.snd_una == self.snd_max or not self.state.established or \
+        if self.snd_una == self.snd_max or self.state < ESTABLISHED or \
                 self.t_persist is not None:
             return
         stats = self.layer.stats
@@ -204,22 +206,22 @@ class TimerMixin:
         self._arm_persist(now)
 
     def _arm_keep(self, now: Instant) -> None:
-        if self.keepalive or not self.state.established:
+        if self.keepalive or self.state < ESTABLISHED:
             # Before ESTABLISHED the keep timer is the connection-establishment limit (BSD
             # TCPTV_KEEP_INIT, 75 s); after, the keepalive idle time.
-            self.t_keep = now + (self.config.keepidle if self.state.established else seconds(75))
+            self.t_keep = now + (self.config.keepidle if self.state >= ESTABLISHED else seconds(75))
         else:
             self.t_keep = None
 
     def set_keepalive(self, on: bool, now: Instant) -> None:
         self.keepalive = on
-        if self.state.established and self.state != TIME_WAIT:
+        if self.state >= ESTABLISHED and self.state != TIME_WAIT:
             self._arm_keep(now)
             self.layer.touch(self)
 
     def _keep_timeout(self, now: Instant) -> None:
         stats = self.layer.stats
-        if not self.state.established:
+        if self.state < ESTABLISHED:
             # Connection-establishment timer expired (BSD tcp_keepinit).
             stats.keeptimeo += 1
             self._drop(_errno.ETIMEDOUT, now)

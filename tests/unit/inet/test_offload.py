@@ -282,6 +282,20 @@ def test_coalescing_never_joins_across_a_hole_a_flag_or_an_option_change(spec):
     assert i == len(frames)
 
 
+def test_a_segment_that_would_end_its_run_at_once_goes_up_as_it_came():
+    # ACK, then 1 byte with PSH, then FIN (a request's client): nothing can join the PSH or
+    # the FIN segment, so each goes up untouched, in order, with its own virtio header.
+    frames = [peer_frame(101, 5001, 0x10), peer_frame(101, 5001, 0x18, b"x"), peer_frame(102, 5001, 0x11)]
+    items = [(memoryview(f), None) for f in frames]
+    assert gro.coalesce(items, lambda a: a == ME) == items
+    # After a run of its flow it closes the run and follows it.
+    run = [peer_frame(101, 5001, 0x10, b"a" * 100), peer_frame(201, 5001, 0x10, b"b" * 100)]
+    late = peer_frame(900, 5001, 0x18, b"c")                 # PSH, not continuing the run
+    out = gro.coalesce([(memoryview(f), None) for f in run + [late]], lambda a: a == ME)
+    assert len(out) == 2 and bytes(out[1][0]) == late and out[1][1] is None
+    assert len(bytes(Ether(bytes(out[0][0]))[TCP].payload)) == 200
+
+
 # -- autosizing ---------------------------------------------------------------------------------
 
 def test_a_default_listener_scales_its_window_and_grows_its_buffer_under_load():

@@ -292,3 +292,16 @@ def test_neighbor_advertisements_carry_the_router_flag(how):
     stack.input(en0, [raw(ns)], 2 * S)
     (na,) = [f for f in frames(en0) if ICMPv6ND_NA in f]
     assert na[ICMPv6ND_NA].R == (how != "host")
+
+
+def test_a_learned_redirect_and_its_expiry_reach_stack_poll_at():
+    stack, en0 = host()
+    stack.poll_at()                       # cached now: the redirect must say it moved
+    stack.input(en0, [redirect()], 3 * S)
+    assert stack.inet6.redirect.poll_at() == 3 * S + seconds(600)
+    layers = [d for d in (stack.inet.poll_at(), stack.inet6.poll_at(), stack.tcp.poll_at()) if d is not None]
+    assert stack.poll_at() == min(layers)
+    stack.inet6.redirect.interface_detached(en0)
+    assert stack.inet6.redirect.poll_at() is None
+    layers = [d for d in (stack.inet.poll_at(), stack.inet6.poll_at(), stack.tcp.poll_at()) if d is not None]
+    assert stack.poll_at() == (min(layers) if layers else None)

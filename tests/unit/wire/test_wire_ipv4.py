@@ -1,6 +1,8 @@
 """IPv4 (RFC 791): header fields, length rules, options, fragments, checksum."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from iopkt_fs.stack.wire import Malformed
 from iopkt_fs.stack.wire.checksum import verify
@@ -54,6 +56,17 @@ def test_plain_header_is_the_reprs_header():
         assert plain_header(*args) == Ipv4Repr(*args).header_bytes()
     with pytest.raises(ValueError):
         plain_header(ip4("10.0.0.1"), ip4("10.0.0.2"), 6, 65516, 64, 0, 0, False)
+
+
+@given(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4),
+       st.integers(0, 255), st.integers(0, 65515), st.integers(0, 255), st.integers(0, 255),
+       st.integers(0, 0xFFFF), st.booleans())
+def test_plain_header_checksum_is_the_reprs_for_any_fields(src, dst, proto, n, ttl, tos, ident, df):
+    # Its checksum is written out in place of internet_checksum: every sum, the ones that
+    # are a multiple of 0xffff included, must give the same field.
+    args = (src, dst, proto, n, ttl, tos, ident, df)
+    header = plain_header(*args)
+    assert header == Ipv4Repr(*args).header_bytes() and verify(header)
 
 
 def test_trailing_padding_is_cut_off():
