@@ -267,9 +267,23 @@ class TapDriver(_linux.LinkFollower, Driver):
 
     async def _receive(self):
         fd = self.fd
+        if fd is None:
+            return      # detached before this task first ran
         iface = self.interfaces[0]
+        ctx = self.ctx
+        wait_readable = trio.lowlevel.wait_readable
         failing = False
-        while await _linux.wait_readable(fd) and self.fd == fd:
+        while True:
+            # trio's wait itself, not _linux.wait_readable around it: a ping's frame
+            # arrives after the CPU idled, when each Python call costs microseconds, and
+            # every frame between the task's top and trio's trap is resumed before the
+            # frame is read (docs/performance.md, "Ping, side by side").
+            try:
+                await wait_readable(fd)
+            except (trio.ClosedResourceError, ValueError, OSError):
+                return      # closed under us (detach)
+            if self.fd != fd:
+                return
             # After a small batch the queue is looked at again at once (NAPI's poll
             # loop), within one budget: what the stack sent while processing it often
             # has its answer queued by the time write() returns (the kernel runs its
@@ -278,7 +292,7 @@ class TapDriver(_linux.LinkFollower, Driver):
             # run loop). After a larger batch - a bulk flow - the task waits as before:
             # the next batch then has time to grow, and coalesces better (inet/gro.py).
             frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
-            self.ctx.hold()
+            ctx.hold()
             try:
                 while True:
                     try:
@@ -297,7 +311,7 @@ class TapDriver(_linux.LinkFollower, Driver):
                     if not frames:
                         break
                     # Each still starts with its virtio_net_hdr: the stack strips it.
-                    self.ctx.input(iface, frames)
+                    ctx.input(iface, frames)
                     if len(frames) > REDRAIN_MAX or self.fd != fd:
                         break          # a bulk batch (or a detach): wait for readiness
                     frames_left -= len(frames)
@@ -305,7 +319,7 @@ class TapDriver(_linux.LinkFollower, Driver):
                     if frames_left <= 0 or bytes_left <= 0:
                         break
             finally:
-                self.ctx.release()
+                ctx.release()
             if failing:
                 if self.watcher is not None and self.watcher.is_up() is None:
                     return    # the device is gone for good: the watcher reported it
