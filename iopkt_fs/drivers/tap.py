@@ -66,6 +66,9 @@ GSO_FRAME_MAX = 65536 + 18
 # waiting (_receive): request/response traffic, whose answer the kernel queued during
 # our own write(); a larger one is a bulk flow, left to grow its next batch.
 REDRAIN_MAX = 4
+# A wake-up that took a single frame no longer than this (with its virtio_net_hdr) makes
+# the next one read one frame first (_receive): shorter than any full-sized segment.
+LONE_MAX = 512
 
 # TUNSETOFFLOAD bit -> the capabilities it gives the interface. TUN_F_CSUM ("you can hand
 # me unchecksummed packets") is what makes the kernel's frames carry NEEDS_CSUM; we offer
@@ -272,7 +275,15 @@ class TapDriver(_linux.LinkFollower, Driver):
         iface = self.interfaces[0]
         ctx = self.ctx
         wait_readable = trio.lowlevel.wait_readable
+        read = os.read
         failing = False
+        # The last wake-up took one short frame in all (a ping, a slow request/response):
+        # the next one most likely brings one too, so its first read takes one frame and
+        # hands it to the stack at once - the read that finds the queue empty comes after
+        # the answer is written, not before. Any other traffic, and a lone full-sized
+        # segment (a bulk flow the stack keeps up with, whose next batch should stay
+        # whole for GRO), reads up to the budget.
+        lone = False
         while True:
             # trio's wait itself, not _linux.wait_readable around it: a ping's frame
             # arrives after the CPU idled, when each Python call costs microseconds, and
@@ -292,12 +303,19 @@ class TapDriver(_linux.LinkFollower, Driver):
             # run loop). After a larger batch - a bulk flow - the task waits as before:
             # the next batch then has time to grow, and coalesces better (inet/gro.py).
             frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
+            limit = 1 if lone else frames_left
             ctx.hold()
             try:
                 while True:
                     try:
                         # apply_config may grow bufsize
-                        frames = _linux.drain_fd(fd, self.bufsize, frames_left, bytes_left)
+                        if limit == 1:
+                            frames = [read(fd, self.bufsize)]     # drain_fd's loop, once
+                        else:
+                            frames = _linux.drain_fd(fd, self.bufsize, limit, bytes_left)
+                        failing = False
+                    except BlockingIOError:
+                        frames = []
                         failing = False
                     except OSError as exc:
                         # EIO/EBADFD: the device is going away under us. Count every
@@ -318,8 +336,10 @@ class TapDriver(_linux.LinkFollower, Driver):
                     bytes_left -= sum(map(len, frames))
                     if frames_left <= 0 or bytes_left <= 0:
                         break
+                    limit = frames_left
             finally:
                 ctx.release()
+            lone = frames_left == _linux.BATCH - 1 and bytes_left > _linux.BATCH_BYTES - LONE_MAX
             if failing:
                 if self.watcher is not None and self.watcher.is_up() is None:
                     return    # the device is gone for good: the watcher reported it
