@@ -38,9 +38,16 @@ class _Context(DriverContext):
         self.name_prefix = name_prefix
         self.unit = unit
         self.legacy = False
-
-    def input(self, iface: Interface, frames) -> None:
-        self.runtime.input(iface, frames)
+        # A driver's batch goes straight to the runtime's methods (Runtime.input, .hold,
+        # .release): a ping's frame arrives after the CPU idled, when every Python call
+        # costs microseconds, and a forwarding method per batch is one more before the
+        # reply is written (docs/performance.md, "Ping, side by side"). hold/release:
+        # a driver starts a poll loop of several ``input`` calls with no wait between
+        # them; until ``release`` each batch is processed and its answers sent, and the
+        # waking of waiters is left for the end.
+        self.input = runtime.input
+        self.hold = runtime.hold
+        self.release = runtime.release
 
     def new_interface(self, default_prefix: str, **fields) -> Interface:
         unit = self.unit
@@ -61,15 +68,6 @@ class _Context(DriverContext):
         if iface.is_up:
             self.stack.down(iface)
             self.runtime.kick()
-
-    def hold(self) -> None:
-        """A driver starts a poll loop of several ``input`` calls with no wait between
-        them: until ``release``, each batch is processed and its answers sent, and the
-        waking of waiters is left for the end (Runtime.hold)."""
-        self.runtime.hold()
-
-    def release(self) -> None:
-        self.runtime.release()
 
     def log(self, severity: int, text: str) -> None:
         self.runtime.log(severity, text, slog.SLOGC_NETWORK)
@@ -116,6 +114,9 @@ class Runtime:
         self._wakeup = trio.Event()
         self._planned = math.inf     # when the loop will next look at the stack (s)
         self._held = 0               # drivers inside a poll loop (hold/release)
+        # The run's clock (trio.current_time() without its two wrappers), set by run():
+        # read once per driver batch.
+        self._clock = None
         self._nursery: trio.Nursery | None = None
         self.drivers: list[tuple[Driver, trio.CancelScope]] = []
         # Listeners called after every turn, after the readiness dispatch (the resmgr
@@ -149,10 +150,10 @@ class Runtime:
         for fn in self.after_turn:
             fn()
 
-    def flush(self) -> None:
+    def flush(self, passes: int = 4) -> None:
         # A pseudo-interface's driver may queue on another interface (a vlan hands its
         # tagged frames to the parent): a few passes, one per level of nesting.
-        for _ in range(4):
+        for _ in range(passes):
             pending = self.stack.take_tx()
             if not pending:
                 return
@@ -176,8 +177,15 @@ class Runtime:
         """A driver's batch: in, out again, waiters woken - all in the driver's task. The
         loop is woken only when a deadline moved earlier than it planned for (a batch
         costs no second task switch; a new timer or looped-back frames still get one)."""
-        self.stack.input(iface, frames, now_us())
-        self.flush()
+        stack = self.stack
+        clock = self._clock
+        stack.input(iface, frames, now_us() if clock is None else int(clock() * MICROS_PER_SECOND))
+        # flush()'s first pass written out: the batch's answers (a ping's reply) are
+        # written before anything else is looked at.
+        pending = stack.take_tx()
+        if pending:
+            self._flush(pending)
+            self.flush(3)
         if not self._held:
             self._after_input()
 
@@ -203,18 +211,22 @@ class Runtime:
             self._after_input()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            while True:
-                self.turn()
-                deadline = self.stack.poll_at()
-                when = math.inf if deadline is None else deadline / MICROS_PER_SECOND
-                self._planned = when
-                with trio.move_on_at(when):
-                    await self._wakeup.wait()
-                self._planned = -math.inf   # about to turn: nothing needs a wakeup
-                self._wakeup = trio.Event()
+        self._clock = trio.lowlevel.current_clock().current_time
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                while True:
+                    self.turn()
+                    deadline = self.stack.poll_at()
+                    when = math.inf if deadline is None else deadline / MICROS_PER_SECOND
+                    self._planned = when
+                    with trio.move_on_at(when):
+                        await self._wakeup.wait()
+                    self._planned = -math.inf   # about to turn: nothing needs a wakeup
+                    self._wakeup = trio.Event()
+        finally:
+            self._clock = None
 
     # -- drivers --------------------------------------------------------------------------
 

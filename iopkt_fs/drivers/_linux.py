@@ -389,4 +389,8 @@ class LinkFollower:
             return   # detached before the task first ran
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.watcher.watch, self._report_link)
-            await self._receive()
+            # The receive loop is a task of its own rather than awaited here: each
+            # wake-up resumes every coroutine frame from the task's top down to trio's
+            # trap, and this way Runtime._run_driver and run() are not among them.
+            # (_receive returns at once if the device went away before it started.)
+            nursery.start_soon(self._receive)

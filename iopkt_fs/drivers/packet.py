@@ -191,6 +191,8 @@ class PacketDriver(_linux.LinkFollower, Driver):
 
     async def _receive(self):
         sock = self.sock
+        if sock is None:
+            return      # detached before this task first ran
         iface = self.interfaces[0]
         recvfrom = sock.recvfrom
         while await _linux.wait_readable(sock) and self.sock is sock:

@@ -66,6 +66,9 @@ GSO_FRAME_MAX = 65536 + 18
 # waiting (_receive): request/response traffic, whose answer the kernel queued during
 # our own write(); a larger one is a bulk flow, left to grow its next batch.
 REDRAIN_MAX = 4
+# A wake-up that took a single frame no longer than this (with its virtio_net_hdr) makes
+# the next one read one frame first (_receive): shorter than any full-sized segment.
+LONE_MAX = 512
 
 # TUNSETOFFLOAD bit -> the capabilities it gives the interface. TUN_F_CSUM ("you can hand
 # me unchecksummed packets") is what makes the kernel's frames carry NEEDS_CSUM; we offer
@@ -267,9 +270,31 @@ class TapDriver(_linux.LinkFollower, Driver):
 
     async def _receive(self):
         fd = self.fd
+        if fd is None:
+            return      # detached before this task first ran
         iface = self.interfaces[0]
+        ctx = self.ctx
+        wait_readable = trio.lowlevel.wait_readable
+        read = os.read
         failing = False
-        while await _linux.wait_readable(fd) and self.fd == fd:
+        # The last wake-up took one short frame in all (a ping, a slow request/response):
+        # the next one most likely brings one too, so its first read takes one frame and
+        # hands it to the stack at once - the read that finds the queue empty comes after
+        # the answer is written, not before. Any other traffic, and a lone full-sized
+        # segment (a bulk flow the stack keeps up with, whose next batch should stay
+        # whole for GRO), reads up to the budget.
+        lone = False
+        while True:
+            # trio's wait itself, not _linux.wait_readable around it: a ping's frame
+            # arrives after the CPU idled, when each Python call costs microseconds, and
+            # every frame between the task's top and trio's trap is resumed before the
+            # frame is read (docs/performance.md, "Ping, side by side").
+            try:
+                await wait_readable(fd)
+            except (trio.ClosedResourceError, ValueError, OSError):
+                return      # closed under us (detach)
+            if self.fd != fd:
+                return
             # After a small batch the queue is looked at again at once (NAPI's poll
             # loop), within one budget: what the stack sent while processing it often
             # has its answer queued by the time write() returns (the kernel runs its
@@ -278,12 +303,19 @@ class TapDriver(_linux.LinkFollower, Driver):
             # run loop). After a larger batch - a bulk flow - the task waits as before:
             # the next batch then has time to grow, and coalesces better (inet/gro.py).
             frames_left, bytes_left = _linux.BATCH, _linux.BATCH_BYTES
-            self.ctx.hold()
+            limit = 1 if lone else frames_left
+            ctx.hold()
             try:
                 while True:
                     try:
                         # apply_config may grow bufsize
-                        frames = _linux.drain_fd(fd, self.bufsize, frames_left, bytes_left)
+                        if limit == 1:
+                            frames = [read(fd, self.bufsize)]     # drain_fd's loop, once
+                        else:
+                            frames = _linux.drain_fd(fd, self.bufsize, limit, bytes_left)
+                        failing = False
+                    except BlockingIOError:
+                        frames = []
                         failing = False
                     except OSError as exc:
                         # EIO/EBADFD: the device is going away under us. Count every
@@ -297,15 +329,17 @@ class TapDriver(_linux.LinkFollower, Driver):
                     if not frames:
                         break
                     # Each still starts with its virtio_net_hdr: the stack strips it.
-                    self.ctx.input(iface, frames)
+                    ctx.input(iface, frames)
                     if len(frames) > REDRAIN_MAX or self.fd != fd:
                         break          # a bulk batch (or a detach): wait for readiness
                     frames_left -= len(frames)
                     bytes_left -= sum(map(len, frames))
                     if frames_left <= 0 or bytes_left <= 0:
                         break
+                    limit = frames_left
             finally:
-                self.ctx.release()
+                ctx.release()
+            lone = frames_left == _linux.BATCH - 1 and bytes_left > _linux.BATCH_BYTES - LONE_MAX
             if failing:
                 if self.watcher is not None and self.watcher.is_up() is None:
                     return    # the device is gone for good: the watcher reported it

@@ -1,9 +1,11 @@
 """devnp-tap against the real Linux kernel in a namespace the test owns."""
 
 import errno
+import sys
 
 import pytest
 import trio
+from scapy.layers.inet import UDP
 from scapy.layers.l2 import ARP, Ether
 
 from iopkt_fs.stack.errors import StackError
@@ -75,6 +77,50 @@ async def test_tap_gratuitous_arp_reaches_neighbour_table(harness, netns):
     def learnt():
         return OUR_MAC in sh("ip", "-n", ns, "neigh", "show", OUR_IP, "dev", dev).stdout
     await wait_until(learnt, timeout=3)
+
+
+BURST = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[1]), int(sys.argv[2])):
+    s.sendto(b"n%d" % i, ("{ip}", 9999))
+"""
+
+
+async def test_tap_reads_every_frame_of_a_burst_after_lone_frames(harness, netns):
+    """Single datagrams some time apart (each wake-up takes one frame, as a ping does),
+    then bursts sent faster than one wake-up reads: every datagram reaches the stack once,
+    in the order sent, lone frame or burst."""
+    ns = netns()
+    dev = unique("dtl")
+    driver = await harness.load("devnp-tap", f"dev={dev},netns={ns},mac={OUR_MAC}")
+    iface = driver.interfaces[0]
+    sh("ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", dev)
+    sh("ip", "-n", ns, "link", "set", dev, "up")
+    sh("ip", "-n", ns, "neigh", "replace", OUR_IP, "lladdr", OUR_MAC, "dev", dev, "nud", "permanent")
+    await wait_until(lambda: iface.link_up)
+    got: list[int] = []
+
+    def on_frame(_iface, data):
+        pkt = Ether(data)
+        if UDP in pkt and pkt[UDP].dport == 9999:
+            got.append(int(bytes(pkt[UDP].payload)[1:]))
+    harness.on_frame = on_frame
+
+    async def send(first, end):
+        await trio.run_process(["ip", "netns", "exec", ns, sys.executable, "-c",
+                                BURST.format(ip=OUR_IP), str(first), str(end)])
+        await wait_until(lambda: len(got) >= end)
+
+    sent = 0
+    for burst in (1, 1, 1, 200, 1, 1, 50, 1, 300):
+        for _ in range(3 if burst == 1 else 1):
+            await send(sent, sent + burst)
+            sent += burst
+            await trio.sleep(0.01)
+    assert got == list(range(sent))
+    assert iface.stats.ierrors == 0
+    harness.runtime.unload_driver(driver)
 
 
 async def test_tap_existing_device_is_kept(harness, netns):

@@ -18,12 +18,15 @@ touching any state, and the general path takes the frame (and counts what is wro
 with it). ``Ipv4Layer.fast_echo`` turns it off, to compare the two paths.
 """
 
+import struct
+
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
 from ..time import Instant
-from ..wire.checksum import ones_sum
-from ..wire.ipv4 import plain_header
-from .icmp import echo_reply_message
 from .stats import ICMP_ECHO, ICMP_ECHOREPLY
+
+# wire/ipv4.py's header layout (plain_header): version/IHL, TOS, total length, ident,
+# flags/offset, TTL, protocol, checksum, source, destination.
+_HDR = struct.Struct("!BBHHHBBH4s4s")
 
 
 def reflect(ip, iface, frame, now: Instant) -> bool:
@@ -44,8 +47,15 @@ def reflect(ip, iface, frame, now: Instant) -> bool:
         return False
     if ip.raw.sockets:
         return False                             # rip_input: raw sockets see every message
+    # Both checksums (RFC 1071): a header or message is intact when its one's-complement
+    # sum is 0xffff, i.e. the bytes as one big number are a non-zero multiple of 0xffff
+    # (wire/checksum.ones_sum, written out: each call here is microseconds on a CPU
+    # that was idle; a message of odd length is padded with a zero byte).
     mv = memoryview(frame)
-    if ones_sum(mv[14:34]) != 0xFFFF or ones_sum(mv[34:14 + total]) != 0xFFFF:
+    header_sum = int.from_bytes(mv[14:34], "big")
+    message = mv[34:14 + total]
+    message_sum = int.from_bytes(message, "big") << (8 if total & 1 else 0)
+    if header_sum % 0xFFFF or not header_sum or message_sum % 0xFFFF or not message_sum:
         return False                             # the general path counts the bad checksum
     # The route back, as route_to finds it but without counting a miss: a reply with no
     # route, a reject or blackhole route, or one that needs fragmenting is the general
@@ -66,7 +76,22 @@ def reflect(ip, iface, frame, now: Instant) -> bool:
     icmp.outhist[ICMP_ECHOREPLY] += 1
     route.use += 1
     st.localout += 1
-    message = echo_reply_message(mv[34:14 + total])
-    header = plain_header(dst, src, 1, len(message), ip._node_ttl.value, frame[15], ip.next_ident(), False)
-    ip._link_output(out, nexthop, header + message, now)
+    # The reply, as icmp.echo_reply_message and wire/ipv4.plain_header make it: type 0,
+    # the checksum updated for that one word (RFC 1624 eqn. 3; the request's was right),
+    # and a new header - no options, DF clear, TTL net.inet.ip.ttl, TOS copied, the next
+    # ident (Ipv4Output.next_ident) - with its checksum summed as above.
+    reply = bytearray(message)
+    cksum = (~((reply[2] << 8) | reply[3]) & 0xFFFF) + (~((reply[0] << 8) | reply[1]) & 0xFFFF)
+    cksum = (cksum & 0xFFFF) + (cksum >> 16)
+    cksum = (cksum & 0xFFFF) + (cksum >> 16)
+    cksum = (~cksum & 0xFFFF) or 0xFFFF          # never 0x0000 (echo_reply_message)
+    reply[0] = reply[1] = 0
+    reply[2] = cksum >> 8
+    reply[3] = cksum & 0xFF
+    ident = ip._ident = (ip._ident + 1) & 0xFFFF
+    ttl = ip._node_ttl.value
+    tos = frame[15]
+    hsum = int.from_bytes(_HDR.pack(0x45, tos, total, ident, 0, ttl, 1, 0, dst, src), "big") % 0xFFFF
+    header = _HDR.pack(0x45, tos, total, ident, 0, ttl, 1, 0xFFFF - hsum if hsum else 0, dst, src)
+    ip._link_output(out, nexthop, header + reply, now)
     return True
