@@ -171,18 +171,11 @@ class Ipv4Output:
                 if route.flags & RTF_BLACKHOLE:
                     return
         if src is None:
-            if dst in self._local:
-                src = dst
-            elif dst[0] == 127:
-                src = LOOPBACK
-            elif route is not None and route.ifa_address is not None:
-                src = route.ifa_address.to_bytes(4, "big")
-            else:
-                src = self.interface_address(iface, nexthop)
-                if src is None:
-                    if dst != BROADCAST:
-                        raise StackError(errno.EADDRNOTAVAIL, f"{iface.name} has no IPv4 address")
-                    src = ANY         # RFC 2131 4.1: a DHCP client broadcasts from 0.0.0.0
+            src = self._source_for(dst, iface, nexthop, route)
+            if src is None:
+                if dst != BROADCAST:
+                    raise StackError(errno.EADDRNOTAVAIL, f"{iface.name} has no IPv4 address")
+                src = ANY         # RFC 2131 4.1: a DHCP client broadcasts from 0.0.0.0
         else:
             src = _packed(src)
         if ttl is None:
@@ -231,17 +224,23 @@ class Ipv4Output:
             if entry is None or entry.mac is None or entry.state not in _SETTLED:
                 return
             head = entry.mac + iface.mac + ETHERTYPE_IP
-        if dst in self._local:
-            src = dst
-        elif dst[0] == 127:
-            src = LOOPBACK
-        elif route is not None and route.ifa_address is not None:
-            src = route.ifa_address.to_bytes(4, "big")
-        else:
-            src = self.interface_address(iface, nexthop)
+        src = self._source_for(dst, iface, nexthop, route)
         if len(self._out_routes) >= MAX_OUT_ROUTES:
             self._out_routes.clear()
         self._out_routes[dst] = OutRoute(iface, nexthop, route, src, head)
+
+    def _source_for(self, dst: bytes, iface: Interface, nexthop: bytes,
+                    route: Route | None) -> bytes | None:
+        """The source of a datagram sent without one (None: the interface has no address):
+        the destination itself if it is ours, 127.0.0.1 for loopback, the route's address
+        (route add -ifa), else the interface's address toward the next hop."""
+        if dst in self._local:
+            return dst
+        if dst[0] == 127:
+            return LOOPBACK
+        if route is not None and route.ifa_address is not None:
+            return route.ifa_address.to_bytes(4, "big")
+        return self.interface_address(iface, nexthop)
 
     def _output_cached(self, ro: OutRoute, payload, src, dst: bytes, proto: int, now: Instant,
                        ttl, tos: int, df: bool, tx) -> None:
