@@ -36,10 +36,15 @@ def send(stack, now=S, data=b"x" * 8, **kw):
     stack.inet.output(data, None, ip(FAR), 17, now, **kw)
 
 
-def test_the_second_datagram_comes_from_the_cache_and_still_counts_a_use():
+def test_the_second_datagram_comes_from_the_cache_and_still_counts_a_use(monkeypatch):
     stack, en0, _en1 = two_ways()
     send(stack)
     assert ip(FAR) in stack.inet._out_routes
+
+    def no_lookup(*a, **kw):
+        raise AssertionError("the route table was asked for a cached destination")
+    monkeypatch.setattr(stack.inet.routes, "lookup", no_lookup)
+    monkeypatch.setattr(stack.inet.arp, "resolve", no_lookup)
     send(stack)
     (route,) = [r for r in stack.inet.routes if r.prefixlen == 32 and r.gateway == n(GW0)]
     assert route.use == 2
