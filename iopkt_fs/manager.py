@@ -20,7 +20,7 @@ import trio
 
 from . import paths
 from .options import CommandLine, TcpipResult
-from .resmgr import tree, verbs
+from .resmgr import fuseloop, tree, verbs
 from .resmgr.limiter import RequestLimiter
 from .resmgr.nodes import Namespace
 from .resmgr.ops import Operations
@@ -204,6 +204,7 @@ class Instance:
 
 
 async def _serve(min_tasks: int, max_tasks: int, served: trio.Event) -> None:
+    fuseloop.install()      # one task step a request (resmgr/fuseloop.py)
     try:
         await pyfuse3.main(min_tasks=min_tasks, max_tasks=max_tasks)
     finally:

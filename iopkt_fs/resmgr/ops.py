@@ -7,12 +7,14 @@ import functools
 import os
 import select
 import traceback
+import types
 
 import pyfuse3
 import trio
 
 from ..stack import slog
 from ..stack.errors import StackError
+from .fuseloop import BATON, resume
 from .nodes import Dir, File, Handle, Namespace
 
 
@@ -25,37 +27,58 @@ def _bug(self, fn, exc: Exception) -> pyfuse3.FUSEError:
 
 def _guarded(fn):
     """A bug in a handler must not take the filesystem down: pyfuse3 lets any exception
-    other than FUSEError escape its worker and end the session. Log it and answer EIO."""
+    other than FUSEError escape its worker and end the session. Log it and answer EIO.
+
+    The handler's coroutine is driven here, not awaited: the first time it yields to
+    trio, another pyfuse3 worker must take over waiting on /dev/fuse (fuseloop); a
+    request answered at once never yields, and its worker goes back to waiting itself."""
 
     @functools.wraps(fn)
-    async def handler(self, *args, **kwargs):
+    @types.coroutine
+    def handler(self, *args, **kwargs):
         try:
-            return await fn(self, *args, **kwargs)
+            coro = fn(self, *args, **kwargs)
+            try:
+                signal = coro.send(None)
+            except StopIteration as done:
+                return done.value
+            BATON.suspending()
+            return (yield from resume(coro, signal))
         except (pyfuse3.FUSEError, trio.Cancelled):
             raise
         except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
             raise _bug(self, fn, exc) from None
+    handler.watched = True
     return handler
 
 
 def _served(fn):
     """``_guarded``, and served under the request limiter. Every request passes here, so
-    it is one coroutine frame, and a free slot costs two integer updates and no await
-    (reference/speed.md: the fixed cost per request is what limits the file path)."""
+    it is one frame over the handler's, and a free slot costs two integer updates and no
+    await (reference/speed.md: the fixed cost per request is what limits the file path)."""
 
     @functools.wraps(fn)
-    async def handler(self, *args, **kwargs):
+    @types.coroutine
+    def handler(self, *args, **kwargs):
         limiter = self.limiter
         if not limiter.try_enter():
-            await limiter.enter()
+            BATON.suspending()
+            yield from limiter.enter().__await__()
         try:
-            return await fn(self, *args, **kwargs)
+            coro = fn(self, *args, **kwargs)
+            try:
+                signal = coro.send(None)
+            except StopIteration as done:
+                return done.value
+            BATON.suspending()
+            return (yield from resume(coro, signal))
         except (pyfuse3.FUSEError, trio.Cancelled):
             raise
         except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
             raise _bug(self, fn, exc) from None
         finally:
             limiter.leave()
+    handler.watched = True
     return handler
 
 

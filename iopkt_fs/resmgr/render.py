@@ -10,6 +10,7 @@ import attrs
 
 from ..stack.inet6.ndisc import FLAG_WORDS as IN6_FLAG_WORDS
 from ..stack.iface.interface import IFF_POINTOPOINT, IFT_ETHER, Interface, cap_names, flag_names
+from . import fuseloop
 
 
 def ifconfig_block(iface: Interface, lifetimes=None) -> str:
@@ -113,6 +114,13 @@ def stack_status(instance) -> str:
         ("parked_peak", instance.limiter.parked_peak),
         # Parked requests answered EINTR for a signalled opener.
         ("parked_signalled", getattr(instance.sockets, "signalled", 0)),
+        # pyfuse3's workers (resmgr/fuseloop.py): alive, parked in reserve, waits on
+        # /dev/fuse begun by the worker that had just answered, and hand-overs to a
+        # parked one (a request that waited, a worker that ended).
+        ("fuse_workers", fuseloop.BATON.workers),
+        ("fuse_standby", fuseloop.BATON.standby),
+        ("fuse_waits_kept", fuseloop.BATON.kept),
+        ("fuse_waits_passed", fuseloop.BATON.passed),
         ("somaxconn", cfg.somaxconn),
         ("mclbytes", cfg.mclbytes),
         ("pagesize", cfg.pagesize),
