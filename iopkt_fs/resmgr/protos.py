@@ -479,12 +479,9 @@ class Tcp(Inet):
         c = s.conn
         # Nothing buffered: a one-byte probe tells end of stream from "would block".
         buf = bytearray(stdio_short(off, size, len(c.rcv_buf)) or 1 if c is not None else 1)
-        try:
-            n = s.recv_into(buf, now)
-        except StackError as exc:
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return None
-            raise
+        n = s.try_recv_into(buf, now)
+        if n is None:                  # would block
+            return None
         if n < len(buf):
             del buf[n:]
         return buf

@@ -368,7 +368,7 @@ class SocketFS:
             conv.err = exc.message
             raise
         finally:
-            self.after_call()
+            self.runtime.settle()        # after_call, one frame less: every request
 
     # -- the tree ------------------------------------------------------------------------
 
@@ -596,8 +596,8 @@ class DataFile(ConvFile):
         stream = proto.aligns_reads
         # Each pass takes data, or parks until readiness, a signal or shutdown.
         while True:
-            data = (fs.call(conv, proto.read, conv, size, now_us(), off) if stream
-                    else fs.call(conv, proto.read, conv, size, now_us()))
+            data = (fs.call(conv, proto.read, conv, size, fs.runtime.now(), off) if stream
+                    else fs.call(conv, proto.read, conv, size, fs.runtime.now()))
             if data is not None:
                 return data
             if handle.nonblocking:
@@ -615,7 +615,7 @@ class DataFile(ConvFile):
         # control: nothing is dropped). Bounded: each pass takes bytes or parks.
         done = 0
         while done < len(view):
-            n = fs.call(conv, proto.write, conv, view[done:] if done else view, now_us())
+            n = fs.call(conv, proto.write, conv, view[done:] if done else view, fs.runtime.now())
             if n:
                 done += n
                 continue

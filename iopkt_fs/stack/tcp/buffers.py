@@ -165,7 +165,8 @@ class Ring:
             mv[:first] = buf[start:start + first]
             if first < n:
                 mv[first:n] = buf[:n - first]
-            self.consume(n)
+            self._head = (start + n) % self._cap      # consume(n), written out
+            self._len -= n
         return n
 
 

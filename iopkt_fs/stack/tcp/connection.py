@@ -419,16 +419,26 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         return n
 
     def recv_into(self, out, now: Instant) -> int:
-        """RECEIVE (3.10.3): copy out buffered data; reopen the window when it is worth it."""
-        n = self.rcv_buf.read_into(out)
-        if n and self.state.synchronized and self.state not in (TIME_WAIT, CLOSED):
+        """RECEIVE (3.10.3): copy out buffered data; reopen the window when it is worth it.
+        Only a window update changes the timers, so only then is the layer told."""
+        buf = self.rcv_buf
+        n = buf.read_into(out)
+        st = self.state
+        # State.synchronized (st >= SYN_RECEIVED) written out, as are _advertisable_window,
+        # rcv_wnd and _rcv_mss below: every read() of a data file passes here.
+        if n and st >= SYN_RECEIVED and st != TIME_WAIT:
             # Receiver SWS avoidance (RFC 9293 3.8.6.2.2; BSD tcp_output): a window update
             # only once the window can move by 2 segments or half the buffer.
-            if self._advertisable_window() - self.rcv_wnd >= min(2 * self._rcv_mss(),
-                                                                 self.rcv_buf.capacity // 2):
+            win = min(buf.free, 0xFFFF << self.rcv_wscale)
+            adv = (self.rcv_adv - self.rcv_nxt) & MASK
+            if adv >= _HALF:
+                adv = 0
+            mss = self.our_mss - (12 if self.ts_ok else 0)
+            if win - adv >= min(2 * (mss if mss > 64 else 64), buf.capacity // 2):
                 self.ack_now = True
                 self.layer.stats.sndwinup += 1
                 self._output(now)
+                self.layer.touch(self)
         return n
 
     def shutdown_send(self, now: Instant) -> None:

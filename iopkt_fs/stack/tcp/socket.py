@@ -274,10 +274,9 @@ class TcpSocket:
         if c is None:
             raise StackError(_errno.ENOTCONN)
         if len(c.rcv_buf):
-            n = c.recv_into(out, now)
+            n = c.recv_into(out, now)   # (it tells the layer if its timers moved)
             if c.state == CLOSED:
                 c.rcv_buf.release()     # the last of a closed connection's data
-            self.layer.touch(c)
             return n
         self._check_error()
         if c.peer_fin or self.shut_rd or c.state == CLOSED:
