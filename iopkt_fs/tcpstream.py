@@ -246,7 +246,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             waited = False
             while True:
                 conn = sock.conn
-                avail = len(conn.rcv_buf) if conn is not None else 0
+                avail = conn.rcv_buf.used if conn is not None else 0
                 # Nothing buffered: a one-byte probe tells EOF or EAGAIN apart.
                 buf = bytearray(min(max_bytes, avail) or 1)
                 try:

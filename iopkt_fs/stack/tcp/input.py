@@ -37,7 +37,7 @@ class InputMixin:
         else:
             self._input_synchronized(seg, now)
         pending = self.layer.pending
-        if pending is not None and not self.ooo:
+        if pending is not None and not self.ooo.starts:
             # Output once, at the end of the input batch. While there is a hole every
             # segment is answered at once (RFC 5681 4.2: duplicate ACKs, SACK news).
             pending[self] = None
@@ -133,8 +133,13 @@ class InputMixin:
         # advertised or, if more, the room we really have (BSD tcp_input: a window held
         # back for SWS avoidance still takes the data it has room for).
         rcv_nxt = self.rcv_nxt
-        wnd = self._accept_window()
-        seg_len = seg.seg_len
+        # _accept_window() and seg.seg_len, written out (every segment asks).
+        d = (self.rcv_adv - rcv_nxt) & MASK
+        rbuf = self.rcv_buf
+        wnd = rbuf.cap - rbuf.used
+        if d < _HALF and wnd <= d:
+            wnd = d
+        seg_len = len(seg.payload) + (f & SYN and 1) + (f & FIN)
         if seg_len == 0:
             # seq_in(SEG.SEQ, RCV.NXT, RCV.NXT + RCV.WND): the distance from RCV.NXT < RCV.WND
             ok = seg.seq == rcv_nxt if wnd == 0 else ((seg.seq - rcv_nxt) & MASK) < wnd
@@ -241,7 +246,7 @@ class InputMixin:
             return
         st = self.state
         fin_acked = self.fin_queued and self.snd_una == self.snd_max and seq_gt(
-            self.snd_max, seq_add(self.snd_buf_seq, len(self.snd_buf)))
+            self.snd_max, (self.snd_buf_seq + self.snd_buf.used) & MASK)
         if st == FIN_WAIT_1 and fin_acked:
             self._set_state(FIN_WAIT_2, now)
         elif st == CLOSING and fin_acked:
@@ -325,7 +330,8 @@ class InputMixin:
         if off >= _HALF:
             off -= MOD
         n = len(payload)
-        room = self.rcv_buf.free
+        rbuf = self.rcv_buf
+        room = rbuf.cap - rbuf.used
         fin = bool(seg.flags & FIN)
         if off + n > room:
             n = max(0, room - off)
@@ -339,7 +345,7 @@ class InputMixin:
                 if n > self.smss:
                     stats.rcvgso += 1
                 advance = n
-                if self.ooo:
+                if self.ooo.starts:
                     self.ooo.shift(n)
                     extra = self.ooo.take_front()
                     if extra:
@@ -348,7 +354,7 @@ class InputMixin:
                         # RFC 5681 4.2: an ACK SHOULD be sent at once when a segment
                         # fills in all or part of a gap.
                         self.ack_now = True
-                self.rcv_nxt = seq_add(self.rcv_nxt, advance)
+                self.rcv_nxt = (self.rcv_nxt + advance) & MASK      # seq_add, inline
                 if self.rcv_shut:
                     # shutdown(SHUT_RD): acknowledge and discard (BSD sorflush).
                     self.rcv_buf.consume(len(self.rcv_buf))
@@ -438,4 +444,5 @@ class InputMixin:
             self._set_state(TIME_WAIT if fin_acked else CLOSING, now)
         elif st == FIN_WAIT_2:
             self._set_state(TIME_WAIT, now)
-        self.layer.wake(self)
+        else:
+            self.layer.wake(self)     # (a state change above has woken it already)

@@ -85,7 +85,9 @@ class TcpLayer:
         self._config = config
         self._overrides = config_overrides or {}
         self._config_gen = -1
-        self._debug = sysctl.node("net.inet.tcp.debug") if sysctl is not None and \
+        # net.inet.tcp.debug's node (None without one): Connection._set_state reads its
+        # value before calling log_state, a call less per state change when it is 0.
+        self.debug = sysctl.node("net.inet.tcp.debug") if sysctl is not None and \
             "net.inet.tcp.debug" in sysctl else None
         self._sysctl_config: TcpConfig | None = None
         self.log = log
@@ -145,7 +147,7 @@ class TcpLayer:
         # Only with net.inet.tcp.debug set (NetBSD's TCP_DEBUG trace): io-pkt logs no
         # state changes, and five slog entries per connection would flush the ring -
         # and cost more than the connection's own processing.
-        if self.log is not None and self._debug is not None and self._debug.value:
+        if self.log is not None and self.debug is not None and self.debug.value:
             self.log(7, f"tcp: {self.fmt_ep(conn.local_ip, conn.local_port)} > "
                         f"{self.fmt_ep(conn.remote_ip, conn.remote_port)}: {old} -> {new}")
 
@@ -268,7 +270,9 @@ class TcpLayer:
         for conn in pending:
             if conn.state != CLOSED:
                 conn._output(now)
-            self.touch(conn)
+            d = conn.poll_at()           # self.touch(conn), written out
+            if d is not None and (conn.sched is None or d < conn.sched):
+                self._push(conn, d)
 
     def challenge_ack_allowed(self, now: Instant) -> bool:
         """RFC 5961 7: at most CHALLENGE_ACK_LIMIT challenge ACKs per second."""

@@ -82,10 +82,10 @@ class OutputMixin:
 
     def _output_window(self, now: Instant) -> bool:
         """Send new (or go-back-N retransmitted) data from SND.NXT within min(wnd, cwnd)."""
-        if not self.fin_queued and not len(self.snd_buf):
+        if not self.fin_queued and not self.snd_buf.used:
             return False        # nothing to send (most calls: an ACK came, or data to read)
         sent = False
-        if self.snd_una == self.snd_max and self.last_data_snd and len(self.snd_buf) and \
+        if self.snd_una == self.snd_max and self.last_data_snd and self.snd_buf.used and \
                 now - self.last_data_snd > self.rtt.rto:
             # RFC 5681 4.1: restart from the restart window after an idle period > RTO.
             self.cc.after_idle(now)
@@ -109,7 +109,7 @@ class OutputMixin:
             # RFC 9293 3.4's modular arithmetic written out (seq_sub: the unsigned
             # distance, less 2**32 from 2**31 up): this loop runs on every output.
             snd_nxt = self.snd_nxt
-            buffered = len(self.snd_buf)
+            buffered = self.snd_buf.used
             end_data = (self.snd_buf_seq + buffered) & MASK
             off = (snd_nxt - self.snd_buf_seq) & MASK
             if off >= _HALF:
@@ -269,7 +269,8 @@ class OutputMixin:
         if self.state != SYN_SENT or not syn:
             flags |= ACK
         opts = self._options(syn, now)
-        win = self._window_field() if not syn else min(self.rcv_buf.free, 0xFFFF)
+        rbuf = self.rcv_buf
+        win = self._window_field() if not syn else min(rbuf.cap - rbuf.used, 0xFFFF)
         if syn:
             edge = seq_add(self.rcv_nxt, win)
             if self.state != SYN_SENT and seq_gt(edge, self.rcv_adv):
@@ -295,8 +296,10 @@ class OutputMixin:
         self.layer.emit(self, seg, now)
 
     def _options(self, syn: bool, now: Instant) -> bytes:
-        ts = (self.ts_now(now), self.ts_recent) if (self.ts_ok or (syn and self.req_ts and (
-            self.state == SYN_SENT or self.ts_ok))) else None
+        ts = None
+        if self.ts_ok or (syn and self.req_ts and self.state == SYN_SENT):
+            # (ts_now(now), written out: every segment sent asks)
+            ts = ((now // 1000 + self.ts_offset) & MASK, self.ts_recent)
         if syn:
             active = self.state == SYN_SENT
             ws = self.rcv_wscale if (self.ws_ok or (active and self.req_ws)) else None
@@ -305,7 +308,7 @@ class OutputMixin:
                 ts = (ts[0], 0)
             return encode_options(self.our_mss, ws, sack, ts)
         blocks = ()
-        if self.sack_ok and (self.ooo or self.dsack is not None):
+        if self.sack_ok and (self.ooo.starts or self.dsack is not None):
             blocks = self._sack_blocks()
             if blocks:
                 self.layer.stats.sackblocks_sent += 1
@@ -314,7 +317,8 @@ class OutputMixin:
         return encode_options(timestamp=ts, sack_blocks=blocks)
 
     def _advertisable_window(self) -> int:
-        return min(self.rcv_buf.free, 0xFFFF << self.rcv_wscale)
+        buf = self.rcv_buf
+        return min(buf.cap - buf.used, 0xFFFF << self.rcv_wscale)
 
     def _window_field(self) -> int:
         """The window to send, never shrinking the right edge (RFC 9293 3.8.6.2.2 MUST-34 /
@@ -324,7 +328,7 @@ class OutputMixin:
         win = self._advertisable_window()
         if win < cur:
             win = cur
-        elif win - cur < min(self.rcv_buf.capacity // 2, self._rcv_mss()):
+        elif win - cur < min(self.rcv_buf.cap // 2, self._rcv_mss()):
             win = cur
         field = win >> shift
         if field > 0xFFFF:
@@ -340,9 +344,9 @@ class OutputMixin:
         most of the buffer, the buffer is nearly full and the windows would let all of
         its unsent data go - the buffer, not the network, is then the limit."""
         buf = self.snd_buf
-        cap = buf.capacity
+        cap = buf.cap
         top = self.config.sendbuf_max
-        queued = len(buf)
+        queued = buf.used
         if cap < top and self.snd_wnd // 4 * 5 >= cap and queued >= cap // 8 * 7 and \
                 min(self.snd_wnd, self.cc.cwnd) >= queued - self.flight:
             buf.grow(min(max(cap + self.config.sendbuf_inc, 2 * cap), top))
