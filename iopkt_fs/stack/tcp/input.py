@@ -245,8 +245,9 @@ class InputMixin:
         if self.state == CLOSED:
             return
         st = self.state
-        fin_acked = self.fin_queued and self.snd_una == self.snd_max and seq_gt(
-            self.snd_max, (self.snd_buf_seq + self.snd_buf.used) & MASK)
+        # seq_gt(SND.MAX, end of data), written out: SND.MAX is past it by the FIN's one
+        fin_acked = self.fin_queued and self.snd_una == self.snd_max and \
+            0 < ((self.snd_max - self.snd_buf_seq - self.snd_buf.used) & MASK) < _HALF
         if st == FIN_WAIT_1 and fin_acked:
             self._set_state(FIN_WAIT_2, now)
         elif st == CLOSING and fin_acked:
@@ -421,7 +422,7 @@ class InputMixin:
     def _fin_arrived(self, now: Instant) -> None:
         """Eighth, check the FIN bit (RFC 9293 3.10.7.4)."""
         self.peer_fin = True
-        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
         st = self.state
         if st == ESTABLISHED and self.config.delack and not self.ack_now and self.t_delack is None:
             # NetBSD acknowledges a FIN through TCP_SETUP_ACK, as it does data: at once

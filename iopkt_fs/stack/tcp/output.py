@@ -164,7 +164,7 @@ class OutputMixin:
             if n == 0 and not fin:
                 break
             self._send_data(self.snd_nxt, n, fin, now)
-            self.snd_nxt = seq_add(self.snd_nxt, n + (1 if fin else 0))
+            self.snd_nxt = (self.snd_nxt + n + (1 if fin else 0)) & MASK
             sent = True
             if fin:
                 break
@@ -219,10 +219,10 @@ class OutputMixin:
         stats = self.layer.stats
         payload = self.snd_buf.peek(seq_sub(seq, self.snd_buf_seq), length) if length else b""
         flags = ACK | (FIN if fin else 0)
-        end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
-        if length and seq_add(seq, length) == end_data:
+        # (seq_add, seq_lt and seq_gt on this path written out: every segment sent)
+        if length and (seq + length) & MASK == (self.snd_buf_seq + self.snd_buf.used) & MASK:
             flags |= PSH   # BSD: push when this segment empties the send buffer
-        rexmit = seq_lt(seq, self.snd_max)
+        rexmit = ((seq - self.snd_max) & MASK) >= _HALF
         if rexmit:
             stats.sndrexmitpack += 1
             stats.sndrexmitbyte += length
@@ -258,8 +258,8 @@ class OutputMixin:
             self._arm_probe(now, seq_add(seq, length))
         self._emit(seq, flags, payload, now, self.smss if length > self.smss else 0)
         self.last_data_snd = now
-        end = seq_add(seq, length + (1 if fin else 0))
-        if seq_gt(end, self.snd_max):
+        end = (seq + length + (1 if fin else 0)) & MASK
+        if 0 < ((end - self.snd_max) & MASK) < _HALF:
             self.snd_max = end
         if self.t_rexmt is None and self.t_persist is None:
             self.t_rexmt = now + self.rtt.rto    # RFC 6298 5.1

@@ -120,7 +120,7 @@ class RecoveryMixin:
         if 0 < freed < _HALF:
             n = min(freed, self.snd_buf.used)
             self.snd_buf.consume(n)
-            self.snd_buf_seq = seq_add(self.snd_buf_seq, n)
+            self.snd_buf_seq = (self.snd_buf_seq + n) & MASK
             if n:
                 self.layer.wake(self)
         self.snd_una = ack
