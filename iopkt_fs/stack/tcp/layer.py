@@ -34,7 +34,8 @@ from typing import Callable
 from ..errors import StackError
 from ..time import Instant, seconds
 from ..wire.errors import Malformed
-from ..wire.tcp import NO_OPTIONS, TcpPacket, build_segment, encode_options, parse_options
+from ..wire.tcp import (NO_OPTIONS, TS_FIELDS, TS_ONLY_LAYOUT, TcpOptions, TcpPacket,
+                        build_segment, encode_options, parse_options)
 from .config import TcpConfig
 from .connection import Connection
 from .seq import MASK, seq_add, seq_ge, seq_lt
@@ -410,7 +411,11 @@ class TcpLayer:
             stats.rcvbadsum += 1
             return
         try:
-            opts = parse_options(mv[20:hl]) if hl > 20 else NO_OPTIONS
+            if hl == 32 and mv[20:24] == TS_ONLY_LAYOUT:
+                # parse_options' first case (NOP NOP TS: nearly every segment), inline
+                opts = TcpOptions(timestamp=TS_FIELDS.unpack_from(mv, 24))
+            else:
+                opts = parse_options(mv[20:hl]) if hl > 20 else NO_OPTIONS
         except Malformed:
             stats.rcvbadoff += 1
             return
