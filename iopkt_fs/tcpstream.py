@@ -305,7 +305,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
             self._closed = True
             self.socket.close(self.runtime.now())
             self.runtime.settle()
-            self._waiter.wake()
+            if self._waiter.tasks:      # (wake()'s own test: most closes have no waiter)
+                self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
     async def abort(self) -> None:
@@ -314,7 +315,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
             self._closed = True
             self.socket.abort(self.runtime.now())
             self.runtime.settle()
-            self._waiter.wake()
+            if self._waiter.tasks:      # (wake()'s own test: most closes have no waiter)
+                self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
 
@@ -434,5 +436,6 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             self._closed = True
             self.socket.close(self.runtime.now())
             self.runtime.settle()
-            self._waiter.wake()
+            if self._waiter.tasks:      # (wake()'s own test: most closes have no waiter)
+                self._waiter.wake()
         await trio.lowlevel.checkpoint()

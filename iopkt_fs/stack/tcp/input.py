@@ -178,7 +178,10 @@ class InputMixin:
                         self.last_oow_ack = now
                     self._ack_and_drop(now)
             return
-        self._trim_to_window(seg, wnd)      # (nothing above moved RCV.NXT or the buffer)
+        # (nothing above moved RCV.NXT or the buffer). A segment at RCV.NXT that fits the
+        # window has nothing to trim: the in-order case, tested without the call.
+        if seg.seq != rcv_nxt or len(seg.payload) > wnd:
+            self._trim_to_window(seg, wnd)
 
         # RFC 7323 4.3 (2): remember TSval if the segment covers Last.ACK.sent.
         if ts is not None and ((ts[0] - self.ts_recent) & MASK) < _HALF and (

@@ -324,11 +324,15 @@ class OutputMixin:
         """The window to send, never shrinking the right edge (RFC 9293 3.8.6.2.2 MUST-34 /
         RFC 7323 2.4) and not moving it by less than an SMSS (receiver SWS avoidance)."""
         shift = self.rcv_wscale
-        cur = self.rcv_wnd
-        win = self._advertisable_window()
+        # rcv_wnd, _advertisable_window and _rcv_mss written out: every segment sent.
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK
+        if cur >= _HALF:
+            cur = 0
+        buf = self.rcv_buf
+        win = min(buf.cap - buf.used, 0xFFFF << shift)
         if win < cur:
             win = cur
-        elif win - cur < min(self.rcv_buf.cap // 2, self._rcv_mss()):
+        elif win - cur < min(buf.cap // 2, max(self.our_mss - (12 if self.ts_ok else 0), 64)):
             win = cur
         field = win >> shift
         if field > 0xFFFF:

@@ -325,8 +325,7 @@ class TcpSocket:
         self._unbind()
         c = self.conn
         if c is not None and c.state != CLOSED:
-            c.close(now)
-            layer.touch(c)
+            c.close(now)                # (which re-files the connection's timers)
         if c is not None and c.state == CLOSED:
             c.rcv_buf.discard()         # unread and unreadable now: the buffers go back
 
