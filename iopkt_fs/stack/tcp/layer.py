@@ -86,8 +86,6 @@ class TcpLayer:
         self._config = config
         self._overrides = config_overrides or {}
         self._config_gen = -1
-        # net.inet.tcp.debug's node (None without one): Connection._set_state reads its
-        # value before calling log_state, a call less per state change when it is 0.
         self.debug = sysctl.node("net.inet.tcp.debug") if sysctl is not None and \
             "net.inet.tcp.debug" in sysctl else None
         self._sysctl_config: TcpConfig | None = None
@@ -120,6 +118,7 @@ class TcpLayer:
         # our ISNs or forge SYN cookies (RFC 6528 3, RFC 4987 3.6).
         self._isn_key = os.urandom(32)
         self._hash_memo: tuple | None = None     # (4-tuple, (F, TS offset)): _tuple_hash
+        self._ts_bytes, self._ts_opts = b"", NO_OPTIONS   # last NOP NOP TS decoded: input()
         self._cookie_key = os.urandom(32)
         self._challenge_window = 0
         self._challenge_count = 0
@@ -271,9 +270,8 @@ class TcpLayer:
         for conn in pending:
             if conn.state != CLOSED:
                 conn._output(now)
-            d = conn.poll_at()           # self.touch(conn), written out
-            if d is not None and (conn.sched is None or d < conn.sched):
-                self._push(conn, d)
+            if (d := conn.poll_at()) is not None and (conn.sched is None or d < conn.sched):
+                self._push(conn, d)      # (self.touch(conn), written out)
 
     def challenge_ack_allowed(self, now: Instant) -> bool:
         """RFC 5961 7: at most CHALLENGE_ACK_LIMIT challenge ACKs per second."""
@@ -412,8 +410,12 @@ class TcpLayer:
             return
         try:
             if hl == 32 and mv[20:24] == TS_ONLY_LAYOUT:
-                # parse_options' first case (NOP NOP TS: nearly every segment), inline
-                opts = TcpOptions(timestamp=TS_FIELDS.unpack_from(mv, 24))
+                # parse_options' NOP NOP TS case; a batch's segments mostly share TS values
+                tsb = mv[24:32]
+                if tsb != self._ts_bytes:      # (else the last, frozen, options serve)
+                    self._ts_opts = TcpOptions(timestamp=TS_FIELDS.unpack_from(tsb))
+                    self._ts_bytes = bytes(tsb)
+                opts = self._ts_opts
             else:
                 opts = parse_options(mv[20:hl]) if hl > 20 else NO_OPTIONS
         except Malformed:
