@@ -133,8 +133,13 @@ class Runtime:
         """After a socket call from a request or a task: send what it queued, wake whom
         it made ready, and wake the loop only if a deadline moved earlier than planned
         (a request answered at once then costs no task switch)."""
-        self.flush()
-        self.readiness.dispatch()
+        # (flush and dispatch are asked only when the stack has something for them: most
+        # calls queued no frame, or made no socket ready - a call less each)
+        stack = self.stack
+        if stack.tx_pending:
+            self.flush()
+        if stack.socket_events:
+            self.readiness.dispatch()
         self._wake_if_earlier()
 
     def _wake_if_earlier(self) -> None:
@@ -153,11 +158,11 @@ class Runtime:
     def flush(self, passes: int = 4) -> None:
         # A pseudo-interface's driver may queue on another interface (a vlan hands its
         # tagged frames to the parent): a few passes, one per level of nesting.
+        stack = self.stack
         for _ in range(passes):
-            pending = self.stack.take_tx()
-            if not pending:
+            if not stack.tx_pending:
                 return
-            self._flush(pending)
+            self._flush(stack.take_tx())
 
     def _flush(self, pending) -> None:
         for iface in pending:
@@ -188,15 +193,16 @@ class Runtime:
         stack.input(iface, frames, now_us() if clock is None else int(clock() * MICROS_PER_SECOND))
         # flush()'s first pass written out: the batch's answers (a ping's reply) are
         # written before anything else is looked at.
-        pending = stack.take_tx()
-        if pending:
-            self._flush(pending)
-            self.flush(3)
+        if stack.tx_pending:
+            self._flush(stack.take_tx())
+            if stack.tx_pending:
+                self.flush(3)
         if not self._held:
             self._after_input()
 
     def _after_input(self) -> None:
-        self.readiness.dispatch()
+        if self.stack.socket_events:
+            self.readiness.dispatch()
         for fn in self.after_turn:
             fn()
         # Like settle: the loop task is woken only when a deadline moved earlier than

@@ -36,7 +36,7 @@ import os
 
 import trio
 
-from .runtime import Runtime, now_us
+from .runtime import Runtime
 from .stack.errors import StackError
 from .stack.tcp.socket import (IPPROTO_TCP, SHUT_WR, SO_KEEPALIVE, SO_RCVBUF, SO_REUSEADDR,
                                SO_SNDBUF, SOL_SOCKET, TCP_NODELAY, TcpSocket)
@@ -98,6 +98,26 @@ class _Waiter:
             for task in tasks:
                 trio.lowlevel.reschedule(task)
 
+    async def park(self) -> None:
+        """Wait once until the dispatcher names the socket (or a close wakes us): for a
+        caller that has just tried its operation, found it would block, and tries again
+        after - so no ready() test before or after, which would only repeat the try."""
+        task = trio.lowlevel.current_task()
+        self.tasks.append(task)
+        self.users += 1
+        if self.users == 1:
+            self.readiness.watch(self.sock, self.wake)
+
+        def abort(_raise_cancel):
+            self.tasks.remove(task)     # still parked: wake() empties the list it resumes
+            return trio.lowlevel.Abort.SUCCEEDED
+        try:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        finally:
+            self.users -= 1
+            if not self.users:
+                self.readiness.unwatch(self.sock, self.wake)
+
     async def wait(self, ready) -> None:
         """Return once ``ready()`` holds; a checkpoint either way."""
         if ready():
@@ -133,8 +153,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._eof_sent = False
         self._send_conflict = _ConflictDetector(
             "another task is using this stream for send")
-        self._receive_conflict = _ConflictDetector(
-            "another task is using this stream for receive")
+        # receive_some's own check (a flag, not a context manager: two calls less a read)
+        self._receiving = False
 
     def __repr__(self) -> str:
         return f"<TcpStream {self.socket!r}>"
@@ -152,7 +172,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
         return None if ep is None else (_text(ep[0]), ep[1])
 
     def setsockopt(self, level: int, name: int, value: int) -> None:
-        self.socket.setsockopt(level, name, value, now_us())
+        self.socket.setsockopt(level, name, value, self.runtime.now())
         self.runtime.settle()
 
     def getsockopt(self, level: int, name: int) -> int:
@@ -188,7 +208,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     if self._closed:
                         raise trio.ClosedResourceError("stream was closed")
                 try:
-                    sent += sock.send(view[sent:], now_us())
+                    sent += sock.send(view[sent:], runtime.now())
                 except StackError as exc:
                     if exc.errno != errno.EAGAIN:
                         raise trio.BrokenResourceError(exc.message) from _oserror(exc)
@@ -221,15 +241,12 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 return
             self._eof_sent = True
             try:
-                self.socket.shutdown(SHUT_WR, now_us())
+                self.socket.shutdown(SHUT_WR, self.runtime.now())
             except StackError:
                 pass   # ENOTCONN: the connection is already gone; nothing left to end
             self.runtime.settle()
 
     # -- receiving ------------------------------------------------------------------------
-
-    def _readable(self) -> bool:
-        return self._closed or self.socket.readable
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if max_bytes is None:
@@ -238,23 +255,27 @@ class TcpStream(trio.abc.HalfCloseableStream):
             max_bytes = operator.index(max_bytes)
             if max_bytes < 1:
                 raise ValueError("max_bytes must be >= 1")
-        with self._receive_conflict:
+        if self._receiving:
+            raise trio.BusyResourceError("another task is using this stream for receive")
+        self._receiving = True
+        try:
             if self._closed:
                 raise trio.ClosedResourceError("stream was closed")
             await trio.lowlevel.checkpoint_if_cancelled()
             sock = self.socket
+            runtime = self.runtime
             waited = False
             while True:
                 conn = sock.conn
-                avail = len(conn.rcv_buf) if conn is not None else 0
+                avail = conn.rcv_buf.used if conn is not None else 0
                 # Nothing buffered: a one-byte probe tells EOF or EAGAIN apart.
                 buf = bytearray(min(max_bytes, avail) or 1)
                 try:
-                    n = sock.try_recv_into(buf, now_us())
+                    n = sock.try_recv_into(buf, runtime.now())
                 except StackError as exc:
                     raise trio.BrokenResourceError(exc.message) from _oserror(exc)
                 if n is None:             # EAGAIN
-                    await self._waiter.wait(self._readable)
+                    await self._waiter.park()
                     waited = True
                     if self._closed:
                         raise trio.ClosedResourceError("stream was closed") from None
@@ -262,7 +283,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 # Reading may have opened the window: a window update may be due (end of
                 # stream read nothing, so it changed nothing).
                 if n:
-                    self.runtime.settle()
+                    runtime.settle()
                 if n < len(buf):
                     del buf[n:]
                 if not waited:
@@ -272,6 +293,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
                     # (_nonblocking_helper): no second trip through the run queue.
                     await trio.lowlevel.cancel_shielded_checkpoint()
                 return buf
+        finally:
+            self._receiving = False
 
     # -- closing --------------------------------------------------------------------------
 
@@ -280,18 +303,20 @@ class TcpStream(trio.abc.HalfCloseableStream):
         (RFC 1122 4.2.2.13). The connection finishes sending in the background."""
         if not self._closed:
             self._closed = True
-            self.socket.close(now_us())
+            self.socket.close(self.runtime.now())
             self.runtime.settle()
-            self._waiter.wake()
+            if self._waiter.tasks:      # (wake()'s own test: most closes have no waiter)
+                self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
     async def abort(self) -> None:
         """Close with a RST at once (SO_LINGER 0)."""
         if not self._closed:
             self._closed = True
-            self.socket.abort(now_us())
+            self.socket.abort(self.runtime.now())
             self.runtime.settle()
-            self._waiter.wake()
+            if self._waiter.tasks:      # (wake()'s own test: most closes have no waiter)
+                self._waiter.wake()
         await trio.lowlevel.checkpoint()
 
 
@@ -324,9 +349,9 @@ async def open_tcp_stream(runtime: Runtime, host, port: int, *, local: tuple | N
                      keepalive=keepalive)
         if local is not None:
             sock.bind(_ip(local[0]), local[1])
-        sock.connect(_ip(host), port, now_us())
+        sock.connect(_ip(host), port, runtime.now())
     except StackError as exc:
-        sock.close(now_us())
+        sock.close(runtime.now())
         raise _oserror(exc) from None
     runtime.settle()
     try:
@@ -334,12 +359,12 @@ async def open_tcp_stream(runtime: Runtime, host, port: int, *, local: tuple | N
         await waiter.wait(lambda: sock.writable or bool(sock.error)
                             or sock.state != "SYN-SENT")
     except BaseException:
-        sock.abort(now_us())
+        sock.abort(runtime.now())
         runtime.settle()
         raise
     err = sock.take_error()
     if err or sock.state not in ("ESTABLISHED", "CLOSE-WAIT"):
-        sock.close(now_us())
+        sock.close(runtime.now())
         runtime.settle()
         err = err or errno.ECONNREFUSED
         raise OSError(err, os.strerror(err))
@@ -354,7 +379,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         self.socket = sock
         self._waiter = _Waiter(runtime, sock)
         self._closed = False
-        self._conflict = _ConflictDetector("another task is accepting")
+        self._accepting = False       # (as TcpStream._receiving)
 
     @classmethod
     async def open(cls, runtime: Runtime, port: int = 0, host="0.0.0.0", *,
@@ -370,7 +395,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
             sock.bind(_ip(host), port)
             sock.listen(backlog)
         except StackError as exc:
-            sock.close(now_us())
+            sock.close(runtime.now())
             raise _oserror(exc) from None
         await trio.lowlevel.checkpoint()
         return cls(runtime, sock)
@@ -379,11 +404,11 @@ class TcpListener(trio.abc.Listener[TcpStream]):
     def port(self) -> int:
         return self.socket.local[1]
 
-    def _ready(self) -> bool:
-        return self._closed or self.socket.readable
-
     async def accept(self) -> TcpStream:
-        with self._conflict:
+        if self._accepting:
+            raise trio.BusyResourceError("another task is accepting")
+        self._accepting = True
+        try:
             if self._closed:
                 raise trio.ClosedResourceError("listener was closed")
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -394,7 +419,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
                 except StackError as exc:
                     raise _oserror(exc) from None
                 if child is None:         # EAGAIN
-                    await self._waiter.wait(self._ready)
+                    await self._waiter.park()
                     waited = True
                     if self._closed:
                         raise trio.ClosedResourceError("listener was closed") from None
@@ -402,12 +427,15 @@ class TcpListener(trio.abc.Listener[TcpStream]):
                 if not waited:      # as in receive_some: a wait was the checkpoint
                     await trio.lowlevel.cancel_shielded_checkpoint()
                 return TcpStream(self.runtime, child)
+        finally:
+            self._accepting = False
 
     async def aclose(self) -> None:
         """Stop listening; connections not yet accepted are reset (BSD soclose)."""
         if not self._closed:
             self._closed = True
-            self.socket.close(now_us())
+            self.socket.close(self.runtime.now())
             self.runtime.settle()
-            self._waiter.wake()
+            if self._waiter.tasks:      # (wake()'s own test: most closes have no waiter)
+                self._waiter.wake()
         await trio.lowlevel.checkpoint()

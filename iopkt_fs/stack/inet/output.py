@@ -280,7 +280,11 @@ class Ipv4Output:
         if head is None:
             self._bare_output(iface, datagram, tx)
         elif tx is not None and tx is ro.tx and iface.vnet_hdr:
-            self.stack.transmit(iface, b"".join((ro.vh, head, datagram)), framed=True)
+            frame = b"".join((ro.vh, head, datagram))
+            if iface.if_output is None:       # Stack.transmit's test, a call less a segment
+                self.stack.link_transmit(iface, frame, True)
+            else:
+                self.stack.transmit(iface, frame, framed=True)
         else:
             if tx is not None and tx.gso_type == GSO_NONE and iface.vnet_hdr:
                 vh = self._tx_header(iface, datagram, tx)

@@ -258,7 +258,10 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         if old == new:
             return
         self.state = new
-        self.layer.log_state(self, old, new)
+        layer = self.layer
+        debug = layer.debug
+        if debug is not None and debug.value:
+            layer.log_state(self, old, new)
         if new == TIME_WAIT:
             # RFC 9293 3.10.7.4: "start the time-wait timer" for 2 MSL; nothing else runs.
             self.t_rexmt = self.t_persist = self.t_keep = self.t_delack = self.t_tlp = None
@@ -282,7 +285,9 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
             # Nobody can ever close the peer's half for us; BSD's tcp_maxidle / Linux's
             # tcp_fin_timeout: give an orphaned FIN-WAIT-2 a bounded life (2 MSL).
             self.t_2msl = now + 2 * self.config.msl
-        self.layer.wake(self)
+        sock = self.socket
+        if sock is not None:
+            layer.notify(sock)       # layer.wake(self), written out: five a connection
 
     def ts_now(self, now: Instant) -> int:
         """Our RFC 7323 TSval clock: milliseconds plus a per-connection offset (5.4)."""
@@ -305,7 +310,8 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
 
     def _accept_window(self) -> int:
         d = (self.rcv_adv - self.rcv_nxt) & MASK
-        free = self.rcv_buf.free
+        buf = self.rcv_buf
+        free = buf.cap - buf.used
         return free if d >= _HALF or free > d else d
 
     def _update_smss(self) -> None:
@@ -320,7 +326,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
 
     def _choose_wscale(self) -> int:
         """RFC 7323 2.2: the smallest shift that lets the whole buffer be advertised."""
-        cap = self.rcv_buf.capacity
+        cap = self.rcv_buf.cap
         if self.rcv_auto:
             cap = max(cap, self.config.recvbuf_max)   # room for what autosizing may reach
         shift = 0
@@ -429,12 +435,12 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         if n and st >= SYN_RECEIVED and st != TIME_WAIT:
             # Receiver SWS avoidance (RFC 9293 3.8.6.2.2; BSD tcp_output): a window update
             # only once the window can move by 2 segments or half the buffer.
-            win = min(buf.free, 0xFFFF << self.rcv_wscale)
+            win = min(buf.cap - buf.used, 0xFFFF << self.rcv_wscale)
             adv = (self.rcv_adv - self.rcv_nxt) & MASK
             if adv >= _HALF:
                 adv = 0
             mss = self.our_mss - (12 if self.ts_ok else 0)
-            if win - adv >= min(2 * (mss if mss > 64 else 64), buf.capacity // 2):
+            if win - adv >= min(2 * (mss if mss > 64 else 64), buf.cap // 2):
                 self.ack_now = True
                 self.layer.stats.sndwinup += 1
                 self._output(now)
@@ -467,7 +473,7 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         2.17), otherwise an orderly FIN and the connection lives on as an orphan."""
         self.orphaned = True
         self.socket = None
-        if len(self.rcv_buf) and self.state.synchronized:
+        if self.rcv_buf.used and self.state.synchronized:
             self.abort(now, _errno.ECONNABORTED)
             return
         self.shutdown_send(now)

@@ -37,7 +37,7 @@ class InputMixin:
         else:
             self._input_synchronized(seg, now)
         pending = self.layer.pending
-        if pending is not None and not self.ooo:
+        if pending is not None and not self.ooo.starts:
             # Output once, at the end of the input batch. While there is a hole every
             # segment is answered at once (RFC 5681 4.2: duplicate ACKs, SACK news).
             pending[self] = None
@@ -133,8 +133,13 @@ class InputMixin:
         # advertised or, if more, the room we really have (BSD tcp_input: a window held
         # back for SWS avoidance still takes the data it has room for).
         rcv_nxt = self.rcv_nxt
-        wnd = self._accept_window()
-        seg_len = seg.seg_len
+        # _accept_window() and seg.seg_len, written out (every segment asks).
+        d = (self.rcv_adv - rcv_nxt) & MASK
+        rbuf = self.rcv_buf
+        wnd = rbuf.cap - rbuf.used
+        if d < _HALF and wnd <= d:
+            wnd = d
+        seg_len = len(seg.payload) + (f & SYN and 1) + (f & FIN)
         if seg_len == 0:
             # seq_in(SEG.SEQ, RCV.NXT, RCV.NXT + RCV.WND): the distance from RCV.NXT < RCV.WND
             ok = seg.seq == rcv_nxt if wnd == 0 else ((seg.seq - rcv_nxt) & MASK) < wnd
@@ -173,7 +178,10 @@ class InputMixin:
                         self.last_oow_ack = now
                     self._ack_and_drop(now)
             return
-        self._trim_to_window(seg, wnd)      # (nothing above moved RCV.NXT or the buffer)
+        # (nothing above moved RCV.NXT or the buffer). A segment at RCV.NXT that fits the
+        # window has nothing to trim: the in-order case, tested without the call.
+        if seg.seq != rcv_nxt or len(seg.payload) > wnd:
+            self._trim_to_window(seg, wnd)
 
         # RFC 7323 4.3 (2): remember TSval if the segment covers Last.ACK.sent.
         if ts is not None and ((ts[0] - self.ts_recent) & MASK) < _HALF and (
@@ -240,8 +248,9 @@ class InputMixin:
         if self.state == CLOSED:
             return
         st = self.state
-        fin_acked = self.fin_queued and self.snd_una == self.snd_max and seq_gt(
-            self.snd_max, seq_add(self.snd_buf_seq, len(self.snd_buf)))
+        # seq_gt(SND.MAX, end of data), written out: SND.MAX is past it by the FIN's one
+        fin_acked = self.fin_queued and self.snd_una == self.snd_max and \
+            0 < ((self.snd_max - self.snd_buf_seq - self.snd_buf.used) & MASK) < _HALF
         if st == FIN_WAIT_1 and fin_acked:
             self._set_state(FIN_WAIT_2, now)
         elif st == CLOSING and fin_acked:
@@ -325,7 +334,8 @@ class InputMixin:
         if off >= _HALF:
             off -= MOD
         n = len(payload)
-        room = self.rcv_buf.free
+        rbuf = self.rcv_buf
+        room = rbuf.cap - rbuf.used
         fin = bool(seg.flags & FIN)
         if off + n > room:
             n = max(0, room - off)
@@ -339,7 +349,7 @@ class InputMixin:
                 if n > self.smss:
                     stats.rcvgso += 1
                 advance = n
-                if self.ooo:
+                if self.ooo.starts:
                     self.ooo.shift(n)
                     extra = self.ooo.take_front()
                     if extra:
@@ -348,7 +358,7 @@ class InputMixin:
                         # RFC 5681 4.2: an ACK SHOULD be sent at once when a segment
                         # fills in all or part of a gap.
                         self.ack_now = True
-                self.rcv_nxt = seq_add(self.rcv_nxt, advance)
+                self.rcv_nxt = (self.rcv_nxt + advance) & MASK      # seq_add, inline
                 if self.rcv_shut:
                     # shutdown(SHUT_RD): acknowledge and discard (BSD sorflush).
                     self.rcv_buf.consume(len(self.rcv_buf))
@@ -415,7 +425,7 @@ class InputMixin:
     def _fin_arrived(self, now: Instant) -> None:
         """Eighth, check the FIN bit (RFC 9293 3.10.7.4)."""
         self.peer_fin = True
-        self.rcv_nxt = seq_add(self.rcv_nxt, 1)
+        self.rcv_nxt = (self.rcv_nxt + 1) & MASK
         st = self.state
         if st == ESTABLISHED and self.config.delack and not self.ack_now and self.t_delack is None:
             # NetBSD acknowledges a FIN through TCP_SETUP_ACK, as it does data: at once
@@ -438,4 +448,5 @@ class InputMixin:
             self._set_state(TIME_WAIT if fin_acked else CLOSING, now)
         elif st == FIN_WAIT_2:
             self._set_state(TIME_WAIT, now)
-        self.layer.wake(self)
+        else:
+            self.layer.wake(self)     # (a state change above has woken it already)

@@ -34,7 +34,8 @@ from typing import Callable
 from ..errors import StackError
 from ..time import Instant, seconds
 from ..wire.errors import Malformed
-from ..wire.tcp import NO_OPTIONS, TcpPacket, build_segment, encode_options, parse_options
+from ..wire.tcp import (NO_OPTIONS, TS_FIELDS, TS_ONLY_LAYOUT, TcpOptions, TcpPacket,
+                        build_segment, encode_options, parse_options)
 from .config import TcpConfig
 from .connection import Connection
 from .seq import MASK, seq_add, seq_ge, seq_lt
@@ -85,7 +86,7 @@ class TcpLayer:
         self._config = config
         self._overrides = config_overrides or {}
         self._config_gen = -1
-        self._debug = sysctl.node("net.inet.tcp.debug") if sysctl is not None and \
+        self.debug = sysctl.node("net.inet.tcp.debug") if sysctl is not None and \
             "net.inet.tcp.debug" in sysctl else None
         self._sysctl_config: TcpConfig | None = None
         self.log = log
@@ -117,6 +118,7 @@ class TcpLayer:
         # our ISNs or forge SYN cookies (RFC 6528 3, RFC 4987 3.6).
         self._isn_key = os.urandom(32)
         self._hash_memo: tuple | None = None     # (4-tuple, (F, TS offset)): _tuple_hash
+        self._ts_bytes, self._ts_opts = b"", NO_OPTIONS   # last NOP NOP TS decoded: input()
         self._cookie_key = os.urandom(32)
         self._challenge_window = 0
         self._challenge_count = 0
@@ -145,7 +147,7 @@ class TcpLayer:
         # Only with net.inet.tcp.debug set (NetBSD's TCP_DEBUG trace): io-pkt logs no
         # state changes, and five slog entries per connection would flush the ring -
         # and cost more than the connection's own processing.
-        if self.log is not None and self._debug is not None and self._debug.value:
+        if self.log is not None and self.debug is not None and self.debug.value:
             self.log(7, f"tcp: {self.fmt_ep(conn.local_ip, conn.local_port)} > "
                         f"{self.fmt_ep(conn.remote_ip, conn.remote_port)}: {old} -> {new}")
 
@@ -268,7 +270,8 @@ class TcpLayer:
         for conn in pending:
             if conn.state != CLOSED:
                 conn._output(now)
-            self.touch(conn)
+            if (d := conn.poll_at()) is not None and (conn.sched is None or d < conn.sched):
+                self._push(conn, d)      # (self.touch(conn), written out)
 
     def challenge_ack_allowed(self, now: Instant) -> bool:
         """RFC 5961 7: at most CHALLENGE_ACK_LIMIT challenge ACKs per second."""
@@ -406,7 +409,15 @@ class TcpLayer:
             stats.rcvbadsum += 1
             return
         try:
-            opts = parse_options(mv[20:hl]) if hl > 20 else NO_OPTIONS
+            if hl == 32 and mv[20:24] == TS_ONLY_LAYOUT:
+                # parse_options' NOP NOP TS case; a batch's segments mostly share TS values
+                tsb = mv[24:32]
+                if tsb != self._ts_bytes:      # (else the last, frozen, options serve)
+                    self._ts_opts = TcpOptions(timestamp=TS_FIELDS.unpack_from(tsb))
+                    self._ts_bytes = bytes(tsb)
+                opts = self._ts_opts
+            else:
+                opts = parse_options(mv[20:hl]) if hl > 20 else NO_OPTIONS
         except Malformed:
             stats.rcvbadoff += 1
             return

@@ -82,10 +82,10 @@ class OutputMixin:
 
     def _output_window(self, now: Instant) -> bool:
         """Send new (or go-back-N retransmitted) data from SND.NXT within min(wnd, cwnd)."""
-        if not self.fin_queued and not len(self.snd_buf):
+        if not self.fin_queued and not self.snd_buf.used:
             return False        # nothing to send (most calls: an ACK came, or data to read)
         sent = False
-        if self.snd_una == self.snd_max and self.last_data_snd and len(self.snd_buf) and \
+        if self.snd_una == self.snd_max and self.last_data_snd and self.snd_buf.used and \
                 now - self.last_data_snd > self.rtt.rto:
             # RFC 5681 4.1: restart from the restart window after an idle period > RTO.
             self.cc.after_idle(now)
@@ -109,7 +109,7 @@ class OutputMixin:
             # RFC 9293 3.4's modular arithmetic written out (seq_sub: the unsigned
             # distance, less 2**32 from 2**31 up): this loop runs on every output.
             snd_nxt = self.snd_nxt
-            buffered = len(self.snd_buf)
+            buffered = self.snd_buf.used
             end_data = (self.snd_buf_seq + buffered) & MASK
             off = (snd_nxt - self.snd_buf_seq) & MASK
             if off >= _HALF:
@@ -164,7 +164,7 @@ class OutputMixin:
             if n == 0 and not fin:
                 break
             self._send_data(self.snd_nxt, n, fin, now)
-            self.snd_nxt = seq_add(self.snd_nxt, n + (1 if fin else 0))
+            self.snd_nxt = (self.snd_nxt + n + (1 if fin else 0)) & MASK
             sent = True
             if fin:
                 break
@@ -219,10 +219,10 @@ class OutputMixin:
         stats = self.layer.stats
         payload = self.snd_buf.peek(seq_sub(seq, self.snd_buf_seq), length) if length else b""
         flags = ACK | (FIN if fin else 0)
-        end_data = seq_add(self.snd_buf_seq, len(self.snd_buf))
-        if length and seq_add(seq, length) == end_data:
+        # (seq_add, seq_lt and seq_gt on this path written out: every segment sent)
+        if length and (seq + length) & MASK == (self.snd_buf_seq + self.snd_buf.used) & MASK:
             flags |= PSH   # BSD: push when this segment empties the send buffer
-        rexmit = seq_lt(seq, self.snd_max)
+        rexmit = ((seq - self.snd_max) & MASK) >= _HALF
         if rexmit:
             stats.sndrexmitpack += 1
             stats.sndrexmitbyte += length
@@ -258,8 +258,8 @@ class OutputMixin:
             self._arm_probe(now, seq_add(seq, length))
         self._emit(seq, flags, payload, now, self.smss if length > self.smss else 0)
         self.last_data_snd = now
-        end = seq_add(seq, length + (1 if fin else 0))
-        if seq_gt(end, self.snd_max):
+        end = (seq + length + (1 if fin else 0)) & MASK
+        if 0 < ((end - self.snd_max) & MASK) < _HALF:
             self.snd_max = end
         if self.t_rexmt is None and self.t_persist is None:
             self.t_rexmt = now + self.rtt.rto    # RFC 6298 5.1
@@ -269,7 +269,8 @@ class OutputMixin:
         if self.state != SYN_SENT or not syn:
             flags |= ACK
         opts = self._options(syn, now)
-        win = self._window_field() if not syn else min(self.rcv_buf.free, 0xFFFF)
+        rbuf = self.rcv_buf
+        win = self._window_field() if not syn else min(rbuf.cap - rbuf.used, 0xFFFF)
         if syn:
             edge = seq_add(self.rcv_nxt, win)
             if self.state != SYN_SENT and seq_gt(edge, self.rcv_adv):
@@ -295,8 +296,10 @@ class OutputMixin:
         self.layer.emit(self, seg, now)
 
     def _options(self, syn: bool, now: Instant) -> bytes:
-        ts = (self.ts_now(now), self.ts_recent) if (self.ts_ok or (syn and self.req_ts and (
-            self.state == SYN_SENT or self.ts_ok))) else None
+        ts = None
+        if self.ts_ok or (syn and self.req_ts and self.state == SYN_SENT):
+            # (ts_now(now), written out: every segment sent asks)
+            ts = ((now // 1000 + self.ts_offset) & MASK, self.ts_recent)
         if syn:
             active = self.state == SYN_SENT
             ws = self.rcv_wscale if (self.ws_ok or (active and self.req_ws)) else None
@@ -305,7 +308,7 @@ class OutputMixin:
                 ts = (ts[0], 0)
             return encode_options(self.our_mss, ws, sack, ts)
         blocks = ()
-        if self.sack_ok and (self.ooo or self.dsack is not None):
+        if self.sack_ok and (self.ooo.starts or self.dsack is not None):
             blocks = self._sack_blocks()
             if blocks:
                 self.layer.stats.sackblocks_sent += 1
@@ -314,17 +317,22 @@ class OutputMixin:
         return encode_options(timestamp=ts, sack_blocks=blocks)
 
     def _advertisable_window(self) -> int:
-        return min(self.rcv_buf.free, 0xFFFF << self.rcv_wscale)
+        buf = self.rcv_buf
+        return min(buf.cap - buf.used, 0xFFFF << self.rcv_wscale)
 
     def _window_field(self) -> int:
         """The window to send, never shrinking the right edge (RFC 9293 3.8.6.2.2 MUST-34 /
         RFC 7323 2.4) and not moving it by less than an SMSS (receiver SWS avoidance)."""
         shift = self.rcv_wscale
-        cur = self.rcv_wnd
-        win = self._advertisable_window()
+        # rcv_wnd, _advertisable_window and _rcv_mss written out: every segment sent.
+        cur = (self.rcv_adv - self.rcv_nxt) & MASK
+        if cur >= _HALF:
+            cur = 0
+        buf = self.rcv_buf
+        win = min(buf.cap - buf.used, 0xFFFF << shift)
         if win < cur:
             win = cur
-        elif win - cur < min(self.rcv_buf.capacity // 2, self._rcv_mss()):
+        elif win - cur < min(buf.cap // 2, max(self.our_mss - (12 if self.ts_ok else 0), 64)):
             win = cur
         field = win >> shift
         if field > 0xFFFF:
@@ -340,9 +348,9 @@ class OutputMixin:
         most of the buffer, the buffer is nearly full and the windows would let all of
         its unsent data go - the buffer, not the network, is then the limit."""
         buf = self.snd_buf
-        cap = buf.capacity
+        cap = buf.cap
         top = self.config.sendbuf_max
-        queued = len(buf)
+        queued = buf.used
         if cap < top and self.snd_wnd // 4 * 5 >= cap and queued >= cap // 8 * 7 and \
                 min(self.snd_wnd, self.cc.cwnd) >= queued - self.flight:
             buf.grow(min(max(cap + self.config.sendbuf_inc, 2 * cap), top))

@@ -42,7 +42,7 @@ class RecoveryMixin:
             stats.rcvackpack += 1
             stats.rcvackbyte += acked
             self._ack_advances(ack, now, seg)
-        elif acked == 0 and self.flight > 0 and not seg.payload and not seg.flags & (SYN | FIN) \
+        elif acked == 0 and not seg.payload and not seg.flags & (SYN | FIN) and self.flight > 0 \
                 and (wnd == self.snd_wnd or sack_grew):
             # RFC 5681 2 "DUPLICATE ACKNOWLEDGMENT" (a)-(e); RFC 6675 5: with SACK, an ACK
             # that brings new SACK information counts too.
@@ -87,14 +87,18 @@ class RecoveryMixin:
         acked = (ack - una) & MASK
         if acked >= _HALF:
             acked -= MOD
-        flight_before = self.flight
+        flight_before = (self.snd_max - una) & MASK          # self.flight, written out
+        if flight_before >= _HALF:
+            flight_before -= MOD
         if una == self.iss:
             acked -= 1   # the SYN's sequence number is not data for congestion control
         # Round-trip sample: RFC 7323 4.1 from TSecr, else the timed segment with Karn's
         # rule (RFC 6298 3: never from a retransmitted segment; rtt_seq is cleared then).
         ts = seg.opts.timestamp
         if self.ts_ok and ts is not None and ts[1]:
-            r = seq_sub(self.ts_now(now), ts[1])
+            r = ((now // 1000 + self.ts_offset - ts[1]) & MASK)   # seq_sub(ts_now(now), TSecr)
+            if r >= _HALF:
+                r -= MOD
             if self.rexmt_tsval is not None and seq_lt(ts[1], self.rexmt_tsval):
                 # The ACK echoes a transmission older than our last timeout
                 # retransmission: an ACK of the original that got lost, answered again
@@ -114,9 +118,9 @@ class RecoveryMixin:
         # Free acknowledged bytes from the send buffer.
         freed = (ack - self.snd_buf_seq) & MASK
         if 0 < freed < _HALF:
-            n = min(freed, len(self.snd_buf))
+            n = min(freed, self.snd_buf.used)
             self.snd_buf.consume(n)
-            self.snd_buf_seq = seq_add(self.snd_buf_seq, n)
+            self.snd_buf_seq = (self.snd_buf_seq + n) & MASK
             if n:
                 self.layer.wake(self)
         self.snd_una = ack

@@ -42,6 +42,11 @@ class TcpServices(Protocol):
 
     def log_state(self, conn: Connection, old: State, new: State) -> None: ...
 
+    # net.inet.tcp.debug (None: no such sysctl): log_state is called only while it is set.
+    debug: object | None
+    # Told of a socket whose readiness may have changed (what wake() calls).
+    notify: Callable[[TcpSocket], None]
+
     def connection_established(self, conn: Connection, old: State) -> None: ...
 
     def connection_closed(self, conn: Connection, old: State) -> None: ...

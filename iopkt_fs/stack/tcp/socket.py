@@ -273,7 +273,7 @@ class TcpSocket:
         c = self.conn
         if c is None:
             raise StackError(_errno.ENOTCONN)
-        if len(c.rcv_buf):
+        if c.rcv_buf.used:
             n = c.recv_into(out, now)   # (it tells the layer if its timers moved)
             if c.state == CLOSED:
                 c.rcv_buf.release()     # the last of a closed connection's data
@@ -325,8 +325,7 @@ class TcpSocket:
         self._unbind()
         c = self.conn
         if c is not None and c.state != CLOSED:
-            c.close(now)
-            layer.touch(c)
+            c.close(now)                # (which re-files the connection's timers)
         if c is not None and c.state == CLOSED:
             c.rcv_buf.discard()         # unread and unreadable now: the buffers go back
 
@@ -413,7 +412,7 @@ class TcpSocket:
         c = self.conn
         if c is None:
             return False
-        return bool(len(c.rcv_buf)) or c.peer_fin or bool(c.error) or c.state == CLOSED \
+        return bool(c.rcv_buf.used) or c.peer_fin or bool(c.error) or c.state == CLOSED \
             or self.shut_rd
 
     @property
@@ -431,7 +430,7 @@ class TcpSocket:
         if c.error or c.state == CLOSED:
             return True
         return c.state.can_send_data and not self.shut_wr and \
-            c.snd_buf.free >= min(SEND_LOWAT, c.snd_buf.capacity)
+            c.snd_buf.cap - c.snd_buf.used >= min(SEND_LOWAT, c.snd_buf.cap)
 
     @property
     def error(self) -> int:

@@ -92,11 +92,14 @@ def _check_header(mv: memoryview) -> int:
 class Ipv4Packet:
     """A read-only view of one IPv4 datagram (or fragment), sliced to its total length."""
 
-    __slots__ = ("_buf", "_header_len")
+    __slots__ = ("_buf", "_header_len", "datagram")
 
     def __init__(self, buf, header_len: int | None = None):
         """Wrap ``buf`` unchecked: only for datagrams we built ourselves."""
         self._buf = buf if type(buf) is memoryview else memoryview(buf)
+        # The whole datagram (header and payload), cut at the total length: an attribute,
+        # not a property - the IP input path reads it for every datagram delivered.
+        self.datagram: memoryview = self._buf
         self._header_len = (self._buf[0] & 0x0F) * 4 if header_len is None else header_len
 
     @classmethod
@@ -210,11 +213,6 @@ class Ipv4Packet:
     def payload(self) -> memoryview:
         """The data after the header, cut at the total length."""
         return self._buf[self._header_len :]
-
-    @property
-    def datagram(self) -> memoryview:
-        """The whole datagram (header and payload), cut at the total length."""
-        return self._buf
 
     def __len__(self) -> int:
         return len(self._buf)

@@ -103,6 +103,8 @@ _MSS_OPT = struct.Struct("!BBH")
 _TS_OPT = struct.Struct("!BBBBII")  # NOP NOP kind len (the RFC 7323 Appendix A layout)
 _SACK_BLOCK = struct.Struct("!II")
 _TS_LAYOUT = b"\x01\x01\x08\x0a"
+# For TCP input's own test of that layout (parse_options' first case, without the call).
+TS_ONLY_LAYOUT, TS_FIELDS = _TS_LAYOUT, _TS
 # Linux's SYN and SYN-ACK (tcp_options_write): MSS, SACK_PERM + TS, NOP WS - 20 bytes.
 _SYN_SACK_TS = b"\x04\x02\x08\x0a"
 _SYN_WS = b"\x01\x03\x03"
