@@ -171,6 +171,11 @@ class Instance:
                 await nursery.start(self.runtime.run)
                 cfg = self.stack.config
                 served = trio.Event()
+                # One task step a request, and a request's reply before its frames
+                # (resmgr/fuseloop.py); pyfuse3 as it is if not the release it knows.
+                if fuseloop.install():
+                    fuseloop.BATON.send_after_reply(self.stack.tx_pending, self.runtime.flush)
+                    self.sockets.reply_first = True
                 nursery.start_soon(_serve, cfg.threads_min, max(10000, cfg.threads_max * 8), served)
                 # Serving means a request through the kernel is answered.
                 await trio.to_thread.run_sync(os.stat, os.path.join(self.prefix, "dev", "socket", "status"))
@@ -204,7 +209,6 @@ class Instance:
 
 
 async def _serve(min_tasks: int, max_tasks: int, served: trio.Event) -> None:
-    fuseloop.install()      # one task step a request (resmgr/fuseloop.py)
     try:
         await pyfuse3.main(min_tasks=min_tasks, max_tasks=max_tasks)
     finally:

@@ -142,6 +142,15 @@ class Runtime:
             self.readiness.dispatch()
         self._wake_if_earlier()
 
+    def settle_reply_first(self) -> None:
+        """``settle`` for a FUSE request whose worker sends the queued frames after its
+        reply (fuseloop.Baton.send_after_reply): the caller gets its answer before our
+        TAP write runs the kernel's receive path for what the call sent."""
+        stack = self.stack
+        if stack.socket_events:
+            self.readiness.dispatch()
+        self._wake_if_earlier()
+
     def _wake_if_earlier(self) -> None:
         deadline = self.stack.poll_at()
         if deadline is not None and deadline / MICROS_PER_SECOND < self._planned:

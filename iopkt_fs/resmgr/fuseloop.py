@@ -21,7 +21,15 @@ to a waiting worker only when that is no longer true:
   trio's lock would.
 
 So at any moment either a worker waits on ``/dev/fuse``, or the one that will is running
-without having yielded. pyfuse3's own accounting (``active_readers``, which starts a new
+without having yielded.
+
+The same points order a request's reply before the frames it queued
+(``send_after_reply``): a socket call from a handler leaves its frames in the stack's
+transmit queues, and they are written when the worker comes back for the baton, just
+after pyfuse3 sent the reply, or before the handler first yields (it may be waiting for
+the answer to them), or when the worker ends. The closing ``echo close > ctl`` of a
+shell server then returns before our TAP write of its FIN runs the kernel's receive
+path (three quarters of that request's time, py-spy), and bash's next fork overlaps it. pyfuse3's own accounting (``active_readers``, which starts a new
 worker when none is waiting) is untouched: a worker parked here still counts as waiting.
 
 The hook is pyfuse3's own seam for its event loop (``pyfuse3.asyncio`` replaces the
@@ -44,7 +52,8 @@ SUPPORTED = ("3.5.",)
 class Baton:
     """The lock pyfuse3's workers take around waiting for /dev/fuse (see the module)."""
 
-    __slots__ = ("held", "_lot", "workers", "kept", "passed")
+    __slots__ = ("held", "_lot", "workers", "kept", "passed", "queued", "send_queued",
+                 "sent_after_reply")
 
     def __init__(self):
         self.held = False
@@ -52,8 +61,24 @@ class Baton:
         self.workers = 0     # worker tasks alive
         self.kept = 0        # waits begun by taking a free baton (no task step of their own)
         self.passed = 0      # times it went to a parked worker
+        # send_after_reply: true while frames wait to be sent (the stack's tx_pending),
+        # and what sends them (Runtime.flush); None: handlers send their own.
+        self.queued = None
+        self.send_queued = None
+        self.sent_after_reply = 0     # times a worker sent frames once its reply was out
+
+    def send_after_reply(self, queued, send) -> None:
+        self.queued, self.send_queued = queued, send
+
+    def send_now(self) -> None:
+        """Write the frames the running request queued (see the module)."""
+        if self.queued:
+            self.send_queued()
 
     async def __aenter__(self):
+        if self.queued:                 # back from a reply: its frames go now
+            self.sent_after_reply += 1
+            self.send_queued()
         if not self.held:
             self.held = True
             self.kept += 1
@@ -73,7 +98,10 @@ class Baton:
 
     def suspending(self) -> None:
         """The running worker's request is about to yield to trio: if nobody waits on
-        /dev/fuse, a parked worker must, or the mount stalls behind this request."""
+        /dev/fuse, a parked worker must, or the mount stalls behind this request. Its
+        frames go first: what it waits for may be the answer to them."""
+        if self.queued:
+            self.send_queued()
         if not self.held and self._lot:
             self._pass()
 
@@ -101,6 +129,7 @@ def _wrap_session_loop(stock):
             return await stock(*args, **kwargs)
         finally:
             BATON.workers -= 1
+            BATON.send_now()
             BATON._pass()   # it may have ended between taking a request and coming back
     _session_loop.stock = stock
     return _session_loop
@@ -126,8 +155,10 @@ def installed() -> bool:
 @types.coroutine
 def resume(coro, signal):
     """Drive ``coro``, which has just yielded ``signal`` to trio, to its end, passing
-    trio's answers through (send, throw, close) unchanged."""
+    trio's answers through (send, throw, close) unchanged. Each time it yields again,
+    the frames it queued since are sent first, as on its first yield."""
     while True:
+        BATON.send_now()
         try:
             answer = yield signal
         except GeneratorExit:

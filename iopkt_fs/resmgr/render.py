@@ -115,12 +115,14 @@ def stack_status(instance) -> str:
         # Parked requests answered EINTR for a signalled opener.
         ("parked_signalled", getattr(instance.sockets, "signalled", 0)),
         # pyfuse3's workers (resmgr/fuseloop.py): alive, parked in reserve, waits on
-        # /dev/fuse begun by the worker that had just answered, and hand-overs to a
-        # parked one (a request that waited, a worker that ended).
+        # /dev/fuse begun by the worker that had just answered, hand-overs to a parked
+        # one (a request that waited, a worker that ended), and requests whose frames
+        # were sent after their reply.
         ("fuse_workers", fuseloop.BATON.workers),
         ("fuse_standby", fuseloop.BATON.standby),
         ("fuse_waits_kept", fuseloop.BATON.kept),
         ("fuse_waits_passed", fuseloop.BATON.passed),
+        ("fuse_sent_after_reply", fuseloop.BATON.sent_after_reply),
         ("somaxconn", cfg.somaxconn),
         ("mclbytes", cfg.mclbytes),
         ("pagesize", cfg.pagesize),

@@ -234,6 +234,9 @@ class SocketFS:
         self.readiness = inst.runtime.readiness
         self.stopping = trio.Event()
         self.signalled = 0     # parked requests answered EINTR for a signalled opener
+        # Set by the manager when pyfuse3 runs with fuseloop's baton: a socket call leaves
+        # its frames queued and the worker sends them after the reply.
+        self.reply_first = False
         self._retiring: list[tuple[ConvTable, int]] = []   # freed, entry still cached
         self._retired = trio.Event()
         self._parked: set[_Parked] = set()    # every parked request (probe ticks)
@@ -368,7 +371,12 @@ class SocketFS:
             conv.err = exc.message
             raise
         finally:
-            self.runtime.settle()        # after_call, one frame less: every request
+            # after_call, one frame less: every request passes here. Under pyfuse3's
+            # worker loop with the baton, the frames go after the reply (fuseloop).
+            if self.reply_first:
+                self.runtime.settle_reply_first()
+            else:
+                self.runtime.settle()
 
     # -- the tree ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 request answered at once leaves its own worker to wait on /dev/fuse again; a request that
 parks hands the wait to another worker, so the mount keeps answering."""
 
+import hashlib
 import os
 import subprocess
 import threading
@@ -90,3 +91,37 @@ def test_many_parked_readers_and_the_mount_still_answers(stack):
             r.kill()
         for fd in ctls:
             os.close(fd)
+
+
+KERNEL, STACK = "10.203.0.1", "10.203.0.2"
+
+
+def test_a_requests_frames_go_out_after_its_reply(tap_stack):
+    """A write to a TCP data file and the shutdown ctl write are answered first; the
+    worker sends their segments after the reply, and the kernel gets every byte and the
+    FIN."""
+    sp = tap_stack
+    sink = subprocess.Popen(
+        ["ip", "netns", "exec", sp.ns, "python3", "-c",
+         "import socket, hashlib\n"
+         f"l = socket.create_server(('{KERNEL}', 7411)); print('ready', flush=True)\n"
+         "c, _ = l.accept(); h = hashlib.sha256(); n = 0\n"
+         "while (b := c.recv(65536)):\n    h.update(b); n += len(b)\n"
+         "print(n, h.hexdigest(), flush=True)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline().strip() == "ready"
+        conn = client.dial(f"tcp!{KERNEL}!7411", prefix=sp.prefix)
+        before = counters(sp)
+        payload = os.urandom(200_000)
+        conn.write(payload)
+        conn.shutdown()                  # our FIN
+        got = sink.stdout.readline().split()
+        assert got == [str(len(payload)), hashlib.sha256(payload).hexdigest()]
+        after = counters(sp)
+        # Each of those requests queued segments and was answered before they left.
+        assert after["fuse_sent_after_reply"] >= before["fuse_sent_after_reply"] + 2
+        conn.close()
+    finally:
+        sink.kill()
+        sink.wait()

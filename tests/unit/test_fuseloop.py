@@ -117,6 +117,7 @@ class _Adapter:
 def baton(monkeypatch):
     b = fuseloop.Baton()
     monkeypatch.setattr(ops, "BATON", b)
+    monkeypatch.setattr(fuseloop, "BATON", b)     # resume() looks it up there
     return b
 
 
@@ -161,3 +162,33 @@ def test_every_request_handler_tells_the_baton_when_it_suspends():
         stock = getattr(pyfuse3.Operations, name, None)
         if stock is not None and inspect.iscoroutinefunction(stock):
             assert getattr(fn, "watched", False), name
+
+
+async def test_frames_queued_before_each_wait_are_sent_before_it(baton, autojump_clock):
+    """A handler that queues frames and then waits (perhaps for the answer to them) has
+    them sent at each of its yields, not only once it is answered."""
+    queued, log = {}, []
+
+    def send():
+        log.append(sorted(queued))
+        queued.clear()
+    baton.send_after_reply(queued, send)
+
+    class Handler(_Adapter):
+        @ops._served
+        async def two_waits(self):
+            queued["first"] = 1
+            await trio.sleep(1)
+            log.append("resumed")
+            queued["second"] = 1
+            await trio.sleep(1)
+            log.append("resumed")
+            queued["last"] = 1          # answered: the worker sends it after the reply
+            return "done"
+
+    assert await Handler().two_waits() == "done"
+    assert log == [["first"], "resumed", ["second"], "resumed"]
+    assert queued == {"last": 1}
+    async with baton:                   # the worker comes back for the next request
+        pass
+    assert log[-1] == ["last"] and baton.sent_after_reply == 1
