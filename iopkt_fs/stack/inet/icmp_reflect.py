@@ -20,6 +20,7 @@ with it). ``Ipv4Layer.fast_echo`` turns it off, to compare the two paths.
 
 import struct
 
+from ..iface.interface import IFF_UP
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
 from ..time import Instant
 from .output import _PLAIN_VH as PLAIN_VH
@@ -103,22 +104,30 @@ def reflect(ip, iface, frame, now: Instant) -> bool:
     ident = ip._ident = (ip._ident + 1) & 0xFFFF
     ttl = ip._node_ttl.value
     tos = frame[15]
-    hsum = int.from_bytes(_HDR.pack(0x45, tos, total, ident, 0, ttl, 1, 0, dst, src), "big") % 0xFFFF
+    # The header's words summed modulo 0xFFFF (each 16-bit word weighs 1, as 2**16 is 1
+    # modulo 0xFFFF): the request's eight address bytes, read as one number, carry the
+    # same sum for the swapped pair.
+    hsum = ((0x4500 | tos) + total + ident + (ttl << 8 | 1) + int.from_bytes(mv[26:34], "big")) % 0xFFFF
     header = _HDR.pack(0x45, tos, total, ident, 0, ttl, 1, 0xFFFF - hsum if hsum else 0, dst, src)
     if cached:
         # _link_output -> _ether_output written out for a neighbour we know: no padding
         # (an IP packet of 46 bytes or more fills the minimum frame), and on a virtio
         # link the all-zero header _tx_header gives a packet without offload work.
-        if out.vnet_hdr:
+        # On a plain up Ethernet link without captures, Stack.link_transmit's queueing
+        # is written out too (the counters it keeps, the frame on the txq).
+        hl = out.vnet_hdr
+        if hl:
             frame = b"".join((PLAIN_VH, ro.head, header, reply))
-            framed = True
         else:
             frame = b"".join((ro.head, header, reply))
-            framed = False
-        if out.if_output is None:             # Stack.transmit's test, a call less
-            ip.stack.link_transmit(out, frame, framed)
+        if out.if_output is None and out.flags & IFF_UP and not out.bpf:
+            stats = out.stats
+            stats.opackets += 1
+            stats.obytes += len(frame) - hl
+            out.txq.append(frame)
+            ip.stack.tx_pending[out.index] = out
         else:
-            ip.stack.transmit(out, frame, framed)
+            ip.stack.transmit(out, frame, bool(hl))
         return True
     nexthop = src if route.gateway is None else route.gateway.to_bytes(4, "big")
     epoch = ip._route_epoch
