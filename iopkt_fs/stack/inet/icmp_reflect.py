@@ -13,7 +13,10 @@ addresses - an Ethernet frame to our MAC, IPv4 without options, not a fragment, 
 checksums right, a valid unicast source, no raw socket wanting a copy, a route back
 that needs no fragmentation - and answers it exactly as the general path would: the
 same reply bytes (ident from the same counter, TTL from net.inet.ip.ttl, TOS copied,
-DF clear), the same counters, the same link output. Anything else returns False before
+DF clear), the same counters, the same link output. A source answered before is in
+the output route cache (output.py OutRoute; the first reply fills it, as ``output``
+does), whose route and Ethernet header then stand for the route lookup, the ARP look-up
+and the link output's steps. Anything else returns False before
 touching any state, and the general path takes the frame (and counts what is wrong
 with it). ``Ipv4Layer.fast_echo`` turns it off, to compare the two paths.
 """
