@@ -12,7 +12,9 @@ tasks. Nothing polls to notice data.
 """
 
 import errno
+import functools
 import math
+from time import perf_counter
 
 import trio
 
@@ -46,7 +48,9 @@ class _Context(DriverContext):
         # them; until ``release`` each batch is processed and its answers sent, and the
         # waking of waiters is left for the end.
         self.input = runtime.input
-        self.hold = runtime.hold
+        # hold is Runtime.hold without its Python frame (a C call: devnp-tap holds right
+        # before reading a ping's frame); release runs after the reply is written.
+        self.hold = functools.partial(runtime._holds.append, None)
         self.release = runtime.release
 
     def new_interface(self, default_prefix: str, **fields) -> Interface:
@@ -113,10 +117,13 @@ class Runtime:
         self.readiness = Readiness(stack)
         self._wakeup = trio.Event()
         self._planned = math.inf     # when the loop will next look at the stack (s)
-        self._held = 0               # drivers inside a poll loop (hold/release)
+        self._holds: list = []       # one entry per driver inside a poll loop (hold/release)
         # The run's clock (trio.current_time() without its two wrappers), set by run():
         # read once per driver batch.
         self._clock = None
+        # trio's SystemClock reads ``offset + perf_counter()``: with that clock, its
+        # offset, so a driver's batch reads the same time without a Python call.
+        self._offset: float | None = None
         self._nursery: trio.Nursery | None = None
         self.drivers: list[tuple[Driver, trio.CancelScope]] = []
         # Listeners called after every turn, after the readiness dispatch (the resmgr
@@ -171,9 +178,13 @@ class Runtime:
         for _ in range(passes):
             if not stack.tx_pending:
                 return
-            self._flush(stack.take_tx())
+            self._flush()
 
-    def _flush(self, pending) -> None:
+    def _flush(self) -> None:
+        # Stack.take_tx written out (a call less before a ping's reply is written).
+        tx = self.stack.tx_pending
+        pending = list(tx.values())
+        tx.clear()
         for iface in pending:
             frames = list(iface.txq)
             iface.txq.clear()
@@ -190,6 +201,9 @@ class Runtime:
     def now(self) -> Instant:
         """``now_us()`` from the run's clock itself (the file layer stamps every socket
         call with it): trio.current_time() is two wrappers over the same read."""
+        offset = self._offset
+        if offset is not None:
+            return int((perf_counter() + offset) * MICROS_PER_SECOND)
         clock = self._clock
         return now_us() if clock is None else int(clock() * MICROS_PER_SECOND)
 
@@ -198,15 +212,20 @@ class Runtime:
         loop is woken only when a deadline moved earlier than it planned for (a batch
         costs no second task switch; a new timer or looped-back frames still get one)."""
         stack = self.stack
-        clock = self._clock
-        stack.input(iface, frames, now_us() if clock is None else int(clock() * MICROS_PER_SECOND))
+        offset = self._offset
+        if offset is not None:
+            now = int((perf_counter() + offset) * MICROS_PER_SECOND)
+        else:
+            clock = self._clock
+            now = now_us() if clock is None else int(clock() * MICROS_PER_SECOND)
+        stack.input(iface, frames, now)
         # flush()'s first pass written out: the batch's answers (a ping's reply) are
         # written before anything else is looked at.
         if stack.tx_pending:
-            self._flush(stack.take_tx())
+            self._flush()
             if stack.tx_pending:
                 self.flush(3)
-        if not self._held:
+        if not self._holds:
             self._after_input()
 
     def _after_input(self) -> None:
@@ -224,15 +243,20 @@ class Runtime:
         sent, but the wake-ups and the deadline check run once, at ``release``. No task
         runs in between (the loop does not await), so a waiter woken at the end sees
         exactly what it would have seen woken after each batch."""
-        self._held += 1
+        self._holds.append(None)
 
     def release(self) -> None:
-        self._held -= 1
-        if not self._held:
+        self._holds.pop()
+        if not self._holds:
             self._after_input()
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        self._clock = trio.lowlevel.current_clock().current_time
+        clock = trio.lowlevel.current_clock()
+        self._clock = clock.current_time
+        offset = getattr(clock, "offset", None)
+        if type(clock).__name__ == "SystemClock" and type(clock).__module__.startswith("trio.") \
+                and type(offset) is float:
+            self._offset = offset
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -248,6 +272,7 @@ class Runtime:
                     self._wakeup = trio.Event()
         finally:
             self._clock = None
+            self._offset = None
 
     # -- drivers --------------------------------------------------------------------------
 

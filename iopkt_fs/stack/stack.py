@@ -83,8 +83,8 @@ class Stack:
         self._timers_at: Instant | None = None
         # Interface factories for "ifconfig NAME create", keyed by name prefix.
         self.cloners: dict[str, Callable[[str, int], Interface]] = {"lo": self._clone_loopback}
-        # Interfaces with frames queued (take_tx drains it). Read, never written, by the
-        # runtime: an empty one answers "nothing to send" without a call.
+        # Interfaces with frames queued (take_tx drains it; so does the runtime, take_tx
+        # written out): an empty one answers "nothing to send" without a call.
         self.tx_pending: dict[int, Interface] = {}
         # Receive coalescing of plain TCP frames (inet/gro.py); off only to compare paths.
         self.gro = True
@@ -520,13 +520,21 @@ class Stack:
             if big == 2:
                 inet6 = self.inet6
                 items = gro.coalesce(items, self.inet.is_local, inet6.is_local if inet6 is not None else None)
+        # TcpLayer.begin_input and end_input written out where they do nothing: a batch
+        # that touched no connection (a ping) has nothing for end_input to send, and each
+        # call before the reply is written adds to its latency (docs/performance.md,
+        # "Ping, side by side").
         tcp = self.tcp
-        tcp.begin_input()
+        if tcp.pending is None:
+            tcp.pending = {}
         try:
             for mv, vh in items:
                 handler(iface, mv, now, vh)
         finally:
-            tcp.end_input(now)
+            if tcp.pending:
+                tcp.end_input(now)
+            else:
+                tcp.pending = None
 
     def deliver_batch(self, items, now: Instant) -> None:
         """``(iface, frame, vh)`` items for the protocol layer, as one input batch."""

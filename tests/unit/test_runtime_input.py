@@ -54,3 +54,17 @@ async def test_a_drivers_context_hands_batches_and_holds_to_the_runtime():
     assert woken == []
     ctx.release()
     assert woken == [1]
+
+
+async def test_with_trios_system_clock_a_batch_reads_the_same_time(nursery):
+    """Under trio's SystemClock (offset + perf_counter) the runtime adds the offset
+    itself: the stamp lies between two trio.current_time() reads around the batch."""
+    stack, rt, iface = setup()
+    await nursery.start(rt.run)
+    assert rt._offset == trio.lowlevel.current_clock().offset
+    before = int(trio.current_time() * 1_000_000)
+    rt.input(iface, [])
+    now = rt.now()
+    after = int(trio.current_time() * 1_000_000)
+    assert before <= stack.last_now <= now <= after
+    nursery.cancel_scope.cancel()

@@ -13,15 +13,20 @@ addresses - an Ethernet frame to our MAC, IPv4 without options, not a fragment, 
 checksums right, a valid unicast source, no raw socket wanting a copy, a route back
 that needs no fragmentation - and answers it exactly as the general path would: the
 same reply bytes (ident from the same counter, TTL from net.inet.ip.ttl, TOS copied,
-DF clear), the same counters, the same link output. Anything else returns False before
+DF clear), the same counters, the same link output. A source answered before is in
+the output route cache (output.py OutRoute; the first reply fills it, as ``output``
+does), whose route and Ethernet header then stand for the route lookup, the ARP look-up
+and the link output's steps. Anything else returns False before
 touching any state, and the general path takes the frame (and counts what is wrong
 with it). ``Ipv4Layer.fast_echo`` turns it off, to compare the two paths.
 """
 
 import struct
 
+from ..iface.interface import IFF_UP
 from ..iface.route import RTF_BLACKHOLE, RTF_REJECT
 from ..time import Instant
+from .output import _PLAIN_VH as PLAIN_VH
 from .stats import ICMP_ECHO, ICMP_ECHOREPLY
 
 # wire/ipv4.py's header layout (plain_header): version/IHL, TOS, total length, ident,
@@ -60,11 +65,22 @@ def reflect(ip, iface, frame, now: Instant) -> bool:
     # The route back, as route_to finds it but without counting a miss: a reply with no
     # route, a reject or blackhole route, or one that needs fragmenting is the general
     # path's to count and handle.
-    route = ip.routes.lookup(int.from_bytes(src, "big"), ip._usable)
-    if route is None or route.flags & (RTF_REJECT | RTF_BLACKHOLE) or total > (route.mtu or route.iface.mtu):
+    # A source seen before is in the output route cache (output.py OutRoute: a usable
+    # unicast route, never reject or blackhole, and the Ethernet header toward a
+    # REACHABLE or permanent neighbour, for which arp.resolve only returns the MAC):
+    # the lookup, the ARP look-up and the link output's steps are then taken from it.
+    ro = ip._out_routes.get(src)
+    if ro is not None and ro.head is not None and ro.route is not None and total >= 46:
+        route = ro.route
+        cached = True
+    else:
+        route = ip.routes.lookup(int.from_bytes(src, "big"), ip._usable)
+        if route is None or route.flags & (RTF_REJECT | RTF_BLACKHOLE):
+            return False
+        cached = False
+    if total > (route.mtu or route.iface.mtu):
         return False
     out = route.iface
-    nexthop = src if route.gateway is None else route.gateway.to_bytes(4, "big")
     # From here on the frame is answered; the counters are those the general path keeps
     # (ipv4 process_ipv4/_deliver, icmp input/_echo_reply, output).
     st = ip.stats
@@ -91,7 +107,34 @@ def reflect(ip, iface, frame, now: Instant) -> bool:
     ident = ip._ident = (ip._ident + 1) & 0xFFFF
     ttl = ip._node_ttl.value
     tos = frame[15]
-    hsum = int.from_bytes(_HDR.pack(0x45, tos, total, ident, 0, ttl, 1, 0, dst, src), "big") % 0xFFFF
+    # The header's words summed modulo 0xFFFF (each 16-bit word weighs 1, as 2**16 is 1
+    # modulo 0xFFFF): the request's eight address bytes, read as one number, carry the
+    # same sum for the swapped pair.
+    hsum = ((0x4500 | tos) + total + ident + (ttl << 8 | 1) + int.from_bytes(mv[26:34], "big")) % 0xFFFF
     header = _HDR.pack(0x45, tos, total, ident, 0, ttl, 1, 0xFFFF - hsum if hsum else 0, dst, src)
+    if cached:
+        # _link_output -> _ether_output written out for a neighbour we know: no padding
+        # (an IP packet of 46 bytes or more fills the minimum frame), and on a virtio
+        # link the all-zero header _tx_header gives a packet without offload work.
+        # On a plain up Ethernet link without captures, Stack.link_transmit's queueing
+        # is written out too (the counters it keeps, the frame on the txq).
+        hl = out.vnet_hdr
+        if hl:
+            frame = b"".join((PLAIN_VH, ro.head, header, reply))
+        else:
+            frame = b"".join((ro.head, header, reply))
+        if out.if_output is None and out.flags & IFF_UP and not out.bpf:
+            stats = out.stats
+            stats.opackets += 1
+            stats.obytes += len(frame) - hl
+            out.txq.append(frame)
+            ip.stack.tx_pending[out.index] = out
+        else:
+            ip.stack.transmit(out, frame, bool(hl))
+        return True
+    nexthop = src if route.gateway is None else route.gateway.to_bytes(4, "big")
+    epoch = ip._route_epoch
     ip._link_output(out, nexthop, header + reply, now)
+    if epoch == ip._route_epoch:                  # nothing moved meanwhile (as output does)
+        ip._remember_route(src, out, nexthop, route, False)
     return True

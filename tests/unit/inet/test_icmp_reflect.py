@@ -119,3 +119,69 @@ def test_another_hosts_frame_is_not_answered():
     stack, en0 = pair()[0]
     stack.input(en0, [ether(echo_frame()[14:], dst=bytes.fromhex("020000000099"))], 0)
     assert sent(en0) == [] and stack.inet.icmp.stats.reflect == 0
+
+
+def run_both_in_turn(frames, between=None):
+    """Each stack answers ``frames`` in turn (``between(stack, en0, i)`` before frame i)."""
+    out = []
+    for stack, en0 in pair():
+        got = []
+        for i, (frame, now) in enumerate(frames):
+            if between is not None:
+                between(stack, en0, i)
+            stack.input(en0, [frame], now)
+            got.append(sent(en0))
+        out.append((got, counters(stack, en0)))
+    return out
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=hst.lists(hst.binary(max_size=300), min_size=2, max_size=4), tos=hst.integers(0, 255))
+def test_a_source_seen_before_is_answered_from_the_route_cache_alike(data, tos):
+    # The first reply fills the output route cache (the neighbour is REACHABLE); the next
+    # ones take the route, the Ethernet header and the virtio header from it - short
+    # replies (under the 46 bytes of a minimum frame's IP packet) still go the padded way.
+    frames = [(echo_frame(data=d, seq=i, tos=tos), i * 1000) for i, d in enumerate(data)]
+    (fast, fast_counts), (slow, slow_counts) = run_both_in_turn(frames)
+    assert fast == slow and all(len(f) == 1 for f in fast)
+    assert fast_counts == slow_counts
+
+
+def test_the_cached_route_is_dropped_with_the_neighbour_going_stale():
+    # Past ARPT_KEEP the neighbour is STALE: the reply must go through arp.resolve again,
+    # which sends a request to re-confirm it, on both paths alike.
+    def expire(stack, en0, i):
+        if i == 1:
+            stack.poll(25 * 60 * 1_000_000)
+            sent(en0)
+    frames = [(echo_frame(data=b"a" * 40, seq=0), 0), (echo_frame(data=b"b" * 40, seq=1), 25 * 60 * 1_000_000)]
+    (fast, fast_counts), (slow, slow_counts) = run_both_in_turn(frames, expire)
+    assert fast == slow and fast_counts == slow_counts
+    assert len(fast[1]) == 2          # the reply and the ARP request that re-confirms
+
+
+def test_the_cached_route_follows_an_mtu_change():
+    def shrink(stack, en0, i):
+        if i == 1:
+            stack.set_mtu(en0, 576)
+    frames = [(echo_frame(data=b"a" * 1000, seq=0), 0), (echo_frame(data=b"b" * 1000, seq=1), 1000)]
+    (fast, fast_counts), (slow, slow_counts) = run_both_in_turn(frames, shrink)
+    assert fast == slow and fast_counts == slow_counts
+    assert len(fast[0]) == 1 and len(fast[1]) == 2 and fast_counts[0]["fragmented"] == 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=hst.lists(hst.binary(max_size=300), min_size=2, max_size=3))
+def test_the_cached_reply_on_a_virtio_link_carries_the_same_header(data):
+    # A TAP with IFF_VNET_HDR: every frame both ways starts with a 10-byte virtio_net_hdr.
+    out = []
+    for stack, en0 in pair():
+        en0.vnet_hdr = 10
+        got = []
+        for i, d in enumerate(data):
+            stack.input(en0, [bytes(10) + echo_frame(data=d, seq=i)], i * 1000)
+            got.append(sent(en0))
+        out.append((got, counters(stack, en0)))
+    (fast, fast_counts), (slow, slow_counts) = out
+    assert fast == slow and fast_counts == slow_counts
+    assert all(len(f) == 1 and f[0][:10] == bytes(10) for f in fast)
