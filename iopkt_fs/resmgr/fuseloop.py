@@ -21,7 +21,8 @@ to a waiting worker only when that is no longer true:
   trio's lock would.
 
 So at any moment either a worker waits on ``/dev/fuse``, or the one that will is running
-without having yielded.
+without having yielded. pyfuse3's own accounting (``active_readers``, which starts a new
+worker when none is waiting) is untouched: a worker parked here still counts as waiting.
 
 The same points order a request's reply before the frames it queued
 (``send_after_reply``): a socket call from a handler leaves its frames in the stack's
@@ -29,8 +30,7 @@ transmit queues, and they are written when the worker comes back for the baton, 
 after pyfuse3 sent the reply, or before the handler first yields (it may be waiting for
 the answer to them), or when the worker ends. The closing ``echo close > ctl`` of a
 shell server then returns before our TAP write of its FIN runs the kernel's receive
-path (three quarters of that request's time, py-spy), and bash's next fork overlaps it. pyfuse3's own accounting (``active_readers``, which starts a new
-worker when none is waiting) is untouched: a worker parked here still counts as waiting.
+path (three quarters of that request's time, py-spy), and bash's next fork overlaps it.
 
 The hook is pyfuse3's own seam for its event loop (``pyfuse3.asyncio`` replaces the
 module's ``trio`` the same way): the module global ``trio`` becomes a copy of trio's
@@ -146,10 +146,6 @@ def install() -> bool:
         pyfuse3.trio = _trio_for_pyfuse3()
         pyfuse3._session_loop = _wrap_session_loop(loop)
     return True
-
-
-def installed() -> bool:
-    return hasattr(getattr(pyfuse3, "_session_loop", None), "stock")
 
 
 @types.coroutine
