@@ -4,6 +4,7 @@ Imported as ``iopkt_testutil`` (conftest.py puts this folder on sys.path); a pla
 module, because several folders have a conftest.py of their own.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -121,3 +122,41 @@ class StackProcess:
             subprocess.run(["fusermount3", "-u", "-z", self.prefix], capture_output=True)
 
 
+
+
+@contextlib.contextmanager
+def parked_udp_readers(prefix: str, count: int, first_port: int):
+    """``count`` UDP connections announced on ``first_port`` on, each with a ``dd`` that
+    reads one datagram from its data file (parked until one comes); yields the readers.
+    ``answer_udp_readers`` sends each its datagram."""
+    base = f"{prefix}/dev/socket/udp"
+    ctls, readers = [], []
+    try:
+        for i in range(count):
+            fd = os.open(f"{base}/clone", os.O_RDWR)
+            n = os.read(fd, 16).decode().strip()
+            os.write(fd, f"announce {first_port + i}\n".encode())
+            ctls.append(fd)
+            readers.append(subprocess.Popen(
+                ["dd", f"if={base}/{n}/data", "bs=2048", "count=1", "status=none"],
+                stdout=subprocess.PIPE))
+        yield readers
+    finally:
+        for r in readers:
+            r.kill()
+            r.wait()
+        for fd in ctls:
+            os.close(fd)
+
+
+def answer_udp_readers(prefix: str, readers: list, first_port: int) -> list[bytes]:
+    """Send reader i the datagram ``datagram i`` over lo0; what each reader printed."""
+    from iopkt_fs import client
+    sender = client.dial(f"udp!127.0.0.1!{first_port}", prefix=prefix)
+    try:
+        for i in range(len(readers)):
+            sender.ctl(f"connect 127.0.0.1!{first_port + i}")
+            sender.write(f"datagram {i}".encode())
+        return [r.communicate(timeout=10)[0] for r in readers]
+    finally:
+        sender.close()

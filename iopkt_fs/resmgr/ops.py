@@ -25,43 +25,23 @@ def _bug(self, fn, exc: Exception) -> pyfuse3.FUSEError:
     return pyfuse3.FUSEError(errno.EIO)
 
 
-def _guarded(fn):
-    """A bug in a handler must not take the filesystem down: pyfuse3 lets any exception
-    other than FUSEError escape its worker and end the session. Log it and answer EIO.
+def _driven(fn, limited: bool):
+    """The wrapper of every request handler. A bug in a handler must not take the
+    filesystem down: pyfuse3 lets any exception other than FUSEError escape its worker
+    and end the session, so it is logged and answered EIO. ``limited``: served under the
+    request limiter, where a free slot costs two integer updates and no await
+    (reference/speed.md: the fixed cost per request is what limits the file path).
 
     The handler's coroutine is driven here, not awaited: the first time it yields to
     trio, another pyfuse3 worker must take over waiting on /dev/fuse (fuseloop); a
-    request answered at once never yields, and its worker goes back to waiting itself."""
+    request answered at once never yields, and its worker goes back to waiting itself.
+    One frame over the handler's, either way."""
 
     @functools.wraps(fn)
     @types.coroutine
     def handler(self, *args, **kwargs):
-        try:
-            coro = fn(self, *args, **kwargs)
-            try:
-                signal = coro.send(None)
-            except StopIteration as done:
-                return done.value
-            BATON.suspending()
-            return (yield from resume(coro, signal))
-        except (pyfuse3.FUSEError, trio.Cancelled):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
-            raise _bug(self, fn, exc) from None
-    handler.watched = True
-    return handler
-
-
-def _served(fn):
-    """``_guarded``, and served under the request limiter. Every request passes here, so
-    it is one frame over the handler's, and a free slot costs two integer updates and no
-    await (reference/speed.md: the fixed cost per request is what limits the file path)."""
-
-    @functools.wraps(fn)
-    @types.coroutine
-    def handler(self, *args, **kwargs):
-        limiter = self.limiter
-        if not limiter.try_enter():
+        limiter = self.limiter if limited else None
+        if limiter is not None and not limiter.try_enter():
             BATON.suspending()
             yield from limiter.enter().__await__()
         try:
@@ -77,9 +57,20 @@ def _served(fn):
         except Exception as exc:  # noqa: BLE001 - the point is to catch bugs
             raise _bug(self, fn, exc) from None
         finally:
-            limiter.leave()
+            if limiter is not None:
+                limiter.leave()
     handler.watched = True
     return handler
+
+
+def _guarded(fn):
+    """A handler that answers whatever the limiter says (forget, release, statfs ...)."""
+    return _driven(fn, limited=False)
+
+
+def _served(fn):
+    """A handler served under the request limiter (io-pkt's threads)."""
+    return _driven(fn, limited=True)
 
 
 class Operations(pyfuse3.Operations):

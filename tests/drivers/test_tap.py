@@ -59,13 +59,19 @@ async def test_tap_created_in_netns_kernel_arp_and_ping(harness, netns):
     assert not link_exists(ns, dev)   # we made it, so it is gone
 
 
-async def test_tap_gratuitous_arp_reaches_neighbour_table(harness, netns):
-    ns = netns()
-    dev = unique("dtt")
+async def _tap_in(harness, ns: str, prefix: str):
+    """devnp-tap into ``ns`` with our MAC; the kernel's side KERNEL_IP/24 and up.
+    Returns (device name, driver, interface)."""
+    dev = unique(prefix)
     driver = await harness.load("devnp-tap", f"dev={dev},netns={ns},mac={OUR_MAC}")
-    iface = driver.interfaces[0]
     sh("ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", dev)
     sh("ip", "-n", ns, "link", "set", dev, "up")
+    return dev, driver, driver.interfaces[0]
+
+
+async def test_tap_gratuitous_arp_reaches_neighbour_table(harness, netns):
+    ns = netns()
+    dev, _, iface = await _tap_in(harness, ns, "dtt")
     # Without arp_accept the kernel only updates entries it has; with it, a gratuitous
     # ARP creates one (RFC 5227 announcement semantics).
     sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv4.conf.{dev}.arp_accept=1")
@@ -92,11 +98,7 @@ async def test_tap_reads_every_frame_of_a_burst_after_lone_frames(harness, netns
     then bursts sent faster than one wake-up reads: every datagram reaches the stack once,
     in the order sent, lone frame or burst."""
     ns = netns()
-    dev = unique("dtl")
-    driver = await harness.load("devnp-tap", f"dev={dev},netns={ns},mac={OUR_MAC}")
-    iface = driver.interfaces[0]
-    sh("ip", "-n", ns, "addr", "add", f"{KERNEL_IP}/24", "dev", dev)
-    sh("ip", "-n", ns, "link", "set", dev, "up")
+    dev, driver, iface = await _tap_in(harness, ns, "dtl")
     sh("ip", "-n", ns, "neigh", "replace", OUR_IP, "lladdr", OUR_MAC, "dev", dev, "nud", "permanent")
     await wait_until(lambda: iface.link_up)
     got: list[int] = []

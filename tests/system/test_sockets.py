@@ -17,7 +17,7 @@ import time
 import pytest
 
 from iopkt_fs import client
-from iopkt_testutil import wait_until
+from iopkt_testutil import answer_udp_readers, parked_udp_readers, wait_until
 
 pytestmark = pytest.mark.system
 KERNEL, STACK = "10.203.0.1", "10.203.0.2"
@@ -607,34 +607,15 @@ def test_parked_readers_hold_no_threads(make_stack):
     """Ten readers blocked in data with threads_max=4: the mount still serves everyone."""
     sp = make_stack(tcpip="threads_min=4,threads_max=4")
     assert sp.start().returncode == 0
-    base = f"{sp.prefix}/dev/socket/udp"
-    ctls, readers = [], []
-    try:
-        for i in range(10):
-            fd = os.open(f"{base}/clone", os.O_RDWR)
-            n = os.read(fd, 16).decode().strip()
-            os.write(fd, f"announce {7100 + i}\n".encode())
-            ctls.append(fd)
-            readers.append(subprocess.Popen(["dd", f"if={base}/{n}/data", "bs=2048", "count=1", "status=none"],
-                                            stdout=subprocess.PIPE))
+    with parked_udp_readers(sp.prefix, 10, 7100) as readers:
         time.sleep(0.5)
         assert all(r.poll() is None for r in readers)          # all parked
         t0 = time.monotonic()
         assert sp.run("iopkt", "ifconfig", "lo0").returncode == 0
         assert time.monotonic() - t0 < 2
-        sender = client.dial("udp!127.0.0.1!7100", prefix=sp.prefix)
-        for i in range(10):
-            sender.ctl(f"connect 127.0.0.1!{7100 + i}")
-            sender.write(f"datagram {i}".encode())
-        outs = [r.communicate(timeout=10)[0] for r in readers]
+        outs = answer_udp_readers(sp.prefix, readers, 7100)
         assert outs == [f"datagram {i}".encode() for i in range(10)]
-        sender.close()
         assert 'Threads exhausted' not in sp.run("sloginfo").stdout
-    finally:
-        for r in readers:
-            r.kill()
-        for fd in ctls:
-            os.close(fd)
 
 
 async def test_trio_stream_over_the_files(stack):
