@@ -15,6 +15,7 @@ Groups (``--only``; references a group needs are measured with it):
     vxlan    stack -> stack over devnp-vxlan, two instances, through the data files
     ping     RTT kernel -> stack, in turns with the raw peer's
     cps      connections/s: in-process, threaded server on iopkt_fs.client, bash server
+             (next to the same bash loop over tmpfs files: what bash itself allows)
     udp      UDP datagrams/s taken in
     forward  forwarding packets/s through the stack (two TAPs)
     memory   memory per idle established connection (in-process)
@@ -692,8 +693,10 @@ def g_cps(env: Env, t: Table, s: float) -> None:
     inst, ns, dev = main_tap(env)
     t.add("connections/s to a threaded server on iopkt_fs.client", files_cps_threaded(env, inst, ns, s),
           "1/s", "raw peer", ref)
+    floor = bash_floor(env, s)
     t.add("connections/s to `while M=$(cat listen)` in bash", files_cps_bash(env, inst, ns, s),
-          "1/s", "raw peer", ref)
+          "1/s", "the same loop over tmpfs files", floor,
+          note=f"raw peer {ref:,.0f}/s")
 
 
 def files_cps_threaded(env: Env, inst: Instance, ns: str, s: float) -> float:
@@ -734,6 +737,28 @@ def files_cps_bash(env: Env, inst: Instance, ns: str, s: float) -> float:
     out = last_json(env.finish(kpeer(env, ns, "cps", "10.231.1.2", "5501", str(s), str(CPS_MAX)), s + 60))
     env.kill(server)
     return out["count"] / out["cps_seconds"]
+
+
+def bash_floor(env: Env, s: float) -> float:
+    """The bash server's loop with no stack under it: the same two `cat`s and the `echo`
+    over small files on tmpfs, for s seconds (at most 100,000 turns). What bash and its
+    two fork+exec a turn cost on this machine now: the ceiling of the bash row."""
+    top = "/dev/shm" if os.path.isdir("/dev/shm") else env.base
+    d = tempfile.mkdtemp(prefix="iopkt-bash-floor-", dir=top)
+    try:
+        os.mkdir(os.path.join(d, "1"))
+        for name, text in (("listen", "1\n"), ("1/data", "x"), ("1/ctl", "")):
+            with open(os.path.join(d, name), "w") as f:
+                f.write(text)
+        script = (f'D={d}; n=0; now=${{EPOCHREALTIME/./}}; end=$((now + {int(s * 1e6)})); '
+                  'while [ $n -lt 100000 ] && [ ${EPOCHREALTIME/./} -lt $end ] && M=$(cat $D/listen); do '
+                  'cat $D/$M/data > /dev/null; echo close > $D/$M/ctl 2>/dev/null; n=$((n + 1)); done; '
+                  'echo $n $(( ${EPOCHREALTIME/./} - now ))')
+        out = env.finish(env.popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True), s + 60)
+        n, us = (int(x) for x in out.split()[-2:])
+        return n / (us / 1e6)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def udp_stat(inst: Instance) -> int:
