@@ -19,7 +19,8 @@ from ..stack import slog
 
 
 class RequestLimiter:
-    __slots__ = ("max", "serving", "peak", "exhausted", "parked_now", "parked_peak", "_lot", "_log")
+    __slots__ = ("max", "serving", "peak", "exhausted", "parked_now", "parked_peak", "waiting",
+                 "_lot", "_log")
 
     def __init__(self, threads_max: int, log=slog.discard):
         self.max = threads_max
@@ -28,12 +29,15 @@ class RequestLimiter:
         self.exhausted = 0
         self.parked_now = 0      # requests waiting for data (they hold no slot)
         self.parked_peak = 0
+        # Requests waiting for a slot, kept here rather than asked of the parking lot:
+        # its truth test is a Python call, and every request asks twice.
+        self.waiting = 0
         self._lot = trio.lowlevel.ParkingLot()
         self._log = log
 
     def try_enter(self) -> bool:
         """Take a slot if one is free (the fast path: no await)."""
-        if self.serving >= self.max or self._lot:
+        if self.serving >= self.max or self.waiting:
             return False
         self.serving += 1
         if self.serving > self.peak:
@@ -47,10 +51,19 @@ class RequestLimiter:
         self.exhausted += 1
         if self.exhausted == 1:
             self._log(slog.WARNING, 'Threads exhausted.  See "threads_max" option')
-        await self._lot.park()
+        self.waiting += 1
+        try:
+            await self._lot.park()
+        except BaseException:
+            # Cancelled while parked: trio took it out of the lot, and no leave() will
+            # count it (one that unparks it decrements for it: once woken, a task's park
+            # can no longer be cancelled).
+            self.waiting -= 1
+            raise
 
     def leave(self) -> None:
-        if self._lot:
+        if self.waiting:
+            self.waiting -= 1
             self._lot.unpark()      # the slot passes to the woken request
         else:
             self.serving -= 1

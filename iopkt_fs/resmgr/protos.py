@@ -477,8 +477,14 @@ class Tcp(Inet):
         read ends on a stdio block boundary of the reader's offset ``off`` (stdio_short)."""
         s = conv.sock
         c = s.conn
-        # Nothing buffered: a one-byte probe tells end of stream from "would block".
-        buf = bytearray(stdio_short(off, size, len(c.rcv_buf)) or 1 if c is not None else 1)
+        if c is None:
+            buf = bytearray(1)
+        else:
+            # All of size if it is there (stdio_short's first case, written out: a READ
+            # from a full buffer is the common one); nothing buffered: a one-byte probe
+            # tells end of stream from "would block".
+            avail = c.rcv_buf.used
+            buf = bytearray(size if avail >= size else stdio_short(off, size, avail) or 1)
         n = s.try_recv_into(buf, now)
         if n is None:                  # would block
             return None
