@@ -123,10 +123,15 @@ def _trio_for_pyfuse3() -> types.ModuleType:
 
 
 def _wrap_session_loop(stock):
+    # pyfuse3 wraps its Cython loop in a Python coroutine (async_wrapper: trio wants a
+    # Python one at the top of a task); this wrapper is one already, so it awaits the
+    # Cython loop itself - a frame less to resume on every request.
+    loop = getattr(stock, "__wrapped__", stock)
+
     async def _session_loop(*args, **kwargs):
         BATON.workers += 1
         try:
-            return await stock(*args, **kwargs)
+            return await loop(*args, **kwargs)
         finally:
             BATON.workers -= 1
             BATON.send_now()
