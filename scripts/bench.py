@@ -818,27 +818,40 @@ def g_memory(env: Env, t: Table, s: float, count: int) -> None:
           note=f"{r['established']:,} established; RSS growth of the in-process stack / {count}")
 
 
-def pread_cpu(path: str, pid: int, seconds: float) -> float:
-    """µs of pid's CPU per pread(4096) of path (the minimal pyfuse3 file's floor)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
+class PreadFloor:
+    """µs of pid's CPU per pread(4096) of path (the minimal pyfuse3 file's floor), taken
+    in slices (``run``) so that it can alternate with the measurement it is the floor of
+    and both see the machine in the same state."""
+
+    def __init__(self, path: str, pid: int):
+        self.pid, self.cpu, self.n = pid, 0.0, 0
+        self.fd = os.open(path, os.O_RDONLY)
         for _ in range(500):
-            os.pread(fd, 4096, 0)
-        c0, n, t0 = proc_cpu(pid), 0, time.monotonic()
+            os.pread(self.fd, 4096, 0)
+
+    def run(self, seconds: float) -> None:
+        c0, t0 = proc_cpu(self.pid), time.monotonic()
         while time.monotonic() - t0 < seconds:
-            os.pread(fd, 4096, 0)
-            n += 1
-        return (proc_cpu(pid) - c0) / max(1, n) * 1e6
-    finally:
-        os.close(fd)
+            os.pread(self.fd, 4096, 0)
+            self.n += 1
+        self.cpu += proc_cpu(self.pid) - c0
+
+    @property
+    def us(self) -> float:
+        return self.cpu / max(1, self.n) * 1e6
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
-def data_read_cpu(inst: Instance, seconds: float, size: int = 4096, burst: int = 1 << 20) -> dict:
+def data_read_cpu(inst: Instance, seconds: float, size: int = 4096, burst: int = 1 << 20,
+                  floor: PreadFloor | None = None) -> dict:
     """Stack CPU per READ of tcp/N/data when the data is already there: a connection over
     lo0; each round one 1 MiB write, a wait until the receive buffer stops growing, then
     READs of size until what was buffered is read (counted), then the rest (not counted).
     The CPU of the counted phases only, per READ: the file layer, pyfuse3 and the window
-    updates the reads send."""
+    updates the reads send. With ``floor``, half a second of it follows every second of
+    rounds (in turns: a machine whose speed moves moves both)."""
     from iopkt_fs import client
     lst = client.announce("tcp!*!5510", prefix=inst.prefix)
     box = []
@@ -864,8 +877,11 @@ def data_read_cpu(inst: Instance, seconds: float, size: int = 4096, burst: int =
         drain(16 * burst)
         warm.join(30)
         reads, cpu, buffered = 0, 0.0, 0
-        t0 = time.monotonic()
+        t0 = turn = time.monotonic()
         while time.monotonic() - t0 < seconds:
+            if floor is not None and time.monotonic() - turn >= 1.0:
+                floor.run(0.5)
+                turn = time.monotonic()
             conn.write(bytes(burst))
             last, q = -1, 0
             for _ in range(200):
@@ -899,8 +915,13 @@ def g_ctl(env: Env, t: Table, s: float) -> None:
         bench_fuse.wait_for(os.path.join(mdir, "status"))
         ours = bench_fuse.measure(f"{inst.prefix}/dev/socket/if/lo0/status", s / 2)
         ceiling = bench_fuse.measure(os.path.join(mdir, "status"), s / 2)
-        reads = data_read_cpu(inst, s / 2)
-        floor = pread_cpu(os.path.join(mdir, "status"), minimal.pid, s / 4)
+        probe = PreadFloor(os.path.join(mdir, "status"), minimal.pid)
+        try:
+            reads = data_read_cpu(inst, s / 2, floor=probe)
+            probe.run(0.5)
+            floor = probe.us
+        finally:
+            probe.close()
     finally:
         minimal.send_signal(signal.SIGTERM)
         env.finish(minimal, 10)
@@ -908,7 +929,8 @@ def g_ctl(env: Env, t: Table, s: float) -> None:
             sh("fusermount3", "-u", "-z", mdir, check=False)
     t.add("stack CPU per data READ served at once (4 KiB, from a full receive buffer)",
           reads["us"], "µs", "minimal pyfuse3 file, its CPU per READ", floor,
-          note=f"{reads['reads']:,} READs; lo0, {reads['buffered'] >> 10} KiB buffered before each burst")
+          note=f"{reads['reads']:,} READs; lo0, {reads['buffered'] >> 10} KiB buffered before each burst; "
+               "in turns with the minimal file")
     t.add("control file pread(4096) on an open fd (if/lo0/status)", ours[0], "1/s",
           "minimal pyfuse3 file", ceiling[0])
     t.add("control file open+read+close (if/lo0/status)", ours[1], "1/s", "minimal pyfuse3 file",
