@@ -156,10 +156,7 @@ class Runtime:
         stack = self.stack
         if stack.socket_events:
             self.readiness.dispatch()
-        # _wake_if_earlier written out (every request answered at once passes here)
-        deadline = stack.poll_at()
-        if deadline is not None and deadline / MICROS_PER_SECOND < self._planned:
-            self._wakeup.set()
+        self._wake_if_earlier()
 
     def _wake_if_earlier(self) -> None:
         deadline = self.stack.poll_at()
