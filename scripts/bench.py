@@ -166,6 +166,7 @@ class Env:
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self.instances: list[Instance] = []
+        self.mounts: list[str] = []           # minimal_fuse.py mounts, unmounted if left
         self.cache: dict = {}
 
     def ns(self, name: str) -> str:
@@ -221,6 +222,9 @@ class Env:
                 log(f"cleanup: {exc}")
         for ns in reversed(self.namespaces):
             sh("ip", "netns", "del", ns, check=False)
+        for d in self.mounts:
+            if os.path.ismount(d):
+                sh("fusermount3", "-u", "-z", d, check=False)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -524,6 +528,20 @@ def sha256sum_mbs(seconds: float) -> float:
     return mb * (1 << 20) / (time.monotonic() - t0) / MB
 
 
+def sha256sum_minimal_mbs(env: Env, seconds: float, guess_mbs: float) -> float:
+    """What sha256sum hashes per second from minimal_fuse.py's zero stream (~seconds): a
+    pyfuse3 file that answers every READ at once, so the ceiling of `sha256sum < data`
+    through any pyfuse3 filesystem here."""
+    nbytes = max(64 << 20, int(guess_mbs * MB * seconds))
+    m = MinimalFuse(env, nbytes)
+    try:
+        t0 = time.monotonic()
+        sh("bash", "-c", f"sha256sum < {m.dir}/zero > /dev/null", timeout=seconds * 6 + 60)
+        return nbytes / (time.monotonic() - t0) / MB
+    finally:
+        m.close()
+
+
 def g_files(env: Env, t: Table, s: float) -> None:
     inst, ns, dev = main_tap(env)
     ref = raw_rx(env, True, s)
@@ -538,8 +556,15 @@ def g_files(env: Env, t: Table, s: float) -> None:
         if reader == "dd":
             dd = r
         if reader == "sha256sum":
+            pipe = sha256sum_mbs(s)
             t.add("the same, against sha256sum's own rate on this machine", r["mbs"], "MB/s",
-                  "sha256sum of a pipe", sha256sum_mbs(s))
+                  "sha256sum of a pipe", pipe)
+            ceiling = sha256sum_minimal_mbs(env, s, pipe)
+            t.add("the same, against sha256sum of a minimal pyfuse3 file", r["mbs"], "MB/s",
+                  "minimal_fuse.py zero stream", ceiling)
+            t.add("reference: sha256sum of a minimal pyfuse3 file", ceiling, "MB/s",
+                  "raw peer, vnet", ref["mbs"],
+                  note="no stack: every READ answered at once; the ceiling of the row two above")
     t.add("stack CPU per received segment (files, dd)", dd["cpu"] / max(1, dd["frames"]) * 1e6,
           "µs", "raw peer, plain", raw_rx(env, False, s)["us_per_frame"],
           note=f"{dd['frames']:,} frames, {dd['acks'] / max(1, dd['frames']):.2f} ACKs per frame")
@@ -694,9 +719,12 @@ def g_cps(env: Env, t: Table, s: float) -> None:
     t.add("connections/s to a threaded server on iopkt_fs.client", files_cps_threaded(env, inst, ns, s),
           "1/s", "raw peer", ref)
     floor = bash_floor(env, s)
-    t.add("connections/s to `while M=$(cat listen)` in bash", files_cps_bash(env, inst, ns, s),
+    bash = files_cps_bash(env, inst, ns, s)
+    t.add("connections/s to `while M=$(cat listen)` in bash", bash,
           "1/s", "the same loop over tmpfs files", floor,
           note=f"raw peer {ref:,.0f}/s")
+    t.add("the same, against the loop over a minimal pyfuse3 filesystem", bash, "1/s",
+          "the loop over minimal_fuse.py", bash_minimal(env, s))
 
 
 def files_cps_threaded(env: Env, inst: Instance, ns: str, s: float) -> float:
@@ -739,10 +767,23 @@ def files_cps_bash(env: Env, inst: Instance, ns: str, s: float) -> float:
     return out["count"] / out["cps_seconds"]
 
 
+BASH_TURN = ('while [ $n -lt 100000 ] && [ ${EPOCHREALTIME/./} -lt $end ] && M=$(cat $D/listen); do '
+             'cat $D/$M/data > /dev/null; echo close > $D/$M/ctl 2>/dev/null; n=$((n + 1)); done; ')
+
+
+def bash_loop(env: Env, d: str, s: float) -> float:
+    """Turns/s of the bash server's loop over d/listen, d/1/data and d/1/ctl for s seconds
+    (at most 100,000 turns): the same two `cat`s and the `echo` a connection costs it."""
+    script = (f'D={d}; n=0; now=${{EPOCHREALTIME/./}}; end=$((now + {int(s * 1e6)})); '
+              + BASH_TURN + 'echo $n $(( ${EPOCHREALTIME/./} - now ))')
+    out = env.finish(env.popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True), s + 60)
+    n, us = (int(x) for x in out.split()[-2:])
+    return n / (us / 1e6)
+
+
 def bash_floor(env: Env, s: float) -> float:
-    """The bash server's loop with no stack under it: the same two `cat`s and the `echo`
-    over small files on tmpfs, for s seconds (at most 100,000 turns). What bash and its
-    two fork+exec a turn cost on this machine now: the ceiling of the bash row."""
+    """The bash server's loop with no stack under it, over small files on tmpfs: what bash
+    and its two fork+exec a turn cost on this machine now, the ceiling of the bash row."""
     top = "/dev/shm" if os.path.isdir("/dev/shm") else env.base
     d = tempfile.mkdtemp(prefix="iopkt-bash-floor-", dir=top)
     try:
@@ -750,15 +791,37 @@ def bash_floor(env: Env, s: float) -> float:
         for name, text in (("listen", "1\n"), ("1/data", "x"), ("1/ctl", "")):
             with open(os.path.join(d, name), "w") as f:
                 f.write(text)
-        script = (f'D={d}; n=0; now=${{EPOCHREALTIME/./}}; end=$((now + {int(s * 1e6)})); '
-                  'while [ $n -lt 100000 ] && [ ${EPOCHREALTIME/./} -lt $end ] && M=$(cat $D/listen); do '
-                  'cat $D/$M/data > /dev/null; echo close > $D/$M/ctl 2>/dev/null; n=$((n + 1)); done; '
-                  'echo $n $(( ${EPOCHREALTIME/./} - now ))')
-        out = env.finish(env.popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True), s + 60)
-        n, us = (int(x) for x in out.split()[-2:])
-        return n / (us / 1e6)
+        return bash_loop(env, d, s)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+class MinimalFuse:
+    """scripts/minimal_fuse.py mounted under the run's directory, for the references that
+    need a pyfuse3 filesystem with nothing behind it; each open of its ``zero`` gives
+    stream_bytes zero bytes."""
+
+    def __init__(self, env: Env, stream_bytes: int = 1 << 30):
+        self.env, self.dir = env, os.path.join(env.base, f"minimal-{len(env.procs)}")
+        self.proc = env.popen([PY, HERE / "minimal_fuse.py", self.dir, str(stream_bytes)])
+        env.mounts.append(self.dir)
+        bench_fuse.wait_for(os.path.join(self.dir, "status"))
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.env.finish(self.proc, 10)
+        if os.path.ismount(self.dir):
+            sh("fusermount3", "-u", "-z", self.dir, check=False)
+
+
+def bash_minimal(env: Env, s: float) -> float:
+    """The bash server's loop over a minimal pyfuse3 filesystem (listen, 1/data, 1/ctl
+    answered at once): what any pyfuse3 filesystem gives this loop here now."""
+    m = MinimalFuse(env)
+    try:
+        return bash_loop(env, m.dir, s)
+    finally:
+        m.close()
 
 
 def udp_stat(inst: Instance) -> int:
@@ -909,13 +972,12 @@ def data_read_cpu(inst: Instance, seconds: float, size: int = 4096, burst: int =
 
 def g_ctl(env: Env, t: Table, s: float) -> None:
     inst, ns, dev = main_tap(env)
-    mdir = os.path.join(env.base, "minimal")
-    minimal = env.popen([PY, HERE / "minimal_fuse.py", mdir])
+    minimal = MinimalFuse(env)
     try:
-        bench_fuse.wait_for(os.path.join(mdir, "status"))
+        status = os.path.join(minimal.dir, "status")
         ours = bench_fuse.measure(f"{inst.prefix}/dev/socket/if/lo0/status", s / 2)
-        ceiling = bench_fuse.measure(os.path.join(mdir, "status"), s / 2)
-        probe = PreadFloor(os.path.join(mdir, "status"), minimal.pid)
+        ceiling = bench_fuse.measure(status, s / 2)
+        probe = PreadFloor(status, minimal.proc.pid)
         try:
             reads = data_read_cpu(inst, s / 2, floor=probe)
             probe.run(0.5)
@@ -923,10 +985,7 @@ def g_ctl(env: Env, t: Table, s: float) -> None:
         finally:
             probe.close()
     finally:
-        minimal.send_signal(signal.SIGTERM)
-        env.finish(minimal, 10)
-        if os.path.ismount(mdir):
-            sh("fusermount3", "-u", "-z", mdir, check=False)
+        minimal.close()
     t.add("stack CPU per data READ served at once (4 KiB, from a full receive buffer)",
           reads["us"], "µs", "minimal pyfuse3 file, its CPU per READ", floor,
           note=f"{reads['reads']:,} READs; lo0, {reads['buffered'] >> 10} KiB buffered before each burst; "
