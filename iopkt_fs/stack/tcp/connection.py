@@ -433,14 +433,29 @@ class Connection(InputMixin, RecoveryMixin, RackMixin, SackMixin, OutputMixin, T
         # State.synchronized (st >= SYN_RECEIVED) written out, as are _advertisable_window,
         # rcv_wnd and _rcv_mss below: every read() of a data file passes here.
         if n and st >= SYN_RECEIVED and st != TIME_WAIT:
-            # Receiver SWS avoidance (RFC 9293 3.8.6.2.2; BSD tcp_output): a window update
-            # only once the window can move by 2 segments or half the buffer.
+            # Receiver SWS avoidance (RFC 9293 3.8.6.2.2): a window update only once the
+            # window can move by 2 segments or half the buffer (BSD tcp_output). A window
+            # that is shut (the peer may send less than that) reopens by a quarter of the
+            # buffer at once: 4.3BSD's silly-window rule (a window under sb_hiwat / 4 was
+            # advertised as 0; tcp_output keeps it for windows under a segment, and Linux
+            # holds a window shut until 1/16 of the buffer is free). Without it a reader
+            # taking 32 KiB at a time from a full buffer (sha256sum) cost a window update,
+            # a data frame and its ACK every read(). An open window keeps BSD's rule:
+            # there the update is also the ACK that clocks the sender.
             win = min(buf.cap - buf.used, 0xFFFF << self.rcv_wscale)
             adv = (self.rcv_adv - self.rcv_nxt) & MASK
             if adv >= _HALF:
                 adv = 0
             mss = self.our_mss - (12 if self.ts_ok else 0)
-            if win - adv >= min(2 * (mss if mss > 64 else 64), buf.cap // 2):
+            need = 2 * mss if mss > 64 else 128
+            cap = buf.cap
+            if adv < need and need < cap >> 2:
+                need = cap >> 2
+                if need > 0x7FFF << self.rcv_wscale:
+                    need = 0x7FFF << self.rcv_wscale
+            if need > cap >> 1:
+                need = cap >> 1
+            if win - adv >= need:
                 self.ack_now = True
                 self.layer.stats.sndwinup += 1
                 self._output(now)

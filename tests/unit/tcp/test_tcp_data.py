@@ -312,7 +312,23 @@ def test_receiver_window_and_window_update_after_read():
     h.recv_nothing()                    # SWS avoidance: 1000 bytes is not worth an update
     buf = bytearray(4000)
     h.sock.recv_into(buf, 30)
-    assert h.recv_one() == seg(A, l(1), r(1 + WIN), 5000)
+    h.recv_nothing()                    # 5000: past 2 segments, short of a quarter buffer
+    assert h.layer.stats.sndwinup == 0
+    buf = bytearray(WIN // 4 - 5000)
+    h.sock.recv_into(buf, 40)
+    assert h.recv_one() == seg(A, l(1), r(1 + WIN), WIN // 4)
+    assert h.layer.stats.sndwinup == 1
+
+
+def test_window_update_for_a_small_buffer_at_two_segments():
+    """A buffer of 8 segments: a quarter is 2 segments, the BSD rule alone."""
+    h = established(recvspace=8 * MSS, recvbuf_auto=False)
+    h.send(10, A, r(1), l(1), payload=b"z" * (8 * MSS))
+    assert h.recv()[-1].window == 0
+    h.sock.recv_into(bytearray(2 * MSS - 1), 20)
+    h.recv_nothing()
+    h.sock.recv_into(bytearray(1), 30)
+    assert h.recv_one() == seg(A, l(1), r(1 + 8 * MSS), 2 * MSS)
 
 
 def test_zero_window_probe_acked_not_accepted():
