@@ -528,15 +528,17 @@ def sha256sum_mbs(seconds: float) -> float:
     return mb * (1 << 20) / (time.monotonic() - t0) / MB
 
 
-def sha256sum_minimal_mbs(env: Env, seconds: float, guess_mbs: float) -> float:
+def sha256sum_minimal_mbs(env: Env, seconds: float, guess_mbs: float, cpu: int | None = None) -> float:
     """What sha256sum hashes per second from minimal_fuse.py's zero stream (~seconds): a
     pyfuse3 file that answers every READ at once, so the ceiling of `sha256sum < data`
-    through any pyfuse3 filesystem here."""
+    through any pyfuse3 filesystem here. With cpu, both pinned to that one CPU, so that
+    neither waits for the other's idle CPU to wake (a diagnosis, not a ceiling)."""
     nbytes = max(64 << 20, int(guess_mbs * MB * seconds))
-    m = MinimalFuse(env, nbytes)
+    m = MinimalFuse(env, nbytes, cpu)
+    pin = "" if cpu is None else f"taskset -c {cpu} "
     try:
         t0 = time.monotonic()
-        sh("bash", "-c", f"sha256sum < {m.dir}/zero > /dev/null", timeout=seconds * 6 + 60)
+        sh("bash", "-c", f"{pin}sha256sum < {m.dir}/zero > /dev/null", timeout=seconds * 6 + 60)
         return nbytes / (time.monotonic() - t0) / MB
     finally:
         m.close()
@@ -565,6 +567,9 @@ def g_files(env: Env, t: Table, s: float) -> None:
             t.add("reference: sha256sum of a minimal pyfuse3 file", ceiling, "MB/s",
                   "raw peer, vnet", ref["mbs"],
                   note="no stack: every READ answered at once; the ceiling of the row two above")
+            t.add("reference: the same, sha256sum and minimal_fuse.py on one CPU", sha256sum_minimal_mbs(env, s, pipe, 0),
+                  "MB/s", "minimal_fuse.py zero stream", ceiling,
+                  note="taskset -c 0 for both: what waking the other, idle CPU costs each READ")
     t.add("stack CPU per received segment (files, dd)", dd["cpu"] / max(1, dd["frames"]) * 1e6,
           "µs", "raw peer, plain", raw_rx(env, False, s)["us_per_frame"],
           note=f"{dd['frames']:,} frames, {dd['acks'] / max(1, dd['frames']):.2f} ACKs per frame")
@@ -801,9 +806,10 @@ class MinimalFuse:
     need a pyfuse3 filesystem with nothing behind it; each open of its ``zero`` gives
     stream_bytes zero bytes."""
 
-    def __init__(self, env: Env, stream_bytes: int = 1 << 30):
+    def __init__(self, env: Env, stream_bytes: int = 1 << 30, cpu: int | None = None):
         self.env, self.dir = env, os.path.join(env.base, f"minimal-{len(env.procs)}")
-        self.proc = env.popen([PY, HERE / "minimal_fuse.py", self.dir, str(stream_bytes)])
+        pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
+        self.proc = env.popen([*pin, PY, HERE / "minimal_fuse.py", self.dir, str(stream_bytes)])
         env.mounts.append(self.dir)
         bench_fuse.wait_for(os.path.join(self.dir, "status"))
 
