@@ -320,6 +320,20 @@ def test_receiver_window_and_window_update_after_read():
     assert h.layer.stats.sndwinup == 1
 
 
+def test_open_window_updates_at_two_segments():
+    """Only a shut window waits for a quarter: while the peer may still send, a read that
+    moves the window by 2 segments is answered (its update is the ACK that clocks it)."""
+    h = established()
+    h.sock.conn.rcv_buf.resize(32768)
+    for i in range(4):
+        h.send(10, A, r(1 + i * MSS), l(1), payload=b"z" * MSS)
+    assert h.recv()[-1].window == WIN - 4 * MSS
+    h.sock.recv_into(bytearray(2 * MSS - 1), 20)
+    h.recv_nothing()
+    h.sock.recv_into(bytearray(1), 30)
+    assert h.recv_one() == seg(A, l(1), r(1 + 4 * MSS), WIN - 2 * MSS)
+
+
 def test_window_update_for_a_small_buffer_at_two_segments():
     """A buffer of 8 segments: a quarter is 2 segments, the BSD rule alone."""
     h = established(recvspace=8 * MSS, recvbuf_auto=False)
