@@ -7,7 +7,8 @@
 Groups (``--only``; references a group needs are measured with it):
 
     files    kernel -> stack through tcp/N/data (dd, cat, sha256sum, the last also next to
-             sha256sum's own rate from a pipe), stack -> kernel (cat FILE > data, dd
+             sha256sum's own rate from a pipe and over minimal_fuse.py's zero stream, that
+             also with both pinned to one CPU), stack -> kernel (cat FILE > data, dd
              of=data), stack CPU per segment and per byte; after one unmeasured warm-up
     inproc   the same two directions with the stack in this process (tcpstream); in-core
              TCP between two stacks in memory
@@ -15,7 +16,8 @@ Groups (``--only``; references a group needs are measured with it):
     vxlan    stack -> stack over devnp-vxlan, two instances, through the data files
     ping     RTT kernel -> stack, in turns with the raw peer's
     cps      connections/s: in-process, threaded server on iopkt_fs.client, bash server
-             (next to the same bash loop over tmpfs files: what bash itself allows)
+             (next to the same bash loop over tmpfs files, what bash itself allows, and
+             over minimal_fuse.py's listen, 1/data and 1/ctl, what pyfuse3 allows)
     udp      UDP datagrams/s taken in
     forward  forwarding packets/s through the stack (two TAPs)
     memory   memory per idle established connection (in-process)
@@ -26,10 +28,11 @@ Groups (``--only``; references a group needs are measured with it):
              run (the ratio is the figure); ping6 RTT next to ping's
 
 References: scripts/rawtap_peer.py (a raw Python TAP peer, plain and IFF_VNET_HDR), kernel
-<-> kernel over veth, a kernel router namespace, scripts/minimal_fuse.py. The kernel's side
-is tests/kernel/kpeer.py. Everything runs in network namespaces made here (``bnPID-*``) or
-on loopback; namespaces, TAPs, mounts and processes (by PID) are removed at the end, also
-after Ctrl-C. Prints a table and, with --json, writes the rows. Asserts nothing.
+<-> kernel over veth, a kernel router namespace, scripts/minimal_fuse.py (a pyfuse3
+filesystem that answers at once). The kernel's side is tests/kernel/kpeer.py. Everything
+runs in network namespaces made here (``bnPID-*``) or on loopback; namespaces, TAPs,
+mounts and processes (by PID) are removed at the end, also after Ctrl-C. Prints a table
+and, with --json, writes the rows. Asserts nothing.
 """
 
 import argparse
