@@ -158,8 +158,7 @@ class Instance:
         else:
             os.kill(self.pid, signal.SIGKILL)
             time.sleep(0.2)
-        if os.path.ismount(self.prefix):
-            sh("fusermount3", "-u", "-z", self.prefix, check=False)
+        unmount(self.prefix)
 
 
 class Env:
@@ -226,8 +225,7 @@ class Env:
         for ns in reversed(self.namespaces):
             sh("ip", "netns", "del", ns, check=False)
         for d in self.mounts:
-            if os.path.ismount(d):
-                sh("fusermount3", "-u", "-z", d, check=False)
+            unmount(d)
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -819,8 +817,13 @@ class MinimalFuse:
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.env.finish(self.proc, 10)
-        if os.path.ismount(self.dir):
-            sh("fusermount3", "-u", "-z", self.dir, check=False)
+        unmount(self.dir)
+
+
+def unmount(d: str) -> None:
+    """Lazily unmount d if a FUSE filesystem is still mounted there (its server gone)."""
+    if os.path.ismount(d):
+        sh("fusermount3", "-u", "-z", d, check=False)
 
 
 def bash_minimal(env: Env, s: float) -> float:

@@ -41,9 +41,6 @@ CACHED = {LISTEN: 60.0, CONN: 60.0, DATA: 60.0, CTL: 60.0}
 
 
 class Minimal(pyfuse3.Operations):
-    FILE = STATUS
-    supports_dot_lookup = False
-
     def __init__(self, stream_bytes: int):
         super().__init__()
         self.stream_bytes = stream_bytes
