@@ -22,9 +22,11 @@ Segments are joined only when Linux would join them, so that TCP learns nothing 
   the options byte-for-byte equal (a changed timestamp or a SACK block starts a new run);
 * flags exactly ACK, or ACK with PSH/FIN on the segment that ends the run; URG, RST,
   SYN, CWR/ECE never join;
-* every checksum verified first (a bad one ends the run and the frame goes up alone, to
-  be counted where it is dropped); the joined segment is marked DATA_VALID. IPv6 has no
-  header checksum: the TCP segment is summed with the 128-bit addresses (RFC 8200 8.1).
+* every checksum verified; the joined segment is marked DATA_VALID. IPv6 has no header
+  checksum: the TCP segment is summed with the 128-bit addresses (RFC 8200 8.1). The
+  test is made once per run, on the sum of its segments' sums (below): a run that fails
+  it goes up as the frames it was made of, each checked again on the normal path, which
+  counts the bad one where it drops it.
 
 A hole is never bridged, so out-of-order data still reaches TCP as its own segment and
 is acknowledged at once.
@@ -49,6 +51,11 @@ _HEAD4_SHORT = struct.Struct("!12s2xHH2xHH2x12sIIHH")     # a frame shorter than
 _HEAD6 = struct.Struct("!12s2xIH1xB36sIIHH4x12s")
 _HEAD6_SHORT = struct.Struct("!12s2xIH1xB36sIIHH")
 _MIN4, _MIN6 = _HEAD4_SHORT.size + 4, _HEAD6_SHORT.size + 4   # 54, 74: Ethernet+IP+TCP
+#   The commonest frame of all, the next plain-ACK segment of an IPv4 run with timestamps,
+#   needs fewer, larger fields: Ethernet header with the IPv4 version/IHL+TOS word, total
+#   length, fragment word+TTL+protocol, the flow, seq, ack+flag word+window, and the
+#   12 option bytes - each compared whole with its run's.
+_FAST4 = struct.Struct("!16sH2x4s2x12sI8s4x12s")
 _ACK, _PSH, _FIN = 0x10, 0x08, 0x01
 _ENDS_RUN = _PSH | _FIN
 _WORD_KEEP = ~_ENDS_RUN & 0xFFFF  # the flag word a run's segments share
@@ -60,11 +67,6 @@ MAX_RUN = 65535 - 20 - 60     # the IPv4 total length bounds what one segment ca
 MAX_RUN6 = 65535 - 60         # the IPv6 payload length bounds TCP header and data
 # Next headers after which no TCP of ours can hide: UDP, ICMPv6, No Next Header.
 _NOT_TCP6 = frozenset((17, 58, 59))
-# Checksum folding: 2**16 == 1 (mod 0xffff), so for any K that is a multiple of 16,
-# a * 2**K + b == a + b: a segment's sum can be halved with shifts and adds (cheap, linear)
-# before the one division (one hardware divide per 30-bit digit, the dear part).
-_FOLD = 16 * 188                  # about half of a 1500-byte segment's half
-_FOLD_MASK = (1 << _FOLD) - 1
 _NEVER = -1                       # next_seq of a closed run: no sequence number equals it
 
 
@@ -74,13 +76,25 @@ class _Run:
     ``next_seq`` is the sequence number that continues the run (``_NEVER`` once PSH or
     FIN closed it), ``same`` what every segment must share with the first one."""
 
-    __slots__ = ("first", "parts", "size", "next_seq", "same", "flags", "opts", "thl",
-                 "pseudo", "limit")
+    __slots__ = ("first", "items", "parts", "size", "next_seq", "same", "flags", "opts", "thl",
+                 "pseudo", "limit", "sum", "small", "start", "fast")
     L4 = 34
 
-    def __init__(self, frame, same, seq, word, opts, thl: int, start: int, end: int,
-                 pseudo: int, limit: int):
+    def __init__(self, item, same, seq, word, opts, thl: int, start: int, end: int,
+                 pseudo: int, limit: int, total: int):
+        frame = item[0]
         self.first = frame
+        self.items = [item]
+        self.sum = total
+        self.small = 0
+        self.start = start
+        # What coalesce's fast path compares: (Ethernet+version/TOS, fragment/TTL/protocol,
+        # ack/flags/window, options) as _FAST4 unpacks them; None where it does not apply
+        # (IPv6, or no timestamp-only option block where _FAST4 reads one).
+        self.fast = None
+        if self.L4 == 34 and thl == 32 and end >= 66:
+            h0, _tot, ftp, _flow, _seq, awin, fopts = _FAST4.unpack_from(frame, 0)
+            self.fast = (h0, ftp, awin, fopts)
         self.same = same
         self.thl = thl
         self.parts = [frame[start:end]]
@@ -99,7 +113,8 @@ class _Run:
         return ip
 
     def frame(self):
-        """The joined frame (the first frame itself when nothing joined it)."""
+        """The joined frame (the first frame itself when nothing joined it). Only for a
+        run whose checksum test passed."""
         first = self.first
         if len(self.parts) == 1:
             return first, VALID_VH
@@ -127,11 +142,17 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
     says whether an IPv4 address is ours, ``is_local6`` an IPv6 one (None: IPv6 frames
     pass untouched, as on io-pkt-v4).
 
-    The checksum test sums the IPv4 header and the TCP segment as one big integer with
-    the pseudo-header: each is intact when its own sum is 0 modulo 0xffff, so the total
-    is 0 when both are. (One error in either is always seen; two could cancel - as two
-    errors inside one segment can for the checksum itself.) A frame that fails goes up
-    alone, and the normal path tells which header was bad.
+    The checksum test reads each datagram (IPv4: its header too) as one big integer and
+    adds it, with its pseudo-header, to its run's sum; the run is tested once, when the
+    batch is done. A header or segment is intact when its own sum is 0 modulo 0xffff
+    (2**16 == 1 modulo 0xffff, so a big integer's value is its 16-bit words' sum), so
+    the run's total is 0 when all of them are. One error anywhere in a run is always
+    seen; two could cancel, as two errors inside one segment can for the checksum
+    itself (RFC 1071 2.(B): the sum is commutative and associative, so where it is split
+    and reduced does not matter). The division - one hardware divide per 30-bit digit,
+    the dear part - is then paid once per run instead of once per segment. A run that
+    fails goes up as the frames it was made of, and the normal path tells which header
+    of which frame was bad.
 
     One loop for both families: each parses into the same few values (the flow, what
     must stay the same along a run, where TCP and its payload start and end), then one
@@ -141,9 +162,36 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
     out: list = []
     runs: dict = {}
     from_bytes = int.from_bytes
+    fast4 = _FAST4.unpack_from
     for item in frames:
         frame, vh = item
         flen = len(frame)
+        if flen >= 66 and (vh is None or not vh[1]):
+            # The fast path: a plain ACK segment continuing an IPv4 run with the same
+            # header fields, flag word and options as the run's first (any other bytes
+            # under the flow's place - IPv6, ARP - differ from it in the EtherType, so
+            # never match). Anything else, PSH or FIN included, takes the full path.
+            h0, tot, ftp, flow, seq, awin, fopts = fast4(frame, 0)
+            run = runs.get(flow)
+            if run is not None and seq == run.next_seq:
+                fast = run.fast
+                if (fast is not None and awin == fast[2] and fopts == fast[3]
+                        and h0 == fast[0] and ftp == fast[1]):
+                    end = 14 + tot
+                    start = run.start
+                    n = end - start
+                    if 0 < n and end <= flen and run.size + n <= MAX_RUN:
+                        if vh is None or not vh[0] & 3:
+                            total = from_bytes(frame[14:end], "big")
+                            if tot & 1:
+                                total <<= 8
+                            run.sum += total
+                            run.small += run.pseudo + tot    # one big addition, not two
+                        run.items.append(item)
+                        run.parts.append(frame[start:end])
+                        run.size += n
+                        run.next_seq = (seq + n) & 0xFFFFFFFF
+                        continue
         if flen >= _MIN4 and frame[12] == 8 and not frame[13] and frame[23] == 6:
             if frame[14] != 0x45 or (vh is not None and vh[1]):
                 # TCP behind IP options, or a super-segment: goes up alone, and since its
@@ -213,28 +261,28 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
                 else:
                     ok = is_local6(flow[16:32])
                     pseudo = from_bytes(flow[:32], "big") + 6     # addresses, next header
-        if ok and (vh is None or not vh[0] & 3):
-            # The IP datagram (IPv4: its header too; IPv6 has none to check) in two halves,
-            # the first of even length so the second's weight is a power of 2**16, folded,
-            # then reduced; the pseudo-header's sum is added to the small remainder.
-            first = 14 if l4 == 34 else 54
-            length = end - first            # IPv4 total length, or IPv6 payload length
-            half = first + (length >> 2 << 1)
-            s = from_bytes(frame[half:end], "big")
-            if length & 1:
-                s <<= 8
-            s += from_bytes(frame[first:half], "big")
-            s = (s >> _FOLD) + (s & _FOLD_MASK)
-            ok = (s % 0xFFFF + pseudo + length) % 0xFFFF == 0
         if not ok:
-            # Not joinable (or a bad checksum: the normal path counts it where it drops
-            # it). It goes up alone, after what came before it in its flow: the flow's
-            # run is closed, so nothing later joins it and overtakes this one.
+            # Not joinable: it goes up alone (the normal path checks it), after what came
+            # before it in its flow: the flow's run is closed, so nothing later joins it
+            # and overtakes this one.
             if run is not None:
                 del runs[flow]
             out.append(item)
             continue
+        total = 0
+        if vh is None or not vh[0] & 3:
+            # The IP datagram (IPv4: its header too; IPv6 has none to check) as one number,
+            # a zero byte after an odd length (RFC 1071 4.1), with its pseudo-header; only
+            # the run's total is reduced (frame()'s caller, below).
+            first = 14 if l4 == 34 else 54
+            length = end - first            # IPv4 total length, or IPv6 payload length
+            total = from_bytes(frame[first:end], "big")
+            if length & 1:
+                total <<= 8
+            total += pseudo + length
         if cont:
+            run.sum += total
+            run.items.append(item)
             run.parts.append(frame[start:end])
             run.size += n
             if word & _ENDS_RUN:
@@ -243,7 +291,16 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
             else:
                 run.next_seq = (seq + n) & 0xFFFFFFFF
             continue
-        run = (_Run if l4 == 34 else _Run6)(frame, same, seq, word, opts, thl, start, end, pseudo, limit)
+        run = (_Run if l4 == 34 else _Run6)(item, same, seq, word, opts, thl, start, end, pseudo,
+                                            limit, total)
         runs[flow] = run
         out.append(run)
-    return [r.frame() if isinstance(r, _Run) else r for r in out]
+    joined: list = []
+    for r in out:
+        if r.__class__ is tuple:
+            joined.append(r)
+        elif (r.sum + r.small) % 0xFFFF == 0:
+            joined.append(r.frame())
+        else:
+            joined.extend(r.items)     # a bad checksum in the run: each frame on its own
+    return joined
