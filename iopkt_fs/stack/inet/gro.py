@@ -74,7 +74,9 @@ class _Run:
     """A run of TCP/IPv4 segments being joined: TCP at offset 34 (``L4``), the IPv4
     total length and header checksum to rewrite. ``size`` counts the payload joined,
     ``next_seq`` is the sequence number that continues the run (``_NEVER`` once PSH or
-    FIN closed it), ``same`` what every segment must share with the first one."""
+    FIN closed it), ``same`` what every segment must share with the first one. ``items``
+    keeps the frames as they came, and ``sum`` + ``small`` their checksum sums (the big
+    integers, and the pseudo-headers and lengths), reduced once by ``coalesce``."""
 
     __slots__ = ("first", "items", "parts", "size", "next_seq", "same", "flags", "opts", "thl",
                  "pseudo", "limit", "sum", "small", "start", "fast")
