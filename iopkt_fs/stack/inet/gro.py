@@ -83,20 +83,17 @@ class _Run:
     L4 = 34
 
     def __init__(self, item, same, seq, word, opts, thl: int, start: int, end: int,
-                 pseudo: int, limit: int, total: int):
+                 pseudo: int, limit: int, total: int, small: int, fast):
         frame = item[0]
         self.first = frame
         self.items = [item]
         self.sum = total
-        self.small = 0
+        self.small = small
         self.start = start
         # What coalesce's fast path compares: (Ethernet+version/TOS, fragment/TTL/protocol,
-        # ack/flags/window, options) as _FAST4 unpacks them; None where it does not apply
-        # (IPv6, or no timestamp-only option block where _FAST4 reads one).
-        self.fast = None
-        if self.L4 == 34 and thl == 32 and end >= 66:
-            h0, _tot, ftp, _flow, _seq, awin, fopts = _FAST4.unpack_from(frame, 0)
-            self.fast = (h0, ftp, awin, fopts)
+        # ack/flags/window, options) as _FAST4 unpacked them from this first frame; None
+        # where it does not apply (IPv6, or no timestamp-only option block there).
+        self.fast = fast
         self.same = same
         self.thl = thl
         self.parts = [frame[start:end]]
@@ -271,7 +268,7 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
                 del runs[flow]
             out.append(item)
             continue
-        total = 0
+        total = small = 0
         if vh is None or not vh[0] & 3:
             # The IP datagram (IPv4: its header too; IPv6 has none to check) as one number,
             # a zero byte after an odd length (RFC 1071 4.1), with its pseudo-header; only
@@ -281,9 +278,10 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
             total = from_bytes(frame[first:end], "big")
             if length & 1:
                 total <<= 8
-            total += pseudo + length
+            small = pseudo + length         # kept apart: one big addition, not two
         if cont:
             run.sum += total
+            run.small += small
             run.items.append(item)
             run.parts.append(frame[start:end])
             run.size += n
@@ -293,8 +291,13 @@ def coalesce(frames: list, is_local, is_local6=None) -> list:
             else:
                 run.next_seq = (seq + n) & 0xFFFFFFFF
             continue
-        run = (_Run if l4 == 34 else _Run6)(item, same, seq, word, opts, thl, start, end, pseudo,
-                                            limit, total)
+        if l4 == 34:
+            # thl == 32 and data after it mean flen >= 66 and no GSO type, so the fast
+            # path's unpack at the top of this turn was of this very frame.
+            fast = (h0, ftp, awin, fopts) if thl == 32 else None
+            run = _Run(item, same, seq, word, opts, thl, start, end, pseudo, limit, total, small, fast)
+        else:
+            run = _Run6(item, same, seq, word, opts, thl, start, end, pseudo, limit, total, small, None)
         runs[flow] = run
         out.append(run)
     joined: list = []
